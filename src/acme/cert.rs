@@ -1,0 +1,124 @@
+//! Certificate material: a fresh key and CSR per order, and the checks on what the CA returns.
+
+use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData, RsaKeySize};
+use rustls_pki_types::pem::PemObject;
+use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+
+use crate::domain::{KeyType, NameSet};
+
+/// A new private key (PKCS#8 PEM) and a CSR (DER) naming every name of the set.
+pub struct KeyAndCsr {
+    /// The private key, PEM.
+    pub key_pem: String,
+    /// The CSR, DER.
+    pub csr_der: Vec<u8>,
+    /// The public key, SubjectPublicKeyInfo DER: the issued leaf must carry exactly this.
+    pub spki_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyAndCsr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyAndCsr")
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates a fresh key of `key_type` and a CSR with the names as SANs and an empty subject
+/// (RFC 8555 section 7.4 takes the names from the SANs).
+pub fn key_and_csr(names: &NameSet, key_type: KeyType) -> Result<KeyAndCsr, String> {
+    let key = match key_type {
+        KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        KeyType::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
+        KeyType::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072),
+        KeyType::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
+    }
+    .map_err(|e| format!("generate a {key_type} key: {e}"))?;
+    let names: Vec<String> = names.names().iter().map(ToString::to_string).collect();
+    let mut params = CertificateParams::new(names).map_err(|e| format!("build the CSR: {e}"))?;
+    params.distinguished_name = DistinguishedName::new();
+    let csr = params
+        .serialize_request(&key)
+        .map_err(|e| format!("sign the CSR: {e}"))?;
+    Ok(KeyAndCsr {
+        key_pem: key.serialize_pem(),
+        csr_der: csr.der().to_vec(),
+        spki_der: key.subject_public_key_info(),
+    })
+}
+
+/// What certfleet keeps of an issued chain, after checking it.
+#[derive(Debug)]
+pub struct IssuedChain {
+    /// Leaf then chain, PEM, as the CA sent it.
+    pub full_pem: String,
+    /// The chain without the leaf, PEM.
+    pub issuer_pem: String,
+    /// The leaf's serial number, lowercase hex.
+    pub serial: String,
+    /// Validity start, Unix seconds.
+    pub not_before: i64,
+    /// Validity end, Unix seconds.
+    pub not_after: i64,
+}
+
+/// Splits the CA's PEM chain (RFC 8555 section 7.4.2: leaf first) and checks that the leaf
+/// carries our public key and exactly the requested names.
+pub fn check_chain(pem: &str, names: &NameSet, spki_der: &[u8]) -> Result<IssuedChain, String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let blocks: Vec<String> = pem
+        .split_inclusive(END)
+        .map(str::trim)
+        .filter(|block| block.contains("-----BEGIN CERTIFICATE-----"))
+        .map(|block| format!("{block}\n"))
+        .collect();
+    let Some(leaf_pem) = blocks.first() else {
+        return Err("the CA returned no certificate".to_owned());
+    };
+    let leaf_der = rustls_pki_types::CertificateDer::from_pem_slice(leaf_pem.as_bytes())
+        .map_err(|e| format!("the CA returned an unreadable certificate: {e}"))?;
+    let (_, leaf) = X509Certificate::from_der(&leaf_der)
+        .map_err(|e| format!("the CA returned an unparseable certificate: {e}"))?;
+    if leaf.public_key().raw != spki_der {
+        return Err("the CA returned a certificate for another key".to_owned());
+    }
+    let mut sans = leaf_dns_names(&leaf);
+    sans.sort();
+    sans.dedup();
+    let wanted: Vec<&str> = names.names().iter().map(|n| n.as_str()).collect();
+    if sans != wanted {
+        return Err(format!(
+            "the CA returned a certificate for {} instead of {names}",
+            sans.join(",")
+        ));
+    }
+    let serial = leaf
+        .tbs_certificate
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(IssuedChain {
+        full_pem: blocks.concat(),
+        issuer_pem: blocks[1..].concat(),
+        serial,
+        not_before: leaf.validity().not_before.timestamp(),
+        not_after: leaf.validity().not_after.timestamp(),
+    })
+}
+
+fn leaf_dns_names<'a>(leaf: &'a X509Certificate<'_>) -> Vec<&'a str> {
+    leaf.extensions()
+        .iter()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => Some(&san.general_names),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(*dns),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,424 @@
+//! ACME (RFC 8555) through instant-acme: the account, and the one order flow that both first
+//! issuance and renewal use.
+//!
+//! [`Issuer::issue`] runs a whole order for one identity: new order, present every challenge,
+//! wait for validation, finalize with a fresh key, download and check the chain, store it, and
+//! always clean up the presented challenges.
+
+pub mod cert;
+pub mod http;
+pub mod http01;
+pub mod solver;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, Order, OrderStatus, Problem, RetryPolicy,
+};
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+use crate::config::AcmeConfig;
+use crate::domain::CertKey;
+use crate::store::{Store, StoreError, StoredCert};
+use solver::{Presented, Solver};
+
+/// How one issuance failed; each variant maps to one API error (see `error.rs`).
+#[derive(Debug, Clone, Error)]
+pub enum IssueError {
+    /// The CA refuses to issue for a name (RFC 8555 `rejectedIdentifier`, `caa`, ...).
+    #[error("the CA refused the name: {0}")]
+    Rejected(String),
+    /// A challenge failed validation: which name, and what the CA saw.
+    #[error("validation failed: {0}")]
+    ValidationFailed(String),
+    /// The CA's rate limit, with its `Retry-After` when it sent one.
+    #[error("the CA's rate limit: {detail}")]
+    RateLimited {
+        /// The CA's explanation.
+        detail: String,
+        /// How long the CA asks to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The CA failed, was unreachable, or answered something unusable.
+    #[error("{0}")]
+    Ca(String),
+    /// certfleet itself failed (storage, key generation).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for IssueError {
+    fn from(err: StoreError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+/// Obtains certificates from one ACME directory with one account.
+pub struct Issuer {
+    directory_url: String,
+    email: Option<String>,
+    eab: Option<(String, Vec<u8>)>,
+    http: http::AcmeHttp,
+    store: Arc<dyn Store>,
+    http01: Arc<dyn Solver>,
+    account: Mutex<Option<Account>>,
+    orders: AtomicU64,
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("directory_url", &self.directory_url)
+            .field("orders", &self.orders)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// An issuer for `config`'s directory, storing into `store`.
+    pub fn new(config: &AcmeConfig, store: Arc<dyn Store>) -> Result<Self, String> {
+        let http = http::client(config.ca_certificates.as_deref())?;
+        let eab = match &config.eab {
+            Some(eab) => Some((eab.kid.clone(), decode_hmac_key(eab.hmac_key.expose())?)),
+            None => None,
+        };
+        Ok(Self {
+            directory_url: config.directory_url.clone(),
+            email: config.email.clone(),
+            eab,
+            http: http::AcmeHttp(http),
+            http01: Arc::new(http01::Http01Solver::new(store.clone())),
+            store,
+            account: Mutex::new(None),
+            orders: AtomicU64::new(0),
+        })
+    }
+
+    /// How many ACME orders this issuer has created since start.
+    pub fn orders_created(&self) -> u64 {
+        self.orders.load(Ordering::Relaxed)
+    }
+
+    /// Runs one whole order for `key` and stores the certificate. Presented challenges are
+    /// cleaned up whatever the outcome.
+    pub async fn issue(&self, key: &CertKey) -> Result<StoredCert, IssueError> {
+        let (result, retry_after) = http::with_retry_after(async {
+            let account = self.account().await?;
+            let mut presented = Vec::new();
+            let outcome = self.order(&account, key, &mut presented).await;
+            self.cleanup(&presented).await;
+            outcome
+        })
+        .await;
+        match result {
+            Err(IssueError::RateLimited {
+                detail,
+                retry_after: None,
+            }) => Err(IssueError::RateLimited {
+                detail,
+                retry_after,
+            }),
+            other => other,
+        }
+    }
+
+    /// The account, loaded from the store or created once (RFC 8555 section 7.3) and stored.
+    async fn account(&self) -> Result<Account, IssueError> {
+        let mut slot = self.account.lock().await;
+        if let Some(account) = slot.as_ref() {
+            return Ok(account.clone());
+        }
+        let builder = || Account::builder_with_http(Box::new(self.http.clone()));
+        let account = match self.store.account(&self.directory_url).await? {
+            Some(json) => {
+                let credentials: AccountCredentials = serde_json::from_str(&json).map_err(|e| {
+                    IssueError::Internal(format!("stored ACME account is unreadable: {e}"))
+                })?;
+                builder()
+                    .from_credentials(credentials)
+                    .await
+                    .map_err(|e| classify("load the ACME account", e))?
+            }
+            None => self.create_account(builder()).await?,
+        };
+        *slot = Some(account.clone());
+        Ok(account)
+    }
+
+    async fn create_account(
+        &self,
+        builder: instant_acme::AccountBuilder,
+    ) -> Result<Account, IssueError> {
+        let contact = self.email.as_ref().map(|email| format!("mailto:{email}"));
+        let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+        let new_account = NewAccount {
+            contact: &contacts,
+            terms_of_service_agreed: true,
+            only_return_existing: false,
+        };
+        let eab = self
+            .eab
+            .as_ref()
+            .map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key));
+        let (account, credentials) = builder
+            .create(&new_account, self.directory_url.clone(), eab.as_ref())
+            .await
+            .map_err(|e| classify("create the ACME account", e))?;
+        let json = serde_json::to_string(&credentials)
+            .map_err(|e| IssueError::Internal(format!("serialise the ACME account: {e}")))?;
+        self.store
+            .save_account(&self.directory_url, &json, crate::clock::now())
+            .await?;
+        tracing::info!(directory = %self.directory_url, account = account.id(), "created the ACME account");
+        Ok(account)
+    }
+
+    /// The order flow proper; every presented challenge is pushed onto `presented`.
+    async fn order(
+        &self,
+        account: &Account,
+        key: &CertKey,
+        presented: &mut Vec<Presented>,
+    ) -> Result<StoredCert, IssueError> {
+        let identifiers: Vec<Identifier> = key
+            .names
+            .names()
+            .iter()
+            .map(|name| Identifier::Dns(name.to_string()))
+            .collect();
+        let mut order = account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(|e| classify("new order", e))?;
+        self.orders.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(names = %key.names, key_type = %key.key_type, order = order.url(), "ACME order created");
+
+        self.present_all(&mut order, presented).await?;
+        match order.poll_ready(&poll_policy()).await {
+            Ok(OrderStatus::Ready) => {}
+            // The order went invalid: name the challenge that failed and what the CA saw.
+            Ok(_) | Err(instant_acme::Error::Api(_)) => {
+                let failed = validation_error(&mut order).await;
+                return Err(failed.unwrap_or_else(|| {
+                    IssueError::ValidationFailed(
+                        "the order became invalid without a challenge error".to_owned(),
+                    )
+                }));
+            }
+            Err(err) => return Err(classify("wait for validation", err)),
+        }
+
+        let material = cert::key_and_csr(&key.names, key.key_type).map_err(IssueError::Internal)?;
+        order
+            .finalize_csr(&material.csr_der)
+            .await
+            .map_err(|e| classify("finalize", e))?;
+        let pem = match order.state().status {
+            OrderStatus::Valid => order
+                .certificate()
+                .await
+                .map_err(|e| classify("download the certificate", e))?,
+            _ => Some(
+                order
+                    .poll_certificate(&poll_policy())
+                    .await
+                    .map_err(|e| classify("wait for the certificate", e))?,
+            ),
+        }
+        .ok_or_else(|| IssueError::Ca("the CA sent no certificate".to_owned()))?;
+        let chain =
+            cert::check_chain(&pem, &key.names, &material.spki_der).map_err(IssueError::Ca)?;
+
+        let cert = StoredCert {
+            names: key.names.clone(),
+            key_type: key.key_type,
+            cert_pem: chain.full_pem,
+            key_pem: material.key_pem,
+            issuer_pem: chain.issuer_pem,
+            serial: chain.serial,
+            not_before: chain.not_before,
+            not_after: chain.not_after,
+            renew_after: crate::renewal::renewal_time(chain.not_before, chain.not_after),
+            issued_at: crate::clock::now(),
+        };
+        self.store.save_certificate(&cert).await?;
+        tracing::info!(names = %key.names, serial = %cert.serial, not_after = cert.not_after, "certificate issued");
+        Ok(cert)
+    }
+
+    /// Presents a challenge for every pending authorization, then tells the CA to validate.
+    async fn present_all(
+        &self,
+        order: &mut Order,
+        presented: &mut Vec<Presented>,
+    ) -> Result<(), IssueError> {
+        let solver = self.http01.clone();
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(|e| classify("fetch an authorization", e))?;
+            match authz.status {
+                AuthorizationStatus::Pending => {}
+                // Reused from an earlier order (RFC 8555 section 7.1.4): nothing to do.
+                AuthorizationStatus::Valid => continue,
+                status => {
+                    return Err(IssueError::Ca(format!(
+                        "authorization for {} is {status:?}",
+                        authz.identifier()
+                    )));
+                }
+            }
+            let name = authz.identifier().to_string();
+            let challenge_type = solver.challenge_type();
+            let mut challenge = authz.challenge(challenge_type.clone()).ok_or_else(|| {
+                IssueError::Rejected(format!(
+                    "the CA offers no {} challenge for {name}",
+                    challenge_name(&challenge_type)
+                ))
+            })?;
+            let key_authorization = challenge.key_authorization();
+            let handle = solver
+                .present(&name, &challenge.token, key_authorization.as_str())
+                .await
+                .map_err(IssueError::Internal)?;
+            presented.push(handle);
+            challenge
+                .set_ready()
+                .await
+                .map_err(|e| classify("start validation", e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every presented challenge, each bounded in time; failures are logged, not fatal.
+    async fn cleanup(&self, presented: &[Presented]) {
+        for item in presented {
+            match tokio::time::timeout(Duration::from_secs(30), self.http01.cleanup(item)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => tracing::warn!(error = %err, "challenge cleanup failed"),
+                Err(_) => tracing::warn!(name = %item.name, "challenge cleanup timed out"),
+            }
+        }
+    }
+}
+
+/// Polling: Pebble and Let's Encrypt usually validate within a second, so start short.
+fn poll_policy() -> RetryPolicy {
+    RetryPolicy::new()
+        .initial_delay(Duration::from_millis(150))
+        .backoff(1.5)
+        .timeout(Duration::from_secs(120))
+}
+
+/// After an order went invalid: the first failed challenge's name and the CA's detail.
+async fn validation_error(order: &mut Order) -> Option<IssueError> {
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authz)) = authorizations.next().await {
+        let name = authz.identifier().to_string();
+        let Ok(state) = authz.refresh().await else {
+            continue;
+        };
+        let failed = state.challenges.iter().find(|c| c.error.is_some());
+        if let Some((challenge, Some(problem))) = failed.map(|c| (c, c.error.as_ref())) {
+            let kind = challenge_name(&challenge.r#type);
+            let detail = format!("{kind} challenge for {name}: {}", problem_text(problem));
+            return Some(match problem_kind(problem) {
+                Some("rejectedIdentifier" | "unsupportedIdentifier" | "caa") => {
+                    IssueError::Rejected(detail)
+                }
+                _ => IssueError::ValidationFailed(detail),
+            });
+        }
+    }
+    None
+}
+
+/// The RFC 8555 name of a challenge type.
+fn challenge_name(kind: &ChallengeType) -> String {
+    match kind {
+        ChallengeType::Http01 => "http-01".to_owned(),
+        ChallengeType::Dns01 => "dns-01".to_owned(),
+        ChallengeType::TlsAlpn01 => "tls-alpn-01".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Maps an instant-acme error at `step` onto an [`IssueError`].
+fn classify(step: &str, err: instant_acme::Error) -> IssueError {
+    match err {
+        instant_acme::Error::Api(problem) => {
+            let detail = format!("{step}: {}", problem_text(&problem));
+            match problem_kind(&problem) {
+                Some("rejectedIdentifier" | "unsupportedIdentifier" | "caa") => {
+                    IssueError::Rejected(detail)
+                }
+                Some("rateLimited") => IssueError::RateLimited {
+                    detail,
+                    retry_after: None,
+                },
+                Some("connection" | "dns" | "incorrectResponse" | "unauthorized" | "tls") => {
+                    IssueError::ValidationFailed(detail)
+                }
+                _ => IssueError::Ca(detail),
+            }
+        }
+        instant_acme::Error::Timeout(_) => {
+            IssueError::Ca(format!("{step}: the CA did not finish in time"))
+        }
+        other => IssueError::Ca(format!(
+            "{step}: the ACME server failed: {}",
+            error_chain(&other)
+        )),
+    }
+}
+
+/// The ACME error type without its `urn:ietf:params:acme:error:` prefix (RFC 8555 section 6.7).
+fn problem_kind(problem: &Problem) -> Option<&str> {
+    problem
+        .r#type
+        .as_deref()
+        .and_then(|t| t.strip_prefix("urn:ietf:params:acme:error:"))
+}
+
+fn problem_text(problem: &Problem) -> String {
+    let mut text = problem
+        .detail
+        .clone()
+        .unwrap_or_else(|| "no detail".to_owned());
+    if let Some(kind) = problem_kind(problem) {
+        text.push_str(&format!(" ({kind})"));
+    }
+    for sub in &problem.subproblems {
+        if let Some(detail) = &sub.detail {
+            text.push_str(&format!("; {detail}"));
+        }
+    }
+    text
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// EAB HMAC keys are base64url (RFC 8555 section 7.3.4); some CAs hand out standard base64.
+fn decode_hmac_key(text: &str) -> Result<Vec<u8>, String> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let trimmed = text.trim().trim_end_matches('=');
+    URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| STANDARD.decode(text.trim()))
+        .map_err(|_| {
+            "acme.eab.hmacKey: not base64url; paste the HMAC key exactly as the CA gave it"
+                .to_owned()
+        })
+}

@@ -1,0 +1,298 @@
+//! `/api/certificate`: get a certificate (issuing it if needed), read it, or force a renewal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::ApiJson;
+use crate::app::App;
+use crate::auth::{Principal, policy};
+use crate::certs::{self, CachedCert, Pending};
+use crate::clock;
+use crate::domain::{CertKey, KeyType, NameSet};
+use crate::error::ApiError;
+use crate::store::RenewalClaim;
+
+/// A forced renewal runs at most once per identity in this many seconds.
+const FORCED_RENEWAL_INTERVAL: i64 = 3600;
+
+/// How long a client told 202 should wait before asking again.
+const RETRY_AFTER_ISSUING: u64 = 5;
+
+/// The body of `POST /api/certificate` and `POST /api/certificate/renew`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CertRequest {
+    domain: Option<String>,
+    domains: Option<Vec<String>>,
+    key_type: Option<String>,
+    challenge: Option<String>,
+}
+
+/// `POST /api/certificate`: the stored certificate while it is valid, else a new one.
+pub async fn post(
+    State(app): State<Arc<App>>,
+    principal: Principal,
+    ApiJson(request): ApiJson<CertRequest>,
+) -> Result<Response, ApiError> {
+    let key = parse_request(request, app.default_key_type)?;
+    authorize(&principal, &key)?;
+    let now = clock::now();
+    if let Some(hit) = app.certs.valid(&key, now).await? {
+        return Ok(deliver(&hit, true));
+    }
+    let pending = app.certs.issue(&key, false, now);
+    wait_for(&app, &key, pending).await
+}
+
+/// `POST /api/certificate/renew`: a new certificate, at most once per identity per hour.
+pub async fn renew(
+    State(app): State<Arc<App>>,
+    principal: Principal,
+    ApiJson(request): ApiJson<CertRequest>,
+) -> Result<Response, ApiError> {
+    let key = parse_request(request, app.default_key_type)?;
+    authorize(&principal, &key)?;
+    let now = clock::now();
+    if !app.certs.is_issuing(&key) {
+        let claim = app
+            .store
+            .claim_forced_renewal(&key, now, FORCED_RENEWAL_INTERVAL)
+            .await?;
+        if let RenewalClaim::TooSoon { retry_at } = claim {
+            let wait = u64::try_from(retry_at - now).unwrap_or(1).max(1);
+            return Err(ApiError::RenewTooSoon {
+                message: format!(
+                    "{key} was renewed on request less than an hour ago; the current certificate stays valid"
+                ),
+                retry_after: Duration::from_secs(wait),
+            });
+        }
+    }
+    let pending = app.certs.issue(&key, true, now);
+    wait_for(&app, &key, pending).await
+}
+
+/// `GET /api/certificate?domain=...`: the stored certificate for exactly that name set. Never
+/// issues.
+pub async fn get(
+    State(app): State<Arc<App>>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = parse_query(query.as_deref().unwrap_or(""), app.default_key_type)?;
+    authorize(&principal, &key)?;
+    if let Some(hit) = app.certs.valid(&key, clock::now()).await? {
+        if if_none_match(&headers, &hit.etag) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            insert_etag(response.headers_mut(), &hit.etag);
+            return Ok(response);
+        }
+        return Ok(deliver(&hit, true));
+    }
+    if app.certs.is_issuing(&key) {
+        return Ok(accepted(&key));
+    }
+    Err(ApiError::NotFound(format!(
+        "no valid certificate for {key}; POST /api/certificate to obtain one"
+    )))
+}
+
+/// Waits `server.issueWait` for the issuance: 200 with the certificate, its error, or 202.
+async fn wait_for(app: &App, key: &CertKey, pending: Pending) -> Result<Response, ApiError> {
+    match tokio::time::timeout(app.issue_wait, certs::finished(pending)).await {
+        Ok(Ok(entry)) => Ok(deliver(&entry, false)),
+        Ok(Err(err)) => Err(err.into()),
+        Err(_) => Ok(accepted(key)),
+    }
+}
+
+fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
+    match policy::first_denied(&principal.domains, &key.names) {
+        None => Ok(()),
+        Some(name) => Err(ApiError::DomainNotAllowed(format!(
+            "{} ({}) may not request {name}",
+            principal.name, principal.method
+        ))),
+    }
+}
+
+fn parse_request(request: CertRequest, default_key_type: KeyType) -> Result<CertKey, ApiError> {
+    let mut inputs = request.domains.unwrap_or_default();
+    inputs.extend(request.domain);
+    if inputs.is_empty() {
+        return Err(ApiError::InvalidBody(
+            "name the certificate: {\"domain\": \"x\"} or {\"domains\": [\"x\", \"*.x\"]}"
+                .to_owned(),
+        ));
+    }
+    match request.challenge.as_deref() {
+        None | Some("http-01") => {}
+        Some("dns-01") => {
+            return Err(ApiError::InvalidBody(
+                "challenge dns-01: this server has no DNS-01 provider configured; use http-01"
+                    .to_owned(),
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::InvalidBody(format!(
+                "challenge {other:?}: use \"http-01\" or \"dns-01\""
+            )));
+        }
+    }
+    let key = CertKey {
+        names: parse_names(&inputs)?,
+        key_type: parse_key_type(request.key_type.as_deref(), default_key_type)?,
+    };
+    if let Some(wildcard) = key.names.names().iter().find(|n| n.is_wildcard()) {
+        return Err(ApiError::InvalidDomain(format!(
+            "{wildcard}: a wildcard certificate needs DNS-01, and this server has no DNS-01 provider configured"
+        )));
+    }
+    Ok(key)
+}
+
+fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiError> {
+    let mut names = Vec::new();
+    let mut key_type = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match name.as_ref() {
+            "domain" => names.extend(value.split(',').map(str::to_owned)),
+            "keyType" => key_type = Some(value.into_owned()),
+            other => {
+                return Err(ApiError::InvalidBody(format!(
+                    "unknown query parameter {other:?}: use domain (repeatable) and keyType"
+                )));
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(ApiError::InvalidBody(
+            "name the certificate: ?domain=x[&domain=y]".to_owned(),
+        ));
+    }
+    Ok(CertKey {
+        names: parse_names(&names)?,
+        key_type: parse_key_type(key_type.as_deref(), default_key_type)?,
+    })
+}
+
+fn parse_names(inputs: &[String]) -> Result<NameSet, ApiError> {
+    NameSet::parse(inputs).map_err(|e| ApiError::InvalidDomain(e.to_string()))
+}
+
+fn parse_key_type(input: Option<&str>, default: KeyType) -> Result<KeyType, ApiError> {
+    match input {
+        None => Ok(default),
+        Some(name) => KeyType::parse(name).ok_or_else(|| {
+            ApiError::InvalidBody(format!("keyType {name:?}: use one of {}", KeyType::names()))
+        }),
+    }
+}
+
+/// 200 with the certificate. `no-store`: the body holds a private key.
+fn deliver(entry: &CachedCert, cached: bool) -> Response {
+    let body = if cached {
+        &entry.body_cached
+    } else {
+        &entry.body_fresh
+    };
+    let mut response = body.clone().into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    insert_etag(headers, &entry.etag);
+    response
+}
+
+fn insert_etag(headers: &mut HeaderMap, etag: &str) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+}
+
+/// 202: the issuance goes on; ask again at `Location` after `Retry-After` seconds.
+fn accepted(key: &CertKey) -> Response {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for name in key.names.names() {
+        query.append_pair("domain", name.as_str());
+    }
+    query.append_pair("keyType", key.key_type.as_str());
+    let location = format!("/api/certificate?{}", query.finish());
+    let body = serde_json::json!({
+        "code": "issuing",
+        "message": format!("the certificate for {key} is being issued; GET the Location after Retry-After seconds"),
+    });
+    let mut response = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_ISSUING));
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// RFC 9110 section 13.1.2: weak comparison, `*` matches any current representation.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        let etag = "\"abc\"";
+        let cases = [
+            ("\"abc\"", true),
+            ("W/\"abc\"", true),
+            ("\"x\", \"abc\"", true),
+            ("*", true),
+            ("\"abd\"", false),
+            ("abc", false),
+        ];
+        for (value, want) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
+            assert_eq!(if_none_match(&headers, etag), want, "{value}");
+        }
+        assert!(!if_none_match(&HeaderMap::new(), etag));
+    }
+
+    #[test]
+    fn query_parsing() {
+        let key = parse_query(
+            "domain=b.example.com&domain=A.example.com&keyType=rsa-2048",
+            KeyType::EcdsaP256,
+        )
+        .expect("valid query");
+        assert_eq!(key.names.key(), "a.example.com,b.example.com");
+        assert_eq!(key.key_type, KeyType::Rsa2048);
+        let default = parse_query("domain=a.example.com", KeyType::EcdsaP384).expect("valid");
+        assert_eq!(default.key_type, KeyType::EcdsaP384);
+        for bad in [
+            "",
+            "keyType=rsa-2048",
+            "domain=a.example.com&x=1",
+            "domain=a..b.com",
+            "domain=a.example.com&keyType=dsa",
+        ] {
+            assert!(parse_query(bad, KeyType::EcdsaP256).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The running service: shared state, the listeners, and graceful shutdown.
+//!
+//! [`App::start`] builds everything from a [`Config`]; [`App::serve`] runs the API and HTTP-01
+//! listeners on sockets the caller bound (tests bind `127.0.0.1:0`) until `shutdown` resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::acme::{Issuer, http01};
+use crate::auth::psk::PskAuth;
+use crate::auth::{AuthChain, Authenticator, HasAuth};
+use crate::certs::CertService;
+use crate::config::Config;
+use crate::domain::KeyType;
+use crate::store::{self, Store};
+
+/// The state every request shares.
+#[derive(Debug)]
+pub struct App {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Certificates: cache, store, issuance.
+    pub certs: Arc<CertService>,
+    /// The configured authentication methods.
+    pub auth: AuthChain,
+    /// `acme.keyType`: the key type of requests that name none.
+    pub default_key_type: KeyType,
+    /// `server.issueWait`: how long a request waits for an issuance before 202.
+    pub issue_wait: Duration,
+}
+
+impl HasAuth for Arc<App> {
+    fn auth(&self) -> &AuthChain {
+        &self.auth
+    }
+}
+
+impl App {
+    /// Opens the store (applying migrations) and builds the issuer and the auth chain.
+    pub async fn start(config: &Config) -> Result<Arc<Self>, String> {
+        let store = store::open(config.storage.url.expose())
+            .await
+            .map_err(|e| e.to_string())?;
+        let issuer = Arc::new(Issuer::new(&config.acme, store.clone())?);
+        let mut methods: Vec<Arc<dyn Authenticator>> = Vec::new();
+        if !config.auth.psk.is_empty() {
+            methods.push(Arc::new(PskAuth::new(&config.auth.psk)));
+        }
+        Ok(Arc::new(Self {
+            certs: Arc::new(CertService::new(store.clone(), issuer)),
+            store,
+            auth: AuthChain::new(methods),
+            default_key_type: config.acme.key_type,
+            issue_wait: config.server.issue_wait,
+        }))
+    }
+
+    /// Serves the API on `api` and HTTP-01 on `http01` until `shutdown` resolves, then lets
+    /// requests in progress finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        api: TcpListener,
+        http01: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            // Err means the sender is gone, which also means stop.
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let api_server = axum::serve(api, crate::api::router(self.clone()))
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let http01_server = axum::serve(http01, http01::router(self.store.clone()))
+            .with_graceful_shutdown(stopped(stop_rx));
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+        let (api_result, http01_result) =
+            tokio::join!(async { api_server.await }, async { http01_server.await });
+        api_result.and(http01_result)
+    }
+}

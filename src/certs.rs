@@ -1,0 +1,234 @@
+//! The certificate service: stored certificates behind an in-memory cache of ready-to-send
+//! responses, and issuances shared between everyone who asks for the same identity.
+//!
+//! Issuance runs in a spawned task, never in a request's future, so a client that disconnects
+//! cannot cancel an order halfway. Concurrent requests for one identity join one task; distinct
+//! identities are issued in parallel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use aws_lc_rs::digest;
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::acme::{IssueError, Issuer};
+use crate::domain::CertKey;
+use crate::store::{Store, StoreError, StoredCert};
+
+/// The most certificates kept in the response cache; past it, entries are dropped and reloaded
+/// from the store on demand.
+const CACHE_CAPACITY: usize = 10_000;
+
+/// A stored certificate with its API responses rendered once.
+#[derive(Debug)]
+pub struct CachedCert {
+    /// The certificate.
+    pub cert: StoredCert,
+    /// The strong ETag (quoted), a digest of the certificate chain.
+    pub etag: String,
+    /// The JSON body with `"cached": true`.
+    pub body_cached: Bytes,
+    /// The JSON body with `"cached": false` (freshly issued).
+    pub body_fresh: Bytes,
+}
+
+/// The success body of the certificate routes (SPEC: camelCase, le-cert-server compatible).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CertBody<'a> {
+    domain: &'a str,
+    domains: Vec<&'a str>,
+    certificate: &'a str,
+    private_key: &'a str,
+    issuer_cert: &'a str,
+    not_before: String,
+    not_after: String,
+    renew_after: String,
+    cached: bool,
+}
+
+impl CachedCert {
+    /// Renders the responses for `cert`.
+    pub fn new(cert: StoredCert) -> Self {
+        let hash = digest::digest(&digest::SHA256, cert.cert_pem.as_bytes());
+        let etag = format!(
+            "\"{}\"",
+            hash.as_ref()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let render = |cached| {
+            let body = CertBody {
+                domain: cert.names.primary().as_str(),
+                domains: cert.names.names().iter().map(|n| n.as_str()).collect(),
+                certificate: &cert.cert_pem,
+                private_key: &cert.key_pem,
+                issuer_cert: &cert.issuer_pem,
+                not_before: crate::clock::rfc3339(cert.not_before),
+                not_after: crate::clock::rfc3339(cert.not_after),
+                renew_after: crate::clock::rfc3339(cert.renew_after),
+                cached,
+            };
+            // Serialising plain strings and a bool cannot fail.
+            Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+        };
+        Self {
+            body_cached: render(true),
+            body_fresh: render(false),
+            etag,
+            cert,
+        }
+    }
+
+    /// Whether the certificate is still within its validity period at `now`.
+    pub fn is_valid_at(&self, now: i64) -> bool {
+        now < self.cert.not_after
+    }
+}
+
+/// The end of one issuance, as every waiter sees it.
+pub type Outcome = Result<Arc<CachedCert>, IssueError>;
+
+/// A receiver that holds `Some` once the issuance has finished.
+pub type Pending = watch::Receiver<Option<Outcome>>;
+
+/// Stored certificates, the response cache and the issuances under way.
+#[derive(Debug)]
+pub struct CertService {
+    store: Arc<dyn Store>,
+    issuer: Arc<Issuer>,
+    cache: RwLock<HashMap<CertKey, Arc<CachedCert>>>,
+    inflight: Mutex<HashMap<CertKey, Pending>>,
+}
+
+impl CertService {
+    /// A service over `store`, issuing with `issuer`.
+    pub fn new(store: Arc<dyn Store>, issuer: Arc<Issuer>) -> Self {
+        Self {
+            store,
+            issuer,
+            cache: RwLock::new(HashMap::new()),
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The issuer (for its counters).
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// The stored certificate for `key` if it is valid at `now`: from the cache, else from the
+    /// store (then cached).
+    pub async fn valid(
+        &self,
+        key: &CertKey,
+        now: i64,
+    ) -> Result<Option<Arc<CachedCert>>, StoreError> {
+        if let Some(hit) = self.cached(key) {
+            if hit.is_valid_at(now) {
+                return Ok(Some(hit));
+            }
+        }
+        let Some(cert) = self.store.certificate(key).await? else {
+            return Ok(None);
+        };
+        let entry = Arc::new(CachedCert::new(cert));
+        self.remember(key, entry.clone());
+        Ok(entry.is_valid_at(now).then_some(entry))
+    }
+
+    /// Whether an issuance for `key` is under way.
+    pub fn is_issuing(&self, key: &CertKey) -> bool {
+        lock(&self.inflight).contains_key(key)
+    }
+
+    /// Joins the issuance under way for `key`, or starts one. Unless `force`d, a certificate
+    /// that became valid since the caller looked is returned instead of ordering another.
+    pub fn issue(self: &Arc<Self>, key: &CertKey, force: bool, now: i64) -> Pending {
+        let mut inflight = lock(&self.inflight);
+        if let Some(pending) = inflight.get(key) {
+            return pending.clone();
+        }
+        if !force {
+            if let Some(hit) = self.cached(key).filter(|hit| hit.is_valid_at(now)) {
+                return watch::channel(Some(Ok(hit))).1;
+            }
+        }
+        let (done, pending) = watch::channel(None);
+        inflight.insert(key.clone(), pending.clone());
+        drop(inflight);
+
+        let service = self.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            // The order runs in its own task so that a panic in it still ends the issuance.
+            let order = tokio::spawn({
+                let (service, key) = (service.clone(), key.clone());
+                async move { service.issuer.issue(&key).await }
+            });
+            let outcome = match order.await {
+                Ok(result) => result,
+                Err(err) => Err(IssueError::Internal(format!(
+                    "the issuance task failed: {err}"
+                ))),
+            }
+            .map(|cert| {
+                let entry = Arc::new(CachedCert::new(cert));
+                service.remember(&key, entry.clone());
+                entry
+            });
+            if let Err(err) = &outcome {
+                tracing::warn!(names = %key.names, key_type = %key.key_type, error = %err, "issuance failed");
+            }
+            // The cache is updated before the issuance leaves the map, so a request arriving in
+            // between finds one or the other.
+            lock(&service.inflight).remove(&key);
+            done.send_replace(Some(outcome));
+        });
+        pending
+    }
+
+    fn cached(&self, key: &CertKey) -> Option<Arc<CachedCert>> {
+        self.cache
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn remember(&self, key: &CertKey, entry: Arc<CachedCert>) {
+        let mut cache = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= CACHE_CAPACITY && !cache.contains_key(key) {
+            // Any entry will do: the store has them all.
+            if let Some(victim) = cache.keys().next().cloned() {
+                cache.remove(&victim);
+            }
+        }
+        cache.insert(key.clone(), entry);
+    }
+}
+
+/// Waits for an issuance to finish.
+pub async fn finished(mut pending: Pending) -> Outcome {
+    match pending.wait_for(Option::is_some).await {
+        Ok(outcome) => outcome
+            .clone()
+            .unwrap_or_else(|| Err(IssueError::Internal("issuance vanished".to_owned()))),
+        Err(_) => Err(IssueError::Internal(
+            "the issuance task ended without a result".to_owned(),
+        )),
+    }
+}
+
+/// A poisoned map only means another task panicked while holding it; the map itself is intact.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

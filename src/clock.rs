@@ -1,0 +1,34 @@
+//! Wall-clock time as Unix seconds: the one place the service reads the clock, so that the
+//! scheduling functions elsewhere take time as an input.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, in whole Unix seconds.
+pub fn now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+/// Formats Unix seconds as RFC 3339 (`2026-11-22T05:11:46Z`).
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T09:46:40Z");
+    }
+}

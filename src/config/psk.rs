@@ -1,0 +1,220 @@
+//! `auth.psk`: pre-shared API keys, in both forms.
+//!
+//! `auth.psk.key` is le-cert-server's form (one key for every domain) and becomes a key named
+//! `default`; `auth.psk.keys` names each key and the domains it may request. Names and keys must
+//! be unique across both, so a log line's key name identifies exactly one client.
+
+use crate::domain::DomainPattern;
+
+use super::{
+    AuthConfig, PskKey,
+    raw::{RawAuth, RawPskEntry},
+    resolve::{Report, Reported, SecretValue, non_empty},
+};
+
+/// The length below which `auth.psk.key` is refused (le-cert-server accepted it).
+const MIN_SINGLE_KEY_CHARS: usize = 16;
+/// The length below which `auth.psk.key` is warned about and `auth.psk.keys[].key` refused:
+/// about 192 bits of base64, beyond any online guessing.
+const MIN_KEY_CHARS: usize = 32;
+/// How to make a good key, for messages.
+const GENERATE: &str = "generate one with `openssl rand -base64 48`";
+/// The name `auth.psk.key` gets.
+const SINGLE_KEY_NAME: &str = "default";
+
+/// A parsed key with where it came from, for messages about duplicates.
+struct Entry {
+    /// `auth.psk.key` or `auth.psk.keys[i]`.
+    path: String,
+    /// The key the secret came from (`...key` or `...keyFile`).
+    secret_key: String,
+    key: PskKey,
+}
+
+impl Entry {
+    /// `auth.psk.keys[0] (fleet-a)`, naming the entry without its secret.
+    fn label(&self) -> String {
+        format!("{} ({})", self.path, self.key.name)
+    }
+}
+
+/// Resolves `auth`; warns when no method is configured, since then every request is refused.
+pub(super) fn auth(raw: RawAuth, report: &mut Report<'_>) -> Result<AuthConfig, Reported> {
+    let raw = raw.psk.unwrap_or_default();
+    let mut entries = Vec::new();
+    let mut failure = None;
+    match single_key(raw.key, raw.key_file, report) {
+        Ok(entry) => entries.extend(entry),
+        Err(reported) => failure = Some(reported),
+    }
+    for (i, raw_entry) in raw.keys.unwrap_or_default().into_iter().enumerate() {
+        match entry(i, raw_entry, report) {
+            Ok(entry) => entries.push(entry),
+            Err(reported) => failure = Some(reported),
+        }
+    }
+    check_unique(&entries, report)?;
+    if let Some(reported) = failure {
+        return Err(reported);
+    }
+    if entries.is_empty() {
+        report.warn(
+            "no auth method is configured (auth.psk is empty): every API request will be \
+             refused; add a key under auth.psk.keys",
+        );
+    }
+    Ok(AuthConfig {
+        psk: entries.into_iter().map(|entry| entry.key).collect(),
+    })
+}
+
+/// `auth.psk.key`: 16 characters at least, 32 recommended; allowed every domain.
+fn single_key(
+    key: Option<String>,
+    key_file: Option<String>,
+    report: &mut Report<'_>,
+) -> Result<Option<Entry>, Reported> {
+    let Some(SecretValue { secret, key }) = report.secret("auth.psk.key", key, key_file)? else {
+        return Ok(None);
+    };
+    let len = secret.expose().chars().count();
+    if len < MIN_SINGLE_KEY_CHARS {
+        return Err(report.error(
+            &key,
+            format!(
+                "is {len} characters, but a PSK needs at least {MIN_SINGLE_KEY_CHARS} \
+                 ({MIN_KEY_CHARS} or more recommended); {GENERATE}"
+            ),
+        ));
+    }
+    if len < MIN_KEY_CHARS {
+        report.warn(format!(
+            "{key} is only {len} characters; use {MIN_KEY_CHARS} or more ({GENERATE})"
+        ));
+    }
+    Ok(Some(Entry {
+        path: "auth.psk.key".to_owned(),
+        secret_key: key,
+        key: PskKey {
+            name: SINGLE_KEY_NAME.to_owned(),
+            key: secret,
+            domains: vec![DomainPattern::any()],
+        },
+    }))
+}
+
+/// One item of `auth.psk.keys`.
+fn entry(i: usize, raw: RawPskEntry, report: &mut Report<'_>) -> Result<Entry, Reported> {
+    let path = format!("auth.psk.keys[{i}]");
+    let name = match non_empty(raw.name) {
+        Some(name) if name.contains(char::is_control) => Err(report.error(
+            &format!("{path}.name"),
+            "contains a control character; use a plain name such as fleet-a",
+        )),
+        Some(name) => Ok(name),
+        None => Err(report.error(
+            &format!("{path}.name"),
+            "is required: a unique name for logs, such as fleet-a",
+        )),
+    };
+    let key_path = format!("{path}.key");
+    let key = match report.secret(&key_path, raw.key, raw.key_file) {
+        Ok(Some(value)) => match value.secret.expose().chars().count() {
+            len if len < MIN_KEY_CHARS => Err(report.error(
+                &value.key,
+                format!("is {len} characters; use at least {MIN_KEY_CHARS}: {GENERATE}"),
+            )),
+            _ => Ok(value),
+        },
+        Ok(None) => Err(report.error(&key_path, format!("is required (or keyFile); {GENERATE}"))),
+        Err(reported) => Err(reported),
+    };
+    let domains = domains(&path, raw.domains, report);
+    let (name, key, domains) = (name?, key?, domains?);
+    if domains.iter().any(DomainPattern::is_any) {
+        report.warn(format!(
+            "{path} ({name}) may request certificates for every domain"
+        ));
+    }
+    Ok(Entry {
+        path,
+        secret_key: key.key,
+        key: PskKey {
+            name,
+            key: key.secret,
+            domains,
+        },
+    })
+}
+
+/// `domains`: absent or `["*"]` is every domain; otherwise each item is a pattern.
+fn domains(
+    path: &str,
+    value: Option<Vec<String>>,
+    report: &mut Report<'_>,
+) -> Result<Vec<DomainPattern>, Reported> {
+    let key = format!("{path}.domains");
+    let Some(list) = value else {
+        return Ok(vec![DomainPattern::any()]);
+    };
+    if list.is_empty() {
+        return Err(report.error(
+            &key,
+            "is empty, which would allow no domain at all; list the patterns this key may \
+             request, or remove domains to allow every domain",
+        ));
+    }
+    if list.len() > 1 && list.iter().any(|item| item.trim() == "*") {
+        return Err(report.error(
+            &key,
+            "lists \"*\" (every domain) together with other patterns; keep only \"*\" or only \
+             the patterns",
+        ));
+    }
+    let mut patterns = Vec::with_capacity(list.len());
+    let mut failure = None;
+    for (j, text) in list.iter().enumerate() {
+        match DomainPattern::parse(text) {
+            Ok(pattern) => patterns.push(pattern),
+            Err(e) => {
+                failure = Some(report.error(
+                    &format!("{key}[{j}]"),
+                    format!(
+                        "\"{text}\" is not a domain pattern: {e}; write a name such as \
+                         a.example.com or a wildcard such as *.example.com"
+                    ),
+                ));
+            }
+        }
+    }
+    failure.map_or(Ok(patterns), Err)
+}
+
+/// Names and keys are unique. A duplicate key's message names both entries, never the key.
+fn check_unique(entries: &[Entry], report: &mut Report<'_>) -> Result<(), Reported> {
+    let mut failure = None;
+    for (j, later) in entries.iter().enumerate() {
+        let earlier = &entries[..j];
+        if let Some(first) = earlier.iter().find(|e| e.key.name == later.key.name) {
+            failure = Some(report.error(
+                &format!("{}.name", later.path),
+                format!(
+                    "\"{}\" is already the name of {}; give every key its own name",
+                    later.key.name, first.path
+                ),
+            ));
+        }
+        let same_key = |e: &&Entry| e.key.key.expose() == later.key.key.expose();
+        if let Some(first) = earlier.iter().find(same_key) {
+            failure = Some(report.error(
+                &later.secret_key,
+                format!(
+                    "is the same key as {}, used by {}; give every entry its own key ({GENERATE})",
+                    first.secret_key,
+                    first.label()
+                ),
+            ));
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}

@@ -1,0 +1,475 @@
+//! Names, parsed once at the edge: [`DomainName`], [`NameSet`], [`DomainPattern`], [`KeyType`].
+//!
+//! Everything past the API layer holds these types, never raw strings, so a name is normalised
+//! (lowercase, IDNA to punycode, no trailing dot) and checked (lengths, characters, not an IP
+//! address) exactly once.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use thiserror::Error;
+
+/// The most names one certificate may carry (Let's Encrypt's limit).
+pub const MAX_NAMES: usize = 100;
+
+/// Why a name or pattern was refused. The message names the offending input.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// Empty input.
+    #[error("empty domain name")]
+    Empty,
+    /// An IP address: ACME DNS identifiers cannot carry one (RFC 8738 is a separate type).
+    #[error("{0:?} is an IP address; only DNS names can be requested")]
+    IpAddress(String),
+    /// More than 253 characters once encoded.
+    #[error("{0:?} is longer than 253 characters")]
+    TooLong(String),
+    /// An empty label (`a..b.com`, a leading dot).
+    #[error("{0:?} has an empty label")]
+    EmptyLabel(String),
+    /// A label longer than 63 octets.
+    #[error("{0:?} has a label longer than 63 characters")]
+    LabelTooLong(String),
+    /// A character that no hostname label may hold, or a hyphen at a label's edge.
+    #[error("{0:?} has an invalid character or label: {1}")]
+    InvalidLabel(String, &'static str),
+    /// A single label: no public CA issues for those.
+    #[error("{0:?} needs at least two labels (a name like example.com)")]
+    SingleLabel(String),
+    /// `*` anywhere but as the whole leftmost label.
+    #[error("{0:?}: a wildcard must be the whole leftmost label, as in *.example.com")]
+    BadWildcard(String),
+    /// IDNA conversion failed.
+    #[error("{0:?} is not a valid internationalised domain name")]
+    Idna(String),
+    /// No names in a set.
+    #[error("no domain given")]
+    NoNames,
+    /// Too many names in one set.
+    #[error("{0} names requested; one certificate holds at most {MAX_NAMES}")]
+    TooMany(usize),
+}
+
+/// A normalised DNS name, possibly a wildcard (`*.example.com`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DomainName(String);
+
+impl DomainName {
+    /// Parses and normalises a name: trims one trailing dot, lowercases, converts IDNA labels to
+    /// punycode, and checks RFC 1035 lengths and the LDH rule (RFC 5890 for A-labels).
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        let trimmed = input.trim();
+        let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
+        if trimmed.is_empty() {
+            return Err(DomainError::Empty);
+        }
+        let bare = trimmed.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<IpAddr>().is_ok() {
+            return Err(DomainError::IpAddress(input.to_owned()));
+        }
+        let (wildcard, rest) = match trimmed.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
+        };
+        if rest.contains('*') {
+            return Err(DomainError::BadWildcard(input.to_owned()));
+        }
+        if rest.split('.').any(str::is_empty) {
+            return Err(DomainError::EmptyLabel(input.to_owned()));
+        }
+        let ascii = if rest.is_ascii() {
+            rest.to_ascii_lowercase()
+        } else {
+            idna::domain_to_ascii(rest).map_err(|_| DomainError::Idna(input.to_owned()))?
+        };
+        check_ascii_name(input, &ascii)?;
+        let name = if wildcard {
+            format!("*.{ascii}")
+        } else {
+            ascii
+        };
+        if name.len() > 253 {
+            return Err(DomainError::TooLong(truncate_for_message(input)));
+        }
+        Ok(Self(name))
+    }
+
+    /// The normalised name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is a wildcard name (`*.example.com`).
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+
+    /// The name without a leading `*.`: the name DNS-01 validates and HTTP-01 cannot.
+    pub fn base(&self) -> &str {
+        self.0.strip_prefix("*.").unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks an all-ASCII, lowercase, non-wildcard name label by label.
+fn check_ascii_name(input: &str, ascii: &str) -> Result<(), DomainError> {
+    if ascii.len() > 253 {
+        return Err(DomainError::TooLong(truncate_for_message(input)));
+    }
+    let labels: Vec<&str> = ascii.split('.').collect();
+    if labels.len() < 2 {
+        return Err(DomainError::SingleLabel(input.to_owned()));
+    }
+    for label in &labels {
+        if label.is_empty() {
+            return Err(DomainError::EmptyLabel(input.to_owned()));
+        }
+        if label.len() > 63 {
+            return Err(DomainError::LabelTooLong(truncate_for_message(input)));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(DomainError::InvalidLabel(
+                input.to_owned(),
+                "only letters, digits and hyphens are allowed",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(DomainError::InvalidLabel(
+                input.to_owned(),
+                "a label cannot start or end with a hyphen",
+            ));
+        }
+    }
+    // An all-numeric top-level label is how dotted IPv4 forms like 1.2.3 or 10.1 look.
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(DomainError::InvalidLabel(
+            input.to_owned(),
+            "the last label cannot be all digits",
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps error messages short when a client sends a huge name.
+fn truncate_for_message(input: &str) -> String {
+    match input.char_indices().nth(64) {
+        Some((at, _)) => format!("{}...", &input[..at]),
+        None => input.to_owned(),
+    }
+}
+
+/// The set of names on one certificate: sorted, without duplicates, 1 to [`MAX_NAMES`] names.
+///
+/// The first name is the certificate's primary name (`domain` in API responses).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NameSet(Vec<DomainName>);
+
+impl NameSet {
+    /// Parses every name and builds the normalised set.
+    pub fn parse<S: AsRef<str>>(inputs: &[S]) -> Result<Self, DomainError> {
+        let names = inputs
+            .iter()
+            .map(|s| DomainName::parse(s.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(names)
+    }
+
+    /// Builds the set from parsed names.
+    pub fn new(mut names: Vec<DomainName>) -> Result<Self, DomainError> {
+        names.sort();
+        names.dedup();
+        match names.len() {
+            0 => Err(DomainError::NoNames),
+            n if n > MAX_NAMES => Err(DomainError::TooMany(n)),
+            _ => Ok(Self(names)),
+        }
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> &[DomainName] {
+        &self.0
+    }
+
+    /// The primary name: the first in sort order.
+    pub fn primary(&self) -> &DomainName {
+        // The constructor guarantees at least one name.
+        &self.0[0]
+    }
+
+    /// Whether any name is a wildcard.
+    pub fn has_wildcard(&self) -> bool {
+        self.0.iter().any(DomainName::is_wildcard)
+    }
+
+    /// The stable text form used as a storage key: names joined by commas.
+    pub fn key(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for NameSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(name.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// A pattern of names a client may request: `*` (any), `*.example.com` (any name below
+/// example.com at any depth, wildcards included, but not example.com itself), or one exact name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainPattern {
+    /// Every name.
+    Any,
+    /// Names strictly below this suffix (stored without the `*.`).
+    Below(String),
+    /// Exactly this name.
+    Exact(DomainName),
+}
+
+impl DomainPattern {
+    /// Parses a pattern, normalising it like a name.
+    pub fn parse(input: &str) -> Result<Self, DomainError> {
+        if input.trim() == "*" {
+            return Ok(Self::Any);
+        }
+        let name = DomainName::parse(input)?;
+        Ok(match name.is_wildcard() {
+            true => Self::Below(name.base().to_owned()),
+            false => Self::Exact(name),
+        })
+    }
+
+    /// The pattern that matches every name.
+    pub fn any() -> Self {
+        Self::Any
+    }
+
+    /// Whether this pattern matches every name.
+    pub fn is_any(&self) -> bool {
+        matches!(self, Self::Any)
+    }
+
+    /// Whether `name` falls under this pattern.
+    pub fn matches(&self, name: &DomainName) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Exact(exact) => exact == name,
+            Self::Below(suffix) => name
+                .as_str()
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        }
+    }
+}
+
+impl fmt::Display for DomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Below(suffix) => write!(f, "*.{suffix}"),
+            Self::Exact(name) => write!(f, "{name}"),
+        }
+    }
+}
+
+/// The private key algorithm of a certificate; part of a certificate's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum KeyType {
+    /// ECDSA on P-256 with SHA-256: the default, small and fast.
+    #[default]
+    EcdsaP256,
+    /// ECDSA on P-384 with SHA-384.
+    EcdsaP384,
+    /// RSA 2048-bit.
+    Rsa2048,
+    /// RSA 3072-bit.
+    Rsa3072,
+    /// RSA 4096-bit (slow to generate: about a second).
+    Rsa4096,
+}
+
+impl KeyType {
+    /// Every key type, in the order they are documented.
+    pub const ALL: [Self; 5] = [
+        Self::EcdsaP256,
+        Self::EcdsaP384,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+    ];
+
+    /// Parses a config or API name such as `ecdsa-p256`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The config and API name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::EcdsaP256 => "ecdsa-p256",
+            Self::EcdsaP384 => "ecdsa-p384",
+            Self::Rsa2048 => "rsa-2048",
+            Self::Rsa3072 => "rsa-3072",
+            Self::Rsa4096 => "rsa-4096",
+        }
+    }
+
+    /// The accepted names, for error messages.
+    pub fn names() -> String {
+        Self::ALL.map(|k| k.as_str()).join(", ")
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A certificate's identity: its name set and its key type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CertKey {
+    /// The names on the certificate.
+    pub names: NameSet,
+    /// The private key algorithm.
+    pub key_type: KeyType,
+}
+
+impl fmt::Display for CertKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.names, self.key_type)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_normalise() {
+        let cases = [
+            ("Example.COM.", "example.com"),
+            ("*.Example.com", "*.example.com"),
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("*.bücher.example", "*.xn--bcher-kva.example"),
+            (" www.example.com ", "www.example.com"),
+            ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                DomainName::parse(input).map(|n| n.0),
+                Ok(want.to_owned()),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_refused() {
+        let long_label = format!("{}.com", "a".repeat(64));
+        let long_name = format!("{}.com", ["abcdefghij"; 30].join("."));
+        let cases: Vec<(&str, fn(&DomainError) -> bool)> = vec![
+            ("", |e| matches!(e, DomainError::Empty)),
+            (".", |e| matches!(e, DomainError::Empty)),
+            ("127.0.0.1", |e| matches!(e, DomainError::IpAddress(_))),
+            ("::1", |e| matches!(e, DomainError::IpAddress(_))),
+            ("[::1]", |e| matches!(e, DomainError::IpAddress(_))),
+            ("a..b.com", |e| matches!(e, DomainError::EmptyLabel(_))),
+            (".a.com", |e| matches!(e, DomainError::EmptyLabel(_))),
+            (&long_label, |e| matches!(e, DomainError::LabelTooLong(_))),
+            (&long_name, |e| matches!(e, DomainError::TooLong(_))),
+            ("a_b.example.com", |e| {
+                matches!(e, DomainError::InvalidLabel(..))
+            }),
+            ("-a.example.com", |e| {
+                matches!(e, DomainError::InvalidLabel(..))
+            }),
+            ("a b.com", |e| matches!(e, DomainError::InvalidLabel(..))),
+            ("10.1", |e| matches!(e, DomainError::InvalidLabel(..))),
+            ("localhost", |e| matches!(e, DomainError::SingleLabel(_))),
+            ("www.*.example.com", |e| {
+                matches!(e, DomainError::BadWildcard(_))
+            }),
+            ("*example.com", |e| matches!(e, DomainError::BadWildcard(_))),
+            ("*.*.example.com", |e| {
+                matches!(e, DomainError::BadWildcard(_))
+            }),
+            ("*.com", |e| matches!(e, DomainError::SingleLabel(_))),
+        ];
+        for (input, expected) in cases {
+            let err = DomainName::parse(input).expect_err(input);
+            assert!(expected(&err), "{input}: got {err:?}");
+        }
+    }
+
+    #[test]
+    fn huge_names_are_truncated_in_messages() {
+        let err = DomainName::parse(&"a".repeat(300)).expect_err("too long");
+        assert!(err.to_string().len() < 120, "{err}");
+    }
+
+    #[test]
+    fn name_sets_sort_and_dedupe() {
+        let set =
+            NameSet::parse(&["b.example.com", "A.example.com", "a.example.com."]).expect("valid");
+        assert_eq!(set.key(), "a.example.com,b.example.com");
+        assert_eq!(set.primary().as_str(), "a.example.com");
+        assert_eq!(NameSet::parse::<&str>(&[]), Err(DomainError::NoNames));
+        let many: Vec<String> = (0..=MAX_NAMES)
+            .map(|i| format!("n{i}.example.com"))
+            .collect();
+        assert_eq!(
+            NameSet::parse(&many),
+            Err(DomainError::TooMany(MAX_NAMES + 1))
+        );
+    }
+
+    #[test]
+    fn patterns_match() {
+        let name = |s: &str| DomainName::parse(s).expect("valid name");
+        let below = DomainPattern::parse("*.Example.com").expect("valid pattern");
+        let exact = DomainPattern::parse("example.com").expect("valid pattern");
+        let cases = [
+            (&below, "www.example.com", true),
+            (&below, "a.b.example.com", true),
+            (&below, "*.example.com", true),
+            (&below, "*.a.example.com", true),
+            (&below, "example.com", false),
+            (&below, "badexample.com", false),
+            (&below, "www.example.org", false),
+            (&exact, "example.com", true),
+            (&exact, "www.example.com", false),
+            (&DomainPattern::Any, "anything.example.net", true),
+        ];
+        for (pattern, input, want) in cases {
+            assert_eq!(pattern.matches(&name(input)), want, "{pattern} vs {input}");
+        }
+        assert_eq!(below.to_string(), "*.example.com");
+        assert!(DomainPattern::parse("*").expect("any").is_any());
+    }
+
+    #[test]
+    fn key_types_round_trip() {
+        for key_type in KeyType::ALL {
+            assert_eq!(KeyType::parse(key_type.as_str()), Some(key_type));
+        }
+        assert_eq!(KeyType::parse("ecdsa"), None);
+        assert_eq!(KeyType::default(), KeyType::EcdsaP256);
+    }
+}

@@ -1,0 +1,257 @@
+//! The API's errors: every failure a client can see, mapped once to a status, a stable code
+//! and a message (`{"code": "...", "message": "..."}`).
+//!
+//! Messages never hold a secret. Internal failures are logged in full and answered with a
+//! generic message.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::acme::IssueError;
+use crate::store::StoreError;
+
+/// The `WWW-Authenticate` challenge sent with every 401 (RFC 9110 section 11.6.1).
+pub const WWW_AUTHENTICATE: &str = "APIKey realm=\"certfleet\", Bearer realm=\"certfleet\"";
+
+/// Every error the HTTP API answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// 400 `invalid_body`: malformed JSON, a missing or wrong field, a bad query.
+    InvalidBody(String),
+    /// 400 `invalid_domain`: a name that cannot be certified, or a request this version cannot
+    /// serve for it (a wildcard without DNS-01).
+    InvalidDomain(String),
+    /// 400 `domain_rejected`: the CA refuses the name.
+    DomainRejected(String),
+    /// 401 `unauthorized`: missing or invalid credentials.
+    Unauthorized(String),
+    /// 403 `domain_not_allowed`: authenticated, but the name is not the client's.
+    DomainNotAllowed(String),
+    /// 404 `not_found`.
+    NotFound(String),
+    /// 405 `method_not_allowed`.
+    MethodNotAllowed,
+    /// 413 `body_too_large`.
+    BodyTooLarge,
+    /// 415 `unsupported_media_type`: the body is not declared as JSON.
+    UnsupportedMediaType,
+    /// 431 `headers_too_large`.
+    HeadersTooLarge,
+    /// 429 `rate_limited`: the CA's rate limit.
+    RateLimited {
+        /// What the CA said.
+        message: String,
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// 429 `renew_too_soon`: a forced renewal ran less than an hour ago.
+    RenewTooSoon {
+        /// What to do.
+        message: String,
+        /// How long until the next forced renewal is allowed.
+        retry_after: Duration,
+    },
+    /// 502 `validation_failed`: the CA could not validate a challenge.
+    ValidationFailed(String),
+    /// 502 `ca_error`: the CA failed or could not be reached.
+    CaError(String),
+    /// 500 `internal_error`: certfleet's own failure; details only in the log.
+    Internal(String),
+}
+
+/// The JSON error body.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    /// The stable machine code.
+    pub code: &'a str,
+    /// A human-readable message.
+    pub message: &'a str,
+}
+
+impl ApiError {
+    /// The HTTP status and the stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::InvalidDomain(_) => (StatusCode::BAD_REQUEST, "invalid_domain"),
+            Self::DomainRejected(_) => (StatusCode::BAD_REQUEST, "domain_rejected"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::DomainNotAllowed(_) => (StatusCode::FORBIDDEN, "domain_not_allowed"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::HeadersTooLarge => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::RenewTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renew_too_soon"),
+            Self::ValidationFailed(_) => (StatusCode::BAD_GATEWAY, "validation_failed"),
+            Self::CaError(_) => (StatusCode::BAD_GATEWAY, "ca_error"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Self::InvalidBody(m)
+            | Self::InvalidDomain(m)
+            | Self::DomainRejected(m)
+            | Self::Unauthorized(m)
+            | Self::DomainNotAllowed(m)
+            | Self::NotFound(m)
+            | Self::ValidationFailed(m)
+            | Self::CaError(m)
+            | Self::RateLimited { message: m, .. }
+            | Self::RenewTooSoon { message: m, .. } => m,
+            Self::MethodNotAllowed => "this method is not allowed on this route",
+            Self::BodyTooLarge => "the request body is too large",
+            Self::UnsupportedMediaType => {
+                "the body must be JSON, sent with Content-Type: application/json"
+            }
+            Self::HeadersTooLarge => "the request headers are too large",
+            Self::Internal(_) => "internal error; the server log has the details",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(detail) = &self {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                code,
+                message: self.message(),
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(WWW_AUTHENTICATE),
+                );
+            }
+            Self::RateLimited { retry_after, .. } | Self::RenewTooSoon { retry_after, .. } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs().max(1)),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<IssueError> for ApiError {
+    fn from(err: IssueError) -> Self {
+        match err {
+            IssueError::Rejected(m) => Self::DomainRejected(m),
+            IssueError::ValidationFailed(m) => Self::ValidationFailed(m),
+            IssueError::RateLimited {
+                detail,
+                retry_after,
+            } => Self::RateLimited {
+                message: detail,
+                // Without the CA's word, wait long enough not to add to the problem.
+                retry_after: retry_after.unwrap_or(Duration::from_secs(300)),
+            },
+            IssueError::Ca(m) => Self::CaError(m),
+            IssueError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_its_status_and_code() {
+        let cases = [
+            (ApiError::InvalidBody(String::new()), 400, "invalid_body"),
+            (
+                ApiError::InvalidDomain(String::new()),
+                400,
+                "invalid_domain",
+            ),
+            (
+                ApiError::DomainRejected(String::new()),
+                400,
+                "domain_rejected",
+            ),
+            (ApiError::Unauthorized(String::new()), 401, "unauthorized"),
+            (
+                ApiError::DomainNotAllowed(String::new()),
+                403,
+                "domain_not_allowed",
+            ),
+            (ApiError::NotFound(String::new()), 404, "not_found"),
+            (ApiError::BodyTooLarge, 413, "body_too_large"),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (ApiError::HeadersTooLarge, 431, "headers_too_large"),
+            (
+                ApiError::ValidationFailed(String::new()),
+                502,
+                "validation_failed",
+            ),
+            (ApiError::CaError(String::new()), 502, "ca_error"),
+            (ApiError::Internal(String::new()), 500, "internal_error"),
+        ];
+        for (err, status, code) in cases {
+            assert_eq!(
+                err.status_and_code(),
+                (StatusCode::from_u16(status).expect("status"), code)
+            );
+        }
+    }
+
+    #[test]
+    fn internal_details_stay_in_the_log() {
+        let response = ApiError::Internal("database path /secret/x".to_owned()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            ApiError::Internal("database path /secret/x".to_owned()).message(),
+            "internal error; the server log has the details"
+        );
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_after() {
+        let response = ApiError::from(IssueError::RateLimited {
+            detail: "slow down".to_owned(),
+            retry_after: Some(Duration::from_secs(42)),
+        })
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        let unauthorized = ApiError::Unauthorized("no".to_owned()).into_response();
+        assert_eq!(
+            unauthorized.headers()[header::WWW_AUTHENTICATE],
+            WWW_AUTHENTICATE
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! The `certfleet` command: a thin shell over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use certfleet::app::App;
+use certfleet::config::{Config, Loaded};
+
+/// A central ACME certificate service for a fleet of servers.
+#[derive(Debug, Parser)]
+#[command(name = "certfleet", version, about)]
+struct Cli {
+    /// The YAML config file (also CERTFLEET_CONFIG). Without one: defaults and CERTFLEET_* variables.
+    #[arg(long, global = true, env = "CERTFLEET_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: API listener, HTTP-01 listener; migrates the database first.
+    Serve,
+    /// Load and validate the config, print it with secrets redacted; touches no database.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One crypto provider for every rustls user in the process (reqwest, instant-acme).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    init_logging();
+    let loaded = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("certfleet: invalid configuration:\n{err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => check_config(&loaded),
+        Command::Serve => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("certfleet: cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(loaded)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("{err}");
+                    eprintln!("certfleet: {err}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check_config(loaded: &Loaded) -> ExitCode {
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    print!("{}", loaded.config.to_redacted_yaml());
+    ExitCode::SUCCESS
+}
+
+async fn serve(loaded: Loaded) -> Result<(), String> {
+    let Loaded { config, warnings } = loaded;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let api = bind("server.listen", config.server.listen).await?;
+    let http01 = bind("challenges.http01.listen", config.challenges.http01.listen).await?;
+    tracing::warn!(
+        "the API is served over plain HTTP: private keys cross the network in clear; put it behind TLS"
+    );
+    let app = App::start(&config).await?;
+    tracing::info!(
+        api = %config.server.listen,
+        http01 = %config.challenges.http01.listen,
+        directory = %config.acme.directory_url,
+        "certfleet is serving"
+    );
+    app.serve(api, http01, shutdown_signal())
+        .await
+        .map_err(|e| format!("serving failed: {e}"))
+}
+
+async fn bind(key: &str, address: std::net::SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(address).await.map_err(|e| {
+        format!("{key}: cannot listen on {address}: {e}; choose another address or free the port")
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM (what Kubernetes and systemd send).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,40 @@
+//! Test harness shared by the integration tests (`mod common;`): a throw-away CA for the
+//! servers' own HTTPS, a real Pebble ACME CA with pebble-challtestsrv as its DNS, and a
+//! fault-injecting proxy that answers new-order with `rateLimited`.
+
+// Every file under tests/ is its own crate that compiles this module and uses only part of it,
+// so items unused by one test binary are used by another: dead-code warnings here are noise.
+#![allow(dead_code)]
+
+pub mod ca;
+pub mod pebble;
+pub mod proxy;
+pub mod service;
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+pub use ca::TestCa;
+pub use pebble::{Pebble, PebbleOptions};
+pub use proxy::RateLimitProxy;
+
+/// A loopback TCP port that was free a moment ago: bind `127.0.0.1:0`, read the port, drop.
+///
+/// Never returns the same port twice in one test binary, so parallel tests (and the several
+/// ports of one Pebble) cannot be handed the same number. Another process may still take the
+/// port before it is used: `Pebble::start` retries with new ports when a bind fails.
+pub fn free_port() -> u16 {
+    static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
+    let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("bind 127.0.0.1:0 to find a free port")
+            .port();
+        let mut given = given.lock().unwrap_or_else(PoisonError::into_inner);
+        if given.insert(port) {
+            return port;
+        }
+    }
+}

@@ -1,0 +1,877 @@
+//! The config contract: defaults, the file, `CERTFLEET_*` overrides, `*File` secrets, redaction,
+//! and error messages that name the key and the fix.
+
+use std::{fs, io::Write as _, path::Path, time::Duration};
+
+use certfleet::{
+    config::{Config, ConfigError, Loaded, format_duration, parse_duration},
+    domain::{DomainPattern, KeyType},
+};
+
+/// 48 characters, as `openssl rand -base64 36` prints.
+const KEY_A: &str = "aGVsbG8tZmxlZXQtYS1rZXktMDEyMzQ1Njc4OWFiY2RlZmdo";
+const KEY_B: &str = "Yi1rZXktZm9yLWZsZWV0LWItOTg3NjU0MzIxMHp5eHd2dXRz";
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load(yaml: &str, vars: &[(&str, &str)]) -> Loaded {
+    match Config::from_yaml(yaml, env(vars)) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("config should load, got: {e}"),
+    }
+}
+
+fn error(yaml: &str, vars: &[(&str, &str)]) -> ConfigError {
+    match Config::from_yaml(yaml, env(vars)) {
+        Ok(loaded) => panic!("config should fail, loaded: {:?}", loaded.config),
+        Err(e) => e,
+    }
+}
+
+fn message(yaml: &str, vars: &[(&str, &str)]) -> String {
+    error(yaml, vars).to_string()
+}
+
+fn psk_yaml(key: &str) -> String {
+    format!(
+        "auth:\n  psk:\n    keys:\n      - name: fleet-a\n        key: \"{key}\"\n        domains: [a.example.com]\n"
+    )
+}
+
+fn write_file(dir: &Path, name: &str, contents: &str) -> String {
+    let path = dir.join(name);
+    fs::write(&path, contents).expect("write temp file");
+    path.display().to_string()
+}
+
+#[test]
+fn defaults_without_a_file() {
+    for loaded in [
+        load("", &[]),
+        Config::load(None, Vec::new()).expect("defaults load"),
+    ] {
+        let c = &loaded.config;
+        assert_eq!(c.server.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(c.server.issue_wait, Duration::from_secs(60));
+        assert_eq!(c.storage.url.expose(), "sqlite://certfleet.db");
+        assert_eq!(
+            c.acme.directory_url,
+            "https://acme-v02.api.letsencrypt.org/directory"
+        );
+        assert_eq!(c.acme.email, None);
+        assert_eq!(c.acme.ca_certificates, None);
+        assert!(c.acme.eab.is_none());
+        assert_eq!(c.acme.key_type, KeyType::EcdsaP256);
+        assert_eq!(c.acme.profile, None);
+        assert_eq!(c.challenges.http01.listen.to_string(), "0.0.0.0:80");
+        assert!(c.auth.psk.is_empty());
+        assert!(
+            loaded
+                .warnings
+                .iter()
+                .any(|w| w.contains("every API request will be refused")),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+}
+
+#[test]
+fn empty_sections_are_defaults() {
+    let loaded = load("server:\nacme: {}\n# a comment\n", &[]);
+    assert_eq!(loaded.config.server.listen.to_string(), "0.0.0.0:8443");
+}
+
+#[test]
+fn load_reads_the_file_and_names_a_missing_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_file(
+        dir.path(),
+        "c.yaml",
+        "server:\n  listen: \"127.0.0.1:9443\"\n",
+    );
+    let loaded = Config::load(Some(Path::new(&path)), Vec::new()).expect("file loads");
+    assert_eq!(loaded.config.server.listen.to_string(), "127.0.0.1:9443");
+
+    let missing = dir.path().join("nope.yaml");
+    let e = Config::load(Some(&missing), Vec::new()).expect_err("missing file");
+    assert!(matches!(e, ConfigError::Read { .. }));
+    assert!(
+        e.to_string().contains(&missing.display().to_string()),
+        "{e}"
+    );
+}
+
+#[test]
+fn yaml_syntax_error_never_quotes_the_file() {
+    let e = error(
+        "auth:\n  psk:\n    key: \"hunter2-secret-value-xyz\n  x: [",
+        &[],
+    );
+    assert!(matches!(e, ConfigError::Yaml { .. }), "{e}");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    let e = error("- a\n- b\n", &[]);
+    assert!(e.to_string().contains("top level must be a mapping"), "{e}");
+}
+
+#[test]
+fn env_overrides_nested_keys_in_camel_case() {
+    let yaml = "acme:\n  directoryUrl: https://acme.example.com/dir\n  keyType: rsa-2048\n";
+    let loaded = load(
+        yaml,
+        &[
+            (
+                "CERTFLEET_ACME__DIRECTORY_URL",
+                "http://127.0.0.1:14000/dir",
+            ),
+            ("CERTFLEET_SERVER__ISSUE_WAIT", "5m30s"),
+            ("CERTFLEET_CHALLENGES__HTTP01__LISTEN", "127.0.0.1:5002"),
+            ("CERTFLEET_ACME__EMAIL", "ops@example.com"),
+        ],
+    );
+    let c = loaded.config;
+    assert_eq!(c.acme.directory_url, "http://127.0.0.1:14000/dir");
+    assert_eq!(c.acme.key_type, KeyType::Rsa2048, "untouched keys stay");
+    assert_eq!(c.server.issue_wait, Duration::from_secs(330));
+    assert_eq!(c.challenges.http01.listen.to_string(), "127.0.0.1:5002");
+    assert_eq!(c.acme.email.as_deref(), Some("ops@example.com"));
+}
+
+#[test]
+fn env_sets_list_items_by_index_in_any_order() {
+    let loaded = load(
+        "",
+        &[
+            ("CERTFLEET_AUTH__PSK__KEYS__1__NAME", "fleet-b"),
+            ("CERTFLEET_AUTH__PSK__KEYS__1__KEY", KEY_B),
+            ("CERTFLEET_AUTH__PSK__KEYS__0__NAME", "fleet-a"),
+            ("CERTFLEET_AUTH__PSK__KEYS__0__KEY", KEY_A),
+            (
+                "CERTFLEET_AUTH__PSK__KEYS__0__DOMAINS",
+                "a.example.com, *.b.example.com",
+            ),
+        ],
+    );
+    let psk = &loaded.config.auth.psk;
+    assert_eq!(psk.len(), 2);
+    assert_eq!(psk[0].name, "fleet-a");
+    assert_eq!(psk[0].key.expose(), KEY_A);
+    let domains: Vec<String> = psk[0].domains.iter().map(ToString::to_string).collect();
+    assert_eq!(domains, ["a.example.com", "*.b.example.com"]);
+    assert_eq!(psk[1].name, "fleet-b");
+    assert!(psk[1].domains[0].is_any());
+}
+
+#[test]
+fn env_overrides_an_existing_list_item_and_extends_by_one() {
+    let loaded = load(
+        &psk_yaml(KEY_A),
+        &[
+            ("CERTFLEET_AUTH__PSK__KEYS__0__NAME", "renamed"),
+            ("CERTFLEET_AUTH__PSK__KEYS__1__NAME", "fleet-b"),
+            ("CERTFLEET_AUTH__PSK__KEYS__1__KEY_FILE", ""),
+            ("CERTFLEET_AUTH__PSK__KEYS__1__KEY", KEY_B),
+        ],
+    );
+    let psk = &loaded.config.auth.psk;
+    assert_eq!(psk.len(), 2);
+    assert_eq!(psk[0].name, "renamed");
+    assert_eq!(psk[0].key.expose(), KEY_A, "the file's key stays");
+    assert_eq!(
+        psk[0].domains,
+        [DomainPattern::parse("a.example.com").expect("pattern")]
+    );
+    assert_eq!(psk[1].key.expose(), KEY_B);
+}
+
+#[test]
+fn env_index_past_the_end_is_an_error() {
+    let m = message(
+        &psk_yaml(KEY_A),
+        &[("CERTFLEET_AUTH__PSK__KEYS__2__KEY", KEY_B)],
+    );
+    assert!(m.contains("auth.psk.keys[2]"), "{m}");
+    assert!(m.contains("CERTFLEET_AUTH__PSK__KEYS__2__KEY"), "{m}");
+    assert!(m.contains("next one is index 1"), "{m}");
+    assert!(!m.contains(KEY_B), "{m}");
+}
+
+#[test]
+fn env_without_double_underscore_or_prefix_is_ignored() {
+    let loaded = load(
+        "",
+        &[
+            ("CERTFLEET_PORT", "tcp://10.0.0.1:8443"),
+            ("CERTFLEET_PORT_8443_TCP_ADDR", "10.0.0.1"),
+            ("CERTFLEET_CONFIG", "/etc/certfleet.yaml"),
+            ("OTHER__SERVER__LISTEN", "bogus"),
+            ("certfleet_server__listen", "bogus"),
+        ],
+    );
+    assert_eq!(loaded.config.server.listen.to_string(), "0.0.0.0:8443");
+}
+
+#[test]
+fn unknown_env_key_names_the_variable() {
+    let m = message("", &[("CERTFLEET_SERVER__LISEN", "0.0.0.0:1")]);
+    assert_eq!(
+        m,
+        "invalid configuration: server.lisen (from CERTFLEET_SERVER__LISEN): unknown key; \
+         expected one of listen, issueWait"
+    );
+    let m = message("", &[("CERTFLEET_SREVER__LISTEN", "0.0.0.0:1")]);
+    assert!(
+        m.contains("srever (from CERTFLEET_SREVER__LISTEN): unknown key"),
+        "{m}"
+    );
+    assert!(m.contains("server, storage, acme, challenges, auth"), "{m}");
+    let m = message("", &[("CERTFLEET_SERVER____LISTEN", "0.0.0.0:1")]);
+    assert!(m.contains("CERTFLEET_SERVER____LISTEN"), "{m}");
+}
+
+#[test]
+fn env_value_errors_name_the_variable() {
+    let m = message("", &[("CERTFLEET_ACME__KEY_TYPE", "ecdsa")]);
+    assert!(
+        m.contains("acme.keyType (from CERTFLEET_ACME__KEY_TYPE): unknown key type \"ecdsa\""),
+        "{m}"
+    );
+}
+
+#[test]
+fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
+    let m = message("server:\n  lisen: \"0.0.0.0:1\"\n", &[]);
+    assert_eq!(
+        m,
+        "invalid configuration: server.lisen: unknown key; expected one of listen, issueWait"
+    );
+    let e = error(
+        "srever: {}\nacme:\n  eab:\n    kid: x\n    hmac: y\nauth:\n  psk:\n    keys:\n      - name: a\n        keys: z\n",
+        &[],
+    );
+    let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["srever", "acme.eab.hmac", "auth.psk.keys[0].keys"]);
+    let m = e.to_string();
+    assert!(
+        m.contains("expected one of kid, hmacKey, hmacKeyFile"),
+        "{m}"
+    );
+    assert!(
+        m.contains("expected one of name, key, keyFile, domains"),
+        "{m}"
+    );
+}
+
+#[test]
+fn spec_keys_not_yet_supported_have_their_own_message() {
+    for key in [
+        "server.metricsListen",
+        "server.tls",
+        "storage.encryptionKey",
+        "storage.encryptionKeyFile",
+        "storage.previousEncryptionKeys",
+        "challenges.dns01",
+        "challenges.resolvers",
+        "auth.jwt",
+        "auth.akash",
+    ] {
+        let (section, leaf) = key.split_once('.').expect("two levels");
+        let m = message(&format!("{section}:\n  {leaf}: x\n"), &[]);
+        assert_eq!(
+            m,
+            format!("invalid configuration: {key}: not supported by this version of certfleet yet")
+        );
+    }
+    let m = message("", &[("CERTFLEET_AUTH__JWT__AUDIENCE", "x")]);
+    assert!(
+        m.contains("auth.jwt (from CERTFLEET_AUTH__JWT__AUDIENCE): not supported"),
+        "{m}"
+    );
+}
+
+#[test]
+fn type_errors_name_the_path_without_the_value() {
+    let m = message("server: 5\n", &[]);
+    assert!(
+        m.contains("server: expected a mapping with keys listen, issueWait, found a number"),
+        "{m}"
+    );
+    let m = message(
+        "auth:\n  psk:\n    keys: [\"s3cr3t-in-the-wrong-place\"]\n",
+        &[],
+    );
+    assert!(m.contains("auth.psk.keys[0]: expected a mapping"), "{m}");
+    assert!(!m.contains("s3cr3t"), "{m}");
+    let m = message(
+        "auth:\n  psk:\n    key: 12345678901234567890123456789012345.5\n",
+        &[],
+    );
+    assert!(m.contains("auth.psk.key: expected a string"), "{m}");
+    assert!(m.contains("quotes"), "{m}");
+    assert!(!m.contains("12345678"), "{m}");
+    let m = message(
+        "auth:\n  psk:\n    keys:\n      - domains: a.example.com\n",
+        &[],
+    );
+    assert!(
+        m.contains("auth.psk.keys[0].domains: expected a list, found a string"),
+        "{m}"
+    );
+}
+
+#[test]
+fn whole_numbers_are_read_as_text() {
+    let yaml = "acme:\n  eab:\n    kid: 12345\n    hmacKey: \"c2VjcmV0LWhtYWMta2V5LWV4YW1wbGUtMzItYnl0ZXMh\"\n";
+    let eab = load(yaml, &[]).config.acme.eab.expect("eab");
+    assert_eq!(eab.kid, "12345");
+    let m = message("server:\n  issueWait: 0\n", &[]);
+    assert!(m.contains("server.issueWait: must be more than 0"), "{m}");
+}
+
+#[test]
+fn secrets_read_from_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = write_file(dir.path(), "url", "sqlite:///var/lib/certfleet/db.sqlite\n");
+    let hmac = write_file(
+        dir.path(),
+        "hmac",
+        "c2VjcmV0LWhtYWMta2V5LWV4YW1wbGUtMzItYnl0ZXMh\n",
+    );
+    let single = write_file(dir.path(), "single", &format!("{KEY_B}\r\n"));
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    write!(file, "{KEY_A}\n").expect("write");
+    let yaml = format!(
+        "storage:\n  urlFile: {url}\nacme:\n  eab:\n    kid: k\n    hmacKeyFile: {hmac}\n\
+         auth:\n  psk:\n    keyFile: {single}\n    keys:\n      - name: a\n        keyFile: {}\n",
+        file.path().display()
+    );
+    let c = load(&yaml, &[]).config;
+    assert_eq!(
+        c.storage.url.expose(),
+        "sqlite:///var/lib/certfleet/db.sqlite"
+    );
+    assert_eq!(
+        c.acme.eab.expect("eab").hmac_key.expose(),
+        "c2VjcmV0LWhtYWMta2V5LWV4YW1wbGUtMzItYnl0ZXMh"
+    );
+    assert_eq!(c.auth.psk[0].name, "default");
+    assert_eq!(
+        c.auth.psk[0].key.expose(),
+        KEY_B,
+        "one trailing CRLF trimmed"
+    );
+    assert_eq!(
+        c.auth.psk[1].key.expose(),
+        KEY_A,
+        "one trailing newline trimmed"
+    );
+
+    // The file form through the environment too.
+    let c = load("", &[("CERTFLEET_STORAGE__URL_FILE", &url)]).config;
+    assert_eq!(
+        c.storage.url.expose(),
+        "sqlite:///var/lib/certfleet/db.sqlite"
+    );
+}
+
+#[test]
+fn secret_and_its_file_together_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = write_file(dir.path(), "s", KEY_A);
+    for (yaml, key) in [
+        (
+            format!("storage:\n  url: sqlite://x.db\n  urlFile: {f}\n"),
+            "storage.url",
+        ),
+        (
+            format!("acme:\n  eab:\n    kid: k\n    hmacKey: {KEY_A}\n    hmacKeyFile: {f}\n"),
+            "acme.eab.hmacKey",
+        ),
+        (
+            format!("auth:\n  psk:\n    key: {KEY_A}\n    keyFile: {f}\n"),
+            "auth.psk.key",
+        ),
+        (
+            format!(
+                "auth:\n  psk:\n    keys:\n      - name: a\n        key: {KEY_A}\n        keyFile: {f}\n"
+            ),
+            "auth.psk.keys[0].key",
+        ),
+    ] {
+        let m = message(&yaml, &[]);
+        assert!(
+            m.contains(&format!("{key}: is set together with {key}File")),
+            "{m}"
+        );
+        assert!(!m.contains(KEY_A), "{m}");
+    }
+}
+
+#[test]
+fn unreadable_secret_file_names_the_key_and_path() {
+    let m = message(
+        "auth:\n  psk:\n    keyFile: /nonexistent/certfleet/psk\n",
+        &[],
+    );
+    assert!(
+        m.contains("auth.psk.keyFile: cannot read /nonexistent/certfleet/psk"),
+        "{m}"
+    );
+}
+
+#[test]
+fn secrets_never_printed() {
+    let hmac = "c2VjcmV0LWhtYWMta2V5LWV4YW1wbGUtMzItYnl0ZXMh";
+    let yaml = format!(
+        "storage:\n  url: sqlite://db-with-secret-path.db\nacme:\n  eab:\n    kid: k\n    hmacKey: {hmac}\n\
+         auth:\n  psk:\n    key: {KEY_B}\n    keys:\n      - name: a\n        key: {KEY_A}\n"
+    );
+    let c = load(&yaml, &[]).config;
+    let printed = [
+        c.to_redacted_yaml(),
+        format!("{c:?}"),
+        format!("{:?}", c.auth.psk[0]),
+    ];
+    for text in printed {
+        for secret in [KEY_A, KEY_B, hmac, "db-with-secret-path"] {
+            assert!(!text.contains(secret), "{secret} leaked in {text}");
+        }
+        assert!(text.contains("<redacted>"), "{text}");
+    }
+    assert_eq!(c.auth.psk[1].key.to_string(), "<redacted>");
+
+    // Nor in errors: short keys, duplicates, bad HMAC keys, database URLs with passwords.
+    let short = "short-but-secret-key-1234";
+    let cases = [
+        (psk_yaml(short), short),
+        (
+            format!("auth:\n  psk:\n    key: tiny-secret\n"),
+            "tiny-secret",
+        ),
+        (
+            format!(
+                "auth:\n  psk:\n    key: {KEY_A}\n    keys:\n      - name: a\n        key: {KEY_A}\n"
+            ),
+            KEY_A,
+        ),
+        (
+            "acme:\n  eab:\n    kid: k\n    hmacKey: \"n0t base64 $ecret\"\n".to_owned(),
+            "$ecret",
+        ),
+        (
+            "acme:\n  eab:\n    kid: k\n    hmacKey: c2hvcnRzZWNyZXQ\n".to_owned(),
+            "c2hvcnRzZWNyZXQ",
+        ),
+        (
+            "storage:\n  url: postgres://u:hunter2@db/c\n".to_owned(),
+            "hunter2",
+        ),
+        (
+            "storage:\n  url: mysql://u:hunter2@db/c\n".to_owned(),
+            "hunter2",
+        ),
+        ("storage:\n  url: hunter2\n".to_owned(), "hunter2"),
+    ];
+    for (yaml, secret) in cases {
+        let e = error(&yaml, &[]);
+        assert!(!e.to_string().contains(secret), "{secret} leaked in {e}");
+        assert!(
+            !format!("{e:?}").contains(secret),
+            "{secret} leaked in {e:?}"
+        );
+    }
+}
+
+#[test]
+fn redacted_yaml_prints_values_as_written() {
+    let yaml = format!(
+        "server:\n  issueWait: 5m30s\nacme:\n  keyType: rsa-3072\n{}",
+        psk_yaml(KEY_A)
+    );
+    let out = load(&yaml, &[]).config.to_redacted_yaml();
+    assert!(
+        load("", &[])
+            .config
+            .to_redacted_yaml()
+            .contains("issueWait: 60s")
+    );
+    for expected in [
+        "listen: 0.0.0.0:8443",
+        "issueWait: 5m30s",
+        "url: <redacted>",
+        "keyType: rsa-3072",
+        "directoryUrl: https://acme-v02.api.letsencrypt.org/directory",
+        "a.example.com",
+        "name: fleet-a",
+        "key: <redacted>",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn single_psk_key_rules() {
+    let m = message("auth:\n  psk:\n    key: fifteen-chars-x\n", &[]);
+    assert!(m.contains("auth.psk.key: is 15 characters"), "{m}");
+    assert!(m.contains("at least 16"), "{m}");
+
+    let loaded = load("auth:\n  psk:\n    key: sixteen-chars-xy\n", &[]);
+    let psk = &loaded.config.auth.psk;
+    assert_eq!(psk.len(), 1);
+    assert_eq!(psk[0].name, "default");
+    assert_eq!(psk[0].domains, [DomainPattern::any()]);
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("auth.psk.key is only 16 characters")),
+        "{:?}",
+        loaded.warnings
+    );
+    assert!(!loaded.warnings.iter().any(|w| w.contains("refused")));
+
+    let loaded = load(&format!("auth:\n  psk:\n    key: {KEY_A}\n"), &[]);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn psk_keys_rules() {
+    let thirty_one = "x".repeat(31);
+    let m = message(&psk_yaml(&thirty_one), &[]);
+    assert!(
+        m.contains("auth.psk.keys[0].key: is 31 characters; use at least 32"),
+        "{m}"
+    );
+    assert!(m.contains("openssl rand -base64 48"), "{m}");
+    load(&psk_yaml(&"x".repeat(32)), &[]);
+
+    let m = message(
+        &format!("auth:\n  psk:\n    keys:\n      - key: {KEY_A}\n"),
+        &[],
+    );
+    assert!(m.contains("auth.psk.keys[0].name: is required"), "{m}");
+    let m = message("auth:\n  psk:\n    keys:\n      - name: a\n", &[]);
+    assert!(m.contains("auth.psk.keys[0].key: is required"), "{m}");
+
+    let dup_names = format!(
+        "auth:\n  psk:\n    keys:\n      - name: a\n        key: {KEY_A}\n      - name: a\n        key: {KEY_B}\n"
+    );
+    let m = message(&dup_names, &[]);
+    assert!(
+        m.contains("auth.psk.keys[1].name: \"a\" is already the name of auth.psk.keys[0]"),
+        "{m}"
+    );
+
+    let dup_keys = format!(
+        "auth:\n  psk:\n    keys:\n      - name: a\n        key: {KEY_A}\n      - name: b\n        key: {KEY_A}\n"
+    );
+    let m = message(&dup_keys, &[]);
+    assert!(
+        m.contains("auth.psk.keys[1].key: is the same key as auth.psk.keys[0].key"),
+        "{m}"
+    );
+    assert!(m.contains("auth.psk.keys[0] (a)"), "{m}");
+    assert!(!m.contains(KEY_A), "{m}");
+
+    let taken = format!(
+        "auth:\n  psk:\n    key: {KEY_B}\n    keys:\n      - name: default\n        key: {KEY_A}\n"
+    );
+    let m = message(&taken, &[]);
+    assert!(
+        m.contains("auth.psk.keys[0].name: \"default\" is already the name of auth.psk.key"),
+        "{m}"
+    );
+}
+
+#[test]
+fn psk_domains_and_every_domain_warnings() {
+    let base = format!("auth:\n  psk:\n    keys:\n      - name: a\n        key: {KEY_A}\n");
+    for extra in ["", "        domains: [\"*\"]\n"] {
+        let loaded = load(&format!("{base}{extra}"), &[]);
+        assert_eq!(loaded.config.auth.psk[0].domains, [DomainPattern::any()]);
+        assert_eq!(
+            loaded.warnings,
+            ["auth.psk.keys[0] (a) may request certificates for every domain"]
+        );
+    }
+    let loaded = load(
+        &format!("{base}        domains: [\"*.A.example.com\"]\n"),
+        &[],
+    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        loaded.config.auth.psk[0].domains[0].to_string(),
+        "*.a.example.com"
+    );
+
+    let m = message(
+        &format!("{base}        domains: [a.example.com, \"bad name!\"]\n"),
+        &[],
+    );
+    assert!(
+        m.contains("auth.psk.keys[0].domains[1]: \"bad name!\" is not a domain pattern"),
+        "{m}"
+    );
+    let m = message(&format!("{base}        domains: []\n"), &[]);
+    assert!(m.contains("auth.psk.keys[0].domains: is empty"), "{m}");
+    let m = message(
+        &format!("{base}        domains: [\"*\", a.example.com]\n"),
+        &[],
+    );
+    assert!(m.contains("auth.psk.keys[0].domains: lists \"*\""), "{m}");
+}
+
+#[test]
+fn duration_table() {
+    let ok = [
+        ("0", 0),
+        ("90s", 90_000),
+        ("15m", 900_000),
+        ("1h", 3_600_000),
+        ("500ms", 500),
+        ("1h30m", 5_400_000),
+        ("2d", 172_800_000),
+        ("1m30s", 90_000),
+    ];
+    for (text, millis) in ok {
+        assert_eq!(
+            parse_duration(text),
+            Ok(Duration::from_millis(millis)),
+            "{text}"
+        );
+    }
+    for bad in [
+        "", "-5s", "90", "5y", "1.5h", "s", "1 h", "10sec", "00", " 5s",
+    ] {
+        let e = parse_duration(bad).expect_err(bad);
+        assert!(!e.is_empty());
+    }
+    assert!(parse_duration("90").expect_err("bare").contains("no unit"));
+    assert!(
+        parse_duration("5y")
+            .expect_err("unit")
+            .contains("unknown unit \"y\"")
+    );
+    for d in [0, 500, 60_000, 5_400_000, 172_800_000, 90_061_500] {
+        let d = Duration::from_millis(d);
+        assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+    }
+    assert_eq!(format_duration(Duration::from_secs(60)), "60s");
+    assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+    assert_eq!(format_duration(Duration::from_secs(900)), "15m");
+    assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+}
+
+#[test]
+fn issue_wait_bounds() {
+    assert!(message("server:\n  issueWait: \"0\"\n", &[]).contains("must be more than 0"));
+    let m = message("server:\n  issueWait: 11m\n", &[]);
+    assert!(
+        m.contains("server.issueWait: \"11m\" is longer than the 10m maximum"),
+        "{m}"
+    );
+    let m = message("server:\n  issueWait: \"60\"\n", &[]);
+    assert!(m.contains("server.issueWait: \"60\" has no unit"), "{m}");
+    let c = load("server:\n  issueWait: 10m\n", &[]).config;
+    assert_eq!(c.server.issue_wait, Duration::from_secs(600));
+}
+
+#[test]
+fn bad_key_type_lists_the_valid_ones() {
+    let m = message("acme:\n  keyType: ecdsa\n", &[]);
+    assert_eq!(
+        m,
+        "invalid configuration: acme.keyType: unknown key type \"ecdsa\"; use one of \
+         ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096"
+    );
+    let c = load("acme:\n  keyType: ecdsa-p384\n", &[]).config;
+    assert_eq!(c.acme.key_type, KeyType::EcdsaP384);
+}
+
+#[test]
+fn directory_url_http_only_for_loopback() {
+    let m = message("acme:\n  directoryUrl: http://acme.example.com/dir\n", &[]);
+    assert!(
+        m.contains("acme.directoryUrl: \"http://acme.example.com/dir\" uses http://"),
+        "{m}"
+    );
+    assert!(m.contains("127.0.0.0/8, ::1 and localhost"), "{m}");
+    for bad in [
+        "http://127.0.0.1@evil.example.com/dir",
+        "http://10.0.0.1:14000/dir",
+        "ftp://acme.example.com/dir",
+        "acme.example.com/dir",
+        "https:///dir",
+    ] {
+        let m = message(&format!("acme:\n  directoryUrl: \"{bad}\"\n"), &[]);
+        assert!(m.contains("acme.directoryUrl"), "{bad}: {m}");
+    }
+    for good in [
+        "http://127.0.0.1:14000/dir",
+        "http://127.5.6.7/dir",
+        "http://localhost:14000/dir",
+        "http://[::1]:14000/dir",
+        "https://acme.example.com/dir",
+    ] {
+        let c = load(&format!("acme:\n  directoryUrl: \"{good}\"\n"), &[]).config;
+        assert_eq!(c.acme.directory_url, good);
+    }
+}
+
+#[test]
+fn storage_url_must_be_sqlite() {
+    let m = message("storage:\n  url: postgres://u:p@db/certfleet\n", &[]);
+    assert!(
+        m.contains("storage.url: PostgreSQL support is not in this version"),
+        "{m}"
+    );
+    let m = message("storage:\n  url: mysql://u:p@db/certfleet\n", &[]);
+    assert!(
+        m.contains("storage.url: the mysql:// scheme is not supported"),
+        "{m}"
+    );
+    let c = load("storage:\n  url: \"sqlite::memory:\"\n", &[]).config;
+    assert_eq!(c.storage.url.expose(), "sqlite::memory:");
+}
+
+#[test]
+fn email_checks() {
+    let c = load("acme:\n  email: mailto:ops@example.com\n", &[]).config;
+    assert_eq!(c.acme.email.as_deref(), Some("ops@example.com"));
+    for bad in [
+        "ops",
+        "a@b@example.com",
+        "ops@example.com,dev@example.com",
+        "o ps@example.com",
+        "@example.com",
+    ] {
+        let m = message(&format!("acme:\n  email: \"{bad}\"\n"), &[]);
+        assert!(m.contains("acme.email:"), "{bad}: {m}");
+    }
+}
+
+#[test]
+fn ca_certificates_must_hold_a_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write_file(
+        dir.path(),
+        "roots.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    );
+    let empty = write_file(dir.path(), "empty.pem", "not a pem\n");
+    let c = load(&format!("acme:\n  caCertificates: {good}\n"), &[]).config;
+    assert_eq!(c.acme.ca_certificates.as_deref(), Some(Path::new(&good)));
+    let m = message(&format!("acme:\n  caCertificates: {empty}\n"), &[]);
+    assert!(
+        m.contains(&format!(
+            "acme.caCertificates: {empty} holds no PEM certificate"
+        )),
+        "{m}"
+    );
+    let m = message("acme:\n  caCertificates: /nonexistent/roots.pem\n", &[]);
+    assert!(
+        m.contains("acme.caCertificates: cannot read /nonexistent/roots.pem"),
+        "{m}"
+    );
+}
+
+#[test]
+fn eab_hmac_key_forms() {
+    // 32 bytes: standard padded, url-safe padded, url-safe unpadded all decode alike.
+    let bytes: Vec<u8> = (0..32u8)
+        .map(|b| b.wrapping_mul(37).wrapping_add(250))
+        .collect();
+    use base64::Engine as _;
+    let engines = [
+        base64::engine::general_purpose::STANDARD.encode(&bytes),
+        base64::engine::general_purpose::URL_SAFE.encode(&bytes),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes),
+    ];
+    for encoded in engines {
+        let c = load(
+            &format!("acme:\n  eab:\n    kid: k\n    hmacKey: \"{encoded}\"\n"),
+            &[],
+        )
+        .config;
+        let key = c.acme.eab.expect("eab").hmac_key;
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key.expose())
+            .expect("normalised to unpadded base64url");
+        assert_eq!(decoded, bytes);
+    }
+    let m = message("acme:\n  eab:\n    kid: k\n    hmacKey: c2hvcnQ\n", &[]);
+    assert!(m.contains("acme.eab.hmacKey: decodes to 5 bytes"), "{m}");
+    let m = message(
+        "acme:\n  eab:\n    hmacKey: c2VjcmV0LWhtYWMta2V5LWV4YW1wbGUtMzItYnl0ZXMh\n",
+        &[],
+    );
+    assert!(m.contains("acme.eab.kid: is required"), "{m}");
+}
+
+#[test]
+fn several_errors_reported_together() {
+    let yaml = "server:\n  listen: \"localhost:8443\"\nacme:\n  keyType: ecdsa\n  email: nobody\nauth:\n  psk:\n    key: short\n";
+    let e = error(yaml, &[("CERTFLEET_SERVER__ISSUE_WAIT", "-1s")]);
+    let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.listen",
+            "server.issueWait",
+            "acme.email",
+            "acme.keyType",
+            "auth.psk.key"
+        ]
+    );
+    let m = e.to_string();
+    assert!(
+        m.starts_with("invalid configuration (5 problems):\n"),
+        "{m}"
+    );
+    assert_eq!(m.lines().count(), 6, "{m}");
+    assert!(
+        m.contains("server.issueWait (from CERTFLEET_SERVER__ISSUE_WAIT): \"-1s\" is negative"),
+        "{m}"
+    );
+}
+
+#[test]
+fn example_config_loads() {
+    let text = include_str!("../config.example.yaml");
+    let loaded = load(text, &[]);
+    let c = &loaded.config;
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:8443");
+    assert_eq!(c.server.issue_wait, Duration::from_secs(60));
+    assert_eq!(c.acme.email.as_deref(), Some("ops@example.com"));
+    assert_eq!(c.acme.key_type, KeyType::EcdsaP256);
+    assert_eq!(c.challenges.http01.listen.to_string(), "0.0.0.0:80");
+    assert_eq!(c.auth.psk.len(), 1);
+    assert_eq!(c.auth.psk[0].name, "fleet-a");
+    assert_eq!(c.auth.psk[0].key.expose().len(), 48);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    // The commented-out keys are valid too, once uncommented.
+    let uncommented: String = text
+        .lines()
+        .map(|line| match line.trim_start().strip_prefix("# ") {
+            Some(rest)
+                if line.starts_with("  ")
+                    && !line.contains("File:")
+                    && !line.contains("caCertificates") =>
+            {
+                format!("{}{rest}\n", &line[..line.len() - line.trim_start().len()])
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    let loaded = load(&uncommented, &[]);
+    assert!(loaded.config.acme.eab.is_some(), "{uncommented}");
+    assert_eq!(loaded.config.acme.profile.as_deref(), Some("shortlived"));
+    assert_eq!(loaded.config.auth.psk.len(), 2);
+}
