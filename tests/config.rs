@@ -202,6 +202,15 @@ fn env_index_past_the_end_is_an_error() {
 }
 
 #[test]
+fn env_string_for_a_list_of_mappings_names_item_and_variable() {
+    let m = message("", &[("CERTFLEET_AUTH__PSK__KEYS", "a,b")]);
+    assert!(
+        m.contains("auth.psk.keys[0] (from CERTFLEET_AUTH__PSK__KEYS): expected a mapping"),
+        "{m}"
+    );
+}
+
+#[test]
 fn env_without_double_underscore_or_prefix_is_ignored() {
     let loaded = load(
         "",
@@ -344,7 +353,7 @@ fn secrets_read_from_files() {
     );
     let single = write_file(dir.path(), "single", &format!("{KEY_B}\r\n"));
     let mut file = tempfile::NamedTempFile::new().expect("temp file");
-    write!(file, "{KEY_A}\n").expect("write");
+    writeln!(file, "{KEY_A}").expect("write");
     let yaml = format!(
         "storage:\n  urlFile: {url}\nacme:\n  eab:\n    kid: k\n    hmacKeyFile: {hmac}\n\
          auth:\n  psk:\n    keyFile: {single}\n    keys:\n      - name: a\n        keyFile: {}\n",
@@ -450,7 +459,7 @@ fn secrets_never_printed() {
     let cases = [
         (psk_yaml(short), short),
         (
-            format!("auth:\n  psk:\n    key: tiny-secret\n"),
+            "auth:\n  psk:\n    key: tiny-secret\n".to_owned(),
             "tiny-secret",
         ),
         (

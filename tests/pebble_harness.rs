@@ -265,6 +265,28 @@ async fn proxy_refuses_new_orders_and_forwards_the_rest() {
     );
 }
 
+#[tokio::test]
+async fn challtestsrv_serves_the_records_it_is_given() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let dns = pebble.dns_server();
+
+    let default = dns_query(&dns, "anything.harness.test", 1).await;
+    assert_eq!(answer_count(&default), 1, "every name resolves by default");
+    assert!(contains(&default, &[127, 0, 0, 1]));
+    pebble.add_a("moved.harness.test", "127.0.0.9").await;
+    let moved = dns_query(&dns, "moved.harness.test", 1).await;
+    assert!(contains(&moved, &[127, 0, 0, 9]), "{moved:?}");
+
+    let name = "_acme-challenge.txt.harness.test";
+    assert_eq!(answer_count(&dns_query(&dns, name, 16).await), 0);
+    pebble.set_txt(name, "token-digest-value").await;
+    let txt = dns_query(&dns, name, 16).await;
+    assert_eq!(answer_count(&txt), 1);
+    assert!(contains(&txt, b"token-digest-value"), "{txt:?}");
+    pebble.clear_txt(name).await;
+    assert_eq!(answer_count(&dns_query(&dns, name, 16).await), 0);
+}
+
 /// One order with a DNS-01 name (`set_txt`) and an HTTP-01 name that resolves, through
 /// `add_a`, to 127.0.0.2 where the only challenge server listens: Pebble issues only if both
 /// work, and the log counters see one order and one certificate.
@@ -375,6 +397,41 @@ fn certificates(pem: &str) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| panic!("parse PEM certificates: {e:?}\n{pem}"))
+}
+
+/// One DNS question (`qtype` 1 = A, 16 = TXT) over UDP; the raw response.
+async fn dns_query(server: &str, name: &str, qtype: u16) -> Vec<u8> {
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        query.push(u8::try_from(label.len()).expect("short label"));
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.push(0);
+    query.extend_from_slice(&qtype.to_be_bytes());
+    query.extend_from_slice(&1_u16.to_be_bytes());
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind UDP");
+    socket
+        .send_to(&query, server)
+        .await
+        .expect("send DNS query");
+    let mut response = vec![0; 1500];
+    let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut response))
+        .await
+        .expect("DNS answer in time")
+        .expect("receive DNS answer");
+    response.truncate(len);
+    assert_eq!(response[..2], query[..2], "answer to another query");
+    response
+}
+
+fn answer_count(response: &[u8]) -> u16 {
+    u16::from_be_bytes([response[6], response[7]])
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 async fn new_account(

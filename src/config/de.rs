@@ -197,11 +197,13 @@ impl<'de> de::Deserializer<'de> for PathDe<'_> {
             Value::Array(items) => visitor.visit_seq(Items::new(&self, items)),
             // Environment values are strings: `CERTFLEET_..._DOMAINS="a.com,*.b.com"`.
             Value::String(s) if self.origins.is_env_value(&self.path) => {
-                let parts = s.split(',').map(str::trim).filter(|p| !p.is_empty());
-                let mut seq = de::value::SeqDeserializer::<_, DeError>::new(parts);
-                visitor
-                    .visit_seq(&mut seq)
-                    .and_then(|value| seq.end().map(|()| value))
+                let parts: Vec<Value> = s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|part| !part.is_empty())
+                    .map(|part| Value::String(part.to_owned()))
+                    .collect();
+                visitor.visit_seq(Items::new(&self, &parts))
             }
             other => Err(self.error(format!("expected a list, found {}", kind(other)))),
         };

@@ -3,11 +3,12 @@
 //! Loading is a pipeline, one stage per file:
 //! 1. `tree.rs`: YAML text to a generic tree, then environment overrides applied to that tree;
 //! 2. `de.rs`: the tree into the raw serde structs of `raw.rs`, errors naming the key path;
-//! 3. `resolve.rs` (and `psk.rs`): defaults, secret files read, values parsed into types and
+//! 3. `resolve.rs` (with `acme.rs` and `psk.rs`): defaults, secret files read, values parsed into types and
 //!    checked, every problem collected, so one run reports them all.
 //!
 //! Everything past this module holds a [`Config`]: no code elsewhere parses a config string.
 
+mod acme;
 mod de;
 mod duration;
 mod error;

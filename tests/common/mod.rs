@@ -15,8 +15,13 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+// Short paths for the tests (`common::Pebble`); like the items above, a re-export one test
+// binary does not use is used by another.
+#[allow(unused_imports)]
 pub use ca::TestCa;
+#[allow(unused_imports)]
 pub use pebble::{Pebble, PebbleOptions};
+#[allow(unused_imports)]
 pub use proxy::RateLimitProxy;
 
 /// A loopback TCP port that was free a moment ago: bind `127.0.0.1:0`, read the port, drop.

@@ -1,0 +1,189 @@
+//! `acme`: the CA's directory, the account's contact and EAB credentials, the default key type.
+
+use std::{fs, net::IpAddr, path::PathBuf};
+
+use base64::{
+    Engine as _, alphabet,
+    engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose},
+};
+
+use super::{
+    AcmeConfig, EabConfig,
+    raw::{RawAcme, RawEab},
+    resolve::{Report, Reported, non_empty},
+    secret::Secret,
+};
+use crate::domain::KeyType;
+
+const DEFAULT_DIRECTORY_URL: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// RFC 8555 section 7.3.4 leaves the size to the CA; every CA in use issues 32 bytes or more,
+/// so a shorter decoded key is a truncated copy.
+const MIN_HMAC_KEY_BYTES: usize = 16;
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+/// Resolves `acme`, reporting every problem in it.
+pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, Reported> {
+    let directory_url = raw.directory_url.map_or_else(
+        || Ok(DEFAULT_DIRECTORY_URL.to_owned()),
+        |url| match check_directory_url(&url) {
+            Ok(()) => Ok(url),
+            Err(message) => Err(report.error("acme.directoryUrl", message)),
+        },
+    );
+    let email = email(non_empty(raw.email), report);
+    let ca_certificates = ca_certificates(non_empty(raw.ca_certificates), report);
+    let eab = raw.eab.map(|raw| eab(raw, report)).transpose();
+    let key_type = raw.key_type.map_or(Ok(KeyType::EcdsaP256), |text| {
+        KeyType::parse(&text).ok_or_else(|| {
+            let names = KeyType::ALL.map(|k| k.as_str()).join(", ");
+            let message = format!("unknown key type \"{text}\"; use one of {names}");
+            report.error("acme.keyType", message)
+        })
+    });
+    Ok(AcmeConfig {
+        directory_url: directory_url?,
+        email: email?,
+        ca_certificates: ca_certificates?,
+        eab: eab?,
+        key_type: key_type?,
+        profile: non_empty(raw.profile),
+    })
+}
+
+/// An `https://` URL; `http://` only for a loopback host, where a test CA such as Pebble runs.
+fn check_directory_url(url: &str) -> Result<(), String> {
+    let scheme_rest = |scheme: &str| {
+        url.get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+            .map(|_| &url[scheme.len()..])
+    };
+    let (secure, rest) = match (scheme_rest("https://"), scheme_rest("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => {
+            return Err(format!(
+                "\"{url}\" is not an https:// URL; use your CA's ACME directory URL, such as \
+                 {DEFAULT_DIRECTORY_URL}"
+            ));
+        }
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() || url.contains(char::is_whitespace) {
+        return Err(format!(
+            "\"{url}\" is not a valid URL; use your CA's ACME directory URL, such as \
+             {DEFAULT_DIRECTORY_URL}"
+        ));
+    }
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !secure && !loopback {
+        return Err(format!(
+            "\"{url}\" uses http:// for a host that is not loopback; use https:// (http:// is \
+             allowed only for 127.0.0.0/8, ::1 and localhost, e.g. a local Pebble)"
+        ));
+    }
+    Ok(())
+}
+
+fn email(value: Option<String>, report: &mut Report<'_>) -> Result<Option<String>, Reported> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    let address = text.strip_prefix("mailto:").unwrap_or(&text);
+    let well_formed = address
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
+        && address.matches('@').count() == 1
+        && !address.contains(|c: char| c == ',' || c.is_whitespace());
+    match well_formed {
+        true => Ok(Some(address.to_owned())),
+        false => Err(report.error(
+            "acme.email",
+            format!(
+                "\"{text}\" is not one email address; write a single address such as \
+                 ops@example.com"
+            ),
+        )),
+    }
+}
+
+fn ca_certificates(
+    value: Option<String>,
+    report: &mut Report<'_>,
+) -> Result<Option<PathBuf>, Reported> {
+    const KEY: &str = "acme.caCertificates";
+    const FIX: &str = "point it at a PEM file of the CA certificates to trust";
+    let Some(path) = value else {
+        return Ok(None);
+    };
+    let pem = fs::read(&path)
+        .map_err(|e| report.error(KEY, format!("cannot read {path}: {e}; {FIX}")))?;
+    if !pem
+        .windows(PEM_CERTIFICATE.len())
+        .any(|w| w == PEM_CERTIFICATE)
+    {
+        return Err(report.error(
+            KEY,
+            format!("{path} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\"); {FIX}"),
+        ));
+    }
+    Ok(Some(PathBuf::from(path)))
+}
+
+fn eab(raw: RawEab, report: &mut Report<'_>) -> Result<EabConfig, Reported> {
+    const HMAC_KEY: &str = "acme.eab.hmacKey";
+    let kid = non_empty(raw.kid).ok_or_else(|| {
+        report.error(
+            "acme.eab.kid",
+            "is required with acme.eab; copy the key ID from your CA's EAB credentials",
+        )
+    });
+    let hmac_key = match report.secret(HMAC_KEY, raw.hmac_key, raw.hmac_key_file) {
+        Ok(Some(value)) => decode_hmac_key(value.secret.expose())
+            .map(|bytes| Secret::new(general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+            .map_err(|message| report.error(&value.key, message)),
+        Ok(None) => Err(report.error(
+            HMAC_KEY,
+            "is required with acme.eab (or hmacKeyFile); copy the HMAC key from your CA's EAB \
+             credentials",
+        )),
+        Err(reported) => Err(reported),
+    };
+    Ok(EabConfig {
+        kid: kid?,
+        hmac_key: hmac_key?,
+    })
+}
+
+/// Decodes base64url as CAs print it, padded or not; standard base64 is accepted too, as some
+/// dashboards show it. The message never includes the key or the decoder's error, which quotes
+/// the offending byte.
+fn decode_hmac_key(text: &str) -> Result<Vec<u8>, String> {
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+    let text = text.trim();
+    let bytes = URL_SAFE
+        .decode(text)
+        .or_else(|_| STANDARD.decode(text))
+        .map_err(|_| {
+            "is not base64url (nor standard base64); copy the HMAC key exactly as your CA shows it"
+                .to_owned()
+        })?;
+    if bytes.len() < MIN_HMAC_KEY_BYTES {
+        return Err(format!(
+            "decodes to {} bytes, but an EAB HMAC key has at least {MIN_HMAC_KEY_BYTES}; copy the \
+             whole key from your CA",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
+}
