@@ -88,7 +88,7 @@ python3 - <<'PY'
 import json
 body = json.load(open("response.json"))
 open("cert.pem", "w").write(body["certificate"])
-print(f"issued in one request: cached={json.dumps(body["cached"])}, notAfter={body['notAfter']}, renewAfter={body['renewAfter']}")
+print(f"issued in one request: cached={json.dumps(body['cached'])}, notAfter={body['notAfter']}, renewAfter={body['renewAfter']}")
 PY
 printf 'request took %.2f s\n' "$(echo "$end - $start" | bc -l 2>/dev/null || python3 -c "print($end - $start)")"
 openssl x509 -in cert.pem -noout -subject -issuer -dates -ext subjectAltName
