@@ -323,6 +323,11 @@ fn type_errors_name_the_path_without_the_value() {
     assert!(m.contains("auth.psk.key: expected a string"), "{m}");
     assert!(m.contains("quotes"), "{m}");
     assert!(!m.contains("12345678"), "{m}");
+    let m = message("acme:\n  profile: yes\n", &[]);
+    assert!(
+        m.contains("acme.profile: expected a string, found a boolean"),
+        "{m}"
+    );
     let m = message(
         "auth:\n  psk:\n    keys:\n      - domains: a.example.com\n",
         &[],

@@ -55,7 +55,7 @@ fn check_directory_url(url: &str) -> Result<(), String> {
     let scheme_rest = |scheme: &str| {
         url.get(..scheme.len())
             .filter(|s| s.eq_ignore_ascii_case(scheme))
-            .map(|_| &url[scheme.len()..])
+            .and_then(|_| url.get(scheme.len()..))
     };
     let (secure, rest) = match (scheme_rest("https://"), scheme_rest("http://")) {
         (Some(rest), _) => (true, rest),

@@ -53,7 +53,7 @@ pub(super) fn from_tree<T: for<'de> Deserialize<'de>>(
 
 /// A deserialization error, with the path of the deepest key it arose at.
 #[derive(Debug)]
-pub(super) struct DeError {
+struct DeError {
     path: Option<String>,
     message: String,
 }

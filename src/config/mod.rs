@@ -18,7 +18,13 @@ mod resolve;
 mod secret;
 mod tree;
 
-use std::{fmt::Display, fs, net::SocketAddr, path::Path, path::PathBuf, time::Duration};
+use std::{
+    fmt::Display,
+    fs,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::{Serialize, Serializer};
 

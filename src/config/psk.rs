@@ -4,13 +4,12 @@
 //! `default`; `auth.psk.keys` names each key and the domains it may request. Names and keys must
 //! be unique across both, so a log line's key name identifies exactly one client.
 
-use crate::domain::DomainPattern;
-
 use super::{
     AuthConfig, PskKey,
     raw::{RawAuth, RawPskEntry},
     resolve::{Report, Reported, SecretValue, non_empty},
 };
+use crate::domain::DomainPattern;
 
 /// The length below which `auth.psk.key` is refused (le-cert-server accepted it).
 const MIN_SINGLE_KEY_CHARS: usize = 16;

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-// Short paths for the tests (`common::Pebble`); like the items above, a re-export one test
+// Short paths for the tests (`common::Pebble`); as with dead code, a re-export one test
 // binary does not use is used by another.
 #[allow(unused_imports)]
 pub use ca::TestCa;
