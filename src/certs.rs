@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::acme::{IssueError, Issuer};
-use crate::domain::CertKey;
+use crate::domain::{CertKey, DomainName};
 use crate::store::{Store, StoreError, StoredCert};
 
 /// The most certificates kept in the response cache; past it, entries are dropped and reloaded
@@ -63,7 +63,7 @@ impl CachedCert {
         let render = |cached| {
             let body = CertBody {
                 domain: cert.names.primary().as_str(),
-                domains: cert.names.names().iter().map(|n| n.as_str()).collect(),
+                domains: cert.names.names().iter().map(DomainName::as_str).collect(),
                 certificate: &cert.cert_pem,
                 private_key: &cert.key_pem,
                 issuer_cert: &cert.issuer_pem,
@@ -127,10 +127,8 @@ impl CertService {
         key: &CertKey,
         now: i64,
     ) -> Result<Option<Arc<CachedCert>>, StoreError> {
-        if let Some(hit) = self.cached(key) {
-            if hit.is_valid_at(now) {
-                return Ok(Some(hit));
-            }
+        if let Some(hit) = self.cached(key).filter(|hit| hit.is_valid_at(now)) {
+            return Ok(Some(hit));
         }
         let Some(cert) = self.store.certificate(key).await? else {
             return Ok(None);
@@ -152,10 +150,11 @@ impl CertService {
         if let Some(pending) = inflight.get(key) {
             return pending.clone();
         }
-        if !force {
-            if let Some(hit) = self.cached(key).filter(|hit| hit.is_valid_at(now)) {
-                return watch::channel(Some(Ok(hit))).1;
-            }
+        if let Some(hit) = self
+            .cached(key)
+            .filter(|hit| !force && hit.is_valid_at(now))
+        {
+            return watch::channel(Some(Ok(hit))).1;
         }
         let (done, pending) = watch::channel(None);
         inflight.insert(key.clone(), pending.clone());

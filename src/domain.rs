@@ -384,7 +384,8 @@ mod tests {
     fn names_refused() {
         let long_label = format!("{}.com", "a".repeat(64));
         let long_name = format!("{}.com", ["abcdefghij"; 30].join("."));
-        let cases: Vec<(&str, fn(&DomainError) -> bool)> = vec![
+        type Check = fn(&DomainError) -> bool;
+        let cases: Vec<(&str, Check)> = vec![
             ("", |e| matches!(e, DomainError::Empty)),
             (".", |e| matches!(e, DomainError::Empty)),
             ("127.0.0.1", |e| matches!(e, DomainError::IpAddress(_))),

@@ -75,7 +75,7 @@ async fn check_certificate(pebble: &Pebble, body: &Value, names: &[&str]) {
         leaf.verify_is_valid_for_subject_name(&server_name)
             .unwrap_or_else(|e| panic!("leaf not valid for {name}: {e:?}"));
     }
-    let mut wanted: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut wanted: Vec<String> = names.iter().map(ToString::to_string).collect();
     wanted.sort();
     assert_eq!(dns_names(&chain[0]), wanted, "exactly the requested names");
 

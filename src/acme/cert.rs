@@ -4,7 +4,7 @@ use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData, RsaKey
 use rustls_pki_types::pem::PemObject;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
-use crate::domain::{KeyType, NameSet};
+use crate::domain::{DomainName, KeyType, NameSet};
 
 /// A new private key (PKCS#8 PEM) and a CSR (DER) naming every name of the set.
 pub struct KeyAndCsr {
@@ -86,7 +86,7 @@ pub fn check_chain(pem: &str, names: &NameSet, spki_der: &[u8]) -> Result<Issued
     let mut sans = leaf_dns_names(&leaf);
     sans.sort();
     sans.dedup();
-    let wanted: Vec<&str> = names.names().iter().map(|n| n.as_str()).collect();
+    let wanted: Vec<&str> = names.names().iter().map(DomainName::as_str).collect();
     if sans != wanted {
         return Err(format!(
             "the CA returned a certificate for {} instead of {names}",

@@ -69,24 +69,18 @@ impl HttpClient for AcmeHttp {
             let rsp = client
                 .execute(req)
                 .await
-                .map_err(|e| instant_acme::Error::Other(Box::new(without_url(e))))?;
-            if matches!(
+                .map_err(|e| instant_acme::Error::Other(Box::new(e.without_url())))?;
+            let throttled = matches!(
                 rsp.status(),
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-            ) {
-                if let Some(delay) = retry_after(rsp.headers()) {
-                    // Outside `with_retry_after` there is nobody to tell: ignore.
-                    let _ = RETRY_AFTER.try_with(|cell| cell.set(Some(delay)));
-                }
+            );
+            if let Some(delay) = retry_after(rsp.headers()).filter(|_| throttled) {
+                // Outside `with_retry_after` there is nobody to tell: ignore.
+                let _ = RETRY_AFTER.try_with(|cell| cell.set(Some(delay)));
             }
             Ok(BytesResponse::from(http::Response::from(rsp)))
         })
     }
-}
-
-/// reqwest errors print the URL; ACME URLs carry no secret, but keep messages short.
-fn without_url(err: reqwest::Error) -> reqwest::Error {
-    err.without_url()
 }
 
 /// Parses `Retry-After` (RFC 9110 section 10.2.3): delay-seconds or an HTTP-date.

@@ -1,0 +1,414 @@
+//! Benchmark: the cached certificate fetch (`GET /api/certificate?domain=...` with a pre-shared
+//! key) against a bare axum handler that returns the same bytes.
+//!
+//! Run with `cargo bench --bench fetch` (or `bench/run.sh`). Needs `wrk` (Debian package; install
+//! it with `CERTFLEET_BENCH_DEPS=1 scripts/install-test-deps.sh`).
+//!
+//! One process serves both, on a multi-thread tokio runtime:
+//! - the baseline: a bare axum `Router` with one GET route answering the exact JSON body
+//!   certfleet answers (`Content-Type: application/json`), nothing else;
+//! - certfleet: `App::start` from YAML (SQLite in a temporary directory, one PSK, an ACME
+//!   directory that points nowhere since nothing is issued) with a certificate saved directly
+//!   through `Store::save_certificate`, served by `App::serve`.
+//!
+//! `wrk -t1 -c32 -d3s` with the same `Authorization: APIKey ...` header loads one, then the other,
+//! alternating for several rounds; the result is the median of the per-round ratios
+//! certfleet / bare (requests per second), against the target. Speed is only ever judged as that
+//! ratio, measured in the same run: these machines are shared and noisy.
+//!
+//! Also printed: this process's resident memory when idle after start-up. It includes the bench's
+//! own runtime, the bare server and the fixtures; `bench/run.sh` measures the real
+//! `certfleet serve` binary on its own.
+
+use std::process::Command;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use bytes::Bytes;
+use certfleet::app::App;
+use certfleet::config::Config;
+use certfleet::domain::{KeyType, NameSet};
+use certfleet::store::StoredCert;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::net::TcpListener;
+
+/// Measured rounds (each: bare, then certfleet).
+const ROUNDS: usize = 5;
+/// `wrk` settings: one thread (the machine has 2 cores), 32 connections; 3 seconds a run.
+const WRK_ARGS: [&str; 2] = ["-t1", "-c32"];
+const DURATION: &str = "3s";
+/// certfleet must serve at least this fraction of the bare handler's requests per second.
+const TARGET_RATIO: f64 = 0.8;
+/// Idle resident memory target, MiB (VmRSS's "kB" are KiB).
+const TARGET_RSS_MB: f64 = 20.0;
+
+/// The key the bench's client presents; limited to the bench's domain, like a fleet key.
+const BENCH_KEY: &str = "bench-fleet-key-0123456789abcdef0123456789abcdef";
+const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef0123456789abcdef";
+/// The certificate's names; the query asks for exactly this set.
+const NAMES: [&str; 2] = ["www.bench.example.test", "bench.example.test"];
+const QUERY: &str = "domain=bench.example.test&domain=www.bench.example.test";
+
+fn main() {
+    let wrk_version = Command::new("wrk").arg("--version").output();
+    assert!(
+        wrk_version.is_ok(),
+        "wrk is missing: install it with `CERTFLEET_BENCH_DEPS=1 scripts/install-test-deps.sh` \
+         (Debian package `wrk`)"
+    );
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("build the tokio runtime");
+    let setup = runtime.block_on(start());
+
+    // Idle: every server is up, the certificate is stored, nothing has been fetched yet.
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss = vm_rss_kb();
+
+    let certfleet_url = format!("http://{}/api/certificate?{QUERY}", setup.certfleet);
+    let bare_url = format!("http://{}/api/certificate?{QUERY}", setup.bare);
+    runtime.block_on(check_same_bytes(&certfleet_url, &bare_url, &setup.body));
+
+    // Warm-up (not counted): connections, allocator, caches.
+    wrk(&bare_url, "1s");
+    wrk(&certfleet_url, "1s");
+
+    println!("fetch: GET /api/certificate with a PSK, cached certificate");
+    println!(
+        "  body {} bytes; wrk {} -d{DURATION} with `Authorization: APIKey ...`",
+        setup.body.len(),
+        WRK_ARGS.join(" ")
+    );
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    let mut bare_rps = Vec::with_capacity(ROUNDS);
+    let mut certfleet_rps = Vec::with_capacity(ROUNDS);
+    for round in 1..=ROUNDS {
+        let bare = wrk(&bare_url, DURATION);
+        let certfleet = wrk(&certfleet_url, DURATION);
+        let ratio = certfleet / bare;
+        println!(
+            "  round {round}: bare {bare:>10.0} req/s   certfleet {certfleet:>10.0} req/s   ratio {ratio:.3}"
+        );
+        bare_rps.push(bare);
+        certfleet_rps.push(certfleet);
+        ratios.push(ratio);
+    }
+    let ratio = median(&mut ratios);
+    println!(
+        "  median: bare {:.0} req/s, certfleet {:.0} req/s",
+        median(&mut bare_rps),
+        median(&mut certfleet_rps)
+    );
+    println!(
+        "RESULT fetch_ratio {ratio:.3} target >= {TARGET_RATIO} {}",
+        verdict(ratio >= TARGET_RATIO)
+    );
+
+    let idle_mb = kb_to_mb(idle_rss);
+    println!(
+        "RESULT bench_process_idle_rss_mib {idle_mb:.1} target < {TARGET_RSS_MB} {} \
+         (this bench process: certfleet plus the bench's runtime, bare server and fixtures; \
+         bench/run.sh measures the real binary)",
+        verdict(idle_mb < TARGET_RSS_MB)
+    );
+    println!(
+        "  (bench process RSS after the load: {:.1} MiB, for information)",
+        kb_to_mb(vm_rss_kb())
+    );
+
+    runtime.block_on(async {
+        let _ = setup.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), setup.task).await;
+    });
+}
+
+struct Setup {
+    certfleet: std::net::SocketAddr,
+    bare: std::net::SocketAddr,
+    body: Bytes,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts certfleet with a stored certificate and the bare handler with the body certfleet is
+/// expected to answer.
+async fn start() -> Setup {
+    let dir = tempfile::Builder::new()
+        .prefix("certfleet-bench-fetch-")
+        .tempdir()
+        .expect("create a temporary directory");
+    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    let yaml = format!(
+        r#"server:
+  issueWait: 30s
+storage:
+  url: "{db_url}"
+acme:
+  # Nothing is issued in this bench: the directory points nowhere.
+  directoryUrl: "https://127.0.0.1:9/dir"
+challenges:
+  http01:
+    listen: "127.0.0.1:0"
+auth:
+  psk:
+    keys:
+      - name: admin
+        key: "{ADMIN_KEY}"
+      - name: bench-fleet
+        key: "{BENCH_KEY}"
+        domains: ["bench.example.test", "*.bench.example.test"]
+"#
+    );
+    let config = Config::from_yaml(&yaml, std::iter::empty())
+        .expect("the bench config is valid")
+        .config;
+    let app = App::start(&config).await.expect("certfleet starts");
+
+    let cert = fixture_certificate();
+    app.store
+        .save_certificate(&cert)
+        .await
+        .expect("save the certificate");
+    let body = expected_body(&cert);
+
+    let api = TcpListener::bind("127.0.0.1:0").await.expect("bind the API");
+    let http01 = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the HTTP-01 listener");
+    let certfleet = api.local_addr().expect("API address");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.serve(api, http01, async {
+        let _ = stopped.await;
+    }));
+
+    let bare_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the bare handler");
+    let bare = bare_listener.local_addr().expect("bare address");
+    let bare_body = body.clone();
+    let router = Router::new().route(
+        "/api/certificate",
+        get(move || {
+            let body = bare_body.clone();
+            async move {
+                let mut response = body.into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(bare_listener, router).await });
+
+    Setup {
+        certfleet,
+        bare,
+        body,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+/// A real ECDSA P-256 leaf signed by a self-signed issuer: the stored chain is leaf +
+/// issuer, about the size of what Pebble or Let's Encrypt hand out.
+fn fixture_certificate() -> StoredCert {
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("0 ns");
+    let not_before = now - time::Duration::hours(1);
+    let not_after = now + time::Duration::days(90);
+
+    let issuer_key = KeyPair::generate().expect("generate the issuer key");
+    let mut issuer_params =
+        CertificateParams::new(Vec::<String>::new()).expect("empty SAN is valid");
+    issuer_params
+        .distinguished_name
+        .push(DnType::CommonName, "certfleet bench intermediate");
+    issuer_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    issuer_params.not_before = not_before;
+    issuer_params.not_after = not_after + time::Duration::days(365);
+    let issuer_cert = issuer_params
+        .self_signed(&issuer_key)
+        .expect("self-sign the issuer");
+    let issuer = Issuer::new(issuer_params, issuer_key);
+
+    let leaf_key = KeyPair::generate().expect("generate the leaf key");
+    let mut leaf_params =
+        CertificateParams::new(NAMES.map(str::to_owned).to_vec()).expect("valid names");
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, NAMES[0]);
+    leaf_params.not_before = not_before;
+    leaf_params.not_after = not_after;
+    let serial = [0x5a, 0x17, 0x3c, 0x01, 0x9e, 0x42, 0x8b, 0x6d];
+    leaf_params.serial_number = Some(SerialNumber::from_slice(&serial));
+    leaf_params.use_authority_key_identifier_extension = true;
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("sign the leaf");
+
+    let issuer_pem = issuer_cert.pem();
+    let lifetime = (not_after - not_before).whole_seconds();
+    StoredCert {
+        names: NameSet::parse(&NAMES).expect("valid names"),
+        key_type: KeyType::EcdsaP256,
+        cert_pem: format!("{}{issuer_pem}", leaf.pem()),
+        key_pem: leaf_key.serialize_pem(),
+        issuer_pem,
+        serial: serial.iter().map(|b| format!("{b:02x}")).collect(),
+        not_before: not_before.unix_timestamp(),
+        not_after: not_after.unix_timestamp(),
+        renew_after: not_before.unix_timestamp() + lifetime * 2 / 3,
+        issued_at: now.unix_timestamp(),
+    }
+}
+
+/// The body certfleet's API documents for a cached certificate, built here independently of
+/// certfleet's code so that the bare handler and the check below do not trust it.
+fn expected_body(cert: &StoredCert) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a> {
+        domain: &'a str,
+        domains: Vec<&'a str>,
+        certificate: &'a str,
+        private_key: &'a str,
+        issuer_cert: &'a str,
+        not_before: String,
+        not_after: String,
+        renew_after: String,
+        cached: bool,
+    }
+    let rfc3339 = |unix: i64| {
+        OffsetDateTime::from_unix_timestamp(unix)
+            .expect("a valid timestamp")
+            .format(&Rfc3339)
+            .expect("RFC 3339 formatting")
+    };
+    let mut names: Vec<&str> = NAMES.to_vec();
+    names.sort_unstable();
+    let body = Body {
+        domain: names[0],
+        domains: names,
+        certificate: &cert.cert_pem,
+        private_key: &cert.key_pem,
+        issuer_cert: &cert.issuer_pem,
+        not_before: rfc3339(cert.not_before),
+        not_after: rfc3339(cert.not_after),
+        renew_after: rfc3339(cert.renew_after),
+        cached: true,
+    };
+    Bytes::from(serde_json::to_vec(&body).expect("serialise the body"))
+}
+
+/// One fetch from each server before any load: both must answer 200, JSON, the same bytes.
+async fn check_same_bytes(certfleet_url: &str, bare_url: &str, expected: &Bytes) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("build the HTTP client");
+    for (who, url) in [("certfleet", certfleet_url), ("bare", bare_url)] {
+        let response = client
+            .get(url)
+            .header("Authorization", format!("APIKey {BENCH_KEY}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url} ({who}): {e}"));
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response.bytes().await.expect("read the body");
+        assert_eq!(
+            status,
+            200,
+            "GET {url} ({who}) answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        assert_eq!(
+            content_type, "application/json",
+            "GET {url} ({who}): content type"
+        );
+        assert!(
+            bytes == *expected,
+            "GET {url} ({who}) did not answer the expected bytes: the benchmark would compare \
+             different work.\n--- expected ({} bytes) ---\n{}\n--- got ({} bytes) ---\n{}",
+            expected.len(),
+            String::from_utf8_lossy(expected),
+            bytes.len(),
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}
+
+/// Runs wrk against `url` for `duration` and returns its requests per second. Panics when wrk
+/// fails or saw socket errors or non-2xx answers.
+fn wrk(url: &str, duration: &str) -> f64 {
+    let mut command = Command::new("wrk");
+    command
+        .args(WRK_ARGS)
+        .args(["-d", duration])
+        .args(["-H", &format!("Authorization: APIKey {BENCH_KEY}")])
+        .arg(url);
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("run wrk: {e}; install it with `apt-get install -y wrk`"));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "wrk {url} failed: {}\n{text}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for bad in ["Non-2xx or 3xx responses", "Socket errors"] {
+        assert!(!text.contains(bad), "wrk {url}: {bad}\n{text}");
+    }
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no `Requests/sec:` in wrk's output:\n{text}"))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        f64::midpoint(values[mid - 1], values[mid])
+    }
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "BELOW TARGET" }
+}
+
+/// This process's resident set size in kB, from `/proc/self/status`.
+fn vm_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+#[allow(clippy::cast_precision_loss)] // kB counts are far below 2^52.
+fn kb_to_mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
