@@ -180,7 +180,9 @@ auth:
         .expect("save the certificate");
     let body = expected_body(&cert);
 
-    let api = TcpListener::bind("127.0.0.1:0").await.expect("bind the API");
+    let api = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the API");
     let http01 = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the HTTP-01 listener");
@@ -224,7 +226,9 @@ auth:
 /// A real ECDSA P-256 leaf signed by a self-signed issuer: the stored chain is leaf +
 /// issuer, about the size of what Pebble or Let's Encrypt hand out.
 fn fixture_certificate() -> StoredCert {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("0 ns");
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 ns");
     let not_before = now - time::Duration::hours(1);
     let not_after = now + time::Duration::days(90);
 
@@ -411,4 +415,3 @@ fn vm_rss_kb() -> u64 {
 fn kb_to_mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
-

@@ -125,9 +125,7 @@ async fn issue(service: &Service, pebble: &Pebble, names: &[&str]) -> Duration {
     let before = pebble.issued_count();
     let started = Instant::now();
     let answers = join_all(names.iter().map(|name| async move {
-        let response = service
-            .post(CERT, ADMIN_KEY, json!({"domain": name}))
-            .await;
+        let response = service.post(CERT, ADMIN_KEY, json!({"domain": name})).await;
         let status = response.status();
         let body = response.text().await.expect("read the body");
         (*name, status, body)
@@ -196,7 +194,12 @@ impl Certbot {
         let base = self.dir.path();
         let mut command = Command::new(CERTBOT_BIN);
         command
-            .args(["certonly", "--standalone", "--non-interactive", "--agree-tos"])
+            .args([
+                "certonly",
+                "--standalone",
+                "--non-interactive",
+                "--agree-tos",
+            ])
             .arg("--register-unsafely-without-email")
             .args(["--http-01-address", "127.0.0.1"])
             .args(["--http-01-port", &self.http_port.to_string()])

@@ -1,6 +1,7 @@
 //! The `certfleet` command: a thin shell over the library.
 
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -34,31 +35,43 @@ fn main() -> ExitCode {
     // One crypto provider for every rustls user in the process (reqwest, instant-acme).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     init_logging();
-    let loaded = match Config::load(cli.config.as_deref(), std::env::vars()) {
-        Ok(loaded) => loaded,
+    match cli.command {
+        Command::CheckConfig => match load_config(cli.config.as_deref()) {
+            Some(loaded) => check_config(&loaded),
+            None => ExitCode::FAILURE,
+        },
+        Command::Serve => match load_config(cli.config.as_deref()) {
+            Some(loaded) => run_async(serve(loaded)),
+            None => ExitCode::FAILURE,
+        },
+    }
+}
+
+/// Loads the config, printing every problem; `None` when it is invalid.
+fn load_config(path: Option<&Path>) -> Option<Loaded> {
+    match Config::load(path, std::env::vars()) {
+        Ok(loaded) => Some(loaded),
         Err(err) => {
-            eprintln!("certfleet: invalid configuration:\n{err}");
+            eprintln!("certfleet: {err}");
+            None
+        }
+    }
+}
+
+/// Runs a command's future on a multi-threaded runtime; its error is printed and exits 1.
+fn run_async(work: impl Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("certfleet: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
-        Command::CheckConfig => check_config(&loaded),
-        Command::Serve => {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("certfleet: cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve(loaded)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    tracing::error!("{err}");
-                    eprintln!("certfleet: {err}");
-                    ExitCode::FAILURE
-                }
-            }
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("certfleet: {err}");
+            ExitCode::FAILURE
         }
     }
 }
