@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
 # Installs the real components certfleet's tests and demo run against (Debian packages):
-# Pebble and pebble-challtestsrv (ACME CA), openssl (demo), wrk and certbot (benchmarks).
+# Pebble and pebble-challtestsrv (ACME CA), openssl (demo), wrk and certbot (benchmarks),
+# Debian trixie's pebble 2.6 (ARI tests, unpacked under target/test-tools); and
+# the npm packages of the tests' OpenID provider (tests/oidc).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
+
+# The OpenID provider tests/oidc.rs starts: npm oidc-provider, pinned in tests/oidc's
+# package-lock.json, run with the machine's node (20+).
+oidc_dir="$(cd "$(dirname "$0")/../tests/oidc" && pwd)"
+if [ ! -d "$oidc_dir/node_modules" ]; then
+  if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    echo "node and npm are missing: install Node.js 20+ with npm for the OIDC tests" >&2
+    exit 1
+  fi
+  echo "installing the test OpenID provider: npm ci --prefix tests/oidc" >&2
+  npm ci --prefix "$oidc_dir" --no-audit --no-fund >/dev/null
+fi
 
 need=()
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
@@ -12,11 +26,30 @@ if [ "${CERTFLEET_BENCH_DEPS:-0}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v certbot >/dev/null 2>&1 || need+=(certbot)
 fi
-if [ ${#need[@]} -eq 0 ]; then
-  exit 0
-fi
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
-echo "installing: ${need[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Pebble 2.6 from Debian trixie, for the ACME Renewal Information (RFC 9773) tests: bookworm's
+# 2.4 has no ARI. Downloaded with a private apt configuration (the system's sources are not
+# touched) and unpacked under target/test-tools.
+ari_dir="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools/pebble-2.6"
+if [ ! -x "$ari_dir/usr/bin/pebble" ]; then
+  echo "installing pebble 2.6 (Debian trixie) for the ARI tests into $ari_dir" >&2
+  apt_dir=$(mktemp -d)
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
+    > "$apt_dir/sources.list"
+  apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=/dev/null"
+    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
+  apt-get "${apt_opts[@]}" update -qq
+  (cd "$apt_dir" && apt-get "${apt_opts[@]}" download -qq pebble)
+  mkdir -p "$ari_dir"
+  dpkg-deb -x "$apt_dir"/pebble_*.deb "$ari_dir"
+  rm -rf "$apt_dir"
+  "$ari_dir/usr/bin/pebble" -version >/dev/null
+fi

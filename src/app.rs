@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::acme::{Issuer, http01};
+use crate::auth::jwt::JwtAuth;
 use crate::auth::psk::PskAuth;
 use crate::auth::{AuthChain, Authenticator, HasAuth};
 use crate::certs::CertService;
@@ -41,13 +42,19 @@ impl HasAuth for Arc<App> {
 impl App {
     /// Opens the store (applying migrations) and builds the issuer and the auth chain.
     pub async fn start(config: &Config) -> Result<Arc<Self>, String> {
-        let store = store::open(config.storage.url.expose())
+        let store = store::open(&config.storage)
             .await
             .map_err(|e| e.to_string())?;
         let issuer = Arc::new(Issuer::new(&config.acme, store.clone())?);
         let mut methods: Vec<Arc<dyn Authenticator>> = Vec::new();
         if !config.auth.psk.is_empty() {
             methods.push(Arc::new(PskAuth::new(&config.auth.psk)));
+        }
+        if let Some(jwt) = &config.auth.jwt {
+            // Keys load in the background: until then bearer tokens get 503, PSK works.
+            let jwt = JwtAuth::new(jwt)?;
+            jwt.start();
+            methods.push(Arc::new(jwt));
         }
         Ok(Arc::new(Self {
             certs: Arc::new(CertService::new(store.clone(), issuer)),
@@ -56,6 +63,24 @@ impl App {
             default_key_type: config.acme.key_type,
             issue_wait: config.server.issue_wait,
         }))
+    }
+
+    /// Resumes unfinished orders, loads the ACME account, and runs the renewal worker until
+    /// `stop` turns true.
+    fn start_background(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        let app = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = app.certs.resume_orders().await {
+                tracing::error!(error = %err, "cannot resume unfinished orders");
+            }
+            app.certs.issuer().warm_up().await;
+        });
+        tokio::spawn(crate::renewal::worker(
+            self.certs.clone(),
+            self.store.clone(),
+            self.certs.stored(),
+            stop,
+        ));
     }
 
     /// Serves the API on `api` and HTTP-01 on `http01` until `shutdown` resolves, then lets
@@ -74,7 +99,8 @@ impl App {
         let api_server = axum::serve(api, crate::api::router(self.clone()))
             .with_graceful_shutdown(stopped(stop_rx.clone()));
         let http01_server = axum::serve(http01, http01::router(self.store.clone()))
-            .with_graceful_shutdown(stopped(stop_rx));
+            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        self.start_background(stop_rx.clone());
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down");

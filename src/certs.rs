@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use aws_lc_rs::digest;
 use bytes::Bytes;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::acme::{IssueError, Issuer};
 use crate::domain::{CertKey, DomainName};
-use crate::store::{Store, StoreError, StoredCert};
+use crate::error::ApiError;
+use crate::renewal::backoff;
+use crate::store::{Failure, Store, StoreError, StoredCert};
 
 /// The most certificates kept in the response cache; past it, entries are dropped and reloaded
 /// from the store on demand.
@@ -102,6 +104,7 @@ pub struct CertService {
     issuer: Arc<Issuer>,
     cache: RwLock<HashMap<CertKey, Arc<CachedCert>>>,
     inflight: Mutex<HashMap<CertKey, Pending>>,
+    stored: Arc<Notify>,
 }
 
 impl CertService {
@@ -112,7 +115,51 @@ impl CertService {
             issuer,
             cache: RwLock::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
+            stored: Arc::new(Notify::new()),
         }
+    }
+
+    /// Notified whenever a certificate is stored (the renewal worker's wake-up).
+    pub fn stored(&self) -> Arc<Notify> {
+        self.stored.clone()
+    }
+
+    /// Renews `key` now (or joins the renewal under way), unless it is backing off.
+    pub fn renew(self: &Arc<Self>, key: &CertKey, now: i64) -> Pending {
+        self.issue(key, true, now)
+    }
+
+    /// Whether a certificate the store says is due should be renewed now. With ARI, the CA's
+    /// window may have moved later: then the renewal time moves there and this says no.
+    pub async fn still_due(&self, key: &CertKey, now: i64) -> bool {
+        let Ok(Some(cert)) = self.store.certificate(key).await else {
+            return true;
+        };
+        match self.issuer.ari_renewal_time(&cert.cert_pem).await {
+            Some(at) if at > now => {
+                tracing::info!(names = %key.names, renew_after = at, "the CA's renewal window starts later");
+                if let Err(err) = self.store.set_renew_after(key, at).await {
+                    tracing::warn!(error = %err, "cannot move the renewal time");
+                    return true;
+                }
+                self.cache
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(key);
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Resumes every order a previous process left unfinished (crash recovery).
+    pub async fn resume_orders(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let keys = self.store.orders().await?;
+        for key in &keys {
+            tracing::info!(names = %key.names, key_type = %key.key_type, "resuming an unfinished order");
+            drop(self.issue(key, true, crate::clock::now()));
+        }
+        Ok(keys.len())
     }
 
     /// The issuer (for its counters).
@@ -166,7 +213,7 @@ impl CertService {
             // The order runs in its own task so that a panic in it still ends the issuance.
             let order = tokio::spawn({
                 let (service, key) = (service.clone(), key.clone());
-                async move { service.issuer.issue(&key).await }
+                async move { service.attempt(&key).await }
             });
             let outcome = match order.await {
                 Ok(result) => result,
@@ -177,6 +224,7 @@ impl CertService {
             .map(|cert| {
                 let entry = Arc::new(CachedCert::new(cert));
                 service.remember(&key, entry.clone());
+                service.stored.notify_one();
                 entry
             });
             if let Err(err) = &outcome {
@@ -188,6 +236,55 @@ impl CertService {
             done.send_replace(Some(outcome));
         });
         pending
+    }
+
+    /// One issuance attempt under the back-off rules: a failing identity gets its last error
+    /// (and no order) until its next attempt; a failure earns a longer wait, a success clears it.
+    async fn attempt(&self, key: &CertKey) -> Result<StoredCert, IssueError> {
+        let now = crate::clock::now();
+        let previous = self.store.failure(key).await?;
+        if let Some(failure) = previous.as_ref().filter(|f| f.next_attempt > now) {
+            let wait = u64::try_from(failure.next_attempt - now).unwrap_or(1);
+            return Err(IssueError::BackingOff {
+                code: failure.code.clone(),
+                message: failure.message.clone(),
+                retry_after: std::time::Duration::from_secs(wait),
+            });
+        }
+        let result = self.issuer.issue(key).await;
+        match &result {
+            Ok(_) if previous.is_some() => self.store.clear_failure(key).await?,
+            Ok(_) | Err(IssueError::Internal(_) | IssueError::BackingOff { .. }) => {}
+            Err(err) => {
+                let count = previous.map_or(0, |f| f.count).saturating_add(1);
+                let remaining = self
+                    .store
+                    .certificate(key)
+                    .await?
+                    .map(|c| c.not_after - now);
+                let mut wait = backoff(count, remaining);
+                if let IssueError::RateLimited {
+                    retry_after: Some(ca),
+                    ..
+                } = err
+                {
+                    wait = wait.max(i64::try_from(ca.as_secs()).unwrap_or(i64::MAX));
+                }
+                let next_attempt = now.saturating_add(wait);
+                let (_, code) = ApiError::from(err.clone()).status_and_code();
+                let failure = Failure {
+                    count,
+                    next_attempt,
+                    code: code.to_owned(),
+                    message: format!(
+                        "{err} (failure {count}; no new order before {})",
+                        crate::clock::rfc3339(next_attempt)
+                    ),
+                };
+                self.store.record_failure(key, &failure).await?;
+            }
+        }
+        result
     }
 
     fn cached(&self, key: &CertKey) -> Option<Arc<CachedCert>> {

@@ -16,6 +16,10 @@ use crate::store::StoreError;
 
 /// The `WWW-Authenticate` challenge sent with every 401 (RFC 9110 section 11.6.1).
 pub const WWW_AUTHENTICATE: &str = "APIKey realm=\"certfleet\", Bearer realm=\"certfleet\"";
+/// The challenge sent with 403 `insufficient_scope` (RFC 6750 section 3).
+pub const WWW_AUTHENTICATE_SCOPE: &str = "Bearer realm=\"certfleet\", error=\"insufficient_scope\"";
+/// How long a client waits before retrying after 503 `auth_unavailable`.
+const AUTH_UNAVAILABLE_RETRY: Duration = Duration::from_secs(5);
 
 /// Every error the HTTP API answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +35,8 @@ pub enum ApiError {
     Unauthorized(String),
     /// 403 `domain_not_allowed`: authenticated, but the name is not the client's.
     DomainNotAllowed(String),
+    /// 403 `insufficient_scope`: a valid bearer token without a required scope.
+    InsufficientScope(String),
     /// 404 `not_found`.
     NotFound(String),
     /// 405 `method_not_allowed`.
@@ -59,8 +65,18 @@ pub enum ApiError {
     ValidationFailed(String),
     /// 502 `ca_error`: the CA failed or could not be reached.
     CaError(String),
+    /// 503 `auth_unavailable`: an identity provider's keys cannot be loaded yet.
+    AuthUnavailable(String),
     /// 500 `internal_error`: certfleet's own failure; details only in the log.
     Internal(String),
+    /// An earlier failure of the same certificate is backing off: that failure's status and
+    /// code, with `Retry-After`.
+    Backoff {
+        /// The failure being repeated.
+        inner: Box<ApiError>,
+        /// How long until the next attempt.
+        retry_after: Duration,
+    },
 }
 
 /// The JSON error body.
@@ -81,6 +97,7 @@ impl ApiError {
             Self::DomainRejected(_) => (StatusCode::BAD_REQUEST, "domain_rejected"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::DomainNotAllowed(_) => (StatusCode::FORBIDDEN, "domain_not_allowed"),
+            Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
@@ -95,7 +112,9 @@ impl ApiError {
             Self::RenewTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renew_too_soon"),
             Self::ValidationFailed(_) => (StatusCode::BAD_GATEWAY, "validation_failed"),
             Self::CaError(_) => (StatusCode::BAD_GATEWAY, "ca_error"),
+            Self::AuthUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            Self::Backoff { inner, .. } => inner.status_and_code(),
         }
     }
 
@@ -106,6 +125,8 @@ impl ApiError {
             | Self::DomainRejected(m)
             | Self::Unauthorized(m)
             | Self::DomainNotAllowed(m)
+            | Self::InsufficientScope(m)
+            | Self::AuthUnavailable(m)
             | Self::NotFound(m)
             | Self::ValidationFailed(m)
             | Self::CaError(m)
@@ -118,6 +139,7 @@ impl ApiError {
             }
             Self::HeadersTooLarge => "the request headers are too large",
             Self::Internal(_) => "internal error; the server log has the details",
+            Self::Backoff { inner, .. } => inner.message(),
         }
     }
 }
@@ -144,7 +166,21 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static(WWW_AUTHENTICATE),
                 );
             }
-            Self::RateLimited { retry_after, .. } | Self::RenewTooSoon { retry_after, .. } => {
+            Self::InsufficientScope(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(WWW_AUTHENTICATE_SCOPE),
+                );
+            }
+            Self::AuthUnavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(AUTH_UNAVAILABLE_RETRY.as_secs()),
+                );
+            }
+            Self::RateLimited { retry_after, .. }
+            | Self::RenewTooSoon { retry_after, .. }
+            | Self::Backoff { retry_after, .. } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_after.as_secs().max(1)),
@@ -171,6 +207,25 @@ impl From<IssueError> for ApiError {
             },
             IssueError::Ca(m) => Self::CaError(m),
             IssueError::Internal(m) => Self::Internal(m),
+            IssueError::BackingOff {
+                code,
+                message,
+                retry_after,
+            } => {
+                let inner = match code.as_str() {
+                    "domain_rejected" => Self::DomainRejected(message),
+                    "validation_failed" => Self::ValidationFailed(message),
+                    "rate_limited" => Self::RateLimited {
+                        message,
+                        retry_after,
+                    },
+                    _ => Self::CaError(message),
+                };
+                Self::Backoff {
+                    inner: Box::new(inner),
+                    retry_after,
+                }
+            }
         }
     }
 }
@@ -205,6 +260,11 @@ mod tests {
                 403,
                 "domain_not_allowed",
             ),
+            (
+                ApiError::InsufficientScope(String::new()),
+                403,
+                "insufficient_scope",
+            ),
             (ApiError::NotFound(String::new()), 404, "not_found"),
             (ApiError::BodyTooLarge, 413, "body_too_large"),
             (
@@ -219,6 +279,11 @@ mod tests {
                 "validation_failed",
             ),
             (ApiError::CaError(String::new()), 502, "ca_error"),
+            (
+                ApiError::AuthUnavailable(String::new()),
+                503,
+                "auth_unavailable",
+            ),
             (ApiError::Internal(String::new()), 500, "internal_error"),
         ];
         for (err, status, code) in cases {

@@ -1,15 +1,30 @@
 //! certfleet: a central ACME certificate service for a fleet of servers.
 //!
 //! Reading order for a newcomer, top down (each module's doc comment says what it owns):
+//!
+//! 1. [`app`]: state, listeners, background tasks, graceful shutdown. Start here.
+//! 2. [`api`]: the route table and the handlers.
+//! 3. [`auth`]: who is asking: the `Authenticator` seam, PSK, the domain policy.
+//! 4. [`certs`]: stored certificates, the response cache, shared issuances, back-off.
+//! 5. [`acme`]: the ACME account and the one resumable order flow; HTTP-01.
+//! 6. [`renewal`]: when a certificate is due, failure back-off, the renewal worker.
+//! 7. [`store`]: the `Store` seam, its SQLite backend, private keys sealed at rest.
+//! 8. [`config`]: typed configuration: YAML file, `CERTFLEET_*` overrides, `*File` secrets.
+//! 9. [`domain`]: `DomainName`, `NameSet`, `DomainPattern`, `KeyType`: names parsed once.
+//! 10. [`error`]: the API's errors, mapped to status and code once.
+//! 11. [`clock`] (time read in one place) and [`failpoint`] (crash-test hooks).
+//! 12. [`fetch`]: `certfleet fetch`, the fleet client (uses only the API, like any client).
 
-pub mod acme; // the ACME account and the one order flow; HTTP-01
-pub mod api; // the route table and the handlers
-pub mod app; // state, listeners, graceful shutdown: start here
-pub mod auth; // who is asking: the Authenticator seam, PSK, the domain policy
-pub mod certs; // stored certificates, the response cache, shared issuances
+pub mod acme;
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod certs;
 pub mod clock;
-pub mod config; // typed configuration: YAML file, CERTFLEET_* overrides, *File secrets
-pub mod domain; // DomainName / NameSet / DomainPattern / KeyType: names parsed once
-pub mod error; // the API's errors, mapped to status and code once
-pub mod renewal; // when a certificate is due
-pub mod store; // the Store seam and its SQLite backend // Unix time, read in one place
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod failpoint;
+pub mod fetch;
+pub mod renewal;
+pub mod store;

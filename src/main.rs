@@ -28,6 +28,9 @@ enum Command {
     Serve,
     /// Load and validate the config, print it with secrets redacted; touches no database.
     CheckConfig,
+    /// The fleet client: keep a certificate from a certfleet server in a directory.
+    // Boxed: its many flags would make every other variant as large.
+    Fetch(Box<certfleet::fetch::FetchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,8 @@ fn main() -> ExitCode {
             Some(loaded) => run_async(serve(loaded)),
             None => ExitCode::FAILURE,
         },
+        // A client: it talks to a server and never reads the server's config.
+        Command::Fetch(args) => run_async(certfleet::fetch::run(*args)),
     }
 }
 

@@ -1,14 +1,111 @@
-//! When a certificate should be renewed, as a pure function of the certificate.
-//!
-//! The background renewal worker builds on this (see ARCHITECTURE.md); until it runs, a stored
-//! certificate is renewed when a client asks for it after it expired, or through
-//! `POST /api/certificate/renew`.
+//! Renewal: when a certificate is due and how long a failing one waits (pure functions of the
+//! certificate, the time and a random draw), and the worker that renews everything due without
+//! any client asking.
 
-/// The renewal time: two thirds into the validity period, so one third of the lifetime is left
-/// to retry in. Scales from 6-day to 90-day certificates, unlike a fixed "30 days before".
-pub fn renewal_time(not_before: i64, not_after: i64) -> i64 {
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use tokio::sync::{Notify, watch};
+
+use crate::certs::{CertService, finished};
+use crate::clock;
+use crate::store::Store;
+
+/// The most renewals the worker runs at once.
+const BATCH: u32 = 20;
+
+/// The longest the worker sleeps without looking at the store again.
+const MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// The renewal time: when one third of the lifetime is left, brought forward by up to a
+/// fifteenth of the lifetime (`jitter` in [0, 1)) so certificates issued together do not renew
+/// together. Scales from 6-day to 90-day certificates, unlike a fixed "30 days before".
+pub fn renewal_time(not_before: i64, not_after: i64, jitter: f64) -> i64 {
     let lifetime = (not_after - not_before).max(0);
-    not_before + lifetime * 2 / 3
+    let spread = lifetime / 15;
+    // The product is within [0, spread]: the cast cannot overflow or lose a sign.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let early = (spread as f64 * jitter.clamp(0.0, 1.0)) as i64;
+    not_before + lifetime * 2 / 3 - early
+}
+
+/// A uniform draw in [0, 1) from the system's random source (0 if it fails).
+pub fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    if SystemRandom::new().fill(&mut bytes).is_err() {
+        return 0.0;
+    }
+    f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
+}
+
+/// How long to wait after the `failures`-th consecutive failure before ordering again.
+///
+/// Doubles from a base (5 minutes before a first certificate exists, so a fixed DNS record is
+/// retried soon; 1 hour for renewals, as cert-manager does), capped at 32 hours, and, while a
+/// certificate is still valid, never more than a tenth of its remaining lifetime (at least 10
+/// seconds), so a short certificate is retried before it expires. `remaining` is the current
+/// certificate's remaining lifetime in seconds, `None` when there is none.
+pub fn backoff(failures: u32, remaining: Option<i64>) -> i64 {
+    const CAP: i64 = 32 * 3600;
+    let base = if remaining.is_some() { 3600 } else { 300 };
+    let doublings = failures.saturating_sub(1).min(20);
+    let wait = (base << doublings).min(CAP);
+    match remaining {
+        Some(left) if left > 0 => wait.min((left / 10).max(10)),
+        _ => wait,
+    }
+}
+
+/// Renews every due certificate until `shutdown` turns true. Wakes when the next certificate
+/// becomes due, when `wake` is notified (a certificate was stored), and at least hourly.
+pub async fn worker(
+    certs: Arc<CertService>,
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let now = clock::now();
+        match store.due(now, BATCH).await {
+            Ok(due) if !due.is_empty() => {
+                // Renew this batch concurrently and wait for it, so the next scan does not see
+                // the same certificates again while they are being renewed.
+                let mut pending = Vec::new();
+                for key in &due {
+                    if certs.still_due(key, now).await {
+                        tracing::info!(names = %key.names, key_type = %key.key_type, "renewing");
+                        pending.push(certs.renew(key, now));
+                    }
+                }
+                for pending in pending {
+                    let _ = finished(pending).await;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, "renewal scan failed"),
+        }
+        let sleep = match store.next_due().await {
+            Ok(Some(at)) => {
+                Duration::from_secs(u64::try_from(at - clock::now()).unwrap_or(0).max(1))
+            }
+            Ok(None) => MAX_SLEEP,
+            Err(err) => {
+                tracing::error!(error = %err, "renewal scan failed");
+                Duration::from_secs(60)
+            }
+        }
+        .min(MAX_SLEEP);
+        tokio::select! {
+            () = tokio::time::sleep(sleep) => {}
+            () = wake.notified() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -16,19 +113,64 @@ mod tests {
     use super::*;
 
     #[test]
-    fn two_thirds_of_the_lifetime() {
+    fn renewal_time_is_two_thirds_minus_jitter() {
         let day = 86_400;
         let cases = [
-            (0, 90 * day, 60 * day),
-            (1_000, 1_000 + 6 * day, 1_000 + 4 * day),
-            (500, 620, 580),
-            (100, 50, 100),
+            (0, 90 * day, 0.0, 60 * day),
+            (0, 90 * day, 0.999_999, 60 * day - 6 * day + 1),
+            (0, 90 * day, 0.5, 57 * day),
+            (1_000, 1_000 + 6 * day, 0.0, 1_000 + 4 * day),
+            (500, 620, 0.0, 580),
+            (500, 620, 1.0, 572),
+            (100, 50, 0.5, 100),
+            (0, 90 * day, 7.0, 54 * day),
         ];
-        for (not_before, not_after, want) in cases {
+        for (not_before, not_after, jitter, want) in cases {
+            let got = renewal_time(not_before, not_after, jitter);
+            assert!(
+                (got - want).abs() <= 1,
+                "{not_before}..{not_after} j={jitter}: {got} != {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn jitter_is_in_range_and_varies() {
+        let draws: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)));
+        assert!(draws.windows(2).any(|w| (w[0] - w[1]).abs() > f64::EPSILON));
+    }
+
+    #[test]
+    fn backoff_table() {
+        let hour = 3600;
+        let day = 24 * hour;
+        let cases = [
+            // No certificate yet: from 5 minutes.
+            (1, None, 300),
+            (2, None, 600),
+            (3, None, 1200),
+            (20, None, 32 * hour),
+            (u32::MAX, None, 32 * hour),
+            // Renewal of a 90-day certificate with 30 days left: 1 h, 2 h, ... 32 h.
+            (1, Some(30 * day), hour),
+            (2, Some(30 * day), 2 * hour),
+            (6, Some(30 * day), 32 * hour),
+            (7, Some(30 * day), 32 * hour),
+            // A 6-day certificate with 2 days left: at most 4.8 h.
+            (1, Some(2 * day), hour),
+            (4, Some(2 * day), 2 * day / 10),
+            // A 2-minute test certificate with 40 s left: 10 s floor.
+            (1, Some(40), 10),
+            (3, Some(400), 40),
+            // Expired: the plain schedule.
+            (1, Some(-5), hour),
+        ];
+        for (failures, remaining, want) in cases {
             assert_eq!(
-                renewal_time(not_before, not_after),
+                backoff(failures, remaining),
                 want,
-                "{not_before}..{not_after}"
+                "{failures} failures, {remaining:?} left"
             );
         }
     }

@@ -281,12 +281,8 @@ fn spec_keys_not_yet_supported_have_their_own_message() {
     for key in [
         "server.metricsListen",
         "server.tls",
-        "storage.encryptionKey",
-        "storage.encryptionKeyFile",
-        "storage.previousEncryptionKeys",
         "challenges.dns01",
         "challenges.resolvers",
-        "auth.jwt",
         "auth.akash",
     ] {
         let (section, leaf) = key.split_once('.').expect("two levels");
@@ -296,9 +292,9 @@ fn spec_keys_not_yet_supported_have_their_own_message() {
             format!("invalid configuration: {key}: not supported by this version of certfleet yet")
         );
     }
-    let m = message("", &[("CERTFLEET_AUTH__JWT__AUDIENCE", "x")]);
+    let m = message("", &[("CERTFLEET_AUTH__AKASH__AUDIENCE", "x")]);
     assert!(
-        m.contains("auth.jwt (from CERTFLEET_AUTH__JWT__AUDIENCE): not supported"),
+        m.contains("auth.akash (from CERTFLEET_AUTH__AKASH__AUDIENCE): not supported"),
         "{m}"
     );
 }
@@ -888,4 +884,42 @@ fn example_config_loads() {
     assert!(loaded.config.acme.eab.is_some(), "{uncommented}");
     assert_eq!(loaded.config.acme.profile.as_deref(), Some("shortlived"));
     assert_eq!(loaded.config.auth.psk.len(), 2);
+}
+
+#[test]
+fn storage_encryption_keys_must_be_32_bytes_of_base64() {
+    let good = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let loaded = load(
+        &format!("storage:\n  encryptionKey: \"{good}\"\n  previousEncryptionKeys: [\"{good}\"]\n"),
+        &[],
+    );
+    assert_eq!(
+        loaded
+            .config
+            .storage
+            .encryption_key
+            .as_ref()
+            .map(|k| k.expose()),
+        Some(good)
+    );
+    assert_eq!(loaded.config.storage.previous_encryption_keys.len(), 1);
+    assert!(
+        !format!("{:?}", loaded.config).contains(good),
+        "the key is redacted"
+    );
+    assert!(!loaded.config.to_redacted_yaml().contains(good));
+
+    let m = message("storage:\n  encryptionKey: c2hvcnQ=\n", &[]);
+    assert!(
+        m.contains("storage.encryptionKey") && m.contains("openssl rand -base64 32"),
+        "{m}"
+    );
+    assert!(!m.contains("c2hvcnQ="), "the bad key is not echoed: {m}");
+    let m = message(
+        &format!("storage:\n  previousEncryptionKeys: [\"{good}\", \"nope\"]\n"),
+        &[],
+    );
+    assert!(m.contains("storage.previousEncryptionKeys[1]"), "{m}");
+    let m = message("", &[("CERTFLEET_STORAGE__ENCRYPTION_KEY", "short")]);
+    assert!(m.contains("CERTFLEET_STORAGE__ENCRYPTION_KEY"), "{m}");
 }

@@ -6,7 +6,7 @@ use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificat
 
 use crate::domain::{DomainName, KeyType, NameSet};
 
-/// A new private key (PKCS#8 PEM) and a CSR (DER) naming every name of the set.
+/// A private key (PKCS#8 PEM) and a CSR (DER) naming every name of the set.
 pub struct KeyAndCsr {
     /// The private key, PEM.
     pub key_pem: String,
@@ -24,9 +24,8 @@ impl std::fmt::Debug for KeyAndCsr {
     }
 }
 
-/// Generates a fresh key of `key_type` and a CSR with the names as SANs and an empty subject
-/// (RFC 8555 section 7.4 takes the names from the SANs).
-pub fn key_and_csr(names: &NameSet, key_type: KeyType) -> Result<KeyAndCsr, String> {
+/// Generates a fresh private key of `key_type`, PKCS#8 PEM.
+pub fn new_key(key_type: KeyType) -> Result<String, String> {
     let key = match key_type {
         KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
@@ -35,6 +34,13 @@ pub fn key_and_csr(names: &NameSet, key_type: KeyType) -> Result<KeyAndCsr, Stri
         KeyType::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
     }
     .map_err(|e| format!("generate a {key_type} key: {e}"))?;
+    Ok(key.serialize_pem())
+}
+
+/// A CSR for `key_pem` with the names as SANs and an empty subject (RFC 8555 section 7.4
+/// takes the names from the SANs).
+pub fn csr(names: &NameSet, key_pem: &str) -> Result<KeyAndCsr, String> {
+    let key = KeyPair::from_pem(key_pem).map_err(|e| format!("read the order's key: {e}"))?;
     let names: Vec<String> = names.names().iter().map(ToString::to_string).collect();
     let mut params = CertificateParams::new(names).map_err(|e| format!("build the CSR: {e}"))?;
     params.distinguished_name = DistinguishedName::new();
@@ -42,7 +48,7 @@ pub fn key_and_csr(names: &NameSet, key_type: KeyType) -> Result<KeyAndCsr, Stri
         .serialize_request(&key)
         .map_err(|e| format!("sign the CSR: {e}"))?;
     Ok(KeyAndCsr {
-        key_pem: key.serialize_pem(),
+        key_pem: key_pem.to_owned(),
         csr_der: csr.der().to_vec(),
         spki_der: key.subject_public_key_info(),
     })

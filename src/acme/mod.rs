@@ -5,9 +5,11 @@
 //! wait for validation, finalize with a fresh key, download and check the chain, store it, and
 //! always clean up the presented challenges.
 
+pub mod ari;
 pub mod cert;
 pub mod http;
 pub mod http01;
+mod order;
 pub mod solver;
 
 use std::sync::Arc;
@@ -16,16 +18,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
-    Identifier, NewAccount, NewOrder, Order, OrderStatus, Problem, RetryPolicy,
+    Account, AccountCredentials, ChallengeType, ExternalAccountKey, NewAccount, Order, Problem,
+    RetryPolicy,
 };
 use thiserror::Error;
 use tokio::sync::Mutex;
 
 use crate::config::AcmeConfig;
-use crate::domain::CertKey;
-use crate::store::{Store, StoreError, StoredCert};
-use solver::{Presented, Solver};
+use crate::store::{Store, StoreError};
+use solver::Solver;
 
 /// How one issuance failed; each variant maps to one API error (see `error.rs`).
 #[derive(Debug, Clone, Error)]
@@ -50,6 +51,16 @@ pub enum IssueError {
     /// certfleet itself failed (storage, key generation).
     #[error("{0}")]
     Internal(String),
+    /// An earlier failure is backing off: no order until `retry_after` has passed.
+    #[error("{message}")]
+    BackingOff {
+        /// The API error code of the failure.
+        code: String,
+        /// Its message, with when the next attempt is allowed.
+        message: String,
+        /// How long until the next attempt.
+        retry_after: Duration,
+    },
 }
 
 impl From<StoreError> for IssueError {
@@ -62,6 +73,7 @@ impl From<StoreError> for IssueError {
 pub struct Issuer {
     directory_url: String,
     email: Option<String>,
+    profile: Option<String>,
     eab: Option<(String, Vec<u8>)>,
     http: http::AcmeHttp,
     store: Arc<dyn Store>,
@@ -90,6 +102,7 @@ impl Issuer {
         Ok(Self {
             directory_url: config.directory_url.clone(),
             email: config.email.clone(),
+            profile: config.profile.clone(),
             eab,
             http: http::AcmeHttp(http),
             http01: Arc::new(http01::Http01Solver::new(store.clone())),
@@ -102,29 +115,6 @@ impl Issuer {
     /// How many ACME orders this issuer has created since start.
     pub fn orders_created(&self) -> u64 {
         self.orders.load(Ordering::Relaxed)
-    }
-
-    /// Runs one whole order for `key` and stores the certificate. Presented challenges are
-    /// cleaned up whatever the outcome.
-    pub async fn issue(&self, key: &CertKey) -> Result<StoredCert, IssueError> {
-        let (result, retry_after) = http::with_retry_after(async {
-            let account = self.account().await?;
-            let mut presented = Vec::new();
-            let outcome = self.order(&account, key, &mut presented).await;
-            self.cleanup(&presented).await;
-            outcome
-        })
-        .await;
-        match result {
-            Err(IssueError::RateLimited {
-                detail,
-                retry_after: None,
-            }) => Err(IssueError::RateLimited {
-                detail,
-                retry_after,
-            }),
-            other => other,
-        }
     }
 
     /// The account, loaded from the store or created once (RFC 8555 section 7.3) and stored.
@@ -146,8 +136,37 @@ impl Issuer {
             }
             None => self.create_account(builder()).await?,
         };
+        self.check_profile(&account)?;
         *slot = Some(account.clone());
         Ok(account)
+    }
+
+    /// `acme.profile` must be one the directory lists (instant-acme does not check).
+    fn check_profile(&self, account: &Account) -> Result<(), IssueError> {
+        let Some(wanted) = &self.profile else {
+            return Ok(());
+        };
+        let offered: Vec<&str> = account.profiles().map(|p| p.name).collect();
+        if offered.contains(&wanted.as_str()) {
+            return Ok(());
+        }
+        Err(IssueError::Ca(format!(
+            "acme.profile {wanted:?} is not offered by {}: it offers {}; change or remove acme.profile",
+            self.directory_url,
+            if offered.is_empty() {
+                "no profiles".to_owned()
+            } else {
+                offered.join(", ")
+            }
+        )))
+    }
+
+    /// Loads the account now (at start), so that a configuration the CA refuses is reported
+    /// at once rather than at the first request. Failures are logged; requests retry.
+    pub async fn warm_up(&self) {
+        if let Err(err) = self.account().await {
+            tracing::error!(error = %err, directory = %self.directory_url, "the ACME account is not usable yet");
+        }
     }
 
     async fn create_account(
@@ -176,133 +195,6 @@ impl Issuer {
             .await?;
         tracing::info!(directory = %self.directory_url, account = account.id(), "created the ACME account");
         Ok(account)
-    }
-
-    /// The order flow proper; every presented challenge is pushed onto `presented`.
-    async fn order(
-        &self,
-        account: &Account,
-        key: &CertKey,
-        presented: &mut Vec<Presented>,
-    ) -> Result<StoredCert, IssueError> {
-        let identifiers: Vec<Identifier> = key
-            .names
-            .names()
-            .iter()
-            .map(|name| Identifier::Dns(name.to_string()))
-            .collect();
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(|e| classify("new order", e))?;
-        self.orders.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(names = %key.names, key_type = %key.key_type, order = order.url(), "ACME order created");
-
-        self.present_all(&mut order, presented).await?;
-        match order.poll_ready(&poll_policy()).await {
-            Ok(OrderStatus::Ready) => {}
-            // The order went invalid: name the challenge that failed and what the CA saw.
-            Ok(_) | Err(instant_acme::Error::Api(_)) => {
-                let failed = validation_error(&mut order).await;
-                return Err(failed.unwrap_or_else(|| {
-                    IssueError::ValidationFailed(
-                        "the order became invalid without a challenge error".to_owned(),
-                    )
-                }));
-            }
-            Err(err) => return Err(classify("wait for validation", err)),
-        }
-
-        let material = cert::key_and_csr(&key.names, key.key_type).map_err(IssueError::Internal)?;
-        order
-            .finalize_csr(&material.csr_der)
-            .await
-            .map_err(|e| classify("finalize", e))?;
-        let pem = match order.state().status {
-            OrderStatus::Valid => order
-                .certificate()
-                .await
-                .map_err(|e| classify("download the certificate", e))?,
-            _ => Some(
-                order
-                    .poll_certificate(&poll_policy())
-                    .await
-                    .map_err(|e| classify("wait for the certificate", e))?,
-            ),
-        }
-        .ok_or_else(|| IssueError::Ca("the CA sent no certificate".to_owned()))?;
-        let chain =
-            cert::check_chain(&pem, &key.names, &material.spki_der).map_err(IssueError::Ca)?;
-
-        let cert = StoredCert {
-            names: key.names.clone(),
-            key_type: key.key_type,
-            cert_pem: chain.full_pem,
-            key_pem: material.key_pem,
-            issuer_pem: chain.issuer_pem,
-            serial: chain.serial,
-            not_before: chain.not_before,
-            not_after: chain.not_after,
-            renew_after: crate::renewal::renewal_time(chain.not_before, chain.not_after),
-            issued_at: crate::clock::now(),
-        };
-        self.store.save_certificate(&cert).await?;
-        tracing::info!(names = %key.names, serial = %cert.serial, not_after = cert.not_after, "certificate issued");
-        Ok(cert)
-    }
-
-    /// Presents a challenge for every pending authorization, then tells the CA to validate.
-    async fn present_all(
-        &self,
-        order: &mut Order,
-        presented: &mut Vec<Presented>,
-    ) -> Result<(), IssueError> {
-        let solver = self.http01.clone();
-        let mut authorizations = order.authorizations();
-        while let Some(authz) = authorizations.next().await {
-            let mut authz = authz.map_err(|e| classify("fetch an authorization", e))?;
-            match authz.status {
-                AuthorizationStatus::Pending => {}
-                // Reused from an earlier order (RFC 8555 section 7.1.4): nothing to do.
-                AuthorizationStatus::Valid => continue,
-                status => {
-                    return Err(IssueError::Ca(format!(
-                        "authorization for {} is {status:?}",
-                        authz.identifier()
-                    )));
-                }
-            }
-            let name = authz.identifier().to_string();
-            let challenge_type = solver.challenge_type();
-            let mut challenge = authz.challenge(challenge_type.clone()).ok_or_else(|| {
-                IssueError::Rejected(format!(
-                    "the CA offers no {} challenge for {name}",
-                    challenge_name(&challenge_type)
-                ))
-            })?;
-            let key_authorization = challenge.key_authorization();
-            let handle = solver
-                .present(&name, &challenge.token, key_authorization.as_str())
-                .await
-                .map_err(IssueError::Internal)?;
-            presented.push(handle);
-            challenge
-                .set_ready()
-                .await
-                .map_err(|e| classify("start validation", e))?;
-        }
-        Ok(())
-    }
-
-    /// Removes every presented challenge, each bounded in time; failures are logged, not fatal.
-    async fn cleanup(&self, presented: &[Presented]) {
-        for item in presented {
-            match tokio::time::timeout(Duration::from_secs(30), self.http01.cleanup(item)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => tracing::warn!(error = %err, "challenge cleanup failed"),
-                Err(_) => tracing::warn!(name = %item.name, "challenge cleanup timed out"),
-            }
-        }
     }
 }
 

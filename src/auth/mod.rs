@@ -5,6 +5,8 @@
 //! "mine and invalid" (401, never passed on to another method) or "mine, but I cannot check
 //! now" (503). Several methods run side by side; the first that claims a credential decides.
 
+pub mod jwks;
+pub mod jwt;
 pub mod policy;
 pub mod psk;
 
@@ -24,7 +26,7 @@ use crate::error::ApiError;
 pub struct Principal {
     /// A name for logs: the PSK's name, a token's subject.
     pub name: String,
-    /// Which method authenticated it (`psk`, ...).
+    /// Which method authenticated it (`psk`, `jwt`, ...).
     pub method: &'static str,
     /// The patterns of names it may request.
     pub domains: Arc<[DomainPattern]>,
@@ -39,6 +41,11 @@ pub enum Outcome {
     Authenticated(Principal),
     /// This method's kind, and invalid: the reason goes to the client (never the credential).
     Invalid(String),
+    /// This method's kind and valid, but lacking a required scope (403, RFC 6750 section 3.1).
+    InsufficientScope(String),
+    /// This method's kind, but it cannot be checked now (503), e.g. an identity provider's
+    /// keys are not loaded yet.
+    Unavailable(String),
 }
 
 /// One authentication method.
@@ -79,6 +86,10 @@ impl AuthChain {
                 Outcome::NotMine => continue,
                 Outcome::Authenticated(principal) => return Ok(principal),
                 Outcome::Invalid(reason) => return Err(ApiError::Unauthorized(reason)),
+                Outcome::InsufficientScope(reason) => {
+                    return Err(ApiError::InsufficientScope(reason));
+                }
+                Outcome::Unavailable(reason) => return Err(ApiError::AuthUnavailable(reason)),
             }
         }
         Err(ApiError::Unauthorized(format!(

@@ -3,7 +3,7 @@
 //! Loading is a pipeline, one stage per file:
 //! 1. `tree.rs`: YAML text to a generic tree, then environment overrides applied to that tree;
 //! 2. `de.rs`: the tree into the raw serde structs of `raw.rs`, errors naming the key path;
-//! 3. `resolve.rs` (with `acme.rs` and `psk.rs`): defaults, secret files read, values parsed into types and
+//! 3. `resolve.rs` (with `acme.rs`, `psk.rs` and `jwt.rs`): defaults, secret files read, values parsed into types and
 //!    checked, every problem collected, so one run reports them all.
 //!
 //! Everything past this module holds a [`Config`]: no code elsewhere parses a config string.
@@ -12,6 +12,7 @@ mod acme;
 mod de;
 mod duration;
 mod error;
+mod jwt;
 mod psk;
 mod raw;
 mod resolve;
@@ -33,6 +34,7 @@ use crate::domain::{DomainPattern, KeyType};
 pub use self::{
     duration::{format_duration, parse_duration},
     error::{ConfigError, Problem},
+    jwt::JwtConfig,
     secret::Secret,
 };
 
@@ -72,6 +74,11 @@ pub struct StorageConfig {
     /// `storage.url` (or `storage.urlFile`): the database URL, a secret because it may carry a
     /// password. Always starts with `sqlite:` in this version (default `sqlite://certfleet.db`).
     pub url: Secret,
+    /// `storage.encryptionKey` (or `encryptionKeyFile`): 32 bytes, base64, sealing private keys
+    /// at rest. Absent on SQLite: generated into a 0600 file beside the database.
+    pub encryption_key: Option<Secret>,
+    /// `storage.previousEncryptionKeys`: keys that still open old values, never used to write.
+    pub previous_encryption_keys: Vec<Secret>,
 }
 
 /// `acme`.
@@ -133,6 +140,8 @@ pub struct AuthConfig {
     /// `auth.psk.key` (as a key named `default` for every domain) followed by `auth.psk.keys`.
     /// Names and keys are unique; empty when no PSK is configured.
     pub psk: Vec<PskKey>,
+    /// `auth.jwt`: OIDC / OAuth 2.0 bearer tokens; `None` when not configured.
+    pub jwt: Option<JwtConfig>,
 }
 
 /// One pre-shared API key and the names it may request.

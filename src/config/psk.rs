@@ -5,8 +5,8 @@
 //! be unique across both, so a log line's key name identifies exactly one client.
 
 use super::{
-    AuthConfig, PskKey,
-    raw::{RawAuth, RawPskEntry},
+    PskKey,
+    raw::{RawPsk, RawPskEntry},
     resolve::{Report, Reported, SecretValue, non_empty},
 };
 use crate::domain::DomainPattern;
@@ -37,9 +37,8 @@ impl Entry {
     }
 }
 
-/// Resolves `auth`; warns when no method is configured, since then every request is refused.
-pub(super) fn auth(raw: RawAuth, report: &mut Report<'_>) -> Result<AuthConfig, Reported> {
-    let raw = raw.psk.unwrap_or_default();
+/// Resolves `auth.psk` into its keys (empty when none is configured).
+pub(super) fn keys(raw: RawPsk, report: &mut Report<'_>) -> Result<Vec<PskKey>, Reported> {
     let mut entries = Vec::new();
     let mut failure = None;
     match single_key(raw.key, raw.key_file, report) {
@@ -56,15 +55,7 @@ pub(super) fn auth(raw: RawAuth, report: &mut Report<'_>) -> Result<AuthConfig, 
     if let Some(reported) = failure {
         return Err(reported);
     }
-    if entries.is_empty() {
-        report.warn(
-            "no auth method is configured (auth.psk is empty): every API request will be \
-             refused; add a key under auth.psk.keys",
-        );
-    }
-    Ok(AuthConfig {
-        psk: entries.into_iter().map(|entry| entry.key).collect(),
-    })
+    Ok(entries.into_iter().map(|entry| entry.key).collect())
 }
 
 /// `auth.psk.key`: 16 characters at least, 32 recommended; allowed every domain.

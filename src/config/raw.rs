@@ -12,12 +12,8 @@ use serde::Deserialize;
 pub(super) const NOT_YET_SUPPORTED: &[&str] = &[
     "server.metricsListen",
     "server.tls",
-    "storage.encryptionKey",
-    "storage.encryptionKeyFile",
-    "storage.previousEncryptionKeys",
     "challenges.dns01",
     "challenges.resolvers",
-    "auth.jwt",
     "auth.akash",
 ];
 
@@ -46,6 +42,9 @@ pub(super) struct RawServer {
 pub(super) struct RawStorage {
     pub url: Option<String>,
     pub url_file: Option<String>,
+    pub encryption_key: Option<String>,
+    pub encryption_key_file: Option<String>,
+    pub previous_encryption_keys: Option<Vec<String>>,
 }
 
 /// `acme`.
@@ -88,6 +87,7 @@ pub(super) struct RawHttp01 {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawAuth {
     pub psk: Option<RawPsk>,
+    pub jwt: Option<RawJwt>,
 }
 
 /// `auth.psk`.
@@ -107,4 +107,48 @@ pub(super) struct RawPskEntry {
     pub key: Option<String>,
     pub key_file: Option<String>,
     pub domains: Option<Vec<String>>,
+}
+
+/// `auth.jwt`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawJwt {
+    pub issuer_url: Option<String>,
+    pub audience: Option<OneOrMany>,
+    pub required_scopes: Option<Vec<String>>,
+    pub domains_claim: Option<String>,
+    pub roles_claim: Option<String>,
+    pub leeway: Option<String>,
+    pub algorithms: Option<Vec<String>>,
+    pub max_token_bytes: Option<String>,
+    pub ca_certificates: Option<String>,
+}
+
+/// A value written as one string or as a list of strings (`audience: x` or `audience: [x, y]`).
+pub(super) struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![value.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OneOrMany, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany(items))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }

@@ -11,10 +11,10 @@ use std::{
 };
 
 use super::{
-    ChallengesConfig, Config, Http01Config, Loaded, ServerConfig, StorageConfig, acme,
+    AuthConfig, ChallengesConfig, Config, Http01Config, Loaded, ServerConfig, StorageConfig, acme,
     error::{ConfigError, Problem},
-    parse_duration, psk,
-    raw::{RawChallenges, RawConfig, RawServer, RawStorage},
+    jwt, parse_duration, psk,
+    raw::{RawAuth, RawChallenges, RawConfig, RawServer, RawStorage},
     secret::Secret,
     tree::Origins,
 };
@@ -37,7 +37,7 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
     let storage = storage(raw.storage.unwrap_or_default(), &mut report);
     let acme = acme::acme(raw.acme.unwrap_or_default(), &mut report);
     let challenges = challenges(raw.challenges.unwrap_or_default(), &mut report);
-    let auth = psk::auth(raw.auth.unwrap_or_default(), &mut report);
+    let auth = auth(raw.auth.unwrap_or_default(), &mut report);
     match (server, storage, acme, challenges, auth) {
         (Ok(server), Ok(storage), Ok(acme), Ok(challenges), Ok(auth))
             if report.problems.is_empty() =>
@@ -192,6 +192,8 @@ fn issue_wait(value: Option<String>, report: &mut Report<'_>) -> Result<Duration
     }
 }
 
+use crate::store::seal::decode_key;
+
 fn storage(raw: RawStorage, report: &mut Report<'_>) -> Result<StorageConfig, Reported> {
     let (url, key) = match report.secret("storage.url", raw.url, raw.url_file)? {
         Some(value) => (value.secret, value.key),
@@ -201,7 +203,35 @@ fn storage(raw: RawStorage, report: &mut Report<'_>) -> Result<StorageConfig, Re
         ),
     };
     check_database_url(url.expose()).map_err(|message| report.error(&key, message))?;
-    Ok(StorageConfig { url })
+    const KEY_FIX: &str = "must be 32 bytes, base64; generate one with: openssl rand -base64 32";
+    let encryption_key = report.secret(
+        "storage.encryptionKey",
+        raw.encryption_key,
+        raw.encryption_key_file,
+    )?;
+    let encryption_key = match encryption_key {
+        Some(value) if decode_key(value.secret.expose()).is_none() => {
+            return Err(report.error(&value.key, KEY_FIX));
+        }
+        other => other.map(|value| value.secret),
+    };
+    let mut previous_encryption_keys = Vec::new();
+    for (i, text) in raw
+        .previous_encryption_keys
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if decode_key(&text).is_none() {
+            return Err(report.error(&format!("storage.previousEncryptionKeys[{i}]"), KEY_FIX));
+        }
+        previous_encryption_keys.push(Secret::new(text));
+    }
+    Ok(StorageConfig {
+        url,
+        encryption_key,
+        previous_encryption_keys,
+    })
 }
 
 /// Accepts `sqlite:` URLs. The message quotes at most the scheme: the rest may hold a password.
@@ -239,4 +269,19 @@ fn challenges(raw: RawChallenges, report: &mut Report<'_>) -> Result<ChallengesC
     Ok(ChallengesConfig {
         http01: Http01Config { listen },
     })
+}
+
+/// `auth`: every configured method; warns when there is none, since then every request is
+/// refused.
+fn auth(raw: RawAuth, report: &mut Report<'_>) -> Result<AuthConfig, Reported> {
+    let psk = psk::keys(raw.psk.unwrap_or_default(), report);
+    let jwt = jwt::jwt(raw.jwt, report);
+    let (psk, jwt) = (psk?, jwt?);
+    if psk.is_empty() && jwt.is_none() {
+        report.warn(
+            "no auth method is configured (auth.psk and auth.jwt are empty): every API request \
+             will be refused; add a key under auth.psk.keys or configure auth.jwt",
+        );
+    }
+    Ok(AuthConfig { psk, jwt })
 }

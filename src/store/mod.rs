@@ -4,6 +4,7 @@
 //! PostgreSQL backend implements the same trait without touching callers. Every method is one
 //! short statement or transaction, so a store is safe to share between tasks.
 
+pub mod seal;
 pub mod sqlite;
 
 use std::fmt;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
+use crate::config::StorageConfig;
 use crate::domain::{CertKey, KeyType, NameSet};
 
 /// A failure of the storage backend. Never carries a secret: only the step and the driver's
@@ -141,9 +143,150 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         now: i64,
         min_interval: i64,
     ) -> Result<RenewalClaim, StoreError>;
+
+    /// Records the start of an order for `key` (before it is created at the CA). An existing
+    /// record is kept: the caller resumes it.
+    async fn begin_order(&self, key: &CertKey, now: i64) -> Result<(), StoreError>;
+
+    /// The order in progress for `key`.
+    async fn order(&self, key: &CertKey) -> Result<Option<OrderRecord>, StoreError>;
+
+    /// Saves the order's URL at the CA.
+    async fn set_order_url(&self, key: &CertKey, url: &str) -> Result<(), StoreError>;
+
+    /// Saves the certificate's private key of the order (sealed), before finalize.
+    async fn set_order_key(&self, key: &CertKey, key_pem: &str) -> Result<(), StoreError>;
+
+    /// Forgets the order of `key` and its presented records.
+    async fn finish_order(&self, key: &CertKey) -> Result<(), StoreError>;
+
+    /// Every identity with an order in progress (to resume after a restart).
+    async fn orders(&self) -> Result<Vec<CertKey>, StoreError>;
+
+    /// Records a challenge response before it is made visible.
+    async fn add_presented(
+        &self,
+        key: &CertKey,
+        record: &PresentedRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The challenge responses recorded for `key`'s order.
+    async fn presented(&self, key: &CertKey) -> Result<Vec<PresentedRecord>, StoreError>;
+
+    /// Forgets one presented record once it has been cleaned up.
+    async fn remove_presented(&self, key: &CertKey, handle: &str) -> Result<(), StoreError>;
+
+    /// The last failure of `key`, if it is backing off.
+    async fn failure(&self, key: &CertKey) -> Result<Option<Failure>, StoreError>;
+
+    /// Records a failure of `key`.
+    async fn record_failure(&self, key: &CertKey, failure: &Failure) -> Result<(), StoreError>;
+
+    /// Forgets `key`'s failures (after a success).
+    async fn clear_failure(&self, key: &CertKey) -> Result<(), StoreError>;
+
+    /// Up to `limit` identities whose certificate is due at `now` and not backing off, most
+    /// urgent first.
+    async fn due(&self, now: i64, limit: u32) -> Result<Vec<CertKey>, StoreError>;
+
+    /// The earliest time anything becomes due (a renewal time, or a back-off ending).
+    async fn next_due(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Moves the renewal time of `key`'s certificate (the CA's renewal window says later).
+    async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError>;
+
+    /// Re-seals every private key not sealed with the current key; returns how many.
+    async fn reseal(&self) -> Result<u64, StoreError>;
 }
 
-/// Opens the store named by a `storage.url`.
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+/// An order in progress, as persisted.
+#[derive(Clone)]
+pub struct OrderRecord {
+    /// The order's URL at the CA, once the CA has answered.
+    pub url: Option<String>,
+    /// The certificate's private key (PEM), once generated; stored before finalize.
+    pub key_pem: Option<String>,
+    /// When the order was begun, Unix seconds.
+    pub started_at: i64,
+}
+
+impl fmt::Debug for OrderRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrderRecord")
+            .field("url", &self.url)
+            .field("has_key", &self.key_pem.is_some())
+            .field("started_at", &self.started_at)
+            .finish()
+    }
+}
+
+/// A challenge response recorded for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentedRecord {
+    /// `http-01` or `dns-01`.
+    pub challenge_type: String,
+    /// The name being validated.
+    pub name: String,
+    /// The solver's handle.
+    pub handle: String,
+}
+
+/// The last failure of an identity and the back-off it earned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Consecutive failures.
+    pub count: u32,
+    /// No new order before this Unix time.
+    pub next_attempt: i64,
+    /// The API error code of the last failure.
+    pub code: String,
+    /// Its message.
+    pub message: String,
+}
+
+/// Opens the store `config` names, with private keys sealed by `storage.encryptionKey` (or, on
+/// SQLite without one, by a key generated into a 0600 file beside the database).
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
+    let sealer = sealer(config)?;
+    let store = sqlite::SqliteStore::open(config.url.expose(), sealer).await?;
+    let resealed = store.reseal().await?;
+    if resealed > 0 {
+        tracing::info!(
+            rows = resealed,
+            "re-encrypted private keys with the current storage key"
+        );
+    }
+    Ok(Arc::new(store))
+}
+
+fn sealer(config: &StorageConfig) -> Result<seal::Sealer, StoreError> {
+    let previous: Vec<(String, String)> = config
+        .previous_encryption_keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            (
+                format!("storage.previousEncryptionKeys[{i}]"),
+                key.expose().to_owned(),
+            )
+        })
+        .collect();
+    let seal = |name: &str, key: &str| {
+        seal::Sealer::new((name, key), &previous)
+            .map_err(|e| StoreError::new("load encryption keys", e))
+    };
+    if let Some(key) = &config.encryption_key {
+        return seal("storage.encryptionKey", key.expose());
+    }
+    let path = sqlite::key_file_path(config.url.expose())?;
+    let (key, created) = seal::load_or_create_key_file(&path)
+        .map_err(|e| StoreError::new("encryption key file", e))?;
+    if created {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a storage encryption key for private keys at rest; back it up with the database, \
+             or set storage.encryptionKey"
+        );
+    }
+    seal(&path.display().to_string(), &key)
 }

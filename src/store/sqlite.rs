@@ -10,26 +10,51 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{RenewalClaim, Store, StoreError, StoredCert};
+use super::seal::Sealer;
+use super::{Failure, OrderRecord, PresentedRecord, RenewalClaim, Store, StoreError, StoredCert};
 use crate::domain::{CertKey, KeyType, NameSet};
 
 /// The migrations, in order. Each file is applied once, in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "lifecycle",
+        include_str!("../../migrations/sqlite/0002_lifecycle.sql"),
+    ),
+];
 
-/// A SQLite database shared by a pool of connections.
-#[derive(Debug, Clone)]
+/// A SQLite database shared by a pool of connections; private keys sealed by a [`Sealer`].
+#[derive(Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    sealer: Sealer,
+}
+
+/// Where the generated encryption key of a SQLite database lives: beside it, `<file>.key`.
+pub fn key_file_path(url: &str) -> Result<PathBuf, StoreError> {
+    let options =
+        SqliteConnectOptions::from_str(url).map_err(|e| StoreError::new("parse storage.url", e))?;
+    let path = options.get_filename();
+    if is_memory(path) {
+        return Err(StoreError::new(
+            "encryption key",
+            "an in-memory database needs storage.encryptionKey",
+        ));
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(".key");
+    Ok(PathBuf::from(name))
 }
 
 impl SqliteStore {
     /// Opens (creating it 0600 when missing) the database at a `sqlite://PATH` URL and applies
     /// pending migrations.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, sealer: Sealer) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::new("parse storage.url", e))?
             .create_if_missing(true)
@@ -37,6 +62,8 @@ impl SqliteStore {
             // NORMAL is durable in WAL mode except for the last transactions on power loss.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            // Freed pages are zeroed, so a replaced key leaves no copy in the file.
+            .pragma("secure_delete", "on")
             .foreign_keys(true);
         let path = options.get_filename().to_path_buf();
         if !is_memory(&path) {
@@ -52,8 +79,79 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::new("apply migrations", e))?;
-        Ok(Self { pool })
+        Ok(Self { pool, sealer })
     }
+
+    fn seal(&self, plaintext: &str, context: &str) -> Result<String, StoreError> {
+        self.sealer
+            .seal(plaintext.as_bytes(), context)
+            .map_err(|e| StoreError::new("seal a private key", e))
+    }
+
+    /// Opens a sealed value; plaintext PEM or JSON written before sealing existed is accepted
+    /// (and re-sealed by `reseal`).
+    fn open_sealed(&self, stored: &str, context: &str) -> Result<String, StoreError> {
+        if is_legacy_plaintext(stored) {
+            return Ok(stored.to_owned());
+        }
+        let bytes = self
+            .sealer
+            .open(stored, context)
+            .map_err(|e| StoreError::new("open a sealed private key", e))?;
+        String::from_utf8(bytes).map_err(|e| StoreError::new("open a sealed private key", e))
+    }
+
+    /// Re-seals one column of one table where it is not sealed with the current key.
+    async fn reseal_column(
+        &self,
+        select: &'static str,
+        update: &'static str,
+        context: impl Fn(&sqlx::sqlite::SqliteRow) -> Result<String, StoreError>,
+    ) -> Result<u64, StoreError> {
+        let rows = sqlx::query(select)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::new("read rows to re-seal", e))?;
+        let mut count = 0;
+        for row in rows {
+            let value: String = row
+                .try_get("value")
+                .map_err(|e| StoreError::new("re-seal", e))?;
+            if self.sealer.is_current(&value) {
+                continue;
+            }
+            let context = context(&row)?;
+            let sealed = self.seal(&self.open_sealed(&value, &context)?, &context)?;
+            let a: String = row.try_get(0).map_err(|e| StoreError::new("re-seal", e))?;
+            let b: String = row.try_get(1).map_err(|e| StoreError::new("re-seal", e))?;
+            sqlx::query(update)
+                .bind(sealed)
+                .bind(a)
+                .bind(b)
+                .bind(value)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| StoreError::new("write a re-sealed row", e))?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+fn is_legacy_plaintext(stored: &str) -> bool {
+    stored.starts_with("-----BEGIN") || stored.starts_with('{')
+}
+
+fn cert_context(names: &str, key_type: &str) -> String {
+    format!("certificate|{names}|{key_type}")
+}
+
+fn order_context(names: &str, key_type: &str) -> String {
+    format!("order|{names}|{key_type}")
+}
+
+fn account_context(directory_url: &str) -> String {
+    format!("account|{directory_url}")
 }
 
 fn is_memory(path: &Path) -> bool {
@@ -120,7 +218,13 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::new("read certificate", e))?;
-        row.map(|row| cert_from_row(&row)).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let mut cert = cert_from_row(&row)?;
+        cert.key_pem = self.open_sealed(
+            &cert.key_pem,
+            &cert_context(&key.names.key(), key.key_type.as_str()),
+        )?;
+        Ok(Some(cert))
     }
 
     async fn save_certificate(&self, cert: &StoredCert) -> Result<(), StoreError> {
@@ -135,7 +239,7 @@ impl Store for SqliteStore {
         .bind(cert.names.key())
         .bind(cert.key_type.as_str())
         .bind(&cert.cert_pem)
-        .bind(&cert.key_pem)
+        .bind(self.seal(&cert.key_pem, &cert_context(&cert.names.key(), cert.key_type.as_str()))?)
         .bind(&cert.issuer_pem)
         .bind(&cert.serial)
         .bind(cert.not_before)
@@ -185,11 +289,15 @@ impl Store for SqliteStore {
     }
 
     async fn account(&self, directory_url: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT credentials FROM acme_accounts WHERE directory_url = $1")
-            .bind(directory_url)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| StoreError::new("read ACME account", e))
+        let sealed: Option<String> =
+            sqlx::query_scalar("SELECT credentials FROM acme_accounts WHERE directory_url = $1")
+                .bind(directory_url)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| StoreError::new("read ACME account", e))?;
+        sealed
+            .map(|sealed| self.open_sealed(&sealed, &account_context(directory_url)))
+            .transpose()
     }
 
     async fn save_account(
@@ -203,7 +311,7 @@ impl Store for SqliteStore {
              ON CONFLICT (directory_url) DO UPDATE SET credentials = excluded.credentials",
         )
         .bind(directory_url)
-        .bind(credentials)
+        .bind(self.seal(credentials, &account_context(directory_url))?)
         .bind(now)
         .execute(&self.pool)
         .await
@@ -248,6 +356,293 @@ impl Store for SqliteStore {
             retry_at: last + min_interval,
         })
     }
+
+    async fn begin_order(&self, key: &CertKey, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO orders (names, key_type, started_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (names, key_type) DO NOTHING",
+        )
+        .bind(key.names.key())
+        .bind(key.key_type.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(|e| StoreError::new("record an order", e))
+    }
+
+    async fn order(&self, key: &CertKey) -> Result<Option<OrderRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT order_url, key_pem, started_at FROM orders WHERE names = $1 AND key_type = $2",
+        )
+        .bind(key.names.key())
+        .bind(key.key_type.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("read an order", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let get = |e| StoreError::new("decode an order", e);
+        let sealed: Option<String> = row.try_get("key_pem").map_err(get)?;
+        let context = order_context(&key.names.key(), key.key_type.as_str());
+        Ok(Some(OrderRecord {
+            url: row.try_get("order_url").map_err(get)?,
+            key_pem: sealed.map(|s| self.open_sealed(&s, &context)).transpose()?,
+            started_at: row.try_get("started_at").map_err(get)?,
+        }))
+    }
+
+    async fn set_order_url(&self, key: &CertKey, url: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE orders SET order_url = $3 WHERE names = $1 AND key_type = $2")
+            .bind(key.names.key())
+            .bind(key.key_type.as_str())
+            .bind(url)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("save the order URL", e))
+    }
+
+    async fn set_order_key(&self, key: &CertKey, key_pem: &str) -> Result<(), StoreError> {
+        let context = order_context(&key.names.key(), key.key_type.as_str());
+        sqlx::query("UPDATE orders SET key_pem = $3 WHERE names = $1 AND key_type = $2")
+            .bind(key.names.key())
+            .bind(key.key_type.as_str())
+            .bind(self.seal(key_pem, &context)?)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("save the order key", e))
+    }
+
+    async fn finish_order(&self, key: &CertKey) -> Result<(), StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| StoreError::new("finish an order", e))?;
+        for sql in [
+            "DELETE FROM presented WHERE names = $1 AND key_type = $2",
+            "DELETE FROM orders WHERE names = $1 AND key_type = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(key.names.key())
+                .bind(key.key_type.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::new("finish an order", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::new("finish an order", e))
+    }
+
+    async fn orders(&self) -> Result<Vec<CertKey>, StoreError> {
+        let rows = sqlx::query("SELECT names, key_type FROM orders ORDER BY started_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| StoreError::new("list orders", e))?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn add_presented(
+        &self,
+        key: &CertKey,
+        record: &PresentedRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO presented (names, key_type, challenge_type, name, handle) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (names, key_type, handle) DO NOTHING",
+        )
+        .bind(key.names.key())
+        .bind(key.key_type.as_str())
+        .bind(&record.challenge_type)
+        .bind(&record.name)
+        .bind(&record.handle)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(|e| StoreError::new("record a presented challenge", e))
+    }
+
+    async fn presented(&self, key: &CertKey) -> Result<Vec<PresentedRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT challenge_type, name, handle FROM presented WHERE names = $1 AND key_type = $2",
+        )
+        .bind(key.names.key())
+        .bind(key.key_type.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("list presented challenges", e))?;
+        let get = |e| StoreError::new("decode a presented challenge", e);
+        rows.iter()
+            .map(|row| {
+                Ok(PresentedRecord {
+                    challenge_type: row.try_get("challenge_type").map_err(get)?,
+                    name: row.try_get("name").map_err(get)?,
+                    handle: row.try_get("handle").map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_presented(&self, key: &CertKey, handle: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM presented WHERE names = $1 AND key_type = $2 AND handle = $3")
+            .bind(key.names.key())
+            .bind(key.key_type.as_str())
+            .bind(handle)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("forget a presented challenge", e))
+    }
+
+    async fn failure(&self, key: &CertKey) -> Result<Option<Failure>, StoreError> {
+        let row = sqlx::query(
+            "SELECT count, next_attempt, code, message FROM failures \
+             WHERE names = $1 AND key_type = $2",
+        )
+        .bind(key.names.key())
+        .bind(key.key_type.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("read a failure", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let get = |e| StoreError::new("decode a failure", e);
+        let count: i64 = row.try_get("count").map_err(get)?;
+        Ok(Some(Failure {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            next_attempt: row.try_get("next_attempt").map_err(get)?,
+            code: row.try_get("code").map_err(get)?,
+            message: row.try_get("message").map_err(get)?,
+        }))
+    }
+
+    async fn record_failure(&self, key: &CertKey, failure: &Failure) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO failures (names, key_type, count, next_attempt, code, message) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (names, key_type) DO UPDATE SET \
+             count = excluded.count, next_attempt = excluded.next_attempt, \
+             code = excluded.code, message = excluded.message",
+        )
+        .bind(key.names.key())
+        .bind(key.key_type.as_str())
+        .bind(i64::from(failure.count))
+        .bind(failure.next_attempt)
+        .bind(&failure.code)
+        .bind(&failure.message)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(|e| StoreError::new("record a failure", e))
+    }
+
+    async fn clear_failure(&self, key: &CertKey) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM failures WHERE names = $1 AND key_type = $2")
+            .bind(key.names.key())
+            .bind(key.key_type.as_str())
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("clear a failure", e))
+    }
+
+    async fn due(&self, now: i64, limit: u32) -> Result<Vec<CertKey>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.names, c.key_type FROM certificates c \
+             LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
+             WHERE c.renew_after <= $1 AND (f.next_attempt IS NULL OR f.next_attempt <= $1) \
+             ORDER BY c.renew_after LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("list due certificates", e))?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        // Two indexed lookups rather than one scan: the earliest renewal of a certificate that is
+        // not backing off, and the earliest end of a back-off of a stored certificate.
+        let renewal: Option<i64> = sqlx::query_scalar(
+            "SELECT c.renew_after FROM certificates c \
+             WHERE NOT EXISTS (SELECT 1 FROM failures f \
+                               WHERE f.names = c.names AND f.key_type = c.key_type) \
+             ORDER BY c.renew_after LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("find the next renewal", e))?;
+        let retry: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(f.next_attempt, c.renew_after) AS at FROM failures f \
+             JOIN certificates c ON c.names = f.names AND c.key_type = f.key_type \
+             ORDER BY at LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("find the next retry", e))?;
+        Ok(match (renewal, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE certificates SET renew_after = $3 WHERE names = $1 AND key_type = $2")
+            .bind(key.names.key())
+            .bind(key.key_type.as_str())
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("move a renewal time", e))
+    }
+
+    async fn reseal(&self) -> Result<u64, StoreError> {
+        let certificates = self
+            .reseal_column(
+                "SELECT names, key_type, key_pem AS value FROM certificates",
+                "UPDATE certificates SET key_pem = $1 WHERE names = $2 AND key_type = $3 AND key_pem = $4",
+                |row| Ok(cert_context(&text(row, 0)?, &text(row, 1)?)),
+            )
+            .await?;
+        let orders = self
+            .reseal_column(
+                "SELECT names, key_type, key_pem AS value FROM orders WHERE key_pem IS NOT NULL",
+                "UPDATE orders SET key_pem = $1 WHERE names = $2 AND key_type = $3 AND key_pem = $4",
+                |row| Ok(order_context(&text(row, 0)?, &text(row, 1)?)),
+            )
+            .await?;
+        let accounts = self
+            .reseal_column(
+                "SELECT directory_url, directory_url, credentials AS value FROM acme_accounts",
+                "UPDATE acme_accounts SET credentials = $1 WHERE directory_url = $2 \
+                 AND directory_url = $3 AND credentials = $4",
+                |row| Ok(account_context(&text(row, 0)?)),
+            )
+            .await?;
+        Ok(certificates + orders + accounts)
+    }
+}
+
+fn text(row: &sqlx::sqlite::SqliteRow, index: usize) -> Result<String, StoreError> {
+    row.try_get(index)
+        .map_err(|e| StoreError::new("decode a row", e))
+}
+
+fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<CertKey, StoreError> {
+    let names = text(row, 0)?;
+    let key_type = text(row, 1)?;
+    Ok(CertKey {
+        names: NameSet::parse(&names.split(',').collect::<Vec<_>>())
+            .map_err(|e| StoreError::new("decode stored names", e))?,
+        key_type: KeyType::parse(&key_type).ok_or_else(|| {
+            StoreError::new(
+                "decode stored key type",
+                format!("unknown key type {key_type:?}"),
+            )
+        })?,
+    })
 }
 
 fn cert_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredCert, StoreError> {

@@ -20,6 +20,14 @@ use super::{TestCa, free_port};
 
 const PEBBLE_BIN: &str = "/usr/bin/pebble";
 const CHALLTESTSRV_BIN: &str = "/usr/bin/pebble-challtestsrv";
+/// Pebble 2.6 (Debian trixie), which has ACME Renewal Information (RFC 9773): unpacked by
+/// `scripts/install-test-deps.sh` without touching the system's apt sources.
+const PEBBLE_ARI_BIN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/test-tools/pebble-2.6/usr/bin/pebble"
+);
+const ARI_INSTALL_HINT: &str =
+    "run scripts/install-test-deps.sh, which unpacks Debian trixie's pebble 2.6 there";
 const INSTALL_HINT: &str = "install it with `apt-get install -y pebble` (Debian's package gives \
                             /usr/bin/pebble and /usr/bin/pebble-challtestsrv)";
 
@@ -57,6 +65,8 @@ pub struct PebbleOptions {
     pub validity_secs: Option<u64>,
     /// Percentage of requests Pebble rejects with `badNonce` (`PEBBLE_WFE_NONCEREJECT`).
     pub nonce_reject_percent: u8,
+    /// Run Pebble 2.6, which serves ACME Renewal Information (ARI), instead of 2.4.
+    pub ari: bool,
 }
 
 /// A running Pebble and its pebble-challtestsrv. Both are killed and reaped on `Drop`.
@@ -84,6 +94,12 @@ impl Pebble {
     /// Starts challtestsrv and Pebble on free loopback ports and waits until Pebble's directory
     /// and management API answer. Panics (never skips) if the binaries are missing.
     pub async fn start(opts: PebbleOptions) -> Pebble {
+        if opts.ari {
+            assert!(
+                Path::new(PEBBLE_ARI_BIN).exists(),
+                "{PEBBLE_ARI_BIN} is missing: {ARI_INSTALL_HINT}"
+            );
+        }
         for bin in [PEBBLE_BIN, CHALLTESTSRV_BIN] {
             assert!(Path::new(bin).exists(), "{bin} is missing: {INSTALL_HINT}");
         }
@@ -287,7 +303,7 @@ fn spawn_challtestsrv(ports: &Ports) -> Process {
 }
 
 fn spawn_pebble(opts: &PebbleOptions, ports: &Ports, config_path: &Path) -> Process {
-    let mut command = Command::new(PEBBLE_BIN);
+    let mut command = Command::new(if opts.ari { PEBBLE_ARI_BIN } else { PEBBLE_BIN });
     command
         .arg("-config")
         .arg(config_path)

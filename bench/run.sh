@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# certfleet's benchmarks, end to end: installs what they need, builds release, runs
+#   - benches/fetch.rs     cached certificate fetch vs a bare axum handler (wrk),
+#   - benches/issuance.rs  issuance vs certbot, and 20 in parallel vs one (real Pebble),
+#   - bench/idle-rss.sh    idle memory of the real `certfleet serve` binary,
+# then prints every ratio against its target. Speed is only judged as ratios against a baseline
+# measured in the same run (several rounds, median): the machines are shared and noisy.
+#
+# Usage: bench/run.sh            (all)
+#        bench/run.sh fetch      (one or more of: fetch issuance rss)
+# Exit status: non-zero when a benchmark fails (a wrong answer, a missing tool); a figure below
+# its target is reported in the summary, not turned into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=("$@")
+[ ${#what[@]} -gt 0 ] || what=(fetch issuance rss)
+
+CERTFLEET_BENCH_DEPS=1 scripts/install-test-deps.sh
+cargo build --release --locked
+cargo bench --locked --no-run
+
+out=$(mktemp -d -t certfleet-bench-XXXXXX)
+trap 'rm -rf "$out"' EXIT
+
+for item in "${what[@]}"; do
+  echo
+  case "$item" in
+    fetch | issuance) cargo bench --locked --bench "$item" | tee "$out/$item.txt" ;;
+    rss) bench/idle-rss.sh | tee "$out/rss.txt" ;;
+    *) echo "unknown benchmark $item: use fetch, issuance or rss" >&2; exit 2 ;;
+  esac
+done
+
+echo
+echo "Summary ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
+cat "$out"/*.txt | awk '
+  BEGIN { printf "  %-34s %10s  %-10s %s\n", "measure", "value", "target", "verdict" }
+  $1 == "RESULT" {
+    # RESULT <name> <value> target <op> <bound> <verdict...> [(note)]
+    verdict = $7; for (i = 8; i <= NF && $i !~ /^\(/; i++) verdict = verdict " " $i
+    printf "  %-34s %10s  %-10s %s\n", $2, $3, $5 " " $6, verdict
+  }'

@@ -1,0 +1,324 @@
+//! The order flow (RFC 8555 section 7.4) as a resumable state machine.
+//!
+//! Every step is persisted before it is acted on: the intent before the CA creates the order,
+//! the order URL as soon as the CA answers, each challenge before it is made visible, and the
+//! certificate's private key before finalize. A process killed at any point resumes the same
+//! order at the next start (by its URL), so a certificate the CA issued is downloaded and paired
+//! with its stored key instead of being ordered twice. A kill between the CA creating an order
+//! and its URL being saved can cost an abandoned (never finalized) order, never a certificate.
+
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeStatus, Identifier, NewOrder, Order, OrderStatus,
+};
+
+use super::solver::Presented;
+use super::{
+    IssueError, Issuer, ari, cert, challenge_name, classify, http, poll_policy, validation_error,
+};
+use crate::clock;
+use crate::domain::CertKey;
+use crate::failpoint::hit;
+use crate::store::{PresentedRecord, StoredCert};
+
+/// How long cleaning up one presented challenge may take.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Issuer {
+    /// Runs (or resumes) the order for `key` and stores the certificate. Presented challenges
+    /// are cleaned up whatever the outcome.
+    pub async fn issue(&self, key: &CertKey) -> Result<StoredCert, IssueError> {
+        let (result, retry_after) = http::with_retry_after(async {
+            let account = self.account().await?;
+            let outcome = self.run(&account, key).await;
+            self.cleanup(key).await;
+            if self.order_is_spent(key, &outcome).await {
+                self.store.finish_order(key).await?;
+            }
+            outcome
+        })
+        .await;
+        match result {
+            Err(IssueError::RateLimited {
+                detail,
+                retry_after: None,
+            }) => Err(IssueError::RateLimited {
+                detail,
+                retry_after,
+            }),
+            other => other,
+        }
+    }
+
+    /// Whether the order record can go. After a failure, an order that was finalized is kept
+    /// (the CA may still issue: the next attempt resumes it rather than ordering again), unless
+    /// the CA said the order itself is dead.
+    async fn order_is_spent(
+        &self,
+        key: &CertKey,
+        outcome: &Result<StoredCert, IssueError>,
+    ) -> bool {
+        match outcome {
+            Ok(_) | Err(IssueError::Rejected(_) | IssueError::ValidationFailed(_)) => true,
+            Err(_) => {
+                !matches!(self.store.order(key).await, Ok(Some(record)) if record.key_pem.is_some())
+            }
+        }
+    }
+
+    /// The state machine: resume the stored order or create one, then drive it to a stored
+    /// certificate.
+    async fn run(&self, account: &Account, key: &CertKey) -> Result<StoredCert, IssueError> {
+        let mut order = self.resume_or_create(account, key).await?;
+        loop {
+            match order.state().status {
+                OrderStatus::Pending => {
+                    self.present_all(&mut order, key).await?;
+                    match order.poll_ready(&poll_policy()).await {
+                        Ok(OrderStatus::Ready) => hit("order-ready").await,
+                        Ok(_) | Err(instant_acme::Error::Api(_)) => {
+                            let failed = validation_error(&mut order).await;
+                            return Err(failed.unwrap_or_else(|| {
+                                IssueError::ValidationFailed(
+                                    "the order became invalid without a challenge error".to_owned(),
+                                )
+                            }));
+                        }
+                        Err(err) => return Err(classify("wait for validation", err)),
+                    }
+                }
+                OrderStatus::Ready => self.finalize(&mut order, key).await?,
+                OrderStatus::Processing => {
+                    let pem = order
+                        .poll_certificate(&poll_policy())
+                        .await
+                        .map_err(|e| classify("wait for the certificate", e))?;
+                    return self.store_certificate(key, &pem).await;
+                }
+                OrderStatus::Valid => {
+                    let pem = order
+                        .certificate()
+                        .await
+                        .map_err(|e| classify("download the certificate", e))?
+                        .ok_or_else(|| IssueError::Ca("the CA sent no certificate".to_owned()))?;
+                    return self.store_certificate(key, &pem).await;
+                }
+                OrderStatus::Invalid => {
+                    return Err(validation_error(&mut order).await.unwrap_or_else(|| {
+                        IssueError::Ca("the CA marked the order invalid".to_owned())
+                    }));
+                }
+            }
+        }
+    }
+
+    /// The order recorded for `key` if the CA still knows it, else a new one.
+    async fn resume_or_create(
+        &self,
+        account: &Account,
+        key: &CertKey,
+    ) -> Result<Order, IssueError> {
+        if let Some(url) = self.store.order(key).await?.and_then(|record| record.url) {
+            match account.order(url.clone()).await {
+                Ok(order) => {
+                    tracing::info!(names = %key.names, order = %url, "resuming the ACME order");
+                    return Ok(order);
+                }
+                Err(err) => {
+                    tracing::warn!(names = %key.names, error = %err, "the recorded order is gone; ordering anew");
+                    self.cleanup(key).await;
+                    self.store.finish_order(key).await?;
+                }
+            }
+        }
+        self.store.begin_order(key, clock::now()).await?;
+        hit("order-recorded").await;
+        let identifiers: Vec<Identifier> = key
+            .names
+            .names()
+            .iter()
+            .map(|name| Identifier::Dns(name.to_string()))
+            .collect();
+        let build = || match &self.profile {
+            Some(profile) => NewOrder::new(&identifiers).profile(profile),
+            None => NewOrder::new(&identifiers),
+        };
+        // A renewal names the certificate it replaces (RFC 9773 section 5), when the CA has ARI.
+        let replaces = match self.store.certificate(key).await? {
+            Some(old)
+                if self
+                    .renewal_window(account, &old.cert_pem)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some() =>
+            {
+                ari::identifier(&old.cert_pem)
+            }
+            _ => None,
+        };
+        let created = match replaces {
+            Some(id) => match account.new_order(&build().replaces(id)).await {
+                Ok(order) => Ok(order),
+                // Already replaced by an order a crash abandoned, say: order without it.
+                Err(err) => {
+                    tracing::warn!(names = %key.names, error = %err, "ordering without replaces");
+                    account.new_order(&build()).await
+                }
+            },
+            None => account.new_order(&build()).await,
+        };
+        let order = created.map_err(|e| classify("new order", e))?;
+        self.orders
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        hit("order-created").await;
+        self.store.set_order_url(key, order.url()).await?;
+        hit("order-url-saved").await;
+        tracing::info!(names = %key.names, key_type = %key.key_type, order = order.url(), "ACME order created");
+        Ok(order)
+    }
+
+    /// Presents a challenge for every pending authorization (recorded first), then tells the
+    /// CA to validate the ones it has not started on.
+    async fn present_all(&self, order: &mut Order, key: &CertKey) -> Result<(), IssueError> {
+        let solver = self.http01.clone();
+        let challenge_type = solver.challenge_type();
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(|e| classify("fetch an authorization", e))?;
+            match authz.status {
+                AuthorizationStatus::Pending => {}
+                // Reused from an earlier order (RFC 8555 section 7.1.4), or validated before
+                // a restart: nothing to do.
+                AuthorizationStatus::Valid => continue,
+                status => {
+                    return Err(IssueError::Ca(format!(
+                        "authorization for {} is {status:?}",
+                        authz.identifier()
+                    )));
+                }
+            }
+            let name = authz.identifier().to_string();
+            let mut challenge = authz.challenge(challenge_type.clone()).ok_or_else(|| {
+                IssueError::Rejected(format!(
+                    "the CA offers no {} challenge for {name}",
+                    challenge_name(&challenge_type)
+                ))
+            })?;
+            let record = PresentedRecord {
+                challenge_type: challenge_name(&challenge_type),
+                name: name.clone(),
+                handle: challenge.token.clone(),
+            };
+            self.store.add_presented(key, &record).await?;
+            hit("challenge-recorded").await;
+            let key_authorization = challenge.key_authorization();
+            solver
+                .present(&name, &challenge.token, key_authorization.as_str())
+                .await
+                .map_err(IssueError::Internal)?;
+            hit("challenge-presented").await;
+            if challenge.status == ChallengeStatus::Pending {
+                challenge
+                    .set_ready()
+                    .await
+                    .map_err(|e| classify("start validation", e))?;
+                hit("challenge-ready").await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finalizes with the order's key: the stored one when resuming, else a fresh one that is
+    /// stored (sealed) before the CSR reaches the CA.
+    async fn finalize(&self, order: &mut Order, key: &CertKey) -> Result<(), IssueError> {
+        let key_pem = match self
+            .store
+            .order(key)
+            .await?
+            .and_then(|record| record.key_pem)
+        {
+            Some(pem) => pem,
+            None => {
+                let pem = cert::new_key(key.key_type).map_err(IssueError::Internal)?;
+                self.store.set_order_key(key, &pem).await?;
+                hit("order-key-saved").await;
+                pem
+            }
+        };
+        let material = cert::csr(&key.names, &key_pem).map_err(IssueError::Internal)?;
+        order
+            .finalize_csr(&material.csr_der)
+            .await
+            .map_err(|e| classify("finalize", e))?;
+        hit("finalize-sent").await;
+        Ok(())
+    }
+
+    /// Checks the chain against the order's key and names and stores it with the key.
+    async fn store_certificate(&self, key: &CertKey, pem: &str) -> Result<StoredCert, IssueError> {
+        hit("certificate-downloaded").await;
+        let key_pem = self
+            .store
+            .order(key)
+            .await?
+            .and_then(|record| record.key_pem)
+            .ok_or_else(|| IssueError::Internal("the order's private key is missing".to_owned()))?;
+        let material = cert::csr(&key.names, &key_pem).map_err(IssueError::Internal)?;
+        let chain =
+            cert::check_chain(pem, &key.names, &material.spki_der).map_err(IssueError::Ca)?;
+        let renew_after = match self.ari_renewal_time(&chain.full_pem).await {
+            Some(at) => at,
+            None => crate::renewal::renewal_time(
+                chain.not_before,
+                chain.not_after,
+                crate::renewal::jitter(),
+            ),
+        };
+        let cert = StoredCert {
+            names: key.names.clone(),
+            key_type: key.key_type,
+            cert_pem: chain.full_pem,
+            key_pem,
+            issuer_pem: chain.issuer_pem,
+            serial: chain.serial,
+            not_before: chain.not_before,
+            not_after: chain.not_after,
+            renew_after,
+            issued_at: clock::now(),
+        };
+        self.store.save_certificate(&cert).await?;
+        hit("certificate-saved").await;
+        tracing::info!(names = %key.names, serial = %cert.serial, not_after = cert.not_after, "certificate issued");
+        Ok(cert)
+    }
+
+    /// Removes every challenge response recorded for `key`, each bounded in time; a failure is
+    /// logged and its record kept for the next attempt.
+    pub(super) async fn cleanup(&self, key: &CertKey) {
+        let records = match self.store.presented(key).await {
+            Ok(records) => records,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot list challenges to clean up");
+                return;
+            }
+        };
+        for record in records {
+            let presented = Presented {
+                name: record.name.clone(),
+                handle: record.handle.clone(),
+            };
+            match tokio::time::timeout(CLEANUP_TIMEOUT, self.http01.cleanup(&presented)).await {
+                Ok(Ok(())) => {
+                    if let Err(err) = self.store.remove_presented(key, &record.handle).await {
+                        tracing::warn!(error = %err, "cannot forget a cleaned-up challenge");
+                    }
+                }
+                Ok(Err(err)) => tracing::warn!(error = %err, "challenge cleanup failed"),
+                Err(_) => tracing::warn!(name = %record.name, "challenge cleanup timed out"),
+            }
+        }
+        hit("cleanup-done").await;
+    }
+}

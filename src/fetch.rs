@@ -1,0 +1,410 @@
+//! `certfleet fetch`: the fleet client. One run asks certfleet for the certificate of a name set
+//! and keeps it in a directory, for cron or a systemd timer (docs/fetch.md):
+//!
+//! 1. read `DIR/.etag` (only when all four PEM files are there too);
+//! 2. `GET /api/certificate` with `If-None-Match`: 304 ends the run, nothing touched; 404 falls
+//!    back to `POST /api/certificate`, so a first run also issues; 202 is polled at its
+//!    `Location` after `Retry-After`, within `--wait` ([`http`]);
+//! 3. check the 200 body before touching anything: the PEMs parse, the key is the leaf's, the
+//!    leaf covers every requested name ([`bundle`]);
+//! 4. write the files that differ, each atomically, `.etag` last ([`files`]);
+//! 5. run `--exec` when files changed.
+//!
+//! Any failure is one line on stderr, exit status 1, and the old files as they were.
+
+mod bundle;
+mod credential;
+mod files;
+mod http;
+mod tls;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::config::parse_duration;
+use crate::domain::{DomainName, KeyType, NameSet};
+
+use self::bundle::Bundle;
+use self::credential::Credential;
+use self::files::OutDir;
+use self::http::{Answer, Api};
+use self::tls::Trust;
+
+/// Where the API key comes from when no `--api-key-file` / `--token-file` is given.
+pub const API_KEY_ENV: &str = "CERTFLEET_API_KEY";
+/// Where the bearer token comes from when no `--api-key-file` / `--token-file` is given.
+pub const TOKEN_ENV: &str = "CERTFLEET_TOKEN";
+
+/// The flags of `certfleet fetch`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// certfleet's base URL, e.g. https://certs.example.com:8443 (http:// only on loopback
+    /// without a warning: the key and the certificate's private key would travel in clear).
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+
+    /// A name on the certificate; repeat for more names (one certificate for all of them).
+    #[arg(long = "domain", value_name = "NAME", required = true)]
+    pub domains: Vec<String>,
+
+    /// The directory receiving cert.pem, chain.pem, fullchain.pem, key.pem and .etag (created
+    /// with mode 0700 when missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The key type: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096 (default: the
+    /// server's acme.keyType).
+    #[arg(long, value_name = "TYPE")]
+    pub key_type: Option<String>,
+
+    /// A file holding the pre-shared API key (sent as `Authorization: APIKey ...`). Wins over
+    /// CERTFLEET_API_KEY and CERTFLEET_TOKEN.
+    #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// A file holding a bearer token (OIDC or Akash JWT). Wins over CERTFLEET_API_KEY and
+    /// CERTFLEET_TOKEN; the file is read again on every run, so a refreshed token is picked up.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Trust only the CA certificates in this PEM file for the server's HTTPS (not the
+    /// system's roots).
+    #[arg(long, value_name = "FILE", conflicts_with = "pin_sha256")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Accept only a server certificate whose SHA-256 fingerprint (of its DER) is HEX; colons
+    /// and case are ignored. No chain or name check: the pin is the trust.
+    #[arg(long, value_name = "HEX")]
+    pub pin_sha256: Option<String>,
+
+    /// A shell command (`sh -c`) run after the files changed, e.g. "systemctl reload nginx".
+    /// When it fails, it runs again on the next run, changed or not, until it succeeds once.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+
+    /// The longest a run may take, waiting for an issuance included (90s, 10m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub wait: String,
+}
+
+/// Runs `certfleet fetch`, with credentials from the process environment when no file is
+/// given. The error is the one line to print.
+pub async fn run(args: FetchArgs) -> Result<(), String> {
+    let plan = Plan::new(args, |name| std::env::var(name).ok())?;
+    for warning in &plan.warnings {
+        eprintln!("certfleet: warning: {warning}");
+    }
+    let out = OutDir::open(&plan.out)?;
+    let api = Api::new(&plan.server, &plan.credential, &plan.trust)?;
+    let etag = out.etag();
+    let answer = api
+        .fetch(&plan.names, plan.key_type, etag.as_deref(), plan.wait)
+        .await?;
+    let changed = match answer {
+        Answer::NotModified => false,
+        Answer::Certificate { body, etag } => {
+            let bundle = Bundle::check(&body, &plan.names, crate::clock::now()).map_err(|e| {
+                format!(
+                    "refused the server's certificate for {}: {e}; nothing was written",
+                    plan.names
+                )
+            })?;
+            let pending_exec = plan.exec.is_some();
+            let changed = out.install(&bundle, etag.as_deref(), pending_exec)?;
+            if changed {
+                println!(
+                    "certfleet: wrote {} for {} (valid until {})",
+                    plan.out.display(),
+                    plan.names,
+                    bundle.not_after
+                );
+            }
+            changed
+        }
+    };
+    match &plan.exec {
+        Some(command) if changed || out.exec_pending() => {
+            run_exec(command, &plan.out, &plan.names).await?;
+            out.clear_exec_pending()
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The command line, checked: every input parsed once, before the network or the disk.
+#[derive(Debug)]
+struct Plan {
+    server: Url,
+    names: NameSet,
+    key_type: Option<KeyType>,
+    credential: Credential,
+    trust: Trust,
+    out: PathBuf,
+    exec: Option<String>,
+    wait: Duration,
+    warnings: Vec<String>,
+}
+
+impl Plan {
+    /// `env` reads an environment variable (a parameter so tests need not touch the process's).
+    fn new(args: FetchArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut warnings = Vec::new();
+        let server = parse_server(&args.server, &mut warnings)?;
+        let names = NameSet::parse(&args.domains).map_err(|e| format!("--domain: {e}"))?;
+        let key_type = args
+            .key_type
+            .as_deref()
+            .map(|text| {
+                KeyType::parse(text)
+                    .ok_or_else(|| format!("--key-type {text:?}: use one of {}", KeyType::names()))
+            })
+            .transpose()?;
+        let credential = Credential::new(&args, env, &mut warnings)?;
+        if server.scheme() == "http" && (args.ca_file.is_some() || args.pin_sha256.is_some()) {
+            return Err(format!(
+                "--ca-file and --pin-sha256 secure HTTPS, but --server {server} is http://; use https://"
+            ));
+        }
+        let trust = Trust::new(args.ca_file.as_deref(), args.pin_sha256.as_deref())?;
+        let wait = parse_duration(&args.wait).map_err(|e| format!("--wait: {e}"))?;
+        if wait < Duration::from_secs(1) {
+            return Err("--wait: give at least 1s (the default is 10m)".to_owned());
+        }
+        Ok(Self {
+            server,
+            names,
+            key_type,
+            credential,
+            trust,
+            out: args.out,
+            exec: args.exec,
+            wait,
+            warnings,
+        })
+    }
+}
+
+/// Parses `--server`: http or https, no credentials in the URL; plain HTTP warned about unless
+/// the host is loopback.
+fn parse_server(text: &str, warnings: &mut Vec<String>) -> Result<Url, String> {
+    let mut url = Url::parse(text).map_err(|e| {
+        format!("--server {text:?}: not a URL ({e}); write it like https://certs.example.com:8443")
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not echoed: the URL holds a password.
+        return Err(
+            "--server: the URL carries a user name or password; give the key with --api-key-file or CERTFLEET_API_KEY instead"
+                .to_owned(),
+        );
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => warnings.push(format!(
+            "--server {url} is plain HTTP: the API key and the certificate's private key cross the network in clear; use https://"
+        )),
+        other => {
+            return Err(format!(
+                "--server {text:?}: scheme {other:?} is not supported; use https:// (or http:// on loopback)"
+            ));
+        }
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "--server {text:?}: give the base URL only, without ?query or #fragment"
+        ));
+    }
+    // A base with a path (behind a reverse proxy at /certfleet) must end in '/' for the API
+    // paths to be joined below it rather than replace its last segment.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// Whether the URL's host is on this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Runs `--exec` through `sh -c`, with the output directory and the names in its environment
+/// and the client's credentials removed from it.
+async fn run_exec(command: &str, out: &Path, names: &NameSet) -> Result<(), String> {
+    let domains = names
+        .names()
+        .iter()
+        .map(DomainName::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("sh");
+    child
+        .arg("-c")
+        .arg(command)
+        .env("CERTFLEET_OUT", out)
+        .env("CERTFLEET_DOMAINS", domains)
+        .env_remove(API_KEY_ENV)
+        .env_remove(TOKEN_ENV)
+        .stdin(Stdio::null());
+    let status = tokio::task::spawn_blocking(move || child.status())
+        .await
+        .map_err(|e| format!("--exec: the task running it failed: {e}"))?;
+    let failed = |why: String| {
+        format!(
+            "the files in {} were updated, but --exec {command:?} {why}; it runs again on the next run",
+            out.display()
+        )
+    };
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(failed(format!("failed ({status})"))),
+        Err(e) => Err(failed(format!("could not start: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: FetchArgs,
+    }
+
+    fn args(extra: &[&str]) -> FetchArgs {
+        let mut argv = vec![
+            "fetch",
+            "--server",
+            "https://certs.example.com:8443",
+            "--domain",
+            "www.example.com",
+            "--out",
+            "/tmp/x",
+        ];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("valid flags").args
+    }
+
+    fn plan(extra: &[&str], env: &[(&str, &str)]) -> Result<Plan, String> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Plan::new(args(extra), move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    /// Flags, environment, and the expected header or error.
+    type Case<'a> = (
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+        Result<&'a str, &'a str>,
+    );
+
+    #[test]
+    fn credentials_file_wins_over_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "from-file\n").expect("write key");
+        let key_file = key_file.to_str().expect("utf-8 path");
+
+        let cases: [Case; 6] = [
+            (
+                &["--api-key-file", key_file],
+                &[(TOKEN_ENV, "t")],
+                Ok("APIKey from-file"),
+            ),
+            (
+                &["--token-file", key_file],
+                &[(API_KEY_ENV, "k")],
+                Ok("Bearer from-file"),
+            ),
+            (&[], &[(API_KEY_ENV, " k \n")], Ok("APIKey k")),
+            (&[], &[(TOKEN_ENV, "t")], Ok("Bearer t")),
+            (&[], &[(API_KEY_ENV, "k"), (TOKEN_ENV, "t")], Err("both")),
+            (&[], &[(API_KEY_ENV, "  ")], Err("no credentials")),
+        ];
+        for (extra, env, want) in cases {
+            let got = plan(extra, env).and_then(|p| p.credential.header());
+            match (got, want) {
+                (Ok(header), Ok(want)) => assert_eq!(header, want, "{extra:?} {env:?}"),
+                (Err(err), Err(want)) => assert!(err.contains(want), "{err}"),
+                (got, want) => panic!("{extra:?} {env:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn server_urls() {
+        let cases = [
+            (
+                "https://certs.example.com",
+                Ok("https://certs.example.com/"),
+                false,
+            ),
+            (
+                "https://h.example/certfleet",
+                Ok("https://h.example/certfleet/"),
+                false,
+            ),
+            ("http://127.0.0.1:8443", Ok("http://127.0.0.1:8443/"), false),
+            ("http://localhost:8443", Ok("http://localhost:8443/"), false),
+            ("http://[::1]:8443", Ok("http://[::1]:8443/"), false),
+            (
+                "http://certs.example.com",
+                Ok("http://certs.example.com/"),
+                true,
+            ),
+            ("ftp://certs.example.com", Err("scheme"), false),
+            (
+                "https://u:pw@certs.example.com",
+                Err("user name or password"),
+                false,
+            ),
+            ("certs.example.com", Err("not a URL"), false),
+            ("https://h.example/?x=1", Err("base URL only"), false),
+        ];
+        for (input, want, warned) in cases {
+            let mut warnings = Vec::new();
+            match (parse_server(input, &mut warnings), want) {
+                (Ok(url), Ok(want)) => assert_eq!(url.as_str(), want, "{input}"),
+                (Err(err), Err(want)) => {
+                    assert!(err.contains(want), "{input}: {err}");
+                    assert!(
+                        !err.contains("pw"),
+                        "{input}: the password is echoed: {err}"
+                    );
+                }
+                (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
+            }
+            assert_eq!(!warnings.is_empty(), warned, "{input}: {warnings:?}");
+        }
+    }
+
+    #[test]
+    fn flags_are_parsed_once() {
+        let env = [(API_KEY_ENV, "k")];
+        let err = plan(&["--key-type", "dsa"], &env).expect_err("bad key type");
+        assert!(err.contains("ecdsa-p256"), "{err}");
+        let err = plan(&["--wait", "10"], &env).expect_err("bare number");
+        assert!(err.starts_with("--wait"), "{err}");
+        let err = plan(&["--domain", "a..example.com"], &env).expect_err("bad name");
+        assert!(err.starts_with("--domain"), "{err}");
+        let ok = plan(&["--key-type", "rsa-2048", "--wait", "90s"], &env).expect("valid");
+        assert_eq!(ok.key_type, Some(KeyType::Rsa2048));
+        assert_eq!(ok.wait, Duration::from_secs(90));
+    }
+}

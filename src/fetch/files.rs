@@ -1,0 +1,321 @@
+//! The output directory: `cert.pem`, `chain.pem`, `fullchain.pem`, `key.pem`, `.etag`, plus
+//! `.lock` (one run at a time) and `.exec-pending` (an `--exec` still owed).
+//!
+//! Each file is replaced atomically: a new file in the same directory (the key's created with
+//! mode 0600, so it is never readable by others, not even while being written), written,
+//! fsynced, then renamed over the old one. Every changed file is written before the first
+//! rename, so a full disk or a failed write leaves all the old files in place; `.etag` goes
+//! last, so a crash in between only costs one more full download.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use super::bundle::Bundle;
+
+/// The leaf.
+pub(super) const CERT: &str = "cert.pem";
+/// The intermediates.
+pub(super) const CHAIN: &str = "chain.pem";
+/// Leaf + intermediates: what most servers want.
+pub(super) const FULLCHAIN: &str = "fullchain.pem";
+/// The private key, mode 0600.
+pub(super) const KEY: &str = "key.pem";
+/// The `ETag` of the certificate in the files.
+pub(super) const ETAG: &str = ".etag";
+/// Held (`flock`) while a run writes the directory.
+const LOCK: &str = ".lock";
+/// Present while an `--exec` is owed for files already written.
+const EXEC_PENDING: &str = ".exec-pending";
+
+/// Mode of the certificate files (the umask still applies).
+const PUBLIC: u32 = 0o644;
+/// Mode of the key file and the bookkeeping files.
+const PRIVATE: u32 = 0o600;
+
+/// The output directory, locked against a concurrent run for as long as this value lives.
+#[derive(Debug)]
+pub(super) struct OutDir {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl OutDir {
+    /// Creates the directory (mode 0700) if missing and takes its lock.
+    pub(super) fn open(path: &Path) -> Result<Self, String> {
+        let shown = path.display();
+        if !path.exists() {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder
+                .create(path)
+                .map_err(|e| format!("--out {shown}: cannot create the directory: {e}"))?;
+        }
+        if !path.is_dir() {
+            return Err(format!("--out {shown}: not a directory"));
+        }
+        let lock = options(PRIVATE)
+            .create(true)
+            .truncate(false)
+            .open(path.join(LOCK))
+            .map_err(|e| format!("--out {shown}: cannot open {LOCK}: {e}"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "--out {shown}: another certfleet fetch is writing this directory; run again when it is done"
+                ));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(format!("--out {shown}: cannot lock {LOCK}: {e}"));
+            }
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// The stored `ETag`, only when all four files are there to match it.
+    pub(super) fn etag(&self) -> Option<String> {
+        if ![CERT, CHAIN, FULLCHAIN, KEY]
+            .iter()
+            .all(|name| self.path.join(name).is_file())
+        {
+            return None;
+        }
+        let text = fs::read_to_string(self.path.join(ETAG)).ok()?;
+        let tag = text.trim();
+        // Sent back as a header: anything else is a damaged file, and a full GET repairs it.
+        let usable = !tag.is_empty() && tag.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        usable.then(|| tag.to_owned())
+    }
+
+    /// Writes the files whose content differs, then `.etag` (removed when the server sent
+    /// none). With `exec`, marks an `--exec` owed before the first rename. Returns whether any
+    /// PEM file changed.
+    pub(super) fn install(
+        &self,
+        bundle: &Bundle,
+        etag: Option<&str>,
+        exec: bool,
+    ) -> Result<bool, String> {
+        let files = [
+            (CERT, &bundle.leaf_pem, PUBLIC),
+            (CHAIN, &bundle.chain_pem, PUBLIC),
+            (FULLCHAIN, &bundle.fullchain_pem, PUBLIC),
+            (KEY, &bundle.key_pem, PRIVATE),
+        ];
+        let stale: Vec<_> = files
+            .iter()
+            .filter(|(name, content, _)| {
+                fs::read(self.path.join(name)).ok().as_deref() != Some(content.as_bytes())
+            })
+            .collect();
+        if !stale.is_empty() {
+            let staged = stale
+                .iter()
+                .map(|(name, content, mode)| self.stage(name, content.as_bytes(), *mode))
+                .collect::<Result<Vec<_>, _>>()?;
+            if exec {
+                self.stage(EXEC_PENDING, b"", PRIVATE)?.commit()?;
+            }
+            for file in staged {
+                file.commit()?;
+            }
+            sync_dir(&self.path);
+        }
+        match etag {
+            Some(tag) => {
+                let line = format!("{tag}\n");
+                if fs::read(self.path.join(ETAG)).ok().as_deref() != Some(line.as_bytes()) {
+                    self.stage(ETAG, line.as_bytes(), PUBLIC)?.commit()?;
+                }
+            }
+            None => self.remove(ETAG)?,
+        }
+        sync_dir(&self.path);
+        Ok(!stale.is_empty())
+    }
+
+    /// Whether an `--exec` is owed from an earlier run.
+    pub(super) fn exec_pending(&self) -> bool {
+        self.path.join(EXEC_PENDING).exists()
+    }
+
+    /// The owed `--exec` has run.
+    pub(super) fn clear_exec_pending(&self) -> Result<(), String> {
+        self.remove(EXEC_PENDING)
+    }
+
+    /// Writes `content` into a new file beside `name` with `mode` from creation, fsynced.
+    fn stage(&self, name: &str, content: &[u8], mode: u32) -> Result<Staged, String> {
+        let mut nonce = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut nonce)
+            .map_err(|_| "the system's random source failed".to_owned())?;
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let temp = self.path.join(format!(".{name}.{nonce}.tmp"));
+        let failed = |e: std::io::Error| format!("writing {}: {e}", temp.display());
+        let mut file = options(mode).create_new(true).open(&temp).map_err(failed)?;
+        let staged = Staged {
+            temp: temp.clone(),
+            target: self.path.join(name),
+            committed: false,
+        };
+        file.write_all(content).map_err(failed)?;
+        file.sync_all().map_err(failed)?;
+        Ok(staged)
+    }
+
+    fn remove(&self, name: &str) -> Result<(), String> {
+        match fs::remove_file(self.path.join(name)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("removing {}: {e}", self.path.join(name).display())),
+        }
+    }
+}
+
+/// A written, fsynced file waiting to be renamed over its target; removed if never committed.
+#[derive(Debug)]
+struct Staged {
+    temp: PathBuf,
+    target: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    fn commit(mut self) -> Result<(), String> {
+        fs::rename(&self.temp, &self.target).map_err(|e| {
+            format!(
+                "renaming {} to {}: {e}",
+                self.temp.display(),
+                self.target.display()
+            )
+        })?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Write-only options creating files with `mode` (less the umask) on Unix.
+fn options(mode: u32) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    options
+}
+
+/// Makes the renames durable. Best effort: some filesystems refuse fsync on a directory, and
+/// the files themselves are already on disk.
+fn sync_dir(path: &Path) {
+    if let Ok(dir) = File::open(path) {
+        let _ = dir.sync_all();
+    }
+}
+
+/// Whether every user may read the file (a secret file should not be).
+pub(super) fn world_readable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle(tag: &str) -> Bundle {
+        Bundle {
+            leaf_pem: format!("leaf {tag}\n"),
+            chain_pem: format!("chain {tag}\n"),
+            fullchain_pem: format!("full {tag}\n"),
+            key_pem: format!("key {tag}\n"),
+            not_after: String::new(),
+        }
+    }
+
+    #[test]
+    fn install_writes_only_what_changed_with_private_key_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("certs");
+        let out = OutDir::open(&path).expect("open");
+        assert_eq!(out.etag(), None);
+        assert!(
+            out.install(&bundle("1"), Some("\"e1\""), true)
+                .expect("first")
+        );
+        assert!(out.exec_pending());
+        out.clear_exec_pending().expect("clear");
+        assert_eq!(out.etag().as_deref(), Some("\"e1\""));
+        let mode = |name: &str| {
+            fs::metadata(path.join(name))
+                .expect("meta")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(KEY), 0o600);
+        assert_eq!(mode(CERT) & 0o022, 0, "not writable by others");
+        assert_eq!(mode(".") & 0o077, 0, "the directory is created 0700");
+
+        // Same content, new tag: no PEM rewritten, the tag updated, nothing owed.
+        assert!(
+            !out.install(&bundle("1"), Some("\"e2\""), true)
+                .expect("same")
+        );
+        assert!(!out.exec_pending());
+        assert_eq!(out.etag().as_deref(), Some("\"e2\""));
+
+        // No tag from the server: the old one goes, so the next run asks unconditionally.
+        assert!(out.install(&bundle("2"), None, false).expect("changed"));
+        assert_eq!(out.etag(), None);
+        assert_eq!(fs::read_to_string(path.join(KEY)).expect("key"), "key 2\n");
+
+        let leftovers: Vec<_> = fs::read_dir(&path)
+            .expect("list")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn the_etag_counts_only_with_all_four_files() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let out = OutDir::open(tmp.path()).expect("open");
+        out.install(&bundle("1"), Some("\"e1\""), false)
+            .expect("install");
+        fs::remove_file(tmp.path().join(CHAIN)).expect("remove chain");
+        assert_eq!(out.etag(), None);
+    }
+
+    #[test]
+    fn a_second_run_on_the_same_directory_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let _first = OutDir::open(tmp.path()).expect("open");
+        let err = OutDir::open(tmp.path()).expect_err("locked");
+        assert!(err.contains("another certfleet fetch"), "{err}");
+    }
+}

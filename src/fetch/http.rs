@@ -1,0 +1,438 @@
+//! The conversation with certfleet's API (docs/api.md): `GET /api/certificate` with
+//! `If-None-Match`, `POST` when the server has none, `202` polled at its `Location`, and every
+//! other answer turned into one line naming the request, the status and the server's
+//! `{code, message}`.
+
+use std::time::Duration;
+
+use reqwest::header::{ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, LOCATION, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::Credential;
+use super::bundle::CertBody;
+use super::tls::Trust;
+use crate::config::format_duration;
+use crate::domain::{DomainName, KeyType, NameSet};
+
+/// Answers are a few KiB; anything much larger is not certfleet.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How long to wait before asking again after a 202 without `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// Connecting is quick or not happening; the requests themselves may wait for an issuance.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the server answered, in the end.
+#[derive(Debug)]
+pub(super) enum Answer {
+    /// 304: the files in place are current.
+    NotModified,
+    /// 200: a certificate, not yet checked, and its `ETag` if the server sent one.
+    Certificate {
+        body: CertBody,
+        etag: Option<String>,
+    },
+}
+
+/// A client for one server with one credential.
+#[derive(Debug)]
+pub(super) struct Api {
+    client: reqwest::Client,
+    certificate_url: Url,
+    authorization: HeaderValue,
+}
+
+/// The next request of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Get,
+    Post,
+}
+
+impl Api {
+    /// `server` ends in `/` (see `parse_server`).
+    pub(super) fn new(
+        server: &Url,
+        credential: &Credential,
+        trust: &Trust,
+    ) -> Result<Self, String> {
+        let builder = reqwest::Client::builder()
+            .user_agent(concat!("certfleet-fetch/", env!("CARGO_PKG_VERSION")))
+            // A redirect could carry the credential elsewhere; certfleet never sends one.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT);
+        let client = trust
+            .apply(builder)?
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))?;
+        let certificate_url = server
+            .join("api/certificate")
+            .map_err(|e| format!("--server {server}: {e}"))?;
+        Ok(Self {
+            client,
+            certificate_url,
+            authorization: credential.header()?,
+        })
+    }
+
+    /// GET the certificate (conditional on `etag`); POST once when the server has none; follow
+    /// 202s until `wait` has passed.
+    pub(super) async fn fetch(
+        &self,
+        names: &NameSet,
+        key_type: Option<KeyType>,
+        etag: Option<&str>,
+        wait: Duration,
+    ) -> Result<Answer, String> {
+        let deadline = Instant::now() + wait;
+        let mut get_url = self.query_url(names, key_type);
+        let mut step = Step::Get;
+        let mut posted = false;
+        loop {
+            let (what, request) = match step {
+                Step::Get => {
+                    let mut request = self.client.get(get_url.clone());
+                    if let Some(etag) = etag {
+                        request = request.header(IF_NONE_MATCH, etag);
+                    }
+                    (format!("GET {get_url}"), request)
+                }
+                Step::Post => (
+                    format!("POST {}", self.certificate_url),
+                    self.client
+                        .request(Method::POST, self.certificate_url.clone())
+                        .json(&post_body(names, key_type)),
+                ),
+            };
+            let response = self.send(request, &what, deadline, wait).await?;
+            match response.status() {
+                StatusCode::OK => {
+                    let etag = header_text(response.headers(), &ETAG);
+                    let body = read_body(response, &what, deadline, wait).await?;
+                    let body = serde_json::from_slice(&body).map_err(|e| {
+                        format!("{what}: the 200 answer is not a certificate response: {e}")
+                    })?;
+                    return Ok(Answer::Certificate { body, etag });
+                }
+                StatusCode::NOT_MODIFIED if step == Step::Get && etag.is_some() => {
+                    return Ok(Answer::NotModified);
+                }
+                StatusCode::NOT_FOUND if !posted => {
+                    posted = true;
+                    step = Step::Post;
+                }
+                StatusCode::NOT_FOUND if step == Step::Get => {
+                    return Err(format!(
+                        "{what}: the issuance for {names} ended without a certificate; run again to see the server's error"
+                    ));
+                }
+                StatusCode::ACCEPTED => {
+                    let delay = retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
+                    if Instant::now() + delay > deadline {
+                        return Err(format!(
+                            "the certificate for {names} is still being issued after --wait {}; the server goes on: run again later",
+                            format_duration(wait)
+                        ));
+                    }
+                    if let Some(location) = header_text(response.headers(), &LOCATION) {
+                        get_url = self.same_origin(&location, &what)?;
+                    }
+                    tokio::time::sleep(delay).await;
+                    step = Step::Get;
+                }
+                status => {
+                    let headers = response.headers().clone();
+                    let body = read_body(response, &what, deadline, wait)
+                        .await
+                        .unwrap_or_default();
+                    return Err(refusal(&what, status, &headers, &body));
+                }
+            }
+        }
+    }
+
+    /// `GET /api/certificate?domain=a&domain=b[&keyType=T]`.
+    fn query_url(&self, names: &NameSet, key_type: Option<KeyType>) -> Url {
+        let mut url = self.certificate_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            for name in names.names() {
+                query.append_pair("domain", name.as_str());
+            }
+            if let Some(key_type) = key_type {
+                query.append_pair("keyType", key_type.as_str());
+            }
+        }
+        url
+    }
+
+    /// Resolves a 202's `Location`; only the server's own origin gets the credential.
+    fn same_origin(&self, location: &str, what: &str) -> Result<Url, String> {
+        let url = self
+            .certificate_url
+            .join(location)
+            .map_err(|e| format!("{what}: 202 with an unusable Location {location:?}: {e}"))?;
+        if url.origin() != self.certificate_url.origin() {
+            return Err(format!(
+                "{what}: 202 points at another server ({}); not following it with the credential",
+                sanitize(&url.origin().ascii_serialization())
+            ));
+        }
+        Ok(url)
+    }
+
+    /// Sends with the credential and the time left before the deadline as its timeout.
+    async fn send(
+        &self,
+        request: RequestBuilder,
+        what: &str,
+        deadline: Instant,
+        wait: Duration,
+    ) -> Result<Response, String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(out_of_time(what, wait));
+        }
+        request
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .timeout(left)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    out_of_time(what, wait)
+                } else {
+                    format!("{what}: {}", describe(&e.without_url()))
+                }
+            })
+    }
+}
+
+/// The POST body: `{"domains": [...], "keyType": ...}`.
+fn post_body(names: &NameSet, key_type: Option<KeyType>) -> serde_json::Value {
+    let domains: Vec<&str> = names.names().iter().map(DomainName::as_str).collect();
+    let mut body = serde_json::json!({ "domains": domains });
+    if let Some(key_type) = key_type {
+        body["keyType"] = key_type.as_str().into();
+    }
+    body
+}
+
+fn out_of_time(what: &str, wait: Duration) -> String {
+    format!(
+        "{what}: no answer within --wait {}; the server may still be working: run again later",
+        format_duration(wait)
+    )
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`].
+async fn read_body(
+    mut response: Response,
+    what: &str,
+    deadline: Instant,
+    wait: Duration,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .map_err(|_| out_of_time(what, wait))?
+            .map_err(|e| {
+                format!(
+                    "{what}: reading the answer: {}",
+                    error_chain(&e.without_url())
+                )
+            })?;
+        let Some(chunk) = chunk else {
+            return Ok(body);
+        };
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(format!(
+                "{what}: the answer is larger than {MAX_BODY_BYTES} bytes; is --server certfleet?"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+}
+
+/// The server's error body, `{"code": "...", "message": "..."}`.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    code: String,
+    message: String,
+}
+
+/// One line for a refusal: request, status, the server's code and message, and `Retry-After`.
+fn refusal(what: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> String {
+    let detail = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(error) => format!("{}: {}", sanitize(&error.code), sanitize(&error.message)),
+        Err(_) if body.is_empty() => "no body".to_owned(),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let mut text = sanitize(text.trim());
+            if text.len() > 200 {
+                let cut = (0..=200)
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                text.truncate(cut);
+                text.push_str("...");
+            }
+            format!("not certfleet's JSON error: {text}")
+        }
+    };
+    let mut line = format!("{what}: {status}: {detail}");
+    if let Some(delay) = retry_after(headers) {
+        line.push_str(&format!(
+            " (the server says retry after {})",
+            format_duration(delay)
+        ));
+    }
+    line
+}
+
+/// `Retry-After` as seconds or an HTTP date (RFC 9110 section 10.2.3), at least one second.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = header_text(headers, &RETRY_AFTER)?;
+    let delay = match text.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(text.trim())
+            .ok()?
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    };
+    Some(delay.max(Duration::from_secs(1)))
+}
+
+fn header_text(headers: &HeaderMap, name: &reqwest::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Control characters (terminal escapes, newlines) in what the server says become spaces, so
+/// the message stays one harmless line.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// A failed request in the words an operator needs: a refused TLS certificate with the flags
+/// that fix it, a connection failure with its innermost cause, anything else with its chain.
+fn describe(error: &reqwest::Error) -> String {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut innermost = error.to_string();
+    while let Some(err) = source {
+        match rustls_error(err) {
+            Some(rustls::Error::InvalidCertificate(problem)) => {
+                return format!(
+                    "the server's certificate is not trusted ({problem:?}): give its CA with --ca-file FILE, or pin it with --pin-sha256 HEX"
+                );
+            }
+            Some(rustls::Error::Other(other)) => return format!("TLS: {other}"),
+            Some(tls) => return format!("TLS handshake failed: {tls}"),
+            None => {}
+        }
+        innermost = err.to_string();
+        source = err.source();
+    }
+    if error.is_connect() {
+        return format!("cannot connect: {innermost}");
+    }
+    error_chain(error)
+}
+
+/// The rustls error in `err`, looking inside nested `io::Error`s: hyper-util hands it up as
+/// an io::Error in an io::Error, and `io::Error::source` skips the error it wraps.
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = err;
+    loop {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        current = current.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
+}
+
+/// An error and its sources, joined by `: `, each said once.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(err) = source {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = err.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(90));
+        let cases = [
+            ("7", Some(7)),
+            ("0", Some(1)),
+            ("Wed, 21 Oct 2015 07:28:00 GMT", Some(1)),
+            ("soon", None),
+        ];
+        for (value, want) in cases {
+            let got = retry_after(&headers(&[("retry-after", value)])).map(|d| d.as_secs());
+            assert_eq!(got, want, "{value}");
+        }
+        let got = retry_after(&headers(&[("retry-after", &later)])).expect("a date");
+        assert!((85..=90).contains(&got.as_secs()), "{got:?}");
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn refusals_name_status_code_and_message_on_one_line() {
+        let json = br#"{"code":"unauthorized","message":"bad key\n\u001b[31mred"}"#;
+        let line = refusal("GET u", StatusCode::UNAUTHORIZED, &HeaderMap::new(), json);
+        assert_eq!(
+            line,
+            "GET u: 401 Unauthorized: unauthorized: bad key  [31mred"
+        );
+
+        let limited = headers(&[("retry-after", "300")]);
+        let body = br#"{"code":"rate_limited","message":"slow down"}"#;
+        let line = refusal("POST u", StatusCode::TOO_MANY_REQUESTS, &limited, body);
+        assert!(
+            line.ends_with("rate_limited: slow down (the server says retry after 5m)"),
+            "{line}"
+        );
+
+        let html = "<html>".repeat(100);
+        let line = refusal(
+            "GET u",
+            StatusCode::BAD_GATEWAY,
+            &HeaderMap::new(),
+            html.as_bytes(),
+        );
+        assert!(
+            line.contains("not certfleet's JSON error: <html>"),
+            "{line}"
+        );
+        assert!(line.len() < 300, "{line}");
+        let line = refusal("GET u", StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"");
+        assert!(line.ends_with("502 Bad Gateway: no body"), "{line}");
+    }
+}

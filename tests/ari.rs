@@ -1,0 +1,169 @@
+//! ACME Renewal Information (RFC 9773) against Pebble 2.6: the renewal time is a point in the
+//! CA's suggested window, and a renewal order names the certificate it replaces.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use instant_acme::{Account, AccountCredentials, Identifier, NewOrder};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde_json::{Value, json};
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+
+use certfleet::acme::ari;
+use certfleet::acme::http::{AcmeHttp, client};
+use certfleet::store::seal::Sealer;
+use common::service::{ADMIN_KEY, Service, json};
+use common::{Pebble, PebbleOptions};
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// The RFC 9773 section 4.1 identifier, computed independently of certfleet.
+fn cert_id(cert_pem: &str) -> String {
+    let der = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .expect("a certificate")
+        .expect("PEM");
+    let (_, cert) = X509Certificate::from_der(&der).expect("parse");
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
+        .expect("authority key identifier");
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(aki),
+        URL_SAFE_NO_PAD.encode(cert.tbs_certificate.raw_serial())
+    )
+}
+
+fn unix(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339")
+        .unix_timestamp()
+}
+
+#[tokio::test]
+async fn renewal_follows_the_ca_window_and_names_what_it_replaces() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let pebble = Pebble::start(PebbleOptions {
+        ari: true,
+        ..Default::default()
+    })
+    .await;
+    let service = Service::start_with(&pebble, "30s", |yaml| {
+        yaml.replace(
+            "storage:\n",
+            &format!("storage:\n  encryptionKey: \"{KEY}\"\n"),
+        )
+    })
+    .await;
+    let body = json(
+        service
+            .post(
+                "/api/certificate",
+                ADMIN_KEY,
+                json!({"domain": "ari.example.test"}),
+            )
+            .await,
+    )
+    .await;
+    let first_pem = body["certificate"]
+        .as_str()
+        .expect("certificate")
+        .to_owned();
+
+    // The CA's window for this certificate, asked directly.
+    let http = pebble.ca().reqwest_client();
+    let directory: Value = http
+        .get(pebble.directory_url())
+        .send()
+        .await
+        .expect("directory")
+        .json()
+        .await
+        .expect("json");
+    let renewal_info = directory["renewalInfo"]
+        .as_str()
+        .expect("Pebble 2.6 has ARI");
+    let id = cert_id(&first_pem);
+    assert_eq!(
+        ari::identifier(&first_pem).expect("identifier").to_string(),
+        id
+    );
+    let info: Value = http
+        .get(format!("{renewal_info}/{id}"))
+        .send()
+        .await
+        .expect("renewalInfo")
+        .json()
+        .await
+        .expect("json");
+    let start = unix(info["suggestedWindow"]["start"].as_str().expect("start"));
+    let end = unix(info["suggestedWindow"]["end"].as_str().expect("end"));
+    let renew_after = unix(body["renewAfter"].as_str().expect("renewAfter"));
+    assert!(
+        (start..=end).contains(&renew_after),
+        "{renew_after} outside [{start}, {end}]"
+    );
+    let not_after = unix(body["notAfter"].as_str().expect("notAfter"));
+    let not_before = unix(body["notBefore"].as_str().expect("notBefore"));
+    assert!(renew_after > not_before && renew_after < not_after);
+
+    // A forced renewal: its order must carry `replaces` for the first certificate.
+    let renewed = service
+        .post(
+            "/api/certificate/renew",
+            ADMIN_KEY,
+            json!({"domain": "ari.example.test"}),
+        )
+        .await;
+    assert_eq!(renewed.status(), 200);
+    let second_pem = json(renewed).await["certificate"]
+        .as_str()
+        .expect("certificate")
+        .to_owned();
+    assert_ne!(second_pem, first_pem);
+
+    // Proof from the CA's side, with certfleet's own account: the first certificate already has
+    // its replacement order, the second does not.
+    let pool = sqlx::SqlitePool::connect(&service.db_url)
+        .await
+        .expect("database");
+    let sealed: String = sqlx::query_scalar("SELECT credentials FROM acme_accounts")
+        .fetch_one(&pool)
+        .await
+        .expect("the account");
+    let sealer = Sealer::new(("key", KEY), &[]).expect("sealer");
+    let opened = sealer
+        .open(&sealed, &format!("account|{}", pebble.directory_url()))
+        .expect("open the account");
+    let credentials: AccountCredentials = serde_json::from_slice(&opened).expect("credentials");
+    let http = AcmeHttp(client(Some(pebble.ca().ca_pem_path())).expect("client"));
+    let account = Account::builder_with_http(Box::new(http))
+        .from_credentials(credentials)
+        .await
+        .expect("account");
+    let identifiers = [Identifier::Dns("ari.example.test".to_owned())];
+    let first_id = ari::identifier(&first_pem).expect("identifier");
+    let err = account
+        .new_order(&NewOrder::new(&identifiers).replaces(first_id))
+        .await
+        .err()
+        .expect("the first certificate was already replaced by certfleet's renewal");
+    assert!(
+        err.to_string().contains("already has a replacement"),
+        "{err}"
+    );
+    let second_id = ari::identifier(&second_pem).expect("identifier");
+    account
+        .new_order(&NewOrder::new(&identifiers).replaces(second_id))
+        .await
+        .expect("the renewed certificate has not been replaced yet");
+}
