@@ -899,7 +899,7 @@ fn storage_encryption_keys_must_be_32_bytes_of_base64() {
             .storage
             .encryption_key
             .as_ref()
-            .map(|k| k.expose()),
+            .map(certfleet::config::Secret::expose),
         Some(good)
     );
     assert_eq!(loaded.config.storage.previous_encryption_keys.len(), 1);
