@@ -3,11 +3,11 @@
 # (SQLite in a temporary directory, one PSK, loopback ports, an ACME directory that points
 # nowhere), waits for /readyz, lets it settle 2 s, and reads VmRSS of that process.
 # Prints `RESULT binary_idle_rss_mib <MiB> target < 20 PASS|BELOW TARGET`.
-# Expects the release binary to be built (bench/run.sh does that).
+# Expects the release binary to be built (bench/run.sh does that); CERTFLEET_BIN overrides it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=target/release/certfleet
+bin=${CERTFLEET_BIN:-target/release/certfleet}
 target_mib=20
 [ -x "$bin" ] || { echo "idle-rss: $bin is missing: run cargo build --release first" >&2; exit 1; }
 command -v curl >/dev/null || { echo "idle-rss: curl is missing: run CERTFLEET_BENCH_DEPS=1 scripts/install-test-deps.sh" >&2; exit 1; }
@@ -75,7 +75,7 @@ sleep 2
 rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
 threads=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")
-echo "idle memory: target/release/certfleet serve (pid $pid, $threads threads), idle 2 s after /readyz"
+echo "idle memory: $bin serve (pid $pid, $threads threads), idle 2 s after /readyz"
 awk -v rss="$rss_kb" -v hwm="$hwm_kb" -v t="$target_mib" 'BEGIN {
   mib = rss / 1024
   printf "  VmRSS %d kB (peak VmHWM %d kB)\n", rss, hwm

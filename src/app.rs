@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::acme::dns01::Dns01Solver;
 use crate::acme::{Issuer, http01};
+use crate::auth::akash::{AkashAuth, StoreKeyCache};
 use crate::auth::jwt::JwtAuth;
 use crate::auth::psk::PskAuth;
 use crate::auth::{AuthChain, Authenticator, HasAuth};
@@ -17,6 +19,7 @@ use crate::certs::CertService;
 use crate::config::Config;
 use crate::domain::KeyType;
 use crate::store::{self, Store};
+use crate::tls::{ServerTls, serve_tls};
 
 /// The state every request shares.
 #[derive(Debug)]
@@ -31,6 +34,8 @@ pub struct App {
     pub default_key_type: KeyType,
     /// `server.issueWait`: how long a request waits for an issuance before 202.
     pub issue_wait: Duration,
+    /// The API listener's TLS; `None` serves plain HTTP.
+    pub tls: Option<ServerTls>,
 }
 
 impl HasAuth for Arc<App> {
@@ -45,7 +50,15 @@ impl App {
         let store = store::open(&config.storage)
             .await
             .map_err(|e| e.to_string())?;
-        let issuer = Arc::new(Issuer::new(&config.acme, store.clone())?);
+        let mut issuer = Issuer::new(&config.acme, store.clone())?;
+        if !config.challenges.dns01.is_empty() {
+            let dns01 = Dns01Solver::new(
+                &config.challenges.dns01,
+                config.challenges.resolvers.clone(),
+            )?;
+            issuer = issuer.with_dns01(dns01);
+        }
+        let issuer = Arc::new(issuer);
         let mut methods: Vec<Arc<dyn Authenticator>> = Vec::new();
         if !config.auth.psk.is_empty() {
             methods.push(Arc::new(PskAuth::new(&config.auth.psk)));
@@ -56,7 +69,17 @@ impl App {
             jwt.start();
             methods.push(Arc::new(jwt));
         }
+        if let Some(akash) = &config.auth.akash {
+            // Public keys found on chain are kept in the store, so they survive restarts.
+            let keys = Arc::new(StoreKeyCache(store.clone()));
+            methods.push(Arc::new(AkashAuth::new(akash, keys)?));
+        }
+        let tls = match &config.server.tls {
+            Some(tls) => Some(ServerTls::new(tls, store.as_ref(), config.acme.key_type).await?),
+            None => None,
+        };
         Ok(Arc::new(Self {
+            tls,
             certs: Arc::new(CertService::new(store.clone(), issuer)),
             store,
             auth: AuthChain::new(methods),
@@ -96,18 +119,34 @@ impl App {
             // Err means the sender is gone, which also means stop.
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let api_server = axum::serve(api, crate::api::router(self.clone()))
+        // With TLS, plain HTTP requests other than challenges are sent to the API over HTTPS.
+        let https_port = match &self.tls {
+            Some(_) => Some(api.local_addr()?.port()),
+            None => None,
+        };
+        let router = crate::api::router(self.clone());
+        let api_server = async {
+            match &self.tls {
+                Some(tls) => serve_tls(api, tls.acceptor(), router, stop_rx.clone()).await,
+                None => {
+                    axum::serve(api, router)
+                        .with_graceful_shutdown(stopped(stop_rx.clone()))
+                        .await
+                }
+            }
+        };
+        let http01_server = axum::serve(http01, http01::router(self.store.clone(), https_port))
             .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let http01_server = axum::serve(http01, http01::router(self.store.clone()))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        if let Some(tls) = &self.tls {
+            tls.spawn_reloader(self.certs.clone(), stop_rx.clone());
+        }
         self.start_background(stop_rx.clone());
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         });
-        let (api_result, http01_result) =
-            tokio::join!(async { api_server.await }, async { http01_server.await });
+        let (api_result, http01_result) = tokio::join!(api_server, async { http01_server.await });
         api_result.and(http01_result)
     }
 }

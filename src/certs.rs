@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
+use crate::acme::solver::ChallengeChoice;
 use crate::acme::{IssueError, Issuer};
 use crate::domain::{CertKey, DomainName};
 use crate::error::ApiError;
@@ -193,6 +194,18 @@ impl CertService {
     /// Joins the issuance under way for `key`, or starts one. Unless `force`d, a certificate
     /// that became valid since the caller looked is returned instead of ordering another.
     pub fn issue(self: &Arc<Self>, key: &CertKey, force: bool, now: i64) -> Pending {
+        self.issue_with(key, force, now, ChallengeChoice::Auto)
+    }
+
+    /// [`CertService::issue`] with the request's challenge choice. The choice is not part of
+    /// the identity: a request joining an issuance under way gets that issuance as it runs.
+    pub fn issue_with(
+        self: &Arc<Self>,
+        key: &CertKey,
+        force: bool,
+        now: i64,
+        choice: ChallengeChoice,
+    ) -> Pending {
         let mut inflight = lock(&self.inflight);
         if let Some(pending) = inflight.get(key) {
             return pending.clone();
@@ -213,7 +226,7 @@ impl CertService {
             // The order runs in its own task so that a panic in it still ends the issuance.
             let order = tokio::spawn({
                 let (service, key) = (service.clone(), key.clone());
-                async move { service.attempt(&key).await }
+                async move { service.attempt(&key, choice).await }
             });
             let outcome = match order.await {
                 Ok(result) => result,
@@ -240,7 +253,11 @@ impl CertService {
 
     /// One issuance attempt under the back-off rules: a failing identity gets its last error
     /// (and no order) until its next attempt; a failure earns a longer wait, a success clears it.
-    async fn attempt(&self, key: &CertKey) -> Result<StoredCert, IssueError> {
+    async fn attempt(
+        &self,
+        key: &CertKey,
+        choice: ChallengeChoice,
+    ) -> Result<StoredCert, IssueError> {
         let now = crate::clock::now();
         let previous = self.store.failure(key).await?;
         if let Some(failure) = previous.as_ref().filter(|f| f.next_attempt > now) {
@@ -251,7 +268,7 @@ impl CertService {
                 retry_after: std::time::Duration::from_secs(wait),
             });
         }
-        let result = self.issuer.issue(key).await;
+        let result = self.issuer.issue(key, choice).await;
         match &result {
             Ok(_) if previous.is_some() => self.store.clear_failure(key).await?,
             Ok(_) | Err(IssueError::Internal(_) | IssueError::BackingOff { .. }) => {}

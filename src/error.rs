@@ -65,6 +65,8 @@ pub enum ApiError {
     ValidationFailed(String),
     /// 502 `ca_error`: the CA failed or could not be reached.
     CaError(String),
+    /// 502 `dns_error`: a DNS provider failed, or a DNS-01 record never became visible.
+    DnsError(String),
     /// 503 `auth_unavailable`: an identity provider's keys cannot be loaded yet.
     AuthUnavailable(String),
     /// 500 `internal_error`: certfleet's own failure; details only in the log.
@@ -112,6 +114,7 @@ impl ApiError {
             Self::RenewTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renew_too_soon"),
             Self::ValidationFailed(_) => (StatusCode::BAD_GATEWAY, "validation_failed"),
             Self::CaError(_) => (StatusCode::BAD_GATEWAY, "ca_error"),
+            Self::DnsError(_) => (StatusCode::BAD_GATEWAY, "dns_error"),
             Self::AuthUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             Self::Backoff { inner, .. } => inner.status_and_code(),
@@ -130,6 +133,7 @@ impl ApiError {
             | Self::NotFound(m)
             | Self::ValidationFailed(m)
             | Self::CaError(m)
+            | Self::DnsError(m)
             | Self::RateLimited { message: m, .. }
             | Self::RenewTooSoon { message: m, .. } => m,
             Self::MethodNotAllowed => "this method is not allowed on this route",
@@ -206,6 +210,7 @@ impl From<IssueError> for ApiError {
                 retry_after: retry_after.unwrap_or(Duration::from_secs(300)),
             },
             IssueError::Ca(m) => Self::CaError(m),
+            IssueError::Dns(m) => Self::DnsError(m),
             IssueError::Internal(m) => Self::Internal(m),
             IssueError::BackingOff {
                 code,
@@ -215,6 +220,7 @@ impl From<IssueError> for ApiError {
                 let inner = match code.as_str() {
                     "domain_rejected" => Self::DomainRejected(message),
                     "validation_failed" => Self::ValidationFailed(message),
+                    "dns_error" => Self::DnsError(message),
                     "rate_limited" => Self::RateLimited {
                         message,
                         retry_after,
@@ -279,6 +285,7 @@ mod tests {
                 "validation_failed",
             ),
             (ApiError::CaError(String::new()), 502, "ca_error"),
+            (ApiError::DnsError(String::new()), 502, "dns_error"),
             (
                 ApiError::AuthUnavailable(String::new()),
                 503,

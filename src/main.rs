@@ -31,6 +31,18 @@ enum Command {
     /// The fleet client: keep a certificate from a certfleet server in a directory.
     // Boxed: its many flags would make every other variant as large.
     Fetch(Box<certfleet::fetch::FetchArgs>),
+    /// Akash provider-API tokens (AEP-64): verify one, or mint one for testing.
+    #[command(subcommand)]
+    Akash(AkashCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AkashCommand {
+    /// Verify a token: signature and claims (with --config, also its principals and audience);
+    /// prints the address and claims as JSON. Exit 0 valid, 1 invalid, 2 cannot tell.
+    Verify(certfleet::akash::cli::VerifyArgs),
+    /// Mint a token from a key file or a BIP-39 mnemonic, for testing with curl.
+    Token(certfleet::akash::cli::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +61,38 @@ fn main() -> ExitCode {
         },
         // A client: it talks to a server and never reads the server's config.
         Command::Fetch(args) => run_async(certfleet::fetch::run(*args)),
+        Command::Akash(command) => akash(command, cli.config.as_deref()),
+    }
+}
+
+/// `certfleet akash ...`. `verify` reads a config only when one is given.
+fn akash(command: AkashCommand, config: Option<&Path>) -> ExitCode {
+    /// `verify`'s exit code when it cannot tell (config, runtime).
+    const CANNOT_TELL: u8 = 2;
+    match command {
+        AkashCommand::Token(args) => match certfleet::akash::cli::token(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("certfleet: {err}");
+                ExitCode::FAILURE
+            }
+        },
+        AkashCommand::Verify(args) => {
+            let config = match config {
+                None => None,
+                Some(path) => match load_config(Some(path)) {
+                    Some(loaded) => Some(loaded.config),
+                    None => return ExitCode::from(CANNOT_TELL),
+                },
+            };
+            match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime.block_on(certfleet::akash::cli::verify(args, config)),
+                Err(err) => {
+                    eprintln!("certfleet: cannot start the async runtime: {err}");
+                    ExitCode::from(CANNOT_TELL)
+                }
+            }
+        }
     }
 }
 
@@ -96,9 +140,11 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     }
     let api = bind("server.listen", config.server.listen).await?;
     let http01 = bind("challenges.http01.listen", config.challenges.http01.listen).await?;
-    tracing::warn!(
-        "the API is served over plain HTTP: private keys cross the network in clear; put it behind TLS"
-    );
+    if config.server.tls.is_none() {
+        tracing::warn!(
+            "the API is served over plain HTTP: private keys cross the network in clear; set server.tls"
+        );
+    }
     let app = App::start(&config).await?;
     tracing::info!(
         api = %config.server.listen,

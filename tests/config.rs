@@ -231,7 +231,7 @@ fn unknown_env_key_names_the_variable() {
     assert_eq!(
         m,
         "invalid configuration: server.lisen (from CERTFLEET_SERVER__LISEN): unknown key; \
-         expected one of listen, issueWait"
+         expected one of listen, issueWait, tls"
     );
     let m = message("", &[("CERTFLEET_SREVER__LISTEN", "0.0.0.0:1")]);
     assert!(
@@ -257,7 +257,7 @@ fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
     let m = message("server:\n  lisen: \"0.0.0.0:1\"\n", &[]);
     assert_eq!(
         m,
-        "invalid configuration: server.lisen: unknown key; expected one of listen, issueWait"
+        "invalid configuration: server.lisen: unknown key; expected one of listen, issueWait, tls"
     );
     let e = error(
         "srever: {}\nacme:\n  eab:\n    kid: x\n    hmac: y\nauth:\n  psk:\n    keys:\n      - name: a\n        keys: z\n",
@@ -280,7 +280,6 @@ fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
 fn spec_keys_not_yet_supported_have_their_own_message() {
     for key in [
         "server.metricsListen",
-        "server.tls",
         "challenges.dns01",
         "challenges.resolvers",
         "auth.akash",
@@ -303,7 +302,7 @@ fn spec_keys_not_yet_supported_have_their_own_message() {
 fn type_errors_name_the_path_without_the_value() {
     let m = message("server: 5\n", &[]);
     assert!(
-        m.contains("server: expected a mapping with keys listen, issueWait, found a number"),
+        m.contains("server: expected a mapping with keys listen, issueWait, tls, found a number"),
         "{m}"
     );
     let m = message(
@@ -922,4 +921,64 @@ fn storage_encryption_keys_must_be_32_bytes_of_base64() {
     assert!(m.contains("storage.previousEncryptionKeys[1]"), "{m}");
     let m = message("", &[("CERTFLEET_STORAGE__ENCRYPTION_KEY", "short")]);
     assert!(m.contains("CERTFLEET_STORAGE__ENCRYPTION_KEY"), "{m}");
+}
+
+#[test]
+fn server_tls_takes_files_or_acme_hostnames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("tls.pem");
+    let key = dir.path().join("tls.key");
+    fs::write(&cert, "x").expect("write");
+    fs::write(&key, "x").expect("write");
+    let files = format!(
+        "server:\n  tls:\n    certFile: {}\n    keyFile: {}\n",
+        cert.display(),
+        key.display()
+    );
+    let loaded = load(&files, &[]);
+    assert!(matches!(
+        loaded.config.server.tls,
+        Some(certfleet::config::TlsConfig::Files { .. })
+    ));
+    let acme = load(
+        "server:\n  tls:\n    acme:\n      hostnames: [Certs.Example.com]\n",
+        &[],
+    );
+    match acme.config.server.tls {
+        Some(certfleet::config::TlsConfig::Acme { acme }) => {
+            assert_eq!(acme.hostnames.key(), "certs.example.com");
+        }
+        other => panic!("expected acme, got {other:?}"),
+    }
+    let cases = [
+        (
+            format!("server:\n  tls:\n    certFile: {}\n", cert.display()),
+            "go together",
+        ),
+        (
+            "server:\n  tls:\n    certFile: /nope.pem\n    keyFile: /nope.key\n".to_owned(),
+            "server.tls.certFile",
+        ),
+        ("server:\n  tls: {}\n".to_owned(), "is empty"),
+        (
+            "server:\n  tls:\n    acme:\n      hostnames: [\"*.example.com\"]\n".to_owned(),
+            "wildcard",
+        ),
+        (
+            "server:\n  tls:\n    acme:\n      hostnames: []\n".to_owned(),
+            "server.tls.acme.hostnames",
+        ),
+        (
+            format!(
+                "server:\n  tls:\n    certFile: {}\n    keyFile: {}\n    acme:\n      hostnames: [a.example.com]\n",
+                cert.display(),
+                key.display()
+            ),
+            "not both",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let m = message(&yaml, &[]);
+        assert!(m.contains(expected), "{yaml} -> {m}");
+    }
 }

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use instant_acme::ChallengeType;
 
+use super::IssueError;
 use super::solver::{Presented, Solver};
 use crate::store::Store;
 
@@ -38,18 +39,17 @@ impl Solver for Http01Solver {
 
     async fn present(
         &self,
-        name: &str,
+        prepared: &Presented,
         token: &str,
         key_authorization: &str,
-    ) -> Result<Presented, String> {
+    ) -> Result<Presented, IssueError> {
         self.store
             .put_http01(token, key_authorization, crate::clock::now())
             .await
-            .map_err(|e| format!("http-01: present token for {name}: {e}"))?;
-        Ok(Presented {
-            name: name.to_owned(),
-            handle: token.to_owned(),
-        })
+            .map_err(|e| {
+                IssueError::Internal(format!("http-01: present token for {}: {e}", prepared.name))
+            })?;
+        Ok(prepared.clone())
     }
 
     async fn cleanup(&self, presented: &Presented) -> Result<(), String> {
@@ -60,11 +60,35 @@ impl Solver for Http01Solver {
     }
 }
 
-/// The router of the HTTP-01 listener.
-pub fn router(store: Arc<dyn Store>) -> Router {
-    Router::new()
-        .route("/.well-known/acme-challenge/{token}", get(answer))
-        .with_state(store)
+/// The router of the HTTP-01 listener. With `https_port`, every other request is redirected
+/// (308) to the same path on the API's HTTPS listener.
+pub fn router(store: Arc<dyn Store>, https_port: Option<u16>) -> Router {
+    let router = Router::new().route("/.well-known/acme-challenge/{token}", get(answer));
+    let router = match https_port {
+        Some(port) => {
+            router.fallback(move |request: axum::extract::Request| redirect(request, port))
+        }
+        None => router,
+    };
+    router.with_state(store)
+}
+
+async fn redirect(request: axum::extract::Request, port: u16) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name))
+        .filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ']));
+    let Some(host) = host else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = format!("https://{host}:{port}{path}");
+    match header::HeaderValue::from_str(&location) {
+        Ok(value) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, value)]).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn answer(State(store): State<Arc<dyn Store>>, Path(token): Path<String>) -> Response {

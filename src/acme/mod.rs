@@ -7,6 +7,7 @@
 
 pub mod ari;
 pub mod cert;
+pub mod dns01;
 pub mod http;
 pub mod http01;
 mod order;
@@ -48,6 +49,10 @@ pub enum IssueError {
     /// The CA failed, was unreachable, or answered something unusable.
     #[error("{0}")]
     Ca(String),
+    /// A DNS provider failed, or a DNS-01 record never became visible: the provider, the step
+    /// and the provider's own message (`cloudflare: create TXT record in zone ...: 403 ...`).
+    #[error("{0}")]
+    Dns(String),
     /// certfleet itself failed (storage, key generation).
     #[error("{0}")]
     Internal(String),
@@ -78,6 +83,7 @@ pub struct Issuer {
     http: http::AcmeHttp,
     store: Arc<dyn Store>,
     http01: Arc<dyn Solver>,
+    dns01: Option<Arc<dns01::Dns01Solver>>,
     account: Mutex<Option<Account>>,
     orders: AtomicU64,
 }
@@ -106,10 +112,47 @@ impl Issuer {
             eab,
             http: http::AcmeHttp(http),
             http01: Arc::new(http01::Http01Solver::new(store.clone())),
+            dns01: None,
             store,
             account: Mutex::new(None),
             orders: AtomicU64::new(0),
         })
+    }
+
+    /// Answers DNS-01 challenges through `solver` (the `challenges.dns01` providers).
+    #[must_use]
+    pub fn with_dns01(mut self, solver: dns01::Dns01Solver) -> Self {
+        self.dns01 = Some(Arc::new(solver));
+        self
+    }
+
+    /// The solver for `name` (`*.x` for a wildcard): wildcards always DNS-01; a request's
+    /// `dns-01` forces it; otherwise DNS-01 when a `challenges.dns01` entry matches the name,
+    /// HTTP-01 when none does. `Err` says why the name cannot be validated as asked.
+    pub fn solver_for(
+        &self,
+        name: &str,
+        choice: solver::ChallengeChoice,
+    ) -> Result<Arc<dyn Solver>, String> {
+        use solver::ChallengeChoice;
+        let dns = self.dns01.as_ref().filter(|dns| dns.matches(name));
+        let wildcard = name.starts_with("*.");
+        let use_dns = wildcard
+            || choice == ChallengeChoice::Dns01
+            || (choice == ChallengeChoice::Auto && dns.is_some());
+        match dns {
+            _ if !use_dns => Ok(self.http01.clone()),
+            Some(dns) => Ok(dns.clone()),
+            None => Err(format!(
+                "{name}: {} DNS-01, and no challenges.dns01 entry of this server has a zone \
+                 holding it",
+                if wildcard {
+                    "a wildcard certificate needs"
+                } else {
+                    "the request asks for"
+                }
+            )),
+        }
     }
 
     /// How many ACME orders this issuer has created since start.

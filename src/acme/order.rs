@@ -7,13 +7,15 @@
 //! with its stored key instead of being ordered twice. A kill between the CA creating an order
 //! and its URL being saved can cost an abandoned (never finalized) order, never a certificate.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeStatus, Identifier, NewOrder, Order, OrderStatus,
+    Account, AuthorizationStatus, ChallengeStatus, ChallengeType, Identifier, NewOrder, Order,
+    OrderStatus,
 };
 
-use super::solver::Presented;
+use super::solver::{ChallengeChoice, Presented, Solver};
 use super::{
     IssueError, Issuer, ari, cert, challenge_name, classify, http, poll_policy, validation_error,
 };
@@ -26,12 +28,17 @@ use crate::store::{PresentedRecord, StoredCert};
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Issuer {
-    /// Runs (or resumes) the order for `key` and stores the certificate. Presented challenges
-    /// are cleaned up whatever the outcome.
-    pub async fn issue(&self, key: &CertKey) -> Result<StoredCert, IssueError> {
+    /// Runs (or resumes) the order for `key` and stores the certificate, validating each name
+    /// as `choice` asks (see [`Issuer::solver_for`]). Presented challenges are cleaned up
+    /// whatever the outcome.
+    pub async fn issue(
+        &self,
+        key: &CertKey,
+        choice: ChallengeChoice,
+    ) -> Result<StoredCert, IssueError> {
         let (result, retry_after) = http::with_retry_after(async {
             let account = self.account().await?;
-            let outcome = self.run(&account, key).await;
+            let outcome = self.run(&account, key, choice).await;
             self.cleanup(key).await;
             if self.order_is_spent(key, &outcome).await {
                 self.store.finish_order(key).await?;
@@ -69,12 +76,17 @@ impl Issuer {
 
     /// The state machine: resume the stored order or create one, then drive it to a stored
     /// certificate.
-    async fn run(&self, account: &Account, key: &CertKey) -> Result<StoredCert, IssueError> {
+    async fn run(
+        &self,
+        account: &Account,
+        key: &CertKey,
+        choice: ChallengeChoice,
+    ) -> Result<StoredCert, IssueError> {
         let mut order = self.resume_or_create(account, key).await?;
         loop {
             match order.state().status {
                 OrderStatus::Pending => {
-                    self.present_all(&mut order, key).await?;
+                    self.present_all(&mut order, key, choice).await?;
                     match order.poll_ready(&poll_policy()).await {
                         Ok(OrderStatus::Ready) => hit("order-ready").await,
                         Ok(_) | Err(instant_acme::Error::Api(_)) => {
@@ -179,11 +191,17 @@ impl Issuer {
         Ok(order)
     }
 
-    /// Presents a challenge for every pending authorization (recorded first), then tells the
-    /// CA to validate the ones it has not started on.
-    async fn present_all(&self, order: &mut Order, key: &CertKey) -> Result<(), IssueError> {
-        let solver = self.http01.clone();
-        let challenge_type = solver.challenge_type();
+    /// Presents a challenge for every pending authorization, each recorded before it is made
+    /// visible; waits until the DNS-01 records can be seen; then tells the CA to validate the
+    /// challenges it has not started on (RFC 8555 section 7.5.1).
+    async fn present_all(
+        &self,
+        order: &mut Order,
+        key: &CertKey,
+        choice: ChallengeChoice,
+    ) -> Result<(), IssueError> {
+        let mut to_validate = Vec::new();
+        let mut dns_presented = Vec::new();
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
             let mut authz = authz.map_err(|e| classify("fetch an authorization", e))?;
@@ -200,26 +218,38 @@ impl Issuer {
                 }
             }
             let name = authz.identifier().to_string();
-            let mut challenge = authz.challenge(challenge_type.clone()).ok_or_else(|| {
+            let solver = self
+                .solver_for(&name, choice)
+                .map_err(|e| IssueError::Dns(format!("dns: {e}")))?;
+            let challenge_type = solver.challenge_type();
+            let challenge = authz.challenge(challenge_type.clone()).ok_or_else(|| {
                 IssueError::Rejected(format!(
                     "the CA offers no {} challenge for {name}",
                     challenge_name(&challenge_type)
                 ))
             })?;
-            let record = PresentedRecord {
-                challenge_type: challenge_name(&challenge_type),
-                name: name.clone(),
-                handle: challenge.token.clone(),
-            };
-            self.store.add_presented(key, &record).await?;
-            hit("challenge-recorded").await;
             let key_authorization = challenge.key_authorization();
-            solver
-                .present(&name, &challenge.token, key_authorization.as_str())
-                .await
-                .map_err(IssueError::Internal)?;
-            hit("challenge-presented").await;
+            let presented = self
+                .present_one(key, solver.as_ref(), &name, &challenge.token, key_authorization.as_str())
+                .await?;
             if challenge.status == ChallengeStatus::Pending {
+                to_validate.push((name, challenge_type.clone()));
+            }
+            if challenge_type == ChallengeType::Dns01 {
+                dns_presented.push(presented);
+            }
+        }
+        if let Some(dns) = self.dns01.as_ref().filter(|_| !dns_presented.is_empty()) {
+            dns.wait_visible(&dns_presented).await?;
+        }
+        let mut authorizations = order.authorizations();
+        while let Some(authz) = authorizations.next().await {
+            let mut authz = authz.map_err(|e| classify("fetch an authorization", e))?;
+            let name = authz.identifier().to_string();
+            let Some((_, kind)) = to_validate.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            if let Some(mut challenge) = authz.challenge(kind.clone()) {
                 challenge
                     .set_ready()
                     .await
@@ -228,6 +258,38 @@ impl Issuer {
             }
         }
         Ok(())
+    }
+
+    /// Records what `solver` will present for `name` and presents it; when the final handle
+    /// differs from the prepared one (a DNS record id), it replaces the prepared record.
+    async fn present_one(
+        &self,
+        key: &CertKey,
+        solver: &dyn Solver,
+        name: &str,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<Presented, IssueError> {
+        let challenge_type = challenge_name(&solver.challenge_type());
+        let prepared = solver.prepare(name, token, key_authorization).await?;
+        let record = |handle: &str| PresentedRecord {
+            challenge_type: challenge_type.clone(),
+            name: name.to_owned(),
+            handle: handle.to_owned(),
+        };
+        self.store
+            .add_presented(key, &record(&prepared.handle))
+            .await?;
+        hit("challenge-recorded").await;
+        let presented = solver.present(&prepared, token, key_authorization).await?;
+        if presented.handle != prepared.handle {
+            self.store
+                .add_presented(key, &record(&presented.handle))
+                .await?;
+            self.store.remove_presented(key, &prepared.handle).await?;
+        }
+        hit("challenge-presented").await;
+        Ok(presented)
     }
 
     /// Finalizes with the order's key: the stored one when resuming, else a fresh one that is
@@ -309,7 +371,15 @@ impl Issuer {
                 name: record.name.clone(),
                 handle: record.handle.clone(),
             };
-            match tokio::time::timeout(CLEANUP_TIMEOUT, self.http01.cleanup(&presented)).await {
+            let solver: Arc<dyn Solver> = match (record.challenge_type.as_str(), &self.dns01) {
+                ("dns-01", Some(dns)) => dns.clone(),
+                ("dns-01", None) => {
+                    tracing::warn!(name = %record.name, handle = %record.handle, "no challenges.dns01 is configured to remove this DNS-01 record; delete it by hand");
+                    continue;
+                }
+                _ => self.http01.clone(),
+            };
+            match tokio::time::timeout(CLEANUP_TIMEOUT, solver.cleanup(&presented)).await {
                 Ok(Ok(())) => {
                     if let Err(err) = self.store.remove_presented(key, &record.handle).await {
                         tracing::warn!(error = %err, "cannot forget a cleaned-up challenge");

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::ApiJson;
+use crate::acme::solver::ChallengeChoice;
 use crate::app::App;
 use crate::auth::{Principal, policy};
 use crate::certs::{self, CachedCert, Pending};
@@ -39,13 +40,14 @@ pub async fn post(
     principal: Principal,
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
-    let key = parse_request(request, app.default_key_type)?;
+    let (key, choice) = parse_request(request, app.default_key_type)?;
     authorize(&principal, &key)?;
+    check_challenges(&app, &key, choice)?;
     let now = clock::now();
     if let Some(hit) = app.certs.valid(&key, now).await? {
         return Ok(deliver(&hit, true));
     }
-    let pending = app.certs.issue(&key, false, now);
+    let pending = app.certs.issue_with(&key, false, now, choice);
     wait_for(&app, &key, pending).await
 }
 
@@ -55,8 +57,9 @@ pub async fn renew(
     principal: Principal,
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
-    let key = parse_request(request, app.default_key_type)?;
+    let (key, choice) = parse_request(request, app.default_key_type)?;
     authorize(&principal, &key)?;
+    check_challenges(&app, &key, choice)?;
     let now = clock::now();
     if !app.certs.is_issuing(&key) {
         let claim = app
@@ -73,7 +76,7 @@ pub async fn renew(
             });
         }
     }
-    let pending = app.certs.issue(&key, true, now);
+    let pending = app.certs.issue_with(&key, true, now, choice);
     wait_for(&app, &key, pending).await
 }
 
@@ -122,7 +125,24 @@ fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
     }
 }
 
-fn parse_request(request: CertRequest, default_key_type: KeyType) -> Result<CertKey, ApiError> {
+/// Every name has a solver for the request's challenge choice: a wildcard, or a name asked for
+/// with `dns-01`, needs a `challenges.dns01` entry whose zones hold it.
+fn check_challenges(app: &App, key: &CertKey, choice: ChallengeChoice) -> Result<(), ApiError> {
+    for name in key.names.names() {
+        if let Err(why) = app.certs.issuer().solver_for(name.as_str(), choice) {
+            return Err(match name.is_wildcard() {
+                true => ApiError::InvalidDomain(why),
+                false => ApiError::InvalidBody(why),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn parse_request(
+    request: CertRequest,
+    default_key_type: KeyType,
+) -> Result<(CertKey, ChallengeChoice), ApiError> {
     let mut inputs = request.domains.unwrap_or_default();
     inputs.extend(request.domain);
     if inputs.is_empty() {
@@ -131,30 +151,21 @@ fn parse_request(request: CertRequest, default_key_type: KeyType) -> Result<Cert
                 .to_owned(),
         ));
     }
-    match request.challenge.as_deref() {
-        None | Some("http-01") => {}
-        Some("dns-01") => {
-            return Err(ApiError::InvalidBody(
-                "challenge dns-01: this server has no DNS-01 provider configured; use http-01"
-                    .to_owned(),
-            ));
-        }
+    let choice = match request.challenge.as_deref() {
+        None => ChallengeChoice::Auto,
+        Some("http-01") => ChallengeChoice::Http01,
+        Some("dns-01") => ChallengeChoice::Dns01,
         Some(other) => {
             return Err(ApiError::InvalidBody(format!(
                 "challenge {other:?}: use \"http-01\" or \"dns-01\""
             )));
         }
-    }
+    };
     let key = CertKey {
         names: parse_names(&inputs)?,
         key_type: parse_key_type(request.key_type.as_deref(), default_key_type)?,
     };
-    if let Some(wildcard) = key.names.names().iter().find(|n| n.is_wildcard()) {
-        return Err(ApiError::InvalidDomain(format!(
-            "{wildcard}: a wildcard certificate needs DNS-01, and this server has no DNS-01 provider configured"
-        )));
-    }
-    Ok(key)
+    Ok((key, choice))
 }
 
 fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiError> {

@@ -5,6 +5,7 @@
 //! "mine and invalid" (401, never passed on to another method) or "mine, but I cannot check
 //! now" (503). Several methods run side by side; the first that claims a credential decides.
 
+pub mod akash;
 pub mod jwks;
 pub mod jwt;
 pub mod policy;

@@ -3,13 +3,15 @@
 //! Loading is a pipeline, one stage per file:
 //! 1. `tree.rs`: YAML text to a generic tree, then environment overrides applied to that tree;
 //! 2. `de.rs`: the tree into the raw serde structs of `raw.rs`, errors naming the key path;
-//! 3. `resolve.rs` (with `acme.rs`, `psk.rs` and `jwt.rs`): defaults, secret files read, values parsed into types and
+//! 3. `resolve.rs` (with `acme.rs`, `psk.rs`, `jwt.rs` and `akash.rs`): defaults, secret files read, values parsed into types and
 //!    checked, every problem collected, so one run reports them all.
 //!
 //! Everything past this module holds a [`Config`]: no code elsewhere parses a config string.
 
 mod acme;
+mod akash;
 mod de;
+mod dns01;
 mod duration;
 mod error;
 mod jwt;
@@ -17,6 +19,7 @@ mod psk;
 mod raw;
 mod resolve;
 mod secret;
+mod tls;
 mod tree;
 
 use std::{
@@ -32,10 +35,13 @@ use serde::{Serialize, Serializer};
 use crate::domain::{DomainPattern, KeyType};
 
 pub use self::{
+    akash::{AkashConfig, AkashKeySource, AkashPrincipal},
+    dns01::{Dns01Entry, DnsProviderConfig, TsigAlgorithm},
     duration::{format_duration, parse_duration},
     error::{ConfigError, Problem},
     jwt::JwtConfig,
     secret::Secret,
+    tls::{TlsAcmeConfig, TlsConfig},
 };
 
 /// The whole configuration, with defaults applied and every value checked.
@@ -65,6 +71,8 @@ pub struct ServerConfig {
     /// (default 60s; more than 0 and at most 10m).
     #[serde(serialize_with = "as_duration")]
     pub issue_wait: Duration,
+    /// `server.tls`: certfleet's own certificate; `None` serves plain HTTP (warned at start).
+    pub tls: Option<TlsConfig>,
 }
 
 /// `storage`.
@@ -121,6 +129,12 @@ pub struct EabConfig {
 pub struct ChallengesConfig {
     /// `challenges.http01`.
     pub http01: Http01Config,
+    /// `challenges.dns01`: DNS providers, the first whose zones match a name handles it.
+    pub dns01: Vec<Dns01Entry>,
+    /// `challenges.resolvers`: where DNS-01 propagation is checked; empty = the zone's
+    /// authoritative servers.
+    #[serde(serialize_with = "as_display_seq")]
+    pub resolvers: Vec<SocketAddr>,
 }
 
 /// `challenges.http01`.
@@ -142,6 +156,8 @@ pub struct AuthConfig {
     pub psk: Vec<PskKey>,
     /// `auth.jwt`: OIDC / OAuth 2.0 bearer tokens; `None` when not configured.
     pub jwt: Option<JwtConfig>,
+    /// `auth.akash`: Akash provider-API tokens (AEP-64); `None` when not configured.
+    pub akash: Option<AkashConfig>,
 }
 
 /// One pre-shared API key and the names it may request.

@@ -11,10 +11,6 @@ use serde::Deserialize;
 /// a user following the documentation is not told the key does not exist.
 pub(super) const NOT_YET_SUPPORTED: &[&str] = &[
     "server.metricsListen",
-    "server.tls",
-    "challenges.dns01",
-    "challenges.resolvers",
-    "auth.akash",
 ];
 
 /// The whole file.
@@ -34,6 +30,23 @@ pub(super) struct RawConfig {
 pub(super) struct RawServer {
     pub listen: Option<String>,
     pub issue_wait: Option<String>,
+    pub tls: Option<RawTls>,
+}
+
+/// `server.tls`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub acme: Option<RawTlsAcme>,
+}
+
+/// `server.tls.acme`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawTlsAcme {
+    pub hostnames: Option<Vec<String>>,
 }
 
 /// `storage`.
@@ -73,6 +86,32 @@ pub(super) struct RawEab {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawChallenges {
     pub http01: Option<RawHttp01>,
+    pub dns01: Option<Vec<RawDns01Entry>>,
+    pub resolvers: Option<Vec<String>>,
+}
+
+/// One item of `challenges.dns01`: the keys of every provider (`dns01.rs` refuses those that
+/// do not belong to the entry's provider).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawDns01Entry {
+    pub provider: Option<String>,
+    pub zones: Option<Vec<String>>,
+    pub api_token: Option<String>,
+    pub api_token_file: Option<String>,
+    pub api_url: Option<String>,
+    pub project: Option<String>,
+    pub service_account: Option<String>,
+    pub service_account_file: Option<String>,
+    pub nameserver: Option<String>,
+    pub tsig_key_name: Option<String>,
+    pub tsig_secret: Option<String>,
+    pub tsig_secret_file: Option<String>,
+    pub tsig_algorithm: Option<String>,
+    pub ttl: Option<String>,
+    pub timeout: Option<String>,
+    pub propagation_timeout: Option<String>,
+    pub polling_interval: Option<String>,
 }
 
 /// `challenges.http01`.
@@ -88,6 +127,7 @@ pub(super) struct RawHttp01 {
 pub(super) struct RawAuth {
     pub psk: Option<RawPsk>,
     pub jwt: Option<RawJwt>,
+    pub akash: Option<RawAkash>,
 }
 
 /// `auth.psk`.
@@ -122,6 +162,27 @@ pub(super) struct RawJwt {
     pub algorithms: Option<Vec<String>>,
     pub max_token_bytes: Option<String>,
     pub ca_certificates: Option<String>,
+}
+
+/// `auth.akash`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawAkash {
+    pub key_source: Option<String>,
+    pub rest_url: Option<String>,
+    pub ca_certificates: Option<String>,
+    pub max_token_lifetime: Option<String>,
+    pub leeway: Option<String>,
+    pub audience: Option<String>,
+    pub principals: Option<Vec<RawAkashPrincipal>>,
+}
+
+/// One item of `auth.akash.principals`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawAkashPrincipal {
+    pub address: Option<String>,
+    pub domains: Option<Vec<String>>,
 }
 
 /// A value written as one string or as a list of strings (`audience: x` or `audience: [x, y]`).

@@ -12,6 +12,7 @@ use std::{
 
 use super::{
     AuthConfig, ChallengesConfig, Config, Http01Config, Loaded, ServerConfig, StorageConfig, acme,
+    akash,
     error::{ConfigError, Problem},
     jwt, parse_duration, psk,
     raw::{RawAuth, RawChallenges, RawConfig, RawServer, RawStorage},
@@ -142,9 +143,11 @@ pub(super) fn non_empty(value: Option<String>) -> Option<String> {
 fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerConfig, Reported> {
     let listen = listen_addr(raw.listen, "server.listen", DEFAULT_API_LISTEN, report);
     let issue_wait = issue_wait(raw.issue_wait, report);
+    let tls = super::tls::tls(raw.tls, report);
     Ok(ServerConfig {
         listen: listen?,
         issue_wait: issue_wait?,
+        tls: tls?,
     })
 }
 
@@ -266,8 +269,12 @@ fn challenges(raw: RawChallenges, report: &mut Report<'_>) -> Result<ChallengesC
         DEFAULT_HTTP01_LISTEN,
         report,
     )?;
+    let dns01 = super::dns01::entries(raw.dns01, report);
+    let resolvers = super::dns01::resolvers(raw.resolvers, report);
     Ok(ChallengesConfig {
         http01: Http01Config { listen },
+        dns01: dns01?,
+        resolvers: resolvers?,
     })
 }
 
@@ -276,12 +283,14 @@ fn challenges(raw: RawChallenges, report: &mut Report<'_>) -> Result<ChallengesC
 fn auth(raw: RawAuth, report: &mut Report<'_>) -> Result<AuthConfig, Reported> {
     let psk = psk::keys(raw.psk.unwrap_or_default(), report);
     let jwt = jwt::jwt(raw.jwt, report);
-    let (psk, jwt) = (psk?, jwt?);
-    if psk.is_empty() && jwt.is_none() {
+    let akash = akash::akash(raw.akash, report);
+    let (psk, jwt, akash) = (psk?, jwt?, akash?);
+    if psk.is_empty() && jwt.is_none() && akash.is_none() {
         report.warn(
-            "no auth method is configured (auth.psk and auth.jwt are empty): every API request \
-             will be refused; add a key under auth.psk.keys or configure auth.jwt",
+            "no auth method is configured (auth.psk, auth.jwt and auth.akash are empty): every \
+             API request will be refused; add a key under auth.psk.keys or configure auth.jwt or \
+             auth.akash",
         );
     }
-    Ok(AuthConfig { psk, jwt })
+    Ok(AuthConfig { psk, jwt, akash })
 }

@@ -192,11 +192,29 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The earliest time anything becomes due (a renewal time, or a back-off ending).
     async fn next_due(&self) -> Result<Option<i64>, StoreError>;
 
+    /// certfleet's own TLS identity `name` (`fallback`): certificate and private key PEM.
+    async fn server_identity(&self, name: &str) -> Result<Option<(String, String)>, StoreError>;
+
+    /// Stores certfleet's own TLS identity unless one exists; returns whether it was stored.
+    async fn save_server_identity(
+        &self,
+        name: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
     /// Moves the renewal time of `key`'s certificate (the CA's renewal window says later).
     async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError>;
 
     /// Re-seals every private key not sealed with the current key; returns how many.
     async fn reseal(&self) -> Result<u64, StoreError>;
+
+    /// The public key (33-byte compressed secp256k1) found on chain for an Akash address.
+    async fn akash_pubkey(&self, address: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Keeps the public key found on chain for an Akash address (it never changes once set).
+    async fn save_akash_pubkey(&self, address: &str, key: &[u8]) -> Result<(), StoreError>;
 }
 
 /// An order in progress, as persisted.

@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -25,6 +26,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "lifecycle",
         include_str!("../../migrations/sqlite/0002_lifecycle.sql"),
+    ),
+    (
+        3,
+        "server identity",
+        include_str!("../../migrations/sqlite/0003_server_identity.sql"),
+    ),
+    (
+        4,
+        "akash",
+        include_str!("../../migrations/sqlite/0004_akash.sql"),
     ),
 ];
 
@@ -148,6 +159,10 @@ fn cert_context(names: &str, key_type: &str) -> String {
 
 fn order_context(names: &str, key_type: &str) -> String {
     format!("order|{names}|{key_type}")
+}
+
+fn identity_context(name: &str) -> String {
+    format!("server-identity|{name}")
 }
 
 fn account_context(directory_url: &str) -> String {
@@ -587,6 +602,44 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn server_identity(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = sqlx::query("SELECT cert_pem, key_pem FROM server_identity WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::new("read the server identity", e))?;
+        let Some(row) = row else { return Ok(None) };
+        let cert_pem = text(&row, 0)?;
+        let sealed = text(&row, 1)?;
+        Ok(Some((
+            cert_pem,
+            self.open_sealed(&sealed, &identity_context(name))?,
+        )))
+    }
+
+    async fn save_server_identity(
+        &self,
+        name: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // First writer wins: processes starting together agree on one identity.
+        let inserted = sqlx::query(
+            "INSERT INTO server_identity (name, cert_pem, key_pem, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(cert_pem)
+        .bind(self.seal(key_pem, &identity_context(name))?)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("save the server identity", e))?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
     async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE certificates SET renew_after = $3 WHERE names = $1 AND key_type = $2")
             .bind(key.names.key())
@@ -621,7 +674,44 @@ impl Store for SqliteStore {
                 |row| Ok(account_context(&text(row, 0)?)),
             )
             .await?;
-        Ok(certificates + orders + accounts)
+        let identities = self
+            .reseal_column(
+                "SELECT name, name, key_pem AS value FROM server_identity",
+                "UPDATE server_identity SET key_pem = $1 WHERE name = $2 AND name = $3 \
+                 AND key_pem = $4",
+                |row| Ok(identity_context(&text(row, 0)?)),
+            )
+            .await?;
+        Ok(certificates + orders + accounts + identities)
+    }
+
+    async fn akash_pubkey(&self, address: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT pubkey FROM akash_pubkeys WHERE address = $1")
+                .bind(address)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| StoreError::new("read an Akash public key", e))?;
+        stored
+            .map(|text| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|e| StoreError::new("decode a stored Akash public key", e))
+            })
+            .transpose()
+    }
+
+    async fn save_akash_pubkey(&self, address: &str, key: &[u8]) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO akash_pubkeys (address, pubkey) VALUES ($1, $2) \
+             ON CONFLICT (address) DO UPDATE SET pubkey = excluded.pubkey",
+        )
+        .bind(address)
+        .bind(base64::engine::general_purpose::STANDARD.encode(key))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(|e| StoreError::new("save an Akash public key", e))
     }
 }
 

@@ -67,6 +67,9 @@ pub struct PebbleOptions {
     pub nonce_reject_percent: u8,
     /// Run Pebble 2.6, which serves ACME Renewal Information (ARI), instead of 2.4.
     pub ari: bool,
+    /// The DNS server Pebble resolves and validates DNS-01 through (`-dnsserver`), e.g. a BIND
+    /// started by the test. `None`: its challtestsrv.
+    pub dns_server: Option<String>,
 }
 
 /// A running Pebble and its pebble-challtestsrv. Both are killed and reaped on `Drop`.
@@ -173,6 +176,12 @@ impl Pebble {
     /// propagation check here.
     pub fn dns_server(&self) -> String {
         format!("127.0.0.1:{}", self.ports.dns)
+    }
+
+    /// challtestsrv's management API (`http://127.0.0.1:PORT`), for in-process DNS API fakes
+    /// that publish their TXT records there (`/set-txt`, `/clear-txt`).
+    pub fn challtestsrv_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.challtestsrv_management)
     }
 
     /// The CA behind Pebble's own HTTPS (not the issuing root): certfleet's
@@ -308,7 +317,11 @@ fn spawn_pebble(opts: &PebbleOptions, ports: &Ports, config_path: &Path) -> Proc
         .arg("-config")
         .arg(config_path)
         .arg("-dnsserver")
-        .arg(format!("127.0.0.1:{}", ports.dns))
+        .arg(
+            opts.dns_server
+                .clone()
+                .unwrap_or_else(|| format!("127.0.0.1:{}", ports.dns)),
+        )
         // Validate at once instead of sleeping up to 15 s (PEBBLE_VA_NOSLEEP).
         .env("PEBBLE_VA_NOSLEEP", "1")
         .env(

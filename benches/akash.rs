@@ -1,0 +1,2 @@
+//! Placeholder so the manifest parses while the Akash benchmark is being written; replace me.
+fn main() {}

@@ -1,0 +1,274 @@
+//! DNS-01 (RFC 8555 section 8.4): the TXT record `_acme-challenge.<name>` holding
+//! base64url(SHA-256(key authorization)), through the `challenges.dns01` entry whose zones
+//! match the name (the first one).
+//!
+//! Handles are JSON naming the entry, the zone, the record and the provider's own handle, so a
+//! record is deleted through the same provider after a restart. A handle from `prepare` has no
+//! provider handle yet: if a crash came between the provider's add and the final handle being
+//! stored, cleanup finds the record by name and value.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use instant_acme::ChallengeType;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::IssueError;
+use super::solver::{Presented, Solver};
+use crate::config::Dns01Entry;
+use crate::dns::{self, DnsError, DnsProvider, TxtRecord, propagation, zone};
+
+/// Bound on one SOA query of the zone walk.
+const SOA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Presents DNS-01 responses through the configured providers.
+#[derive(Debug)]
+pub struct Dns01Solver {
+    routes: Vec<Route>,
+    resolvers: Vec<SocketAddr>,
+}
+
+/// One `challenges.dns01` entry and its provider.
+#[derive(Debug)]
+struct Route {
+    entry: Dns01Entry,
+    provider: Arc<dyn DnsProvider>,
+}
+
+/// What is stored for one DNS-01 record (the `presented.handle` column).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Handle {
+    /// Index of the `challenges.dns01` entry.
+    entry: usize,
+    /// Its provider's name, to notice a reordered configuration.
+    provider: String,
+    #[serde(flatten)]
+    record: TxtRecord,
+    /// The provider's handle; absent until the provider has answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider_handle: Option<Value>,
+}
+
+impl Dns01Solver {
+    /// A solver over `entries` (built with `dns::build`), checking propagation at `resolvers`.
+    pub fn new(entries: &[Dns01Entry], resolvers: Vec<SocketAddr>) -> Result<Self, String> {
+        let routes = entries
+            .iter()
+            .map(|entry| {
+                Ok(Route {
+                    provider: dns::build(entry)?,
+                    entry: entry.clone(),
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { routes, resolvers })
+    }
+
+    /// A solver over providers built elsewhere (tests), one per entry.
+    pub fn with_providers(
+        routes: Vec<(Dns01Entry, Arc<dyn DnsProvider>)>,
+        resolvers: Vec<SocketAddr>,
+    ) -> Self {
+        let routes = routes
+            .into_iter()
+            .map(|(entry, provider)| Route { entry, provider })
+            .collect();
+        Self { routes, resolvers }
+    }
+
+    /// Whether an entry handles `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        self.routes.iter().any(|route| route.entry.matches(name))
+    }
+
+    fn route_for(&self, name: &str) -> Result<(usize, &Route), IssueError> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, route)| route.entry.matches(name))
+            .ok_or_else(|| {
+                IssueError::Dns(format!(
+                    "dns: no challenges.dns01 entry has a zone holding {name}"
+                ))
+            })
+    }
+
+    /// The servers that answer SOA queries for the zone walk.
+    async fn soa_servers(&self, route: &Route) -> Vec<SocketAddr> {
+        if !self.resolvers.is_empty() {
+            return self.resolvers.clone();
+        }
+        if let Some(server) = route.provider.authoritative_server()
+            && let Ok(addr) = dns::wire::resolve_server(server).await
+        {
+            return vec![addr];
+        }
+        zone::system_resolvers()
+    }
+
+    /// The stored handle's route, checked against the configuration.
+    fn route_of(&self, handle: &Handle) -> Result<&Route, String> {
+        match self.routes.get(handle.entry) {
+            Some(route) if route.provider.name() == handle.provider => Ok(route),
+            _ => Err(format!(
+                "dns: challenges.dns01[{}] is no longer the {} entry that created TXT record {} \
+                 (value {}); delete that record by hand",
+                handle.entry, handle.provider, handle.record.fqdn, handle.record.value
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Solver for Dns01Solver {
+    fn challenge_type(&self) -> ChallengeType {
+        ChallengeType::Dns01
+    }
+
+    async fn prepare(
+        &self,
+        name: &str,
+        _token: &str,
+        key_authorization: &str,
+    ) -> Result<Presented, IssueError> {
+        let (entry, route) = self.route_for(name)?;
+        // RFC 8555 section 8.4: a wildcard's record is that of its base name.
+        let base = name.strip_prefix("*.").unwrap_or(name);
+        let fqdn = format!("_acme-challenge.{base}");
+        let servers = self.soa_servers(route).await;
+        let zone = zone::find(
+            &fqdn,
+            &route.entry.zones,
+            &servers,
+            route.provider.as_ref(),
+            SOA_TIMEOUT,
+        )
+        .await
+        .map_err(dns_error)?;
+        let handle = Handle {
+            entry,
+            provider: route.provider.name().to_owned(),
+            record: TxtRecord {
+                zone,
+                fqdn,
+                value: txt_value(key_authorization),
+            },
+            provider_handle: None,
+        };
+        Ok(Presented {
+            name: name.to_owned(),
+            handle: encode(&handle),
+        })
+    }
+
+    async fn present(
+        &self,
+        prepared: &Presented,
+        _token: &str,
+        _key_authorization: &str,
+    ) -> Result<Presented, IssueError> {
+        let mut handle = decode(&prepared.handle).map_err(IssueError::Internal)?;
+        let route = self.route_of(&handle).map_err(IssueError::Dns)?;
+        let provider_handle = route
+            .provider
+            .add_txt(&handle.record)
+            .await
+            .map_err(dns_error)?;
+        tracing::info!(provider = %handle.provider, record = %handle.record.fqdn, zone = %handle.record.zone, "DNS-01 TXT record created");
+        handle.provider_handle = Some(provider_handle);
+        Ok(Presented {
+            name: prepared.name.clone(),
+            handle: encode(&handle),
+        })
+    }
+
+    async fn wait_visible(&self, presented: &[Presented]) -> Result<(), IssueError> {
+        let mut records = Vec::new();
+        let (mut timeout, mut interval) = (Duration::ZERO, Duration::MAX);
+        for item in presented {
+            let handle = decode(&item.handle).map_err(IssueError::Internal)?;
+            let route = self.route_of(&handle).map_err(IssueError::Dns)?;
+            timeout = timeout.max(route.entry.propagation_timeout);
+            interval = interval.min(route.entry.polling_interval);
+            records.push(handle.record);
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        propagation::wait_visible(&records, &self.resolvers, timeout, interval)
+            .await
+            .map_err(dns_error)
+    }
+
+    async fn cleanup(&self, presented: &Presented) -> Result<(), String> {
+        let handle = decode(&presented.handle)?;
+        let route = self.route_of(&handle)?;
+        route
+            .provider
+            .delete_txt(&handle.record, handle.provider_handle.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(provider = %handle.provider, record = %handle.record.fqdn, "DNS-01 TXT record deleted");
+        Ok(())
+    }
+}
+
+/// base64url(SHA-256(key authorization)), unpadded (RFC 8555 section 8.4).
+pub fn txt_value(key_authorization: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(
+        &digest::SHA256,
+        key_authorization.as_bytes(),
+    ))
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(dns_error)`
+fn dns_error(err: DnsError) -> IssueError {
+    IssueError::Dns(err.to_string())
+}
+
+fn encode(handle: &Handle) -> String {
+    // A struct of strings, numbers and JSON values always serialises.
+    serde_json::to_string(handle).unwrap_or_default()
+}
+
+fn decode(text: &str) -> Result<Handle, String> {
+    serde_json::from_str(text).map_err(|e| format!("dns: unreadable stored DNS-01 handle: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txt_value_is_rfc8555_section_8_4() {
+        // SHA-256 of "token.thumbprint", base64url without padding: 43 characters.
+        let value = txt_value(
+            "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.nP1qzpXGymHBrUEepNY9HCsQk7K8KhOypzEt62jcerQ",
+        );
+        assert_eq!(value.len(), 43);
+        assert!(!value.contains(['=', '+', '/']));
+    }
+
+    #[test]
+    fn handles_round_trip_with_and_without_the_provider_handle() {
+        let mut handle = Handle {
+            entry: 1,
+            provider: "cloudflare".to_owned(),
+            record: TxtRecord {
+                zone: "example.com".to_owned(),
+                fqdn: "_acme-challenge.example.com".to_owned(),
+                value: "v".to_owned(),
+            },
+            provider_handle: None,
+        };
+        assert_eq!(decode(&encode(&handle)), Ok(handle.clone()));
+        handle.provider_handle = Some(serde_json::json!({"zoneId": "z", "recordId": "r"}));
+        assert_eq!(decode(&encode(&handle)), Ok(handle));
+    }
+}

@@ -1,0 +1,174 @@
+//! Akash account addresses: bech32 (BIP-173, not bech32m) with the human-readable part `akash`
+//! over the 20-byte Cosmos account hash `RIPEMD160(SHA256(compressed secp256k1 public key))`.
+
+use std::fmt;
+
+use bech32::primitives::decode::CheckedHrpstring;
+use bech32::{Bech32, Hrp};
+use k256::ecdsa::VerifyingKey;
+use ripemd::Ripemd160;
+use sha2::{Digest as _, Sha256};
+
+/// The bech32 human-readable part of Akash account addresses.
+pub const HRP: &str = "akash";
+/// The length of an account address's data: a RIPEMD-160 digest.
+const ADDRESS_BYTES: usize = 20;
+
+/// A valid `akash1...` account address, kept in its canonical lowercase form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Address {
+    text: String,
+    bytes: [u8; ADDRESS_BYTES],
+}
+
+impl Address {
+    /// Parses an `akash1...` address: bech32 with a valid checksum, lowercase, the `akash`
+    /// prefix and 20 bytes of data (an account controlled by a secp256k1 key).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let shown = printable(text);
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(format!(
+                "\"{shown}\" is not an Akash address: write it in lowercase (akash1...)"
+            ));
+        }
+        let checked = CheckedHrpstring::new::<Bech32>(text).map_err(|e| {
+            format!("\"{shown}\" is not an Akash address: not valid bech32 ({e})")
+        })?;
+        if checked.hrp().as_str() != HRP {
+            return Err(format!(
+                "\"{shown}\" is not an Akash address: its prefix is {}, not {HRP}",
+                checked.hrp()
+            ));
+        }
+        let data: Vec<u8> = checked.byte_iter().collect();
+        let bytes: [u8; ADDRESS_BYTES] = data.as_slice().try_into().map_err(|_| {
+            format!(
+                "\"{shown}\" is not an Akash account address: it holds {} bytes, not {ADDRESS_BYTES}",
+                data.len()
+            )
+        })?;
+        Ok(Self {
+            text: text.to_owned(),
+            bytes,
+        })
+    }
+
+    /// The address of the account a public key controls (the Cosmos SDK's secp256k1 address:
+    /// RIPEMD-160 of SHA-256 of the 33-byte compressed point).
+    pub fn from_public_key(key: &VerifyingKey) -> Self {
+        Self::from_compressed_key(&compressed(key))
+    }
+
+    /// The address of a 33-byte compressed public key.
+    pub fn from_compressed_key(compressed: &[u8; 33]) -> Self {
+        let sha = Sha256::digest(compressed);
+        let hash = Ripemd160::digest(sha);
+        let mut bytes = [0u8; ADDRESS_BYTES];
+        bytes.copy_from_slice(&hash);
+        Self {
+            text: encode(&bytes),
+            bytes,
+        }
+    }
+
+    /// The address as text, `akash1...`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The 20 bytes the address encodes.
+    pub fn bytes(&self) -> &[u8; ADDRESS_BYTES] {
+        &self.bytes
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The 33-byte SEC1 compressed encoding of a public key, the form Cosmos stores and hashes.
+pub fn compressed(key: &VerifyingKey) -> [u8; 33] {
+    let point = key.to_sec1_point(true);
+    let mut out = [0u8; 33];
+    out.copy_from_slice(point.as_bytes());
+    out
+}
+
+fn encode(bytes: &[u8; ADDRESS_BYTES]) -> String {
+    // A fixed valid HRP and 20 bytes are always encodable: bech32 limits only the total length
+    // (90 characters), and an akash address is 44.
+    let hrp = Hrp::parse_unchecked(HRP);
+    bech32::encode_lower::<Bech32>(hrp, bytes).unwrap_or_default()
+}
+
+/// At most 64 printable characters of untrusted text, for messages.
+pub(crate) fn printable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    if text.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_the_cosmos_address_of_a_key() {
+        // secp256k1 generator point G (private key 1): a key anyone can check by hand.
+        let key = hex("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798");
+        let address = Address::from_compressed_key(&key.try_into().expect("33 bytes"));
+        // RIPEMD160(SHA256(G)) = 751e76e8199196d454941c45d1b3a323f1433bd6 (Bitcoin's
+        // well-known hash160 of the generator's compressed key).
+        assert_eq!(
+            address.bytes().to_vec(),
+            hex("751e76e8199196d454941c45d1b3a323f1433bd6")
+        );
+        assert!(address.as_str().starts_with("akash1"));
+        assert_eq!(address.as_str().len(), 44);
+        assert_eq!(Address::parse(address.as_str()), Ok(address));
+    }
+
+    #[test]
+    fn parses_only_lowercase_20_byte_akash_bech32() {
+        let good = Address::from_compressed_key(&[2; 33]);
+        let text = good.as_str().to_owned();
+        assert!(Address::parse(&text).is_ok());
+        let upper = text.to_ascii_uppercase();
+        let mut bad_checksum = text.clone();
+        let last = bad_checksum.pop().expect("non-empty");
+        bad_checksum.push(if last == 'q' { 'p' } else { 'q' });
+        let cosmos = bech32::encode_lower::<Bech32>(Hrp::parse_unchecked("cosmos"), good.bytes())
+            .expect("encode");
+        let long = bech32::encode_lower::<Bech32>(Hrp::parse_unchecked(HRP), &[7; 32])
+            .expect("encode");
+        let bech32m = bech32::encode_lower::<bech32::Bech32m>(Hrp::parse_unchecked(HRP), &[7; 20])
+            .expect("encode");
+        for (bad, why) in [
+            (upper.as_str(), "lowercase"),
+            (bad_checksum.as_str(), "bech32"),
+            (cosmos.as_str(), "prefix is cosmos"),
+            (long.as_str(), "32 bytes"),
+            (bech32m.as_str(), "bech32"),
+            ("", "bech32"),
+            ("akash1", "bech32"),
+        ] {
+            let err = Address::parse(bad).expect_err(bad);
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+}

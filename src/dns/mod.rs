@@ -1,0 +1,193 @@
+//! DNS providers for DNS-01 (RFC 8555 section 8.4), in the shape of certmagic's libdns: a
+//! provider only adds one TXT record in a zone (returning a handle that is stored) and deletes
+//! exactly that record. Everything else is written once, above the providers:
+//!
+//! - [`zone`]: which zone a name is in (the entry's `zones`, an SOA walk, the provider's API);
+//! - [`propagation`]: wait until every value is visible before the CA is told to validate;
+//! - cleanup: `acme/dns01.rs` deletes by the stored handle, after success, failure or restart.
+//!
+//! Adding a provider is one file here, one arm of [`DnsProviderConfig`] and one of [`build`],
+//! and one run of the conformance suite (`tests/dns_conformance.rs`).
+
+pub mod cloudflare;
+pub mod gcloud;
+pub mod propagation;
+pub mod rfc2136;
+pub mod wire;
+pub mod zone;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::{Dns01Entry, DnsProviderConfig};
+
+/// One TXT record a provider adds or deletes: `fqdn` (no trailing dot, lowercase) in `zone`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxtRecord {
+    /// The zone's apex, e.g. `example.com`.
+    pub zone: String,
+    /// The record's name, e.g. `_acme-challenge.www.example.com`.
+    pub fqdn: String,
+    /// The TXT value (for DNS-01, base64url of a SHA-256 digest: 43 characters).
+    pub value: String,
+}
+
+/// A DNS provider: adds and deletes single TXT records through its own API.
+///
+/// Contract (checked for every provider by `tests/dns_conformance.rs`):
+/// - `add_txt` adds one value and never touches other values of the same name (`example.com`
+///   and `*.example.com` share `_acme-challenge.example.com`); adding a value that is already
+///   there succeeds and returns a handle to it;
+/// - `delete_txt` deletes exactly that value; already gone is success. With no handle (a crash
+///   came between the add and storing its handle), the record is found by name and value;
+/// - errors name the provider, the step and the provider's own message, never a credential.
+#[async_trait]
+pub trait DnsProvider: Send + Sync + fmt::Debug {
+    /// The provider's name in messages (`cloudflare`, `gcloud`, `rfc2136`).
+    fn name(&self) -> &'static str;
+
+    /// Adds `record`; returns the provider's handle to it (plain JSON, stored).
+    async fn add_txt(&self, record: &TxtRecord) -> Result<Value, DnsError>;
+
+    /// Deletes `record` (the one `handle` names, when known). Already gone is success.
+    async fn delete_txt(&self, record: &TxtRecord, handle: Option<&Value>) -> Result<(), DnsError>;
+
+    /// The zone holding `fqdn` according to the provider's own API, if it has one.
+    async fn find_zone(&self, _fqdn: &str) -> Result<Option<String>, DnsError> {
+        Ok(None)
+    }
+
+    /// A server that is authoritative for the provider's zones and answers SOA queries (the
+    /// RFC 2136 primary), used for zone discovery when `challenges.resolvers` is not set.
+    fn authoritative_server(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A provider's failure: who, at which step, and the provider's own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsError {
+    /// `cloudflare`, `gcloud`, `rfc2136`, or `dns` for the shared steps.
+    pub provider: String,
+    /// What was being done: `create TXT record in zone example.com`.
+    pub step: String,
+    /// What went wrong, in the provider's words: `403 9109 Invalid access token`.
+    pub message: String,
+}
+
+impl DnsError {
+    /// A failure of `provider` at `step`.
+    pub fn new(provider: &str, step: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            step: step.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DnsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.provider, self.step, self.message)
+    }
+}
+
+impl std::error::Error for DnsError {}
+
+/// Builds the provider of one `challenges.dns01` entry: the registry of providers.
+pub fn build(entry: &Dns01Entry) -> Result<Arc<dyn DnsProvider>, String> {
+    Ok(match &entry.provider {
+        DnsProviderConfig::Cloudflare { api_token, api_url } => {
+            Arc::new(cloudflare::Cloudflare::new(cloudflare::Settings {
+                api_url: api_url.clone(),
+                api_token: api_token.clone(),
+                ttl: entry.ttl,
+                timeout: entry.timeout,
+            })?)
+        }
+        DnsProviderConfig::Gcloud {
+            project,
+            service_account,
+            api_url,
+        } => {
+            let credentials = match service_account {
+                Some(json) => gcloud::Credentials::service_account(json.expose())?,
+                None => gcloud::Credentials::metadata_server(),
+            };
+            Arc::new(gcloud::GoogleCloudDns::new(gcloud::Settings {
+                api_url: api_url.clone(),
+                project: project.clone(),
+                credentials,
+                ttl: entry.ttl,
+                timeout: entry.timeout,
+            })?)
+        }
+        DnsProviderConfig::Rfc2136 {
+            nameserver,
+            tsig_key_name,
+            tsig_secret,
+            tsig_algorithm,
+        } => Arc::new(rfc2136::Rfc2136::new(rfc2136::Settings {
+            nameserver: nameserver.clone(),
+            key_name: tsig_key_name.clone(),
+            secret: tsig_secret.clone(),
+            algorithm: *tsig_algorithm,
+            ttl: entry.ttl,
+            timeout: entry.timeout,
+        })?),
+    })
+}
+
+/// The HTTP client of the API-based providers: rustls on the system's roots, bounded in time.
+pub(crate) fn http_client(provider: &str, timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("certfleet/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("{provider}: build the HTTP client: {e}"))
+}
+
+/// A transport failure in words, without the URL's query (which never holds a secret here,
+/// but keeps messages short).
+pub(crate) fn transport_error(err: reqwest::Error) -> String {
+    if err.is_timeout() {
+        "the API did not answer in time".to_owned()
+    } else if err.is_connect() {
+        "cannot connect to the API".to_owned()
+    } else {
+        let err = err.without_url();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            text.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// `url` with `query` appended, form-encoded.
+pub(crate) fn with_query(url: &str, query: &[(&str, &str)]) -> String {
+    if query.is_empty() {
+        return url.to_owned();
+    }
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query)
+        .finish();
+    format!("{url}?{encoded}")
+}
+
+/// Whether `name` (no trailing dot) is `zone` or below it.
+pub fn in_zone(name: &str, zone: &str) -> bool {
+    name == zone
+        || name
+            .strip_suffix(zone)
+            .is_some_and(|rest| rest.ends_with('.'))
+}

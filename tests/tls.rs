@@ -1,0 +1,303 @@
+//! certfleet's own TLS with a real TLS client (rustls through reqwest): SNI selection between
+//! the public certificate and the self-signed fallback, file reload, a corrupt file ignored,
+//! the self-obtained certificate from Pebble swapped in after a renewal, the fallback's
+//! fingerprint stable across restarts.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use serde_json::json;
+
+use common::service::{ADMIN_KEY, Service};
+use common::{Pebble, PebbleOptions};
+
+const HOST: &str = "certs.example.test";
+
+/// A private CA that signs leaves for `HOST`.
+struct Ca {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "certfleet TLS test CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let pem = params.self_signed(&key).expect("CA").pem();
+        Ca {
+            pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// Writes a fresh leaf for `HOST` into `dir` and returns its DER.
+    fn write_leaf(&self, dir: &Path) -> Vec<u8> {
+        let key = KeyPair::generate().expect("leaf key");
+        let mut params = CertificateParams::new(vec![HOST.to_owned()]).expect("params");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer).expect("leaf");
+        // Write the key first, then the certificate: the reloader looks at both.
+        std::fs::write(dir.join("tls.key"), key.serialize_pem()).expect("write key");
+        std::fs::write(dir.join("tls.pem"), cert.pem()).expect("write cert");
+        cert.der().to_vec()
+    }
+}
+
+/// The DER of the certificate the server presents for `sni` (no SNI for an IP address).
+async fn presented(addr: SocketAddr, sni: Option<&str>, trust: Option<&str>) -> Vec<u8> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .tls_info(true)
+        .timeout(Duration::from_secs(10));
+    builder = match trust {
+        Some(pem) => builder
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(pem.as_bytes()).expect("CA")),
+        None => builder.tls_danger_accept_invalid_certs(true),
+    };
+    let url = match sni {
+        Some(name) => {
+            builder = builder.resolve(name, addr);
+            format!("https://{name}:{}/healthz", addr.port())
+        }
+        None => format!("https://{addr}/healthz"),
+    };
+    let response = builder
+        .build()
+        .expect("client")
+        .get(url)
+        .send()
+        .await
+        .expect("TLS request");
+    assert_eq!(response.status(), 200);
+    let info = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .expect("TLS info");
+    info.peer_certificate().expect("a certificate").to_vec()
+}
+
+fn fingerprint(der: &[u8]) -> String {
+    certfleet::tls::fingerprint(der)
+}
+
+fn api_addr(service: &Service) -> SocketAddr {
+    service
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address")
+}
+
+fn yaml(db_url: &str, tls: &str) -> String {
+    format!(
+        "server:\n  tls:\n{tls}storage:\n  url: \"{db_url}\"\nacme:\n  directoryUrl: \"https://127.0.0.1:9/dir\"\nchallenges:\n  http01:\n    listen: \"127.0.0.1:0\"\nauth:\n  psk:\n    keys:\n      - name: admin\n        key: \"{ADMIN_KEY}\"\n"
+    )
+}
+
+#[tokio::test]
+async fn files_are_served_by_sni_reloaded_and_a_corrupt_one_ignored() {
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = ca.write_leaf(dir.path());
+    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    let tls = format!(
+        "    certFile: \"{}\"\n    keyFile: \"{}\"\n",
+        dir.path().join("tls.pem").display(),
+        dir.path().join("tls.key").display()
+    );
+    let service = Service::start_yaml(
+        &yaml(&db_url, &tls),
+        tempfile::tempdir().expect("tmp"),
+        db_url.clone(),
+    )
+    .await;
+    let addr = api_addr(&service);
+
+    assert_eq!(
+        presented(addr, Some(HOST), Some(&ca.pem)).await,
+        first,
+        "the configured name gets its certificate"
+    );
+    let fallback = presented(addr, None, None).await;
+    assert_ne!(fallback, first, "no SNI gets the fallback");
+    assert_eq!(
+        presented(addr, Some("unknown.example.test"), None).await,
+        fallback,
+        "an unknown name too"
+    );
+    assert_eq!(
+        fingerprint(&fallback),
+        service
+            .app
+            .tls
+            .as_ref()
+            .expect("TLS")
+            .fallback_fingerprint(),
+        "the fallback is the one certfleet logs"
+    );
+
+    // Replaced on disk: picked up without a restart.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = ca.write_leaf(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while presented(addr, Some(HOST), Some(&ca.pem)).await != second {
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate file was not picked up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A corrupt replacement is ignored: the last good certificate stays.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    std::fs::write(
+        dir.path().join("tls.pem"),
+        "-----BEGIN CERTIFICATE-----\nbroken\n",
+    )
+    .expect("corrupt");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(presented(addr, Some(HOST), Some(&ca.pem)).await, second);
+
+    // HTTP/2 is offered (ALPN) and plain HTTP/1.1 still works.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca.pem.as_bytes()).expect("CA"))
+        .resolve(HOST, addr)
+        .build()
+        .expect("client");
+    let response = client
+        .get(format!("https://{HOST}:{}/healthz", addr.port()))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+}
+
+#[tokio::test]
+async fn the_fallback_fingerprint_survives_a_restart() {
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    ca.write_leaf(dir.path());
+    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    let tls = format!(
+        "    certFile: \"{}\"\n    keyFile: \"{}\"\n",
+        dir.path().join("tls.pem").display(),
+        dir.path().join("tls.key").display()
+    );
+    let config = yaml(&db_url, &tls);
+    let first =
+        Service::start_yaml(&config, tempfile::tempdir().expect("tmp"), db_url.clone()).await;
+    let before = presented(api_addr(&first), None, None).await;
+    first.stop().await;
+    let second = Service::start_yaml(&config, tempfile::tempdir().expect("tmp"), db_url).await;
+    let after = presented(api_addr(&second), None, None).await;
+    assert_eq!(fingerprint(&before), fingerprint(&after));
+}
+
+#[tokio::test]
+async fn certfleet_obtains_its_own_certificate_and_swaps_in_renewals() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let service = Service::start_with(&pebble, "30s", |yaml| {
+        yaml.replace(
+            "server:\n",
+            &format!("server:\n  tls:\n    acme:\n      hostnames: [\"{HOST}\"]\n"),
+        )
+    })
+    .await;
+    let addr = api_addr(&service);
+    let root = pebble.root_pem().await;
+    let fallback = presented(addr, None, None).await;
+
+    // Until the public certificate is issued the fallback serves everyone; then the name gets it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let public = loop {
+        let served = presented(addr, Some(HOST), None).await;
+        if served != fallback {
+            break served;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "certfleet never obtained its own certificate"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // It chains to Pebble's root: a client trusting that root connects by name.
+    assert_eq!(presented(addr, Some(HOST), Some(&root)).await, public);
+
+    // A renewal (forced through the API, over TLS) is served to new connections, no restart.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(root.as_bytes()).expect("root"))
+        .resolve(HOST, addr)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let renewed = client
+        .post(format!(
+            "https://{HOST}:{}/api/certificate/renew",
+            addr.port()
+        ))
+        .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+        .json(&json!({"domain": HOST}))
+        .send()
+        .await
+        .expect("renew over TLS");
+    assert_eq!(renewed.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while presented(addr, Some(HOST), Some(&root)).await == public {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was not swapped in"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The HTTP-01 listener sends everything but challenges to HTTPS.
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let response = http
+        .get(format!(
+            "http://127.0.0.1:{}/api/certificate?domain=x",
+            pebble.http_port()
+        ))
+        .header("Host", HOST)
+        .send()
+        .await
+        .expect("plain HTTP");
+    assert_eq!(response.status(), 308);
+    assert_eq!(
+        response.headers()["location"],
+        format!("https://{HOST}:{}/api/certificate?domain=x", addr.port()).as_str()
+    );
+    let challenge = http
+        .get(format!(
+            "http://127.0.0.1:{}/.well-known/acme-challenge/nope",
+            pebble.http_port()
+        ))
+        .send()
+        .await
+        .expect("challenge path");
+    assert_eq!(
+        challenge.status(),
+        404,
+        "challenge paths are answered, not redirected"
+    );
+}
