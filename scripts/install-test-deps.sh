@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real components certfleet's tests and demo run against (Debian packages):
-# Pebble and pebble-challtestsrv (ACME CA), openssl (demo), wrk and certbot (benchmarks),
+# Pebble and pebble-challtestsrv (ACME CA), BIND (RFC 2136 DNS-01 tests), openssl (demo), wrk and certbot (benchmarks),
+# PostgreSQL (tests/store_story.rs and the replica tests start their own server from its binaries),
 # Debian trixie's pebble 2.6 (ARI tests, unpacked under target/test-tools); and
-# the npm packages of the tests' OpenID provider (tests/oidc).
+# the npm packages of the tests' OpenID provider (tests/oidc) and Akash SDK (tests/akash).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -18,10 +19,29 @@ if [ ! -d "$oidc_dir/node_modules" ]; then
   npm ci --prefix "$oidc_dir" --no-audit --no-fund >/dev/null
 fi
 
+# The Akash SDK tests/akash.rs mints provider-API tokens with: npm @akashnetwork/chain-sdk and
+# CosmJS, pinned in tests/akash's package-lock.json, run with the machine's node (20+).
+akash_dir="$(cd "$(dirname "$0")/../tests/akash" && pwd)"
+if [ ! -d "$akash_dir/node_modules/@akashnetwork/chain-sdk" ] ||
+  [ ! -d "$akash_dir/node_modules/@cosmjs/crypto" ]; then
+  if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    echo "node and npm are missing: install Node.js 20+ with npm for the Akash tests" >&2
+    exit 1
+  fi
+  echo "installing the Akash SDK for the tests: npm ci --prefix tests/akash" >&2
+  npm ci --prefix "$akash_dir" --no-audit --no-fund >/dev/null 2>&1
+fi
+
 need=()
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# BIND for the RFC 2136 DNS-01 tests (tests/dns_conformance.rs, tests/dns01.rs start named).
+[ -x /usr/sbin/named ] || need+=(bind9)
+command -v tsig-keygen >/dev/null 2>&1 || need+=(bind9-utils)
+command -v dig >/dev/null 2>&1 || need+=(dnsutils)
+# PostgreSQL: initdb and postgres are not on PATH, they live in /usr/lib/postgresql/<version>/bin.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ "${CERTFLEET_BENCH_DEPS:-0}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v certbot >/dev/null 2>&1 || need+=(certbot)

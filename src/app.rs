@@ -80,7 +80,7 @@ impl App {
         };
         Ok(Arc::new(Self {
             tls,
-            certs: Arc::new(CertService::new(store.clone(), issuer)),
+            certs: Arc::new(CertService::new(store.clone(), issuer, config.storage.lease_ttl)),
             store,
             auth: AuthChain::new(methods),
             default_key_type: config.acme.key_type,
@@ -88,16 +88,13 @@ impl App {
         }))
     }
 
-    /// Resumes unfinished orders, loads the ACME account, and runs the renewal worker until
+    /// Loads the ACME account, and runs the renewal worker (which also resumes unfinished
+    /// orders) until
     /// `stop` turns true.
     fn start_background(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
         let app = self.clone();
-        tokio::spawn(async move {
-            if let Err(err) = app.certs.resume_orders().await {
-                tracing::error!(error = %err, "cannot resume unfinished orders");
-            }
-            app.certs.issuer().warm_up().await;
-        });
+        // Unfinished orders are resumed by the worker's first pass.
+        tokio::spawn(async move { app.certs.issuer().warm_up().await });
         tokio::spawn(crate::renewal::worker(
             self.certs.clone(),
             self.store.clone(),

@@ -106,17 +106,40 @@ pub struct CertService {
     cache: RwLock<HashMap<CertKey, Arc<CachedCert>>>,
     inflight: Mutex<HashMap<CertKey, Pending>>,
     stored: Arc<Notify>,
+    /// This process's name on leases: unique per start.
+    owner: String,
+    /// `storage.leaseTtl`: how long a lease lasts unrenewed (renewed every third of it).
+    lease_ttl: std::time::Duration,
+}
+
+/// How often a process waiting for another's lease looks again.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What a caller needs from an issuance; decides whether another process's work suffices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Any valid certificate (a client asking).
+    Valid,
+    /// A certificate that is no longer due (the renewal worker).
+    Due,
+    /// A certificate issued after the request began (a forced renewal).
+    New,
+    /// The recorded order finished (taking over an order a process left unfinished).
+    Resume,
 }
 
 impl CertService {
-    /// A service over `store`, issuing with `issuer`.
-    pub fn new(store: Arc<dyn Store>, issuer: Arc<Issuer>) -> Self {
+    /// A service over `store`, issuing with `issuer`, coordinating with other processes sharing
+    /// the store through leases of `lease_ttl`.
+    pub fn new(store: Arc<dyn Store>, issuer: Arc<Issuer>, lease_ttl: std::time::Duration) -> Self {
         Self {
             store,
             issuer,
             cache: RwLock::new(HashMap::new()),
             inflight: Mutex::new(HashMap::new()),
             stored: Arc::new(Notify::new()),
+            owner: owner_id(),
+            lease_ttl,
         }
     }
 
@@ -125,9 +148,10 @@ impl CertService {
         self.stored.clone()
     }
 
-    /// Renews `key` now (or joins the renewal under way), unless it is backing off.
+    /// Renews `key` now (or joins the renewal under way), unless it is backing off or another
+    /// process renewed it meanwhile.
     pub fn renew(self: &Arc<Self>, key: &CertKey, now: i64) -> Pending {
-        self.issue(key, true, now)
+        self.start(key, Need::Due, now, ChallengeChoice::Auto)
     }
 
     /// Whether a certificate the store says is due should be renewed now. With ARI, the CA's
@@ -156,9 +180,9 @@ impl CertService {
     /// Resumes every order a previous process left unfinished (crash recovery).
     pub async fn resume_orders(self: &Arc<Self>) -> Result<usize, StoreError> {
         let keys = self.store.orders().await?;
-        for key in &keys {
+        for key in keys.iter().filter(|key| !self.is_issuing(key)) {
             tracing::info!(names = %key.names, key_type = %key.key_type, "resuming an unfinished order");
-            drop(self.issue(key, true, crate::clock::now()));
+            drop(self.start(key, Need::Resume, crate::clock::now(), ChallengeChoice::Auto));
         }
         Ok(keys.len())
     }
@@ -206,6 +230,18 @@ impl CertService {
         now: i64,
         choice: ChallengeChoice,
     ) -> Pending {
+        let need = if force { Need::New } else { Need::Valid };
+        self.start(key, need, now, choice)
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        key: &CertKey,
+        need: Need,
+        now: i64,
+        choice: ChallengeChoice,
+    ) -> Pending {
+        let force = need != Need::Valid;
         let mut inflight = lock(&self.inflight);
         if let Some(pending) = inflight.get(key) {
             return pending.clone();
@@ -226,7 +262,7 @@ impl CertService {
             // The order runs in its own task so that a panic in it still ends the issuance.
             let order = tokio::spawn({
                 let (service, key) = (service.clone(), key.clone());
-                async move { service.attempt(&key, choice).await }
+                async move { service.leased(&key, need, now, choice).await }
             });
             let outcome = match order.await {
                 Ok(result) => result,
@@ -249,6 +285,91 @@ impl CertService {
             done.send_replace(Some(outcome));
         });
         pending
+    }
+
+    /// Runs the attempt under the identity's lease, so that processes sharing the store never
+    /// order the same certificate twice: while another holds it, wait; once held, look at the
+    /// store again, because the other may just have done the work.
+    async fn leased(
+        &self,
+        key: &CertKey,
+        need: Need,
+        started: i64,
+        choice: ChallengeChoice,
+    ) -> Result<StoredCert, IssueError> {
+        let lease = format!("issue|{}|{}", key.names.key(), key.key_type.as_str());
+        let mut waited = false;
+        while !self
+            .store
+            .try_lease(&lease, &self.owner, crate::clock::now(), self.lease_secs())
+            .await?
+        {
+            if !waited {
+                tracing::info!(names = %key.names, "another process is issuing this certificate; waiting for it");
+                waited = true;
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+        let keeper = tokio::spawn({
+            let (store, lease, owner) = (self.store.clone(), lease.clone(), self.owner.clone());
+            let (ttl, every) = (self.lease_secs(), self.lease_ttl / 3);
+            async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match store.try_lease(&lease, &owner, crate::clock::now(), ttl).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::error!(lease, "lost the issuance lease"),
+                        Err(err) => tracing::warn!(error = %err, "cannot renew the issuance lease"),
+                    }
+                }
+            }
+        });
+        let result = match self.done_elsewhere(key, need, started).await {
+            Ok(Some(cert)) => Ok(cert),
+            Ok(None) => self.attempt(key, choice).await,
+            Err(err) => Err(err.into()),
+        };
+        keeper.abort();
+        if let Err(err) = self.store.release_lease(&lease, &self.owner).await {
+            tracing::warn!(error = %err, "cannot release the issuance lease; it expires by itself");
+        }
+        result
+    }
+
+    fn lease_secs(&self) -> i64 {
+        i64::try_from(self.lease_ttl.as_secs()).unwrap_or(60)
+    }
+
+    /// How long a lease lasts unrenewed: orders of a process that died are taken over by then.
+    pub fn lease_ttl(&self) -> std::time::Duration {
+        self.lease_ttl
+    }
+
+    /// The stored certificate, if it already satisfies what the caller needed (another process
+    /// sharing the store did the work while this one waited).
+    async fn done_elsewhere(
+        &self,
+        key: &CertKey,
+        need: Need,
+        started: i64,
+    ) -> Result<Option<StoredCert>, StoreError> {
+        let now = crate::clock::now();
+        if need == Need::Resume && self.store.order(key).await?.is_none() {
+            // Whoever held the lease finished (or abandoned) the order: nothing to take over.
+            return match self.store.certificate(key).await? {
+                Some(cert) => Ok(Some(cert)),
+                None => Err(StoreError::new("resume an order", "the order was abandoned")),
+            };
+        }
+        let Some(cert) = self.store.certificate(key).await? else { return Ok(None) };
+        let satisfied = match need {
+            Need::Valid => now < cert.not_after,
+            Need::Due => now < cert.renew_after,
+            // Strictly later: a certificate from the second the request began is the old one.
+            Need::New => cert.issued_at > started,
+            Need::Resume => false,
+        };
+        Ok(satisfied.then_some(cert))
     }
 
     /// One issuance attempt under the back-off rules: a failing identity gets its last error
@@ -325,6 +446,15 @@ impl CertService {
         }
         cache.insert(key.clone(), entry);
     }
+}
+
+/// A lease owner name unique to this process start: the pid and 64 random bits.
+fn owner_id() -> String {
+    use aws_lc_rs::rand::SecureRandom as _;
+    let mut bytes = [0u8; 8];
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut bytes);
+    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{random}", std::process::id())
 }
 
 /// Waits for an issuance to finish.

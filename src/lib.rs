@@ -12,7 +12,7 @@
 //!    [`dns`]: DNS providers for DNS-01 (Cloudflare, Google Cloud DNS, RFC 2136), zone
 //!    discovery and the propagation check.
 //! 6. [`renewal`]: when a certificate is due, failure back-off, the renewal worker.
-//! 7. [`store`]: the `Store` seam, its SQLite backend, private keys sealed at rest.
+//! 7. [`store`]: the `Store` seam, its SQLite and PostgreSQL backends, private keys sealed at rest.
 //! 8. [`config`]: typed configuration: YAML file, `CERTFLEET_*` overrides, `*File` secrets.
 //! 9. [`domain`]: `DomainName`, `NameSet`, `DomainPattern`, `KeyType`: names parsed once.
 //! 10. [`error`]: the API's errors, mapped to status and code once.

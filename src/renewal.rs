@@ -69,6 +69,11 @@ pub async fn worker(
         if *shutdown.borrow() {
             return;
         }
+        // Orders left by a process that died (its lease expired): take them over. Orders under
+        // way here are joined, not restarted; another live process's are waited for.
+        if let Err(err) = certs.resume_orders().await {
+            tracing::error!(error = %err, "cannot look for unfinished orders");
+        }
         let now = clock::now();
         match store.due(now, BATCH).await {
             Ok(due) if !due.is_empty() => {
@@ -99,7 +104,8 @@ pub async fn worker(
                 Duration::from_secs(60)
             }
         }
-        .min(MAX_SLEEP);
+        .min(MAX_SLEEP)
+        .min(certs.lease_ttl());
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
             () = wake.notified() => {}

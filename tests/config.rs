@@ -278,12 +278,7 @@ fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
 
 #[test]
 fn spec_keys_not_yet_supported_have_their_own_message() {
-    for key in [
-        "server.metricsListen",
-        "challenges.dns01",
-        "challenges.resolvers",
-        "auth.akash",
-    ] {
+    for key in ["server.metricsListen", "auth.akash"] {
         let (section, leaf) = key.split_once('.').expect("two levels");
         let m = message(&format!("{section}:\n  {leaf}: x\n"), &[]);
         assert_eq!(
@@ -734,12 +729,25 @@ fn directory_url_http_only_for_loopback() {
 }
 
 #[test]
-fn storage_url_must_be_sqlite() {
-    let m = message("storage:\n  url: postgres://u:p@db/certfleet\n", &[]);
+fn storage_url_is_sqlite_or_postgres() {
+    let key = "encryptionKey: \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"";
+    for url in [
+        "postgres://u:p@db/certfleet",
+        "postgresql://u:p@db:5433/certfleet?sslmode=verify-full",
+        "postgres:///certfleet?host=/run/postgresql",
+    ] {
+        let c = load(&format!("storage:\n  url: \"{url}\"\n  {key}\n"), &[]).config;
+        assert_eq!(c.storage.url.expose(), url);
+    }
+    let m = message(
+        &format!("storage:\n  url: \"postgres://u:hunter2@db/c?sslmode=strict\"\n  {key}\n"),
+        &[],
+    );
     assert!(
-        m.contains("storage.url: PostgreSQL support is not in this version"),
+        m.contains("storage.url: sslmode=strict is not a PostgreSQL SSL mode; use disable"),
         "{m}"
     );
+    assert!(!m.contains("hunter2"), "{m}");
     let m = message("storage:\n  url: mysql://u:p@db/certfleet\n", &[]);
     assert!(
         m.contains("storage.url: the mysql:// scheme is not supported"),
@@ -747,6 +755,80 @@ fn storage_url_must_be_sqlite() {
     );
     let c = load("storage:\n  url: \"sqlite::memory:\"\n", &[]).config;
     assert_eq!(c.storage.url.expose(), "sqlite::memory:");
+}
+
+#[test]
+fn postgres_storage_needs_the_encryption_key_and_takes_pool_settings() {
+    const URL: &str = "storage:\n  url: postgres://certfleet:pw@db.example.com/certfleet\n";
+    const KEY: &str = "  encryptionKey: \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
+    let m = message(URL, &[]);
+    assert!(
+        m.contains("storage.encryptionKey: is required with a PostgreSQL storage.url")
+            && m.contains("openssl rand -base64 32"),
+        "{m}"
+    );
+
+    let loaded = load(&format!("{URL}{KEY}"), &[]);
+    let storage = &loaded.config.storage;
+    assert_eq!(storage.max_connections, 10);
+    assert_eq!(storage.connect_timeout, Duration::from_secs(10));
+    assert_eq!(storage.ca_certificates, None);
+    assert!(
+        !loaded.warnings.iter().any(|w| w.contains("storage")),
+        "{:?}",
+        loaded.warnings
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = write_file(dir.path(), "ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n");
+    let settings = format!("  maxConnections: 25\n  connectTimeout: 3s\n  caCertificates: {ca}\n");
+    let storage = load(&format!("{URL}{KEY}{settings}"), &[]).config.storage;
+    assert_eq!(storage.max_connections, 25);
+    assert_eq!(storage.connect_timeout, Duration::from_secs(3));
+    assert_eq!(storage.ca_certificates.as_deref(), Some(Path::new(&ca)));
+    let storage = load(
+        &format!("{URL}{KEY}"),
+        &[("CERTFLEET_STORAGE__MAX_CONNECTIONS", "2")],
+    )
+    .config
+    .storage;
+    assert_eq!(storage.max_connections, 2);
+
+    for (line, expected) in [
+        (
+            "  maxConnections: 0\n",
+            "maxConnections: \"0\" is not a number",
+        ),
+        ("  maxConnections: many\n", "a whole number from 1 to 1000"),
+        (
+            "  connectTimeout: \"0\"\n",
+            "connectTimeout: must be more than 0",
+        ),
+        ("  connectTimeout: soon\n", "storage.connectTimeout: "),
+        (
+            "  caCertificates: /nonexistent\n",
+            "caCertificates: cannot read",
+        ),
+    ] {
+        let m = message(&format!("{URL}{KEY}{line}"), &[]);
+        assert!(m.contains(expected), "{line}: {m}");
+    }
+    let m = message(
+        &format!(
+            "storage:\n  url: postgres://db.example.com/c?sslmode=require\n{KEY}  caCertificates: {ca}\n"
+        ),
+        &[],
+    );
+    assert!(
+        m.contains("storage.caCertificates: is used only to verify the server")
+            && m.contains("sslmode=verify-full"),
+        "{m}"
+    );
+
+    // On SQLite they mean nothing: said, not refused.
+    let loaded = load("storage:\n  maxConnections: 5\n", &[]);
+    let warned = |w: &String| w.contains("storage.maxConnections applies only to PostgreSQL");
+    assert!(loaded.warnings.iter().any(warned), "{:?}", loaded.warnings);
 }
 
 #[test]
@@ -883,6 +965,8 @@ fn example_config_loads() {
     assert!(loaded.config.acme.eab.is_some(), "{uncommented}");
     assert_eq!(loaded.config.acme.profile.as_deref(), Some("shortlived"));
     assert_eq!(loaded.config.auth.psk.len(), 2);
+    assert_eq!(loaded.config.challenges.dns01.len(), 3, "{uncommented}");
+    assert_eq!(loaded.config.challenges.resolvers.len(), 1);
 }
 
 #[test]
@@ -981,4 +1065,113 @@ fn server_tls_takes_files_or_acme_hostnames() {
         let m = message(&yaml, &[]);
         assert!(m.contains(expected), "{yaml} -> {m}");
     }
+}
+
+#[test]
+fn dns01_entries_resolve_with_aliases_files_and_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("cf-token");
+    fs::write(&token_file, "cf-token-from-file\n").expect("write");
+    let yaml = format!(
+        "challenges:\n  resolvers: [\"127.0.0.1:5353\", \"10.0.0.53\"]\n  dns01:\n    - provider: cf\n      zones: [Example.COM.]\n      apiTokenFile: \"{}\"\n    - provider: rfc2136\n      nameserver: ns1.example.net\n      tsigKeyName: acme-key\n      tsigSecret: \"c2VjcmV0\"\n      tsigAlgorithm: hmac-sha512\n      ttl: 60\n      propagationTimeout: 5m\n",
+        token_file.display()
+    );
+    let loaded = load(&yaml, &[]);
+    let challenges = &loaded.config.challenges;
+    assert_eq!(
+        challenges
+            .resolvers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["127.0.0.1:5353", "10.0.0.53:53"]
+    );
+    let cf = &challenges.dns01[0];
+    assert_eq!(cf.zones, ["example.com"]);
+    assert_eq!(
+        (cf.ttl, cf.timeout, cf.propagation_timeout),
+        (120, Duration::from_secs(30), Duration::from_secs(120))
+    );
+    match &cf.provider {
+        certfleet::config::DnsProviderConfig::Cloudflare { api_token, api_url } => {
+            assert_eq!(api_token.expose(), "cf-token-from-file");
+            assert_eq!(api_url, "https://api.cloudflare.com/client/v4");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(cf.matches("*.www.example.com") && !cf.matches("example.org"));
+    let rfc = &challenges.dns01[1];
+    assert_eq!(
+        (rfc.ttl, rfc.propagation_timeout),
+        (60, Duration::from_secs(300))
+    );
+    assert!(matches!(
+        rfc.provider,
+        certfleet::config::DnsProviderConfig::Rfc2136 {
+            tsig_algorithm: certfleet::config::TsigAlgorithm::HmacSha512,
+            ..
+        }
+    ));
+    let printed = loaded.config.to_redacted_yaml();
+    assert!(
+        !printed.contains("cf-token-from-file") && !printed.contains("c2VjcmV0"),
+        "{printed}"
+    );
+    assert!(printed.contains("provider: rfc2136"), "{printed}");
+}
+
+#[test]
+fn dns01_mistakes_name_the_key_and_the_fix() {
+    let cases = [
+        (
+            "    - provider: route53\n",
+            "challenges.dns01[0].provider: unknown provider \"route53\"; use cloudflare (alias cf)",
+        ),
+        (
+            "    - provider: cloudflare\n",
+            "challenges.dns01[0].apiToken: is required (or apiTokenFile)",
+        ),
+        (
+            "    - provider: rfc2136\n      nameserver: ns1:53\n      tsigKeyName: k\n      tsigSecret: \"c2VjcmV0\"\n      apiToken: x\n",
+            "challenges.dns01[0].apiToken: is a setting of the cloudflare provider, not of rfc2136",
+        ),
+        (
+            "    - provider: rfc2136\n      nameserver: ns1:53\n      tsigKeyName: k\n      tsigSecret: \"not base64!\"\n",
+            "challenges.dns01[0].tsigSecret: is not base64",
+        ),
+        (
+            "    - provider: rfc2136\n      nameserver: ns1:53\n      tsigKeyName: k\n      tsigSecret: \"c2VjcmV0\"\n      tsigAlgorithm: hmac-md5\n",
+            "tsigAlgorithm: \"hmac-md5\" is not supported",
+        ),
+        (
+            "    - provider: gcloud\n      serviceAccount: '{\"type\": \"authorized_user\"}'\n",
+            "challenges.dns01[0].serviceAccount: is a \"authorized_user\" credential",
+        ),
+        (
+            "    - provider: cf\n      apiToken: t\n      zones: []\n",
+            "challenges.dns01[0].zones: is empty",
+        ),
+        (
+            "    - provider: cf\n      apiToken: t\n      apiUrl: \"http://api.example.com\"\n",
+            "challenges.dns01[0].apiUrl: \"http://api.example.com\" is not an https:// URL",
+        ),
+        (
+            "    - provider: cf\n      apiToken: t\n      pollingInterval: 5\n",
+            "challenges.dns01[0].pollingInterval:",
+        ),
+        (
+            "    - provider: cf\n      apiToken: t\n      nameservers: x\n",
+            "challenges.dns01[0].nameservers: unknown key",
+        ),
+    ];
+    for (entry, expected) in cases {
+        let m = message(&format!("challenges:\n  dns01:\n{entry}"), &[]);
+        assert!(m.contains(expected), "{entry} -> {m}");
+        assert!(!m.contains("c2VjcmV0"), "no secret in {m}");
+    }
+    let m = message("challenges:\n  resolvers: [\"dns.example.com\"]\n", &[]);
+    assert!(
+        m.contains("challenges.resolvers[0]: \"dns.example.com\" is not an IP address"),
+        "{m}"
+    );
 }

@@ -16,10 +16,10 @@ use certfleet::config::{Secret, TsigAlgorithm};
 use certfleet::dns::{DnsProvider, TxtRecord, cloudflare, gcloud, rfc2136, wire, zone};
 
 use common::{Pebble, PebbleOptions};
+use dns::Fault;
 use dns::bind::{Bind, KEY_NAME};
 use dns::cloudflare_fake::{self, CloudflareFake};
 use dns::gcloud_fake::GcloudFake;
-use dns::Fault;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -34,13 +34,25 @@ async fn conformance(provider: &dyn DnsProvider, zone: &str, server: SocketAddr)
     let (a, b) = (record("value-a-0123456789"), record("value-b-0123456789"));
     let name = provider.name();
 
-    let handle_a = provider.add_txt(&a).await.unwrap_or_else(|e| panic!("{name}: add a: {e}"));
+    let handle_a = provider
+        .add_txt(&a)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: add a: {e}"));
     visible(server, &fqdn, &[&a.value]).await;
-    let handle_b = provider.add_txt(&b).await.unwrap_or_else(|e| panic!("{name}: add b: {e}"));
+    let handle_b = provider
+        .add_txt(&b)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: add b: {e}"));
     visible(server, &fqdn, &[&a.value, &b.value]).await;
     // Adding a value that is there already (a retry after a crash) succeeds, adds nothing.
-    let again = provider.add_txt(&b).await.unwrap_or_else(|e| panic!("{name}: add b again: {e}"));
-    assert_eq!(again, handle_b, "{name}: adding twice hands back the same record");
+    let again = provider
+        .add_txt(&b)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: add b again: {e}"));
+    assert_eq!(
+        again, handle_b,
+        "{name}: adding twice hands back the same record"
+    );
     visible(server, &fqdn, &[&a.value, &b.value]).await;
 
     provider
@@ -77,7 +89,10 @@ async fn visible(server: SocketAddr, fqdn: &str, values: &[&str]) {
         if seen == want {
             return;
         }
-        assert!(Instant::now() < deadline, "{fqdn} at {server}: want {want:?}, see {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{fqdn} at {server}: want {want:?}, see {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -104,7 +119,11 @@ fn cloudflare_provider(fake: &CloudflareFake, token: &str) -> cloudflare::Cloudf
     .expect("cloudflare provider")
 }
 
-fn gcloud_provider(fake: &GcloudFake, credentials: gcloud::Credentials, project: Option<&str>) -> gcloud::GoogleCloudDns {
+fn gcloud_provider(
+    fake: &GcloudFake,
+    credentials: gcloud::Credentials,
+    project: Option<&str>,
+) -> gcloud::GoogleCloudDns {
     gcloud::GoogleCloudDns::new(gcloud::Settings {
         api_url: fake.api_url(),
         project: project.map(str::to_owned),
@@ -121,9 +140,15 @@ async fn rfc2136_passes_the_suite_against_bind() {
     let server: SocketAddr = bind.addr().parse().expect("address");
     let provider = rfc2136_provider(&bind, bind.secret(), KEY_NAME);
     // BIND answers SOA: the walk finds the zone from any name below it.
-    let found = zone::find("_acme-challenge.a.b.example.test", &[], &[server], &provider, TIMEOUT)
-        .await
-        .expect("SOA walk");
+    let found = zone::find(
+        "_acme-challenge.a.b.example.test",
+        &[],
+        &[server],
+        &provider,
+        TIMEOUT,
+    )
+    .await
+    .expect("SOA walk");
     assert_eq!(found, "example.test");
     conformance(&provider, "example.test", server).await;
 }
@@ -143,9 +168,18 @@ async fn rfc2136_refuses_a_wrong_secret_and_an_unknown_key_clearly() {
         .await
         .expect_err("a wrong secret is refused");
     let text = err.to_string();
-    assert!(text.starts_with("rfc2136: create TXT record in zone example.test: "), "{text}");
-    assert!(text.contains("NOTAUTH (TSIG BADSIG)") && text.contains("tsigSecret"), "{text}");
-    assert!(!text.contains(wrong) && !text.contains(bind.secret()), "no secret in {text}");
+    assert!(
+        text.starts_with("rfc2136: create TXT record in zone example.test: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("NOTAUTH (TSIG BADSIG)") && text.contains("tsigSecret"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(wrong) && !text.contains(bind.secret()),
+        "no secret in {text}"
+    );
 
     let err = rfc2136_provider(&bind, bind.secret(), "other-key")
         .add_txt(&record)
@@ -160,12 +194,22 @@ async fn rfc2136_refuses_a_wrong_secret_and_an_unknown_key_clearly() {
 async fn cloudflare_passes_the_suite_against_its_fake() {
     let pebble = Pebble::start(PebbleOptions::default()).await;
     let server: SocketAddr = pebble.dns_server().parse().expect("address");
-    let fake = CloudflareFake::start(&["example.test", "other.test"], Some(pebble.challtestsrv_url())).await;
+    let fake = CloudflareFake::start(
+        &["example.test", "other.test"],
+        Some(pebble.challtestsrv_url()),
+    )
+    .await;
     let provider = cloudflare_provider(&fake, cloudflare_fake::TOKEN);
     // challtestsrv answers SOA with NOTIMP: the zone comes from GET /zones?name=.
-    let found = zone::find("_acme-challenge.www.example.test", &[], &[server], &provider, TIMEOUT)
-        .await
-        .expect("zone through the API");
+    let found = zone::find(
+        "_acme-challenge.www.example.test",
+        &[],
+        &[server],
+        &provider,
+        TIMEOUT,
+    )
+    .await
+    .expect("zone through the API");
     assert_eq!(found, "example.test");
     conformance(&provider, "example.test", server).await;
     assert_eq!(fake.record_count(), 0);
@@ -189,14 +233,23 @@ async fn cloudflare_errors_carry_its_codes_and_rate_limits_are_retried() {
     );
     let provider = cloudflare_provider(&fake, cloudflare_fake::TOKEN);
     fake.set_fault(Fault::RateLimit(2));
-    provider.add_txt(&record).await.expect("429 answers are retried");
+    provider
+        .add_txt(&record)
+        .await
+        .expect("429 answers are retried");
     assert_eq!(fake.values(&record.fqdn), ["v"]);
     fake.set_fault(Fault::ServerError);
     let err = provider
-        .add_txt(&TxtRecord { value: "w".to_owned(), ..record.clone() })
+        .add_txt(&TxtRecord {
+            value: "w".to_owned(),
+            ..record.clone()
+        })
         .await
         .expect_err("500");
-    assert_eq!(err.to_string(), "cloudflare: create TXT record in zone example.test: 500 10001 Internal server error");
+    assert_eq!(
+        err.to_string(),
+        "cloudflare: create TXT record in zone example.test: 500 10001 Internal server error"
+    );
 }
 
 #[tokio::test]
@@ -206,16 +259,29 @@ async fn gcloud_passes_the_suite_with_a_service_account_and_with_the_platform_id
     let fake = GcloudFake::start(&["example.test"], Some(pebble.challtestsrv_url())).await;
     let key = gcloud::Credentials::service_account(&fake.service_account_json()).expect("key");
     let provider = gcloud_provider(&fake, key, None);
-    let found = zone::find("_acme-challenge.www.example.test", &[], &[server], &provider, TIMEOUT)
-        .await
-        .expect("zone through the API");
+    let found = zone::find(
+        "_acme-challenge.www.example.test",
+        &[],
+        &[server],
+        &provider,
+        TIMEOUT,
+    )
+    .await
+    .expect("zone through the API");
     assert_eq!(found, "example.test");
     conformance(&provider, "example.test", server).await;
     assert_eq!(fake.rrset_count(), 0);
 
     // The metadata server's identity (Compute Engine, GKE workload identity), its project too.
-    let metadata = gcloud::Credentials::Metadata { base_url: fake.base().to_owned() };
-    conformance(&gcloud_provider(&fake, metadata, None), "example.test", server).await;
+    let metadata = gcloud::Credentials::Metadata {
+        base_url: fake.base().to_owned(),
+    };
+    conformance(
+        &gcloud_provider(&fake, metadata, None),
+        "example.test",
+        server,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -225,15 +291,29 @@ async fn gcloud_keeps_values_another_writer_added_and_retries_conflicts() {
     let provider = gcloud_provider(&fake, key, Some(dns::gcloud_fake::PROJECT));
     let fqdn = "_acme-challenge.example.test";
     fake.put_rrset("zone-0", fqdn, &["someone-else"]);
-    let record = TxtRecord { zone: "example.test".to_owned(), fqdn: fqdn.to_owned(), value: "mine".to_owned() };
-    let handle = provider.add_txt(&record).await.expect("add beside another value");
+    let record = TxtRecord {
+        zone: "example.test".to_owned(),
+        fqdn: fqdn.to_owned(),
+        value: "mine".to_owned(),
+    };
+    let handle = provider
+        .add_txt(&record)
+        .await
+        .expect("add beside another value");
     let mut values = fake.values(fqdn);
     values.sort();
     assert_eq!(values, ["mine", "someone-else"]);
     // Another writer changes the rrset between certfleet's read and its change: 412, retried.
     fake.interfere_once("zone-0", fqdn, &["someone-else", "mine", "third"]);
-    provider.delete_txt(&record, Some(&handle)).await.expect("delete");
-    assert_eq!(fake.conflicts(), 1, "the first change met 412 conditionNotMet");
+    provider
+        .delete_txt(&record, Some(&handle))
+        .await
+        .expect("delete");
+    assert_eq!(
+        fake.conflicts(),
+        1,
+        "the first change met 412 conditionNotMet"
+    );
     let mut values = fake.values(fqdn);
     values.sort();
     assert_eq!(values, ["someone-else", "third"]);
@@ -251,8 +331,14 @@ async fn gcloud_keeps_values_another_writer_added_and_retries_conflicts() {
 fn gcloud_refuses_keys_that_are_not_service_account_keys() {
     for (json, want) in [
         ("not json", "is not JSON"),
-        (r#"{"type": "authorized_user"}"#, "not a service-account key"),
-        (r#"{"type": "service_account", "client_email": "x@y"}"#, "lacks private_key"),
+        (
+            r#"{"type": "authorized_user"}"#,
+            "not a service-account key",
+        ),
+        (
+            r#"{"type": "service_account", "client_email": "x@y"}"#,
+            "lacks private_key",
+        ),
     ] {
         let err = gcloud::Credentials::service_account(json).expect_err(json);
         assert!(err.contains(want), "{json}: {err}");

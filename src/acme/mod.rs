@@ -167,18 +167,29 @@ impl Issuer {
             return Ok(account.clone());
         }
         let builder = || Account::builder_with_http(Box::new(self.http.clone()));
-        let account = match self.store.account(&self.directory_url).await? {
-            Some(json) => {
-                let credentials: AccountCredentials = serde_json::from_str(&json).map_err(|e| {
-                    IssueError::Internal(format!("stored ACME account is unreadable: {e}"))
-                })?;
-                builder()
+        // Processes sharing the store and starting together must not each register an
+        // account: creation runs under a lease, and the store is read again once it is held.
+        let lease = format!("account|{}", self.directory_url);
+        let owner = format!("{}-{:p}", std::process::id(), std::ptr::from_ref(self));
+        while !self.store.try_lease(&lease, &owner, crate::clock::now(), 60).await? {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let stored = self.store.account(&self.directory_url).await;
+        let account = match stored {
+            Err(err) => Err(err.into()),
+            Ok(Some(json)) => match serde_json::from_str::<AccountCredentials>(&json) {
+                Ok(credentials) => builder()
                     .from_credentials(credentials)
                     .await
-                    .map_err(|e| classify("load the ACME account", e))?
-            }
-            None => self.create_account(builder()).await?,
+                    .map_err(|e| classify("load the ACME account", e)),
+                Err(e) => Err(IssueError::Internal(format!(
+                    "stored ACME account is unreadable: {e}"
+                ))),
+            },
+            Ok(None) => self.create_account(builder()).await,
         };
+        let _ = self.store.release_lease(&lease, &owner).await;
+        let account = account?;
         self.check_profile(&account)?;
         *slot = Some(account.clone());
         Ok(account)

@@ -230,7 +230,13 @@ impl Issuer {
             })?;
             let key_authorization = challenge.key_authorization();
             let presented = self
-                .present_one(key, solver.as_ref(), &name, &challenge.token, key_authorization.as_str())
+                .present_one(
+                    key,
+                    solver.as_ref(),
+                    &name,
+                    &challenge.token,
+                    key_authorization.as_str(),
+                )
                 .await?;
             if challenge.status == ChallengeStatus::Pending {
                 to_validate.push((name, challenge_type.clone()));

@@ -31,9 +31,8 @@ impl Address {
                 "\"{shown}\" is not an Akash address: write it in lowercase (akash1...)"
             ));
         }
-        let checked = CheckedHrpstring::new::<Bech32>(text).map_err(|e| {
-            format!("\"{shown}\" is not an Akash address: not valid bech32 ({e})")
-        })?;
+        let checked = CheckedHrpstring::new::<Bech32>(text)
+            .map_err(|e| format!("\"{shown}\" is not an Akash address: not valid bech32 ({e})"))?;
         if checked.hrp().as_str() != HRP {
             return Err(format!(
                 "\"{shown}\" is not an Akash address: its prefix is {}, not {HRP}",
@@ -105,11 +104,7 @@ fn encode(bytes: &[u8; ADDRESS_BYTES]) -> String {
 
 /// At most 64 printable characters of untrusted text, for messages.
 pub(crate) fn printable(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect();
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(64).collect();
     if text.chars().count() > 64 {
         out.push_str("...");
     }
@@ -147,8 +142,8 @@ mod tests {
         bad_checksum.push(if last == 'q' { 'p' } else { 'q' });
         let cosmos = bech32::encode_lower::<Bech32>(Hrp::parse_unchecked("cosmos"), good.bytes())
             .expect("encode");
-        let long = bech32::encode_lower::<Bech32>(Hrp::parse_unchecked(HRP), &[7; 32])
-            .expect("encode");
+        let long =
+            bech32::encode_lower::<Bech32>(Hrp::parse_unchecked(HRP), &[7; 32]).expect("encode");
         let bech32m = bech32::encode_lower::<bech32::Bech32m>(Hrp::parse_unchecked(HRP), &[7; 20])
             .expect("encode");
         for (bad, why) in [

@@ -230,7 +230,7 @@ impl Validity {
         let (nbf, exp) = (claims.not_before, claims.expires_at);
         if exp <= nbf {
             return Err(format!(
-                "exp ({exp}) is not after nbf ({nbf}): the token is never valid"
+                "the token's exp ({exp}) is not after its nbf ({nbf}): it is never valid"
             ));
         }
         if let Some(max) = self.max_lifetime {
@@ -326,17 +326,27 @@ fn parse_permission(item: &Value, path: &str) -> Result<Permission, String> {
     let access = match access(permission.get("access"), &format!("{path}.access"))? {
         "full" => {
             forbid(has("scope"), &format!("{path}.scope"), "access full")?;
-            forbid(has("deployments"), &format!("{path}.deployments"), "access full")?;
+            forbid(
+                has("deployments"),
+                &format!("{path}.deployments"),
+                "access full",
+            )?;
             ProviderAccess::Full
         }
         "scoped" => {
-            forbid(has("deployments"), &format!("{path}.deployments"), "access scoped")?;
+            forbid(
+                has("deployments"),
+                &format!("{path}.deployments"),
+                "access scoped",
+            )?;
             ProviderAccess::Scoped(scopes(permission.get("scope"), &format!("{path}.scope"))?)
         }
         _ => {
             forbid(has("scope"), &format!("{path}.scope"), "access granular")?;
-            let items =
-                non_empty_array(permission.get("deployments"), &format!("{path}.deployments"))?;
+            let items = non_empty_array(
+                permission.get("deployments"),
+                &format!("{path}.deployments"),
+            )?;
             let deployments = items
                 .iter()
                 .enumerate()

@@ -70,81 +70,419 @@ fn every_claim_rule() {
     // (claims, None when accepted or a part of the refusal's message)
     let cases: Vec<(&str, Value, Option<&str>)> = vec![
         ("full", base(), None),
-        ("unknown claims are ignored", edit(base(), "/aud", Some(json!("x"))), None),
+        (
+            "unknown claims are ignored",
+            edit(base(), "/aud", Some(json!("x"))),
+            None,
+        ),
         ("jti", edit(base(), "/jti", Some(json!("id-1"))), None),
-        ("empty jti", edit(base(), "/jti", Some(json!(""))), Some("jti")),
-        ("number jti", edit(base(), "/jti", Some(json!(7))), Some("jti")),
+        (
+            "empty jti",
+            edit(base(), "/jti", Some(json!(""))),
+            Some("jti"),
+        ),
+        (
+            "number jti",
+            edit(base(), "/jti", Some(json!(7))),
+            Some("jti"),
+        ),
         ("no iss", edit(base(), "/iss", None), Some("iss is missing")),
-        ("number iss", edit(base(), "/iss", Some(json!(1))), Some("iss is not a string")),
-        ("uppercase iss", edit(base(), "/iss", Some(json!(ISS.to_uppercase()))), Some("lowercase")),
-        ("cosmos iss", edit(base(), "/iss", Some(json!("cosmos1zyfpx9q4zct3sxg6rvwp68slyqsjygeyzm38st"))), Some("iss")),
-        ("bad checksum iss", edit(base(), "/iss", Some(json!(&ISS[..ISS.len() - 1]))), Some("bech32")),
+        (
+            "number iss",
+            edit(base(), "/iss", Some(json!(1))),
+            Some("iss is not a string"),
+        ),
+        (
+            "uppercase iss",
+            edit(base(), "/iss", Some(json!(ISS.to_uppercase()))),
+            Some("lowercase"),
+        ),
+        (
+            "cosmos iss",
+            edit(
+                base(),
+                "/iss",
+                Some(json!("cosmos1zyfpx9q4zct3sxg6rvwp68slyqsjygeyzm38st")),
+            ),
+            Some("iss"),
+        ),
+        (
+            "bad checksum iss",
+            edit(base(), "/iss", Some(json!(&ISS[..ISS.len() - 1]))),
+            Some("bech32"),
+        ),
         ("no iat", edit(base(), "/iat", None), Some("iat is missing")),
         ("no nbf", edit(base(), "/nbf", None), Some("nbf is missing")),
         ("no exp", edit(base(), "/exp", None), Some("exp is missing")),
-        ("fractional exp", edit(base(), "/exp", Some(json!(1900.5))), Some("exp is not a whole")),
-        ("string exp", edit(base(), "/exp", Some(json!("1900"))), Some("exp is not a whole")),
-        ("negative iat", edit(base(), "/iat", Some(json!(-1))), Some("iat is not a whole")),
-        ("no version", edit(base(), "/version", None), Some("version is missing")),
-        ("version v2", edit(base(), "/version", Some(json!("v2"))), Some("version is not")),
-        ("version 1", edit(base(), "/version", Some(json!(1))), Some("version is not")),
-        ("no leases", edit(base(), "/leases", None), Some("leases is missing")),
-        ("leases list", edit(base(), "/leases", Some(json!([]))), Some("leases is not an object")),
-        ("no access", edit(base(), "/leases/access", None), Some("leases.access is missing")),
-        ("access none", edit(base(), "/leases/access", Some(json!("none"))), Some("not full, scoped or granular")),
-        ("access number", edit(base(), "/leases/access", Some(json!(1))), Some("leases.access is not a string")),
+        (
+            "fractional exp",
+            edit(base(), "/exp", Some(json!(1900.5))),
+            Some("exp is not a whole"),
+        ),
+        (
+            "string exp",
+            edit(base(), "/exp", Some(json!("1900"))),
+            Some("exp is not a whole"),
+        ),
+        (
+            "negative iat",
+            edit(base(), "/iat", Some(json!(-1))),
+            Some("iat is not a whole"),
+        ),
+        (
+            "no version",
+            edit(base(), "/version", None),
+            Some("version is missing"),
+        ),
+        (
+            "version v2",
+            edit(base(), "/version", Some(json!("v2"))),
+            Some("version is not"),
+        ),
+        (
+            "version 1",
+            edit(base(), "/version", Some(json!(1))),
+            Some("version is not"),
+        ),
+        (
+            "no leases",
+            edit(base(), "/leases", None),
+            Some("leases is missing"),
+        ),
+        (
+            "leases list",
+            edit(base(), "/leases", Some(json!([]))),
+            Some("leases is not an object"),
+        ),
+        (
+            "no access",
+            edit(base(), "/leases/access", None),
+            Some("leases.access is missing"),
+        ),
+        (
+            "access none",
+            edit(base(), "/leases/access", Some(json!("none"))),
+            Some("not full, scoped or granular"),
+        ),
+        (
+            "access number",
+            edit(base(), "/leases/access", Some(json!(1))),
+            Some("leases.access is not a string"),
+        ),
         // full
-        ("full with empty permissions", edit(base(), "/leases/permissions", Some(json!([]))), Some("leases.permissions is not allowed with access full")),
-        ("full with null permissions", edit(base(), "/leases/permissions", Some(Value::Null)), Some("leases.permissions is not allowed")),
-        ("full with scope", edit(base(), "/leases/scope", Some(json!(["logs"]))), Some("leases.scope is not allowed with access full")),
+        (
+            "full with empty permissions",
+            edit(base(), "/leases/permissions", Some(json!([]))),
+            Some("leases.permissions is not allowed with access full"),
+        ),
+        (
+            "full with null permissions",
+            edit(base(), "/leases/permissions", Some(Value::Null)),
+            Some("leases.permissions is not allowed"),
+        ),
+        (
+            "full with scope",
+            edit(base(), "/leases/scope", Some(json!(["logs"]))),
+            Some("leases.scope is not allowed with access full"),
+        ),
         // scoped
-        ("scoped", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": ["send-manifest", "logs", "attestation"]}))), None),
-        ("every scope", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": ["send-manifest", "get-manifest", "logs", "shell", "events", "status", "restart", "hostname-migrate", "ip-migrate", "attestation"]}))), None),
-        ("scoped without scope", edit(base(), "/leases", Some(json!({"access": "scoped"}))), Some("leases.scope is missing")),
-        ("scoped with empty scope", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": []}))), Some("leases.scope is empty")),
-        ("scoped with empty permissions", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": ["logs"], "permissions": []}))), Some("leases.permissions is not allowed with access scoped")),
-        ("unknown scope", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": ["logs", "deploy"]}))), Some("leases.scope[1] \"deploy\" is not a scope")),
-        ("scope with underscore", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": ["send_manifest"]}))), Some("is not a scope")),
-        ("duplicate scope", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": ["logs", "shell", "logs"]}))), Some("leases.scope[2] \"logs\" is listed twice")),
-        ("scope not a list", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": "logs"}))), Some("leases.scope is not a list")),
-        ("scope item not a string", edit(base(), "/leases", Some(json!({"access": "scoped", "scope": [1]}))), Some("leases.scope[0] is not a string")),
+        (
+            "scoped",
+            edit(
+                base(),
+                "/leases",
+                Some(
+                    json!({"access": "scoped", "scope": ["send-manifest", "logs", "attestation"]}),
+                ),
+            ),
+            None,
+        ),
+        (
+            "every scope",
+            edit(
+                base(),
+                "/leases",
+                Some(
+                    json!({"access": "scoped", "scope": ["send-manifest", "get-manifest", "logs", "shell", "events", "status", "restart", "hostname-migrate", "ip-migrate", "attestation"]}),
+                ),
+            ),
+            None,
+        ),
+        (
+            "scoped without scope",
+            edit(base(), "/leases", Some(json!({"access": "scoped"}))),
+            Some("leases.scope is missing"),
+        ),
+        (
+            "scoped with empty scope",
+            edit(
+                base(),
+                "/leases",
+                Some(json!({"access": "scoped", "scope": []})),
+            ),
+            Some("leases.scope is empty"),
+        ),
+        (
+            "scoped with empty permissions",
+            edit(
+                base(),
+                "/leases",
+                Some(json!({"access": "scoped", "scope": ["logs"], "permissions": []})),
+            ),
+            Some("leases.permissions is not allowed with access scoped"),
+        ),
+        (
+            "unknown scope",
+            edit(
+                base(),
+                "/leases",
+                Some(json!({"access": "scoped", "scope": ["logs", "deploy"]})),
+            ),
+            Some("leases.scope[1] \"deploy\" is not a scope"),
+        ),
+        (
+            "scope with underscore",
+            edit(
+                base(),
+                "/leases",
+                Some(json!({"access": "scoped", "scope": ["send_manifest"]})),
+            ),
+            Some("is not a scope"),
+        ),
+        (
+            "duplicate scope",
+            edit(
+                base(),
+                "/leases",
+                Some(json!({"access": "scoped", "scope": ["logs", "shell", "logs"]})),
+            ),
+            Some("leases.scope[2] \"logs\" is listed twice"),
+        ),
+        (
+            "scope not a list",
+            edit(
+                base(),
+                "/leases",
+                Some(json!({"access": "scoped", "scope": "logs"})),
+            ),
+            Some("leases.scope is not a list"),
+        ),
+        (
+            "scope item not a string",
+            edit(
+                base(),
+                "/leases",
+                Some(json!({"access": "scoped", "scope": [1]})),
+            ),
+            Some("leases.scope[0] is not a string"),
+        ),
         // granular
         ("granular", g(), None),
-        ("granular without permissions", edit(g(), "/leases/permissions", None), Some("leases.permissions is missing")),
-        ("granular with empty permissions", edit(g(), "/leases/permissions", Some(json!([]))), Some("leases.permissions is empty")),
-        ("granular with a scope", edit(g(), "/leases/scope", Some(json!(["logs"]))), Some("leases.scope is not allowed with access granular")),
-        ("duplicate provider", edit(g(), "/leases/permissions/1/provider", Some(json!(PROVIDER))), Some("leases.permissions[1].provider: akash1yg3j")),
-        ("no provider", edit(g(), "/leases/permissions/0/provider", None), Some("leases.permissions[0].provider is missing")),
-        ("bad provider", edit(g(), "/leases/permissions/0/provider", Some(json!("akash1xyz"))), Some("leases.permissions[0].provider: \"akash1xyz\" is not an Akash address")),
-        ("permission not an object", edit(g(), "/leases/permissions/0", Some(json!("x"))), Some("leases.permissions[0] is not an object")),
-        ("permission without access", edit(g(), "/leases/permissions/0/access", None), Some("leases.permissions[0].access is missing")),
-        ("permission full with scope", edit(g(), "/leases/permissions/0/scope", Some(json!(["logs"]))), Some("leases.permissions[0].scope is not allowed with access full")),
-        ("permission full with deployments", edit(g(), "/leases/permissions/0/deployments", Some(json!([]))), Some("leases.permissions[0].deployments is not allowed with access full")),
-        ("permission scoped", edit(g(), "/leases/permissions/0", Some(json!({"provider": PROVIDER, "access": "scoped", "scope": ["status"]}))), None),
-        ("permission scoped without scope", edit(g(), "/leases/permissions/0", Some(json!({"provider": PROVIDER, "access": "scoped"}))), Some("leases.permissions[0].scope is missing")),
-        ("permission scoped with empty scope", edit(g(), "/leases/permissions/0", Some(json!({"provider": PROVIDER, "access": "scoped", "scope": []}))), Some("leases.permissions[0].scope is empty")),
-        ("permission scoped with deployments", edit(g(), "/leases/permissions/0", Some(json!({"provider": PROVIDER, "access": "scoped", "scope": ["logs"], "deployments": []}))), Some("leases.permissions[0].deployments is not allowed with access scoped")),
-        ("permission granular with scope", edit(g(), "/leases/permissions/1/scope", Some(json!(["logs"]))), Some("leases.permissions[1].scope is not allowed with access granular")),
-        ("permission granular without deployments", edit(g(), "/leases/permissions/1/deployments", None), Some("leases.permissions[1].deployments is missing")),
-        ("permission granular with empty deployments", edit(g(), "/leases/permissions/1/deployments", Some(json!([]))), Some("leases.permissions[1].deployments is empty")),
+        (
+            "granular without permissions",
+            edit(g(), "/leases/permissions", None),
+            Some("leases.permissions is missing"),
+        ),
+        (
+            "granular with empty permissions",
+            edit(g(), "/leases/permissions", Some(json!([]))),
+            Some("leases.permissions is empty"),
+        ),
+        (
+            "granular with a scope",
+            edit(g(), "/leases/scope", Some(json!(["logs"]))),
+            Some("leases.scope is not allowed with access granular"),
+        ),
+        (
+            "duplicate provider",
+            edit(g(), "/leases/permissions/1/provider", Some(json!(PROVIDER))),
+            Some("leases.permissions[1].provider: akash1yg3j"),
+        ),
+        (
+            "no provider",
+            edit(g(), "/leases/permissions/0/provider", None),
+            Some("leases.permissions[0].provider is missing"),
+        ),
+        (
+            "bad provider",
+            edit(
+                g(),
+                "/leases/permissions/0/provider",
+                Some(json!("akash1xyz")),
+            ),
+            Some("leases.permissions[0].provider: \"akash1xyz\" is not an Akash address"),
+        ),
+        (
+            "permission not an object",
+            edit(g(), "/leases/permissions/0", Some(json!("x"))),
+            Some("leases.permissions[0] is not an object"),
+        ),
+        (
+            "permission without access",
+            edit(g(), "/leases/permissions/0/access", None),
+            Some("leases.permissions[0].access is missing"),
+        ),
+        (
+            "permission full with scope",
+            edit(g(), "/leases/permissions/0/scope", Some(json!(["logs"]))),
+            Some("leases.permissions[0].scope is not allowed with access full"),
+        ),
+        (
+            "permission full with deployments",
+            edit(g(), "/leases/permissions/0/deployments", Some(json!([]))),
+            Some("leases.permissions[0].deployments is not allowed with access full"),
+        ),
+        (
+            "permission scoped",
+            edit(
+                g(),
+                "/leases/permissions/0",
+                Some(json!({"provider": PROVIDER, "access": "scoped", "scope": ["status"]})),
+            ),
+            None,
+        ),
+        (
+            "permission scoped without scope",
+            edit(
+                g(),
+                "/leases/permissions/0",
+                Some(json!({"provider": PROVIDER, "access": "scoped"})),
+            ),
+            Some("leases.permissions[0].scope is missing"),
+        ),
+        (
+            "permission scoped with empty scope",
+            edit(
+                g(),
+                "/leases/permissions/0",
+                Some(json!({"provider": PROVIDER, "access": "scoped", "scope": []})),
+            ),
+            Some("leases.permissions[0].scope is empty"),
+        ),
+        (
+            "permission scoped with deployments",
+            edit(
+                g(),
+                "/leases/permissions/0",
+                Some(
+                    json!({"provider": PROVIDER, "access": "scoped", "scope": ["logs"], "deployments": []}),
+                ),
+            ),
+            Some("leases.permissions[0].deployments is not allowed with access scoped"),
+        ),
+        (
+            "permission granular with scope",
+            edit(g(), "/leases/permissions/1/scope", Some(json!(["logs"]))),
+            Some("leases.permissions[1].scope is not allowed with access granular"),
+        ),
+        (
+            "permission granular without deployments",
+            edit(g(), "/leases/permissions/1/deployments", None),
+            Some("leases.permissions[1].deployments is missing"),
+        ),
+        (
+            "permission granular with empty deployments",
+            edit(g(), "/leases/permissions/1/deployments", Some(json!([]))),
+            Some("leases.permissions[1].deployments is empty"),
+        ),
         // deployments
-        ("deployment without scope", edit(g(), &format!("{dep}/scope"), None), Some("deployments[0].scope is missing")),
-        ("deployment with empty scope", edit(g(), &format!("{dep}/scope"), Some(json!([]))), Some("deployments[0].scope is empty")),
-        ("deployment without dseq", edit(g(), &format!("{dep}/dseq"), None), Some("deployments[0].dseq is missing")),
-        ("dseq 0", edit(g(), &format!("{dep}/dseq"), Some(json!(0))), Some("dseq is not a whole number above 0")),
-        ("dseq as a string", edit(g(), &format!("{dep}/dseq"), Some(json!("42"))), Some("dseq is not a whole number above 0")),
-        ("oseq without gseq", edit(g(), &format!("{dep}/gseq"), None), Some("oseq is set without gseq")),
-        ("oseq 0 without gseq (present is set)", edit(edit(g(), &format!("{dep}/gseq"), None), &format!("{dep}/oseq"), Some(json!(0))), Some("oseq is set without gseq")),
-        ("oseq with gseq 0", edit(g(), &format!("{dep}/gseq"), Some(json!(0))), Some("gseq is 0")),
+        (
+            "deployment without scope",
+            edit(g(), &format!("{dep}/scope"), None),
+            Some("deployments[0].scope is missing"),
+        ),
+        (
+            "deployment with empty scope",
+            edit(g(), &format!("{dep}/scope"), Some(json!([]))),
+            Some("deployments[0].scope is empty"),
+        ),
+        (
+            "deployment without dseq",
+            edit(g(), &format!("{dep}/dseq"), None),
+            Some("deployments[0].dseq is missing"),
+        ),
+        (
+            "dseq 0",
+            edit(g(), &format!("{dep}/dseq"), Some(json!(0))),
+            Some("dseq is not a whole number above 0"),
+        ),
+        (
+            "dseq as a string",
+            edit(g(), &format!("{dep}/dseq"), Some(json!("42"))),
+            Some("dseq is not a whole number above 0"),
+        ),
+        (
+            "oseq without gseq",
+            edit(g(), &format!("{dep}/gseq"), None),
+            Some("oseq is set without gseq"),
+        ),
+        (
+            "oseq 0 without gseq (present is set)",
+            edit(
+                edit(g(), &format!("{dep}/gseq"), None),
+                &format!("{dep}/oseq"),
+                Some(json!(0)),
+            ),
+            Some("oseq is set without gseq"),
+        ),
+        (
+            "oseq with gseq 0",
+            edit(g(), &format!("{dep}/gseq"), Some(json!(0))),
+            Some("gseq is 0"),
+        ),
         ("gseq alone", edit(g(), &format!("{dep}/oseq"), None), None),
-        ("neither gseq nor oseq", edit(edit(g(), &format!("{dep}/oseq"), None), &format!("{dep}/gseq"), None), None),
-        ("gseq and oseq 0", edit(edit(g(), &format!("{dep}/oseq"), Some(json!(0))), &format!("{dep}/gseq"), Some(json!(0))), None),
-        ("gseq too large", edit(g(), &format!("{dep}/gseq"), Some(json!(4_294_967_296_u64))), Some("gseq is not a whole number")),
-        ("deployment without services", edit(g(), &format!("{dep}/services"), None), Some("deployments[0].services is missing")),
-        ("deployment with empty services", edit(g(), &format!("{dep}/services"), Some(json!([]))), Some("deployments[0].services is empty")),
-        ("duplicate service", edit(g(), &format!("{dep}/services"), Some(json!(["web", "db", "web"]))), Some("services[2]: \"web\" is listed twice")),
-        ("empty service name", edit(g(), &format!("{dep}/services"), Some(json!([""]))), Some("services[0] is not a non-empty string")),
-        ("deployment not an object", edit(g(), dep, Some(json!(42))), Some("deployments[0] is not an object")),
+        (
+            "neither gseq nor oseq",
+            edit(
+                edit(g(), &format!("{dep}/oseq"), None),
+                &format!("{dep}/gseq"),
+                None,
+            ),
+            None,
+        ),
+        (
+            "gseq and oseq 0",
+            edit(
+                edit(g(), &format!("{dep}/oseq"), Some(json!(0))),
+                &format!("{dep}/gseq"),
+                Some(json!(0)),
+            ),
+            None,
+        ),
+        (
+            "gseq too large",
+            edit(g(), &format!("{dep}/gseq"), Some(json!(4_294_967_296_u64))),
+            Some("gseq is not a whole number"),
+        ),
+        (
+            "deployment without services",
+            edit(g(), &format!("{dep}/services"), None),
+            Some("deployments[0].services is missing"),
+        ),
+        (
+            "deployment with empty services",
+            edit(g(), &format!("{dep}/services"), Some(json!([]))),
+            Some("deployments[0].services is empty"),
+        ),
+        (
+            "duplicate service",
+            edit(
+                g(),
+                &format!("{dep}/services"),
+                Some(json!(["web", "db", "web"])),
+            ),
+            Some("services[2]: \"web\" is listed twice"),
+        ),
+        (
+            "empty service name",
+            edit(g(), &format!("{dep}/services"), Some(json!([""]))),
+            Some("services[0] is not a non-empty string"),
+        ),
+        (
+            "deployment not an object",
+            edit(g(), dep, Some(json!(42))),
+            Some("deployments[0] is not an object"),
+        ),
     ];
     let mut failures = Vec::new();
     for (name, claims, expected) in &cases {
@@ -161,7 +499,10 @@ fn every_claim_rule() {
 fn parsed_claims_keep_what_the_token_says() {
     let claims = parse(&edit(base(), "/leases", Some(granular()))).expect("valid");
     assert_eq!(claims.issuer.as_str(), ISS);
-    assert_eq!((claims.issued_at, claims.not_before, claims.expires_at), (1000, 1000, 1900));
+    assert_eq!(
+        (claims.issued_at, claims.not_before, claims.expires_at),
+        (1000, 1000, 1900)
+    );
     let Leases::Granular(permissions) = &claims.leases else {
         panic!("granular")
     };
@@ -170,7 +511,11 @@ fn parsed_claims_keep_what_the_token_says() {
         panic!("granular deployments")
     };
     assert_eq!(
-        (deployments[0].dseq, deployments[0].gseq, deployments[0].oseq),
+        (
+            deployments[0].dseq,
+            deployments[0].gseq,
+            deployments[0].oseq
+        ),
         (42, 1, 1)
     );
     assert!(deployments[0].scope.contains(Scope::Logs));
@@ -202,17 +547,45 @@ fn time_rules() {
         (strict, 1000, 1000, 1900, 1000, None),
         (strict, 1000, 1000, 1900, 1899, None),
         (strict, 1000, 1000, 1900, 1900, Some("expired 0s ago")),
-        (strict, 1000, 1000, 1900, 999, Some("not valid yet: nbf is 1s")),
+        (
+            strict,
+            1000,
+            1000,
+            1900,
+            999,
+            Some("not valid yet: nbf is 1s"),
+        ),
         (strict, 1000, 1000, 4600, 2000, None), // the reference has no maximum lifetime
         (usual, 1000, 1000, 1900, 1929, None),
         (usual, 1000, 1000, 1900, 1930, Some("expired 30s ago")),
         (usual, 1000, 1000, 1900, 970, None),
         (usual, 1000, 1000, 1900, 969, Some("not valid yet")),
         (usual, 1000, 1000, 1901, 1000, Some("valid for 15m1s")),
-        (usual, 1000, 1000, 4600, 1000, Some("1 hour unless exp is given")),
-        (usual, 1000, 1000, 1000, 1000, Some("exp (1000) is not after nbf (1000)")),
+        (
+            usual,
+            1000,
+            1000,
+            4600,
+            1000,
+            Some("1 hour unless exp is given"),
+        ),
+        (
+            usual,
+            1000,
+            1000,
+            1000,
+            1000,
+            Some("exp (1000) is not after nbf (1000)"),
+        ),
         (usual, 1000, 1000, 900, 950, Some("never valid")),
-        (usual, 1100, 1000, 1900, 1000, Some("iat is 100s in the future")),
+        (
+            usual,
+            1100,
+            1000,
+            1900,
+            1000,
+            Some("iat is 100s in the future"),
+        ),
         (usual, 1030, 1000, 1900, 1000, None),
     ];
     for (rules, iat, nbf, exp, now, expected) in cases {
@@ -220,7 +593,9 @@ fn time_rules() {
         match (&got, expected) {
             (Ok(()), None) => {}
             (Err(e), Some(part)) if e.contains(part) => {}
-            _ => panic!("iat {iat} nbf {nbf} exp {exp} now {now} {rules:?}: {got:?}, expected {expected:?}"),
+            _ => panic!(
+                "iat {iat} nbf {nbf} exp {exp} now {now} {rules:?}: {got:?}, expected {expected:?}"
+            ),
         }
     }
 }

@@ -233,7 +233,9 @@ fn key_source_name(keys: &KeySource) -> &'static str {
 /// What `verify` prints: the address, the algorithm and the claims as the token carries them.
 fn report(token: &str, algorithm: Algorithm, source: &str, domains: Option<Vec<String>>) -> Value {
     // The token parsed a moment ago, so it parses again.
-    let claims = Token::parse(token).map(|t| t.claims().clone()).unwrap_or_default();
+    let claims = Token::parse(token)
+        .map(|t| t.claims().clone())
+        .unwrap_or_default();
     let mut out = json!({
         "address": claims.get("iss").cloned().unwrap_or(Value::Null),
         "algorithm": algorithm.name(),
@@ -385,8 +387,7 @@ fn key_from_hex_file(path: &Path) -> Result<SigningKey, String> {
 /// The key at [`HD_PATH`] of a BIP-39 mnemonic (English, no passphrase).
 fn key_from_mnemonic_file(path: &Path) -> Result<SigningKey, String> {
     let text = read_secret_file(path, "mnemonic")?;
-    key_from_mnemonic(&text)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    key_from_mnemonic(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The key at [`HD_PATH`] of a BIP-39 mnemonic (English, no passphrase).
@@ -434,14 +435,28 @@ mod tests {
     fn minted_tokens_verify() {
         let key = key_from_mnemonic(MNEMONIC).expect("a valid mnemonic");
         for algorithm in [Algorithm::Es256k, Algorithm::Es256kAdr36] {
-            let token = mint(&key, algorithm, &json!({"access": "full"}), Some("t1"), 100, 400)
-                .expect("mint");
+            let token = mint(
+                &key,
+                algorithm,
+                &json!({"access": "full"}),
+                Some("t1"),
+                100,
+                400,
+            )
+            .expect("mint");
             let parsed = Token::parse(&token).expect("parses");
             assert_eq!(parsed.recover_key(), Ok(*key.verifying_key()));
             assert_eq!(parsed.claims()["jti"], "t1");
         }
-        let err = mint(&key, Algorithm::Es256k, &json!({"access": "scoped"}), None, 1, 2)
-            .expect_err("invalid leases");
+        let err = mint(
+            &key,
+            Algorithm::Es256k,
+            &json!({"access": "scoped"}),
+            None,
+            1,
+            2,
+        )
+        .expect_err("invalid leases");
         assert!(err.contains("leases.scope is missing"), "{err}");
     }
 }

@@ -160,7 +160,10 @@ impl ChainKeys {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("caCertificates: cannot read {}: {e}", path.display()))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!("caCertificates: {} is not a PEM bundle: {e}", path.display())
+                format!(
+                    "caCertificates: {} is not a PEM bundle: {e}",
+                    path.display()
+                )
             })?;
             builder = builder.tls_certs_merge(certs);
         }
@@ -199,7 +202,10 @@ impl ChainKeys {
         };
         drop(lock);
         let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
-        if lookups.get(address).is_some_and(|l| Arc::strong_count(l) == 1) {
+        if lookups
+            .get(address)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
             lookups.remove(address);
         }
         result
@@ -387,14 +393,21 @@ impl ChainKeys {
             }
             _ => {
                 let account = body.get("account").unwrap_or(&Value::Null);
-                let pub_key = ["/pub_key", "/base_account/pub_key", "/base_vesting_account/base_account/pub_key"]
-                    .iter()
-                    .find_map(|path| account.pointer(path));
+                let pub_key = [
+                    "/pub_key",
+                    "/base_account/pub_key",
+                    "/base_vesting_account/base_account/pub_key",
+                ]
+                .iter()
+                .find_map(|path| account.pointer(path));
                 (account, pub_key)
             }
         };
         let Some(pub_key) = pub_key else {
-            let kind = account.get("@type").and_then(Value::as_str).unwrap_or("unknown");
+            let kind = account
+                .get("@type")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown");
             return Fetched::UnknownShape(kind.to_owned());
         };
         decode_pub_key(pub_key, address)
@@ -422,9 +435,7 @@ fn decode_pub_key(pub_key: &Value, address: &Address) -> Fetched {
         .and_then(Value::as_str)
         .and_then(|key| STANDARD.decode(key).ok())
     else {
-        return Fetched::Failed(format!(
-            "the chain's public key of {address} is not base64"
-        ));
+        return Fetched::Failed(format!("the chain's public key of {address} is not base64"));
     };
     match key_of(&bytes, address) {
         Some(key) => Fetched::Key(key),

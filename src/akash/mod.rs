@@ -5,7 +5,8 @@
 //! Reading order: [`token`] (the wire form and the signature, `ES256K` and `ES256KADR36`),
 //! [`address`] (bech32 `akash1...` and how a key derives one), [`claims`] (every claim rule,
 //! and time), [`keys`] (the public key from the chain, cached for good, or recovered from the
-//! signature), [`permission`] (what a token permits on one lease).
+//! signature), [`permission`] (what a token permits on one lease); [`cli`] is
+//! `certfleet akash verify` and `certfleet akash token`.
 //!
 //! ```no_run
 //! # async fn gateway(token: &str, me: &certfleet::akash::Address, lease: certfleet::akash::Lease<'_>) {
@@ -107,7 +108,7 @@ impl Verifier {
             .map_err(|e| Rejection::Invalid(format!("the token's claims: {e}")))?;
         self.validity
             .check(&claims, now)
-            .map_err(|e| Rejection::Invalid(format!("the token's claims: {e}")))?;
+            .map_err(Rejection::Invalid)?;
         Ok(claims)
     }
 

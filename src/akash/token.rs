@@ -62,7 +62,9 @@ impl Algorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     /// Not 64 bytes (a DER signature lands here).
-    #[error("the signature is {0} bytes, not the 64 bytes of R||S (a DER signature is not accepted)")]
+    #[error(
+        "the signature is {0} bytes, not the 64 bytes of R||S (a DER signature is not accepted)"
+    )]
     Length(usize),
     /// `R` or `S` is zero or not below the group order.
     #[error("the signature's R or S is out of range")]
@@ -73,6 +75,9 @@ pub enum SignatureError {
     /// The signature does not verify under the key.
     #[error("the signature does not verify")]
     Mismatch,
+    /// No key recovered from the signature has the expected address.
+    #[error("the signature was not made by the key of the address")]
+    NotSigner,
 }
 
 /// Parses a 64-byte `R || S` signature with `S` in the lower half of the order (the rule the
@@ -97,6 +102,37 @@ pub fn verify_es256k(
 ) -> Result<(), SignatureError> {
     let signature = parse_signature(signature)?;
     verify_prehash(key, &Sha256::digest(message), &signature)
+}
+
+/// Recovers the key that made an `ES256K` signature (64 bytes, low S) of `message`, trying
+/// each recovery id, and returns it only if its address is `address` and the signature verifies
+/// under it.
+pub fn recover_es256k(
+    message: &[u8],
+    signature: &[u8],
+    address: &Address,
+) -> Result<VerifyingKey, SignatureError> {
+    let signature = parse_signature(signature)?;
+    recover_prehash(&Sha256::digest(message), &signature, address)
+}
+
+fn recover_prehash(
+    prehash: &[u8],
+    signature: &Signature,
+    address: &Address,
+) -> Result<VerifyingKey, SignatureError> {
+    for id in 0..=RecoveryId::MAX {
+        let Some(id) = RecoveryId::from_byte(id) else {
+            continue;
+        };
+        let Ok(key) = VerifyingKey::recover_from_prehash(prehash, signature, id) else {
+            continue;
+        };
+        if Address::from_public_key(&key) == *address {
+            return verify_prehash(&key, prehash, signature).map(|()| key);
+        }
+    }
+    Err(SignatureError::NotSigner)
 }
 
 fn verify_prehash(
@@ -155,9 +191,7 @@ impl Token {
         const NOT_A_JWS: &str =
             "the token is not a compact JWS (three base64url segments: header.payload.signature)";
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(format!(
-                "the token is longer than {MAX_TOKEN_BYTES} bytes"
-            ));
+            return Err(format!("the token is longer than {MAX_TOKEN_BYTES} bytes"));
         }
         let mut segments = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) = (
@@ -178,9 +212,9 @@ impl Token {
                     )
                 })
             })?;
-        let payload_bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| {
-            "the token's payload is not unpadded base64url".to_owned()
-        })?;
+        let payload_bytes = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| "the token's payload is not unpadded base64url".to_owned())?;
         let claims: Map<String, Value> = serde_json::from_slice(&payload_bytes)
             .map_err(|_| "the token's payload is not a JSON object".to_owned())?;
         let issuer = match claims.get("iss") {
@@ -240,23 +274,13 @@ impl Token {
     /// that never sent a transaction (no public key on chain yet).
     pub fn recover_key(&self) -> Result<VerifyingKey, String> {
         let prehash = Sha256::digest(self.signed_message());
-        for id in 0..=RecoveryId::MAX {
-            let Some(id) = RecoveryId::from_byte(id) else {
-                continue;
-            };
-            let Ok(key) = VerifyingKey::recover_from_prehash(&prehash, &self.signature, id) else {
-                continue;
-            };
-            if Address::from_public_key(&key) == self.issuer {
-                return verify_prehash(&key, &prehash, &self.signature)
-                    .map(|()| key)
-                    .map_err(|e| format!("{e}"));
-            }
-        }
-        Err(format!(
-            "the signature was not made by the key of {} (iss)",
-            self.issuer
-        ))
+        recover_prehash(&prehash, &self.signature, &self.issuer).map_err(|e| match e {
+            SignatureError::NotSigner => format!(
+                "the signature was not made by the key of {} (iss)",
+                self.issuer
+            ),
+            other => other.to_string(),
+        })
     }
 }
 
@@ -279,9 +303,7 @@ mod tests {
             "ES256KADR36" => adr36_document(&input, iss).into_bytes(),
             _ => input.clone().into_bytes(),
         };
-        let signature: Signature = key
-            .sign_prehash(&Sha256::digest(&message))
-            .expect("sign");
+        let signature: Signature = key.sign_prehash(&Sha256::digest(&message)).expect("sign");
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
     }
 
@@ -339,14 +361,29 @@ mod tests {
         let der = parsed.to_der();
         let high_s = Signature::from_scalars(parsed.r().to_bytes(), (-*parsed.s()).to_bytes())
             .expect("high-S signature");
-        let header_only = |header: &str| format!("{}.{}", URL_SAFE_NO_PAD.encode(header), &good[good.find('.').expect("dot") + 1..]);
+        let header_only = |header: &str| {
+            format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                &good[good.find('.').expect("dot") + 1..]
+            )
+        };
         let cases = [
             (format!("{input}"), "compact JWS"),
             (format!("{good}.x"), "compact JWS"),
             (format!("{input}.{sig}="), "base64url"),
-            (format!("{input}.{}", URL_SAFE_NO_PAD.encode(der.as_bytes())), "DER"),
-            (format!("{input}.{}", URL_SAFE_NO_PAD.encode(high_s.to_bytes())), "high S"),
-            (format!("{input}.{}", URL_SAFE_NO_PAD.encode([0u8; 64])), "out of range"),
+            (
+                format!("{input}.{}", URL_SAFE_NO_PAD.encode(der.as_bytes())),
+                "DER",
+            ),
+            (
+                format!("{input}.{}", URL_SAFE_NO_PAD.encode(high_s.to_bytes())),
+                "high S",
+            ),
+            (
+                format!("{input}.{}", URL_SAFE_NO_PAD.encode([0u8; 64])),
+                "out of range",
+            ),
             (header_only(r#"{"alg":"ES256"}"#), "not ES256K"),
             (header_only(r#"{"alg":"es256k"}"#), "not ES256K"),
             (header_only(r#"{"typ":"JWT"}"#), "alg"),
@@ -365,7 +402,10 @@ mod tests {
             assert!(err.contains(why), "{why}: {err}");
         }
         // Only alg counts: no typ, an unknown kid, extra fields.
-        for header in [r#"{"alg":"ES256K"}"#, r#"{"kid":"x","alg":"ES256K","x":[1]}"#] {
+        for header in [
+            r#"{"alg":"ES256K"}"#,
+            r#"{"kid":"x","alg":"ES256K","x":[1]}"#,
+        ] {
             let token = Token::parse(&header_only(header)).expect(header);
             assert_eq!(token.algorithm(), Algorithm::Es256k);
         }

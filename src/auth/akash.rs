@@ -256,10 +256,16 @@ mod tests {
     fn the_cache_keeps_tokens_until_exp_and_stays_bounded() {
         let cache = TokenCache::default();
         cache.insert([1; 32], &principal("a"), 100, 50);
-        assert_eq!(cache.get(&[1; 32], 99).map(|p| p.name), Some("a".to_owned()));
+        assert_eq!(
+            cache.get(&[1; 32], 99).map(|p| p.name),
+            Some("a".to_owned())
+        );
         assert!(cache.get(&[1; 32], 100).is_none());
         cache.insert([2; 32], &principal("b"), 50, 50);
-        assert!(cache.get(&[2; 32], 10).is_none(), "an expired token is not kept");
+        assert!(
+            cache.get(&[2; 32], 10).is_none(),
+            "an expired token is not kept"
+        );
         for i in 0..=CACHE_CAPACITY {
             let mut key = [0u8; 32];
             key[..8].copy_from_slice(&(i as u64).to_le_bytes());

@@ -145,7 +145,9 @@ fn check_rest_url(
             let url = reqwest::Url::parse(&text).map_err(|e| {
                 report.error(
                     KEY,
-                    format!("\"{text}\" is not a URL ({e}); write it like https://api.akashnet.net"),
+                    format!(
+                        "\"{text}\" is not a URL ({e}); write it like https://api.akashnet.net"
+                    ),
                 )
             })?;
             if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
@@ -163,10 +165,9 @@ fn check_rest_url(
                      where you can"
                 )),
                 _ => {
-                    return Err(report.error(
-                        KEY,
-                        format!("\"{text}\" is not an http:// or https:// URL"),
-                    ));
+                    return Err(
+                        report.error(KEY, format!("\"{text}\" is not an http:// or https:// URL"))
+                    );
                 }
             }
             Ok(Some(text.trim_end_matches('/').to_owned()))
@@ -249,7 +250,9 @@ fn audience(value: Option<String>, report: &mut Report<'_>) -> Result<Option<Add
             Address::parse(&text).map_err(|e| {
                 report.error(
                     "auth.akash.audience",
-                    format!("{e}; give certfleet's own akash1 address, which clients name as provider"),
+                    format!(
+                        "{e}; give certfleet's own akash1 address, which clients name as provider"
+                    ),
                 )
             })
         })
@@ -298,7 +301,9 @@ fn principal(
 ) -> Result<AkashPrincipal, Reported> {
     let path = format!("auth.akash.principals[{i}]");
     let address = match non_empty(raw.address) {
-        Some(text) => Address::parse(&text).map_err(|e| report.error(&format!("{path}.address"), e)),
+        Some(text) => {
+            Address::parse(&text).map_err(|e| report.error(&format!("{path}.address"), e))
+        }
         None => Err(report.error(
             &format!("{path}.address"),
             "is required: the wallet's akash1... address (the tokens' iss)",
@@ -403,14 +408,20 @@ mod tests {
         assert_eq!(akash.principals[0].address.as_str(), A);
         assert!(!loaded.warnings.iter().any(|w| w.contains("no auth method")));
         let printed = loaded.config.to_redacted_yaml();
-        assert!(printed.contains("keySource: recover") && printed.contains(A), "{printed}");
+        assert!(
+            printed.contains("keySource: recover") && printed.contains(A),
+            "{printed}"
+        );
 
         let yaml = format!(
             "auth:\n  akash:\n    keySource: chain\n    restUrl: http://127.0.0.1:1317/\n    maxTokenLifetime: \"0\"\n    leeway: 5s\n    audience: {B}\n    principals:\n      - address: {A}\n        domains: [\"*\"]\n"
         );
         let loaded = load(
             &yaml,
-            &[("CERTFLEET_AUTH__AKASH__PRINCIPALS__0__DOMAINS__0", "a.example.com")],
+            &[(
+                "CERTFLEET_AUTH__AKASH__PRINCIPALS__0__DOMAINS__0",
+                "a.example.com",
+            )],
         )
         .expect("valid");
         let akash = loaded.config.auth.akash.expect("auth.akash");
@@ -449,13 +460,19 @@ mod tests {
             &[],
         )
         .expect_err("invalid");
-        assert!(err.contains("auth.akash.restUrl: is only used with keySource: chain"), "{err}");
+        assert!(
+            err.contains("auth.akash.restUrl: is only used with keySource: chain"),
+            "{err}"
+        );
         let err = load(
             &format!("auth:\n  akash:\n    principals: [{{address: {A}, domains: [\"*\"]}}, {{address: {A}, domains: [\"*\"]}}]\n"),
             &[],
         )
         .expect_err("invalid");
-        assert!(err.contains("auth.akash.principals[1].address: akash1zyf"), "{err}");
+        assert!(
+            err.contains("auth.akash.principals[1].address: akash1zyf"),
+            "{err}"
+        );
         let err = load("auth:\n  akash:\n    issuer: x\n", &[]).expect_err("unknown key");
         assert!(err.contains("auth.akash.issuer: unknown key"), "{err}");
     }

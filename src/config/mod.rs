@@ -80,13 +80,29 @@ pub struct ServerConfig {
 #[serde(rename_all = "camelCase")]
 pub struct StorageConfig {
     /// `storage.url` (or `storage.urlFile`): the database URL, a secret because it may carry a
-    /// password. Always starts with `sqlite:` in this version (default `sqlite://certfleet.db`).
+    /// password: `sqlite:...` (default `sqlite://certfleet.db`), or `postgres://` /
+    /// `postgresql://` for a database shared by replicas (docs/postgresql.md).
     pub url: Secret,
     /// `storage.encryptionKey` (or `encryptionKeyFile`): 32 bytes, base64, sealing private keys
-    /// at rest. Absent on SQLite: generated into a 0600 file beside the database.
+    /// at rest. Absent on SQLite: generated into a 0600 file beside the database. Always set on
+    /// PostgreSQL (a config error otherwise): every replica seals and opens with the same key.
     pub encryption_key: Option<Secret>,
     /// `storage.previousEncryptionKeys`: keys that still open old values, never used to write.
     pub previous_encryption_keys: Vec<Secret>,
+    /// `storage.maxConnections`: PostgreSQL connections per process (default 10).
+    pub max_connections: u32,
+    /// `storage.connectTimeout`: how long to wait for a PostgreSQL connection (default 10s).
+    #[serde(serialize_with = "as_duration")]
+    pub connect_timeout: Duration,
+    /// `storage.caCertificates`: a PEM file of the CA certificates that sign the PostgreSQL
+    /// server's certificate (a private CA); implies `sslmode=verify-full` when the URL names no
+    /// `sslmode`. Checked to exist and to hold at least one certificate.
+    #[serde(serialize_with = "as_optional_path")]
+    pub ca_certificates: Option<PathBuf>,
+    /// `storage.leaseTtl`: how long an issuance lease lasts unrenewed, so how soon another
+    /// replica takes over the work of one that died (default 60s, 2s to 10m).
+    #[serde(serialize_with = "as_duration")]
+    pub lease_ttl: Duration,
 }
 
 /// `acme`.

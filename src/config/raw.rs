@@ -9,9 +9,7 @@ use serde::Deserialize;
 
 /// Keys the SPEC names that this version does not implement yet. They get their own message, so
 /// a user following the documentation is not told the key does not exist.
-pub(super) const NOT_YET_SUPPORTED: &[&str] = &[
-    "server.metricsListen",
-];
+pub(super) const NOT_YET_SUPPORTED: &[&str] = &["server.metricsListen"];
 
 /// The whole file.
 #[derive(Deserialize, Default)]
@@ -58,6 +56,10 @@ pub(super) struct RawStorage {
     pub encryption_key: Option<String>,
     pub encryption_key_file: Option<String>,
     pub previous_encryption_keys: Option<Vec<String>>,
+    pub max_connections: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub ca_certificates: Option<String>,
+    pub lease_ttl: Option<String>,
 }
 
 /// `acme`.

@@ -7,6 +7,7 @@
 use std::{
     fs,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
     time::Duration,
 };
 
@@ -26,6 +27,8 @@ const DEFAULT_ISSUE_WAIT: Duration = Duration::from_secs(60);
 /// Longer than this, most HTTP clients and proxies give up before the 202 arrives.
 const MAX_ISSUE_WAIT: Duration = Duration::from_secs(600);
 const DEFAULT_DATABASE_URL: &str = "sqlite://certfleet.db";
+const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the typed config, or every problem found.
 pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, ConfigError> {
@@ -195,6 +198,7 @@ fn issue_wait(value: Option<String>, report: &mut Report<'_>) -> Result<Duration
     }
 }
 
+use crate::store::postgres::{is_postgres_url, ssl_mode_param};
 use crate::store::seal::decode_key;
 
 fn storage(raw: RawStorage, report: &mut Report<'_>) -> Result<StorageConfig, Reported> {
@@ -206,6 +210,7 @@ fn storage(raw: RawStorage, report: &mut Report<'_>) -> Result<StorageConfig, Re
         ),
     };
     check_database_url(url.expose()).map_err(|message| report.error(&key, message))?;
+    let postgres = is_postgres_url(url.expose());
     const KEY_FIX: &str = "must be 32 bytes, base64; generate one with: openssl rand -base64 32";
     let encryption_key = report.secret(
         "storage.encryptionKey",
@@ -215,6 +220,14 @@ fn storage(raw: RawStorage, report: &mut Report<'_>) -> Result<StorageConfig, Re
     let encryption_key = match encryption_key {
         Some(value) if decode_key(value.secret.expose()).is_none() => {
             return Err(report.error(&value.key, KEY_FIX));
+        }
+        None if postgres => {
+            return Err(report.error(
+                "storage.encryptionKey",
+                "is required with a PostgreSQL storage.url: every replica seals and opens private \
+                 keys with the same key; generate one with: openssl rand -base64 32, and give the \
+                 same value to every replica (storage.encryptionKey or storage.encryptionKeyFile)",
+            ));
         }
         other => other.map(|value| value.secret),
     };
@@ -230,23 +243,138 @@ fn storage(raw: RawStorage, report: &mut Report<'_>) -> Result<StorageConfig, Re
         }
         previous_encryption_keys.push(Secret::new(text));
     }
+    let settings = [
+        raw.max_connections,
+        raw.connect_timeout,
+        raw.ca_certificates,
+    ];
+    let (max_connections, connect_timeout, ca_certificates) =
+        connection_settings(settings.map(non_empty), url.expose(), report)?;
+    let lease_ttl = lease_ttl(non_empty(raw.lease_ttl), report)?;
     Ok(StorageConfig {
         url,
         encryption_key,
         previous_encryption_keys,
+        max_connections,
+        connect_timeout,
+        ca_certificates,
+        lease_ttl,
     })
 }
 
-/// Accepts `sqlite:` URLs. The message quotes at most the scheme: the rest may hold a password.
+fn lease_ttl(value: Option<String>, report: &mut Report<'_>) -> Result<Duration, Reported> {
+    const KEY: &str = "storage.leaseTtl";
+    let Some(text) = value else { return Ok(Duration::from_secs(60)) };
+    match parse_duration(&text) {
+        Err(message) => Err(report.error(KEY, message)),
+        Ok(ttl) if ttl < Duration::from_secs(2) || ttl > Duration::from_secs(600) => Err(report.error(
+            KEY,
+            format!("\"{text}\" is outside 2s..10m: a replica renews its lease every third of it (default 60s)"),
+        )),
+        Ok(ttl) => Ok(ttl),
+    }
+}
+
+/// `storage.maxConnections`, `connectTimeout` and `caCertificates`: PostgreSQL's connection
+/// settings (a warning with a SQLite URL, which ignores them).
+fn connection_settings(
+    [max_connections, connect_timeout, ca_certificates]: [Option<String>; 3],
+    url: &str,
+    report: &mut Report<'_>,
+) -> Result<(u32, Duration, Option<PathBuf>), Reported> {
+    if !is_postgres_url(url) {
+        let keys = ["maxConnections", "connectTimeout", "caCertificates"];
+        let values = [&max_connections, &connect_timeout, &ca_certificates];
+        for (key, value) in keys.iter().zip(values) {
+            if value.is_some() {
+                report.warn(format!(
+                    "storage.{key} applies only to PostgreSQL and is ignored with a SQLite \
+                     storage.url; remove it"
+                ));
+            }
+        }
+    }
+    let max_connections = max_connections.map_or(Ok(DEFAULT_MAX_CONNECTIONS), |text| {
+        text.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                report.error(
+                    "storage.maxConnections",
+                    format!(
+                        "\"{text}\" is not a number of connections; write a whole number from 1 \
+                         to 1000 (default {DEFAULT_MAX_CONNECTIONS})"
+                    ),
+                )
+            })
+    });
+    let connect_timeout = match connect_timeout.map(|text| parse_duration(&text)) {
+        None => Ok(DEFAULT_CONNECT_TIMEOUT),
+        Some(Ok(timeout)) if !timeout.is_zero() => Ok(timeout),
+        Some(Ok(_)) => Err(report.error(
+            "storage.connectTimeout",
+            "must be more than 0: a connection attempt needs some time (default 10s)",
+        )),
+        Some(Err(message)) => Err(report.error("storage.connectTimeout", message)),
+    };
+    let ca_certificates = ca_certificates
+        .map(|path| database_ca_certificates(path, url, report))
+        .transpose();
+    Ok((max_connections?, connect_timeout?, ca_certificates?))
+}
+
+/// `storage.caCertificates`: a readable PEM file of certificates, for a URL that verifies the
+/// server (sslmode verify-full or verify-ca, or none, which then means verify-full).
+fn database_ca_certificates(
+    path: String,
+    url: &str,
+    report: &mut Report<'_>,
+) -> Result<PathBuf, Reported> {
+    const KEY: &str = "storage.caCertificates";
+    const FIX: &str = "point it at a PEM file of the CA certificates that sign your PostgreSQL \
+                       server's certificate";
+    let pem = fs::read(&path)
+        .map_err(|e| report.error(KEY, format!("cannot read {path}: {e}; {FIX}")))?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(report.error(
+            KEY,
+            format!("{path} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\"); {FIX}"),
+        ));
+    }
+    match ssl_mode_param(url) {
+        Some(mode) if is_postgres_url(url) && !matches!(mode, "verify-full" | "verify-ca") => {
+            Err(report.error(
+                KEY,
+                format!(
+                    "is used only to verify the server, but storage.url has sslmode={mode}, which \
+                     does not verify it; use sslmode=verify-full (or leave sslmode out: with \
+                     caCertificates it defaults to verify-full)"
+                ),
+            ))
+        }
+        _ => Ok(PathBuf::from(path)),
+    }
+}
+
+/// Accepts `sqlite:` and `postgres://` (`postgresql://`) URLs. The message quotes at most the
+/// scheme and the sslmode: the rest may hold a password.
 fn check_database_url(url: &str) -> Result<(), String> {
-    const FIX: &str = "use a SQLite URL such as sqlite://certfleet.db";
+    const FIX: &str = "use a SQLite URL such as sqlite://certfleet.db, or a PostgreSQL URL such \
+                       as postgres://certfleet:PASSWORD@db.example.com:5432/certfleet";
     if url.starts_with("sqlite:") {
         return Ok(());
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(format!(
-            "PostgreSQL support is not in this version of certfleet yet; {FIX}"
-        ));
+    if is_postgres_url(url) {
+        return match ssl_mode_param(url) {
+            Some(mode) if mode.parse::<sqlx::postgres::PgSslMode>().is_err() => Err(format!(
+                "sslmode={mode} is not a PostgreSQL SSL mode; use disable, prefer, require, \
+                 verify-ca or verify-full (verify-full checks the server's certificate and name)"
+            )),
+            _ => Ok(()),
+        };
     }
     match url.split_once("://") {
         Some((scheme, _))

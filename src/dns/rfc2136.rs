@@ -128,10 +128,7 @@ impl Rfc2136 {
         let response = wire::decode(&answer, message.metadata.id, server)?;
         let code = response.metadata.response_code;
         if code != ResponseCode::NoError {
-            let tsig = response
-                .signature
-                .as_ref()
-                .and_then(|sig| sig.data.error);
+            let tsig = response.signature.as_ref().and_then(|sig| sig.data.error);
             return Err(self.refusal(code, tsig, zone, server));
         }
         match verifier {

@@ -1,9 +1,11 @@
 //! The `Store` seam: everything certfleet persists, as the methods the app needs.
 //!
-//! Callers hold an `Arc<dyn Store>`; [`sqlite::SqliteStore`] is the default backend, and a
-//! PostgreSQL backend implements the same trait without touching callers. Every method is one
+//! Callers hold an `Arc<dyn Store>`; [`sqlite::SqliteStore`] is the default backend, and
+//! [`postgres::PgStore`] implements the same trait for replicas sharing one PostgreSQL database
+//! (`open` picks one by the URL's scheme). Every method is one
 //! short statement or transaction, so a store is safe to share between tasks.
 
+pub mod postgres;
 pub mod seal;
 pub mod sqlite;
 
@@ -204,6 +206,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         now: i64,
     ) -> Result<bool, StoreError>;
 
+    /// Takes the lease `name` for `owner` until `now + ttl` seconds, or extends it when `owner`
+    /// holds it already. `false` while another owner holds an unexpired one. Leases guard
+    /// cluster-wide work (an issuance): take it only for that work, check the store again after
+    /// taking it, always release it.
+    async fn try_lease(&self, name: &str, owner: &str, now: i64, ttl: i64)
+    -> Result<bool, StoreError>;
+
+    /// Releases the lease `name` if `owner` holds it.
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
+
     /// Moves the renewal time of `key`'s certificate (the CA's renewal window says later).
     async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError>;
 
@@ -266,7 +278,11 @@ pub struct Failure {
 /// SQLite without one, by a key generated into a 0600 file beside the database).
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
     let sealer = sealer(config)?;
-    let store = sqlite::SqliteStore::open(config.url.expose(), sealer).await?;
+    let store: Arc<dyn Store> = if postgres::is_postgres_url(config.url.expose()) {
+        Arc::new(postgres::PgStore::open(config, sealer).await?)
+    } else {
+        Arc::new(sqlite::SqliteStore::open(config.url.expose(), sealer).await?)
+    };
     let resealed = store.reseal().await?;
     if resealed > 0 {
         tracing::info!(
@@ -274,7 +290,7 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> 
             "re-encrypted private keys with the current storage key"
         );
     }
-    Ok(Arc::new(store))
+    Ok(store)
 }
 
 fn sealer(config: &StorageConfig) -> Result<seal::Sealer, StoreError> {
@@ -295,6 +311,13 @@ fn sealer(config: &StorageConfig) -> Result<seal::Sealer, StoreError> {
     };
     if let Some(key) = &config.encryption_key {
         return seal("storage.encryptionKey", key.expose());
+    }
+    // The generated key file is SQLite's alone: replicas on PostgreSQL must share one key.
+    if postgres::is_postgres_url(config.url.expose()) {
+        return Err(StoreError::new(
+            "encryption key",
+            "a PostgreSQL database needs storage.encryptionKey, the same on every replica",
+        ));
     }
     let path = sqlite::key_file_path(config.url.expose())?;
     let (key, created) = seal::load_or_create_key_file(&path)

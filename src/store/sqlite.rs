@@ -37,6 +37,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "akash",
         include_str!("../../migrations/sqlite/0004_akash.sql"),
     ),
+    (
+        5,
+        "leases",
+        include_str!("../../migrations/sqlite/0005_leases.sql"),
+    ),
 ];
 
 /// A SQLite database shared by a pool of connections; private keys sealed by a [`Sealer`].
@@ -86,10 +91,17 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::new("open database", e))?;
+        // Processes sharing the file may start together; sqlx takes no lock on SQLite, so
+        // migrations run under an exclusive lock on a file beside the database.
+        let guard = match is_memory(&path) {
+            true => None,
+            false => Some(migration_lock(&path).await?),
+        };
         migrator()
             .run(&pool)
             .await
             .map_err(|e| StoreError::new("apply migrations", e))?;
+        drop(guard);
         Ok(Self { pool, sealer })
     }
 
@@ -195,6 +207,24 @@ fn create_private_file(path: &PathBuf) -> Result<(), StoreError> {
             std::io::ErrorKind::AlreadyExists => Ok(()),
             _ => Err(StoreError::new("create database file", e)),
         })
+}
+
+/// Takes an exclusive lock on `<database>.lock` (created 0600), released when dropped.
+async fn migration_lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(PathBuf::from(name))
+        .map_err(|e| StoreError::new("open the migration lock", e))?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| StoreError::new("take the migration lock", e))?
+        .map_err(|e| StoreError::new("take the migration lock", e))
 }
 
 fn migrator() -> Migrator {
@@ -638,6 +668,41 @@ impl Store for SqliteStore {
         .map_err(|e| StoreError::new("save the server identity", e))?
         .rows_affected();
         Ok(inserted == 1)
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<bool, StoreError> {
+        // One statement: taken when free, expired, or already ours (then extended).
+        let taken = sqlx::query(
+            "INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
+             expires_at = excluded.expires_at \
+             WHERE leases.owner = excluded.owner OR leases.expires_at <= $4",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(now.saturating_add(ttl))
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("take a lease", e))?
+        .rows_affected();
+        Ok(taken == 1)
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
+            .bind(name)
+            .bind(owner)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("release a lease", e))
     }
 
     async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError> {

@@ -8,6 +8,7 @@
 
 pub mod ca;
 pub mod pebble;
+pub mod postgres;
 pub mod proxy;
 pub mod service;
 

@@ -94,7 +94,10 @@ impl Bind {
 
     /// named's output so far.
     pub fn log(&self) -> String {
-        self.output.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.output
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     async fn wait_ready(&mut self, zone: &str) -> Result<(), String> {
@@ -175,7 +178,10 @@ fn drain(pipe: impl Read + Send + 'static, output: Arc<Mutex<String>>) {
         let mut reader = BufReader::new(pipe);
         let mut line = String::new();
         while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-            output.lock().unwrap_or_else(PoisonError::into_inner).push_str(&line);
+            output
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_str(&line);
             line.clear();
         }
     });

@@ -60,7 +60,9 @@ impl CloudflareFake {
     pub async fn start(zones: &[&str], challtestsrv: Option<String>) -> CloudflareFake {
         let mut state = FakeState::default();
         for (i, zone) in zones.iter().enumerate() {
-            state.zones.insert(format!("{:032x}", 0xc0ffee + i), (*zone).to_owned());
+            state
+                .zones
+                .insert(format!("{:032x}", 0xc0ffee + i), (*zone).to_owned());
         }
         let state = Arc::new(Mutex::new(state));
         let shared = Shared {
@@ -115,9 +117,12 @@ impl CloudflareFake {
     }
 }
 
-
-async fn list_zones(State(shared): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
-    if let Err(denied) = check_token(&headers) {
+async fn list_zones(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Some(denied) = check_token(&headers) {
         return denied;
     }
     let q = super::params(q);
@@ -138,7 +143,7 @@ async fn list_records(
     Path(zone_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if let Err(denied) = check_token(&headers) {
+    if let Some(denied) = check_token(&headers) {
         return denied;
     }
     let q = super::params(q);
@@ -165,23 +170,39 @@ async fn create_record(
     Path(zone_id): Path<String>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(denied) = check_token(&headers) {
+    if let Some(denied) = check_token(&headers) {
         return denied;
     }
     let fault = {
         let mut state = record_call(&shared, "POST /dns_records");
         let fault = state.fault;
         if let Fault::RateLimit(n) = fault {
-            state.fault = if n > 1 { Fault::RateLimit(n - 1) } else { Fault::None };
+            state.fault = if n > 1 {
+                Fault::RateLimit(n - 1)
+            } else {
+                Fault::None
+            };
         }
         fault
     };
     match fault {
-        Fault::ServerError => return error(StatusCode::INTERNAL_SERVER_ERROR, 10001, "Internal server error"),
+        Fault::ServerError => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                10001,
+                "Internal server error",
+            );
+        }
         Fault::Hang => std::future::pending::<()>().await,
         Fault::RateLimit(_) => {
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, 971, "Please wait and consider throttling your request speed");
-            response.headers_mut().insert("retry-after", "1".parse().expect("header"));
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                971,
+                "Please wait and consider throttling your request speed",
+            );
+            response
+                .headers_mut()
+                .insert("retry-after", "1".parse().expect("header"));
             return response;
         }
         Fault::None => {}
@@ -191,7 +212,11 @@ async fn create_record(
         body["name"].as_str(),
         body["content"].as_str(),
     ) else {
-        return error(StatusCode::BAD_REQUEST, 9005, "Content for TXT record is invalid.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            9005,
+            "Content for TXT record is invalid.",
+        );
     };
     let (id, values) = {
         let mut state = lock(&shared.state);
@@ -199,10 +224,22 @@ async fn create_record(
             return unknown_zone(&zone_id);
         };
         if name != zone && !name.ends_with(&format!(".{zone}")) {
-            return error(StatusCode::BAD_REQUEST, 9007, "Record name is not in the zone.");
+            return error(
+                StatusCode::BAD_REQUEST,
+                9007,
+                "Record name is not in the zone.",
+            );
         }
-        if state.records.values().any(|r| r.name == name && r.content == content) {
-            return error(StatusCode::BAD_REQUEST, 81058, "An identical record already exists.");
+        if state
+            .records
+            .values()
+            .any(|r| r.name == name && r.content == content)
+        {
+            return error(
+                StatusCode::BAD_REQUEST,
+                81058,
+                "An identical record already exists.",
+            );
         }
         state.next_id += 1;
         let id = format!("{:032x}", 0xabc0_0000 + state.next_id);
@@ -227,7 +264,7 @@ async fn delete_record(
     headers: HeaderMap,
     Path((zone_id, record_id)): Path<(String, String)>,
 ) -> Response {
-    if let Err(denied) = check_token(&headers) {
+    if let Some(denied) = check_token(&headers) {
         return denied;
     }
     let (name, values) = {
@@ -247,14 +284,15 @@ async fn delete_record(
     ok(json!({"id": record_id}), None)
 }
 
-fn check_token(headers: &HeaderMap) -> Result<(), Response> {
+/// The 403 a request without the right token gets, if it gets one.
+fn check_token(headers: &HeaderMap) -> Option<Response> {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match bearer {
-        Some(TOKEN) => Ok(()),
-        _ => Err(error(StatusCode::FORBIDDEN, 9109, "Invalid access token")),
+        Some(TOKEN) => None,
+        _ => Some(error(StatusCode::FORBIDDEN, 9109, "Invalid access token")),
     }
 }
 
@@ -265,7 +303,12 @@ fn record_call<'a>(shared: &'a Shared, call: &str) -> std::sync::MutexGuard<'a, 
 }
 
 fn values_of(state: &FakeState, name: &str) -> Vec<String> {
-    state.records.values().filter(|r| r.name == name).map(|r| r.content.clone()).collect()
+    state
+        .records
+        .values()
+        .filter(|r| r.name == name)
+        .map(|r| r.content.clone())
+        .collect()
 }
 
 fn record_json(id: &str, r: &Record) -> Value {
@@ -277,17 +320,30 @@ fn record_json(id: &str, r: &Record) -> Value {
 
 /// Pages of `per_page` (default 20 here, as the real API's default is small too).
 fn paginate(items: Vec<Value>, q: &BTreeMap<String, String>) -> Response {
-    let per_page: usize = q.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(20).clamp(5, 5000);
-    let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
+    let per_page: usize = q
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .clamp(5, 5000);
+    let page: usize = q
+        .get("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let total = items.len();
     let pages = total.div_ceil(per_page).max(1);
-    let slice: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
     let info = json!({"page": page, "per_page": per_page, "count": slice.len(), "total_count": total, "total_pages": pages});
     ok(Value::Array(slice), Some(info))
 }
 
 fn ok(result: Value, result_info: Option<Value>) -> Response {
-    let mut body = json!({"success": true, "errors": [], "messages": [], "result": result});
+    let mut body = json!({"success": true, "errors": [], "messages": []});
+    body["result"] = result;
     if let Some(info) = result_info {
         body["result_info"] = info;
     }
@@ -303,7 +359,9 @@ fn unknown_zone(zone_id: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
         7003,
-        &format!("Could not route to /zones/{zone_id}/dns_records, perhaps your object identifier is invalid?"),
+        &format!(
+            "Could not route to /zones/{zone_id}/dns_records, perhaps your object identifier is invalid?"
+        ),
     )
 }
 

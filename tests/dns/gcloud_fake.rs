@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{
+    KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey,
+};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -36,6 +38,11 @@ pub struct GcloudFake {
     state: Arc<Mutex<FakeState>>,
 }
 
+/// (managed zone name, rrset name with dot).
+type RrsetKey = (String, String);
+/// (ttl, quoted rrdatas).
+type Rrset = (u64, Vec<String>);
+
 #[derive(Debug, Default)]
 struct FakeState {
     /// (managed zone name, DNS name with dot, visibility)
@@ -50,7 +57,7 @@ struct FakeState {
     /// Changes refused with 409 or 412.
     conflicts: u64,
     /// An rrset another writer puts in place just before the next change is applied.
-    interfere: Option<((String, String), (u64, Vec<String>))>,
+    interfere: Option<(RrsetKey, Rrset)>,
 }
 
 #[derive(Clone)]
@@ -64,18 +71,25 @@ impl GcloudFake {
     /// Starts the fake with public managed zones for `zones` (named `zone-0`, ...) and a
     /// private zone for the first one (which certfleet must not pick).
     pub async fn start(zones: &[&str], challtestsrv: Option<String>) -> GcloudFake {
-        let key = rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-            .expect("generate an RSA key");
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .expect("generate an RSA key");
         let pair = RsaKeyPair::from_pkcs8(&key.serialize_der()).expect("RSA key");
         let mut state = FakeState {
             public_key: pair.public_key().as_ref().to_vec(),
             ..FakeState::default()
         };
         if let Some(first) = zones.first() {
-            state.zones.push(("private-zone".to_owned(), format!("{first}."), "private".to_owned()));
+            state.zones.push((
+                "private-zone".to_owned(),
+                format!("{first}."),
+                "private".to_owned(),
+            ));
         }
         for (i, zone) in zones.iter().enumerate() {
-            state.zones.push((format!("zone-{i}"), format!("{zone}."), "public".to_owned()));
+            state
+                .zones
+                .push((format!("zone-{i}"), format!("{zone}."), "public".to_owned()));
         }
         let state = Arc::new(Mutex::new(state));
         let shared = Shared {
@@ -86,16 +100,29 @@ impl GcloudFake {
         let project = "/dns/v1/projects/{project}/managedZones";
         let router = Router::new()
             .route("/token", post(token))
-            .route("/computeMetadata/v1/instance/service-accounts/default/token", get(metadata_token))
-            .route("/computeMetadata/v1/project/project-id", get(metadata_project))
+            .route(
+                "/computeMetadata/v1/instance/service-accounts/default/token",
+                get(metadata_token),
+            )
+            .route(
+                "/computeMetadata/v1/project/project-id",
+                get(metadata_project),
+            )
             .route(project, get(list_zones))
             .route(&format!("{project}/{{zone}}/rrsets"), get(list_rrsets))
             .route(&format!("{project}/{{zone}}/changes"), post(create_change))
-            .route(&format!("{project}/{{zone}}/changes/{{id}}"), get(get_change))
+            .route(
+                &format!("{project}/{{zone}}/changes/{{id}}"),
+                get(get_change),
+            )
             .with_state(shared.clone());
         let base = super::serve(router).await;
         *lock(&shared.token_uri) = format!("{base}/token");
-        GcloudFake { base, key_pem: key.serialize_pem(), state }
+        GcloudFake {
+            base,
+            key_pem: key.serialize_pem(),
+            state,
+        }
     }
 
     /// The `apiUrl` to configure: `http://127.0.0.1:PORT/dns/v1`.
@@ -173,7 +200,9 @@ impl GcloudFake {
 
 async fn token(State(shared): State<Shared>, body: Bytes) -> Response {
     let form: BTreeMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+    if form.get("grant_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    {
         return oauth_error("unsupported_grant_type", "Invalid grant_type.");
     }
     let Some(assertion) = form.get("assertion") else {
@@ -189,14 +218,22 @@ async fn token(State(shared): State<Shared>, body: Bytes) -> Response {
 
 async fn metadata_token(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
-        return (StatusCode::FORBIDDEN, "Missing required header: Metadata-Flavor").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Missing required header: Metadata-Flavor",
+        )
+            .into_response();
     }
     issue_token(&shared)
 }
 
 async fn metadata_project(headers: HeaderMap) -> Response {
     if headers.get("metadata-flavor").and_then(|v| v.to_str().ok()) != Some("Google") {
-        return (StatusCode::FORBIDDEN, "Missing required header: Metadata-Flavor").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Missing required header: Metadata-Flavor",
+        )
+            .into_response();
     }
     PROJECT.into_response()
 }
@@ -214,7 +251,7 @@ async fn list_zones(
     Path(project): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if let Err(denied) = authorize(&shared, &headers, &project) {
+    if let Some(denied) = authorize(&shared, &headers, &project) {
         return denied;
     }
     let q = super::params(q);
@@ -228,7 +265,11 @@ async fn list_zones(
         })
         .collect();
     // One zone per page, so that pagination is always exercised.
-    let page: usize = q.get("pageToken").and_then(|t| t.strip_prefix("page-")).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let page: usize = q
+        .get("pageToken")
+        .and_then(|t| t.strip_prefix("page-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     let mut body = json!({"kind": "dns#managedZonesListResponse", "managedZones": matching.get(page).into_iter().collect::<Vec<_>>()});
     if page + 1 < matching.len() {
         body["nextPageToken"] = json!(format!("page-{}", page + 1));
@@ -242,7 +283,7 @@ async fn list_rrsets(
     Path((project, zone)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if let Err(denied) = authorize(&shared, &headers, &project) {
+    if let Some(denied) = authorize(&shared, &headers, &project) {
         return denied;
     }
     let q = super::params(q);
@@ -267,21 +308,37 @@ async fn create_change(
     Path((project, zone)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    if let Err(denied) = authorize(&shared, &headers, &project) {
+    if let Some(denied) = authorize(&shared, &headers, &project) {
         return denied;
     }
     let fault = {
         let mut state = lock(&shared.state);
         let fault = state.fault;
         if let Fault::RateLimit(n) = fault {
-            state.fault = if n > 1 { Fault::RateLimit(n - 1) } else { Fault::None };
+            state.fault = if n > 1 {
+                Fault::RateLimit(n - 1)
+            } else {
+                Fault::None
+            };
         }
         fault
     };
     match fault {
-        Fault::ServerError => return google_error(StatusCode::INTERNAL_SERVER_ERROR, "backendError", "Internal error. Please try again."),
+        Fault::ServerError => {
+            return google_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "backendError",
+                "Internal error. Please try again.",
+            );
+        }
         Fault::Hang => std::future::pending::<()>().await,
-        Fault::RateLimit(_) => return google_error(StatusCode::TOO_MANY_REQUESTS, "rateLimitExceeded", "Rate limit exceeded."),
+        Fault::RateLimit(_) => {
+            return google_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rateLimitExceeded",
+                "Rate limit exceeded.",
+            );
+        }
         Fault::None => {}
     }
     let (id, touched) = {
@@ -295,14 +352,23 @@ async fn create_change(
         let mut rrsets = state.rrsets.clone();
         let mut touched = BTreeSet::new();
         for deletion in body["deletions"].as_array().into_iter().flatten() {
-            let key = (zone.clone(), deletion["name"].as_str().unwrap_or_default().to_owned());
-            let wanted = (deletion["ttl"].as_u64().unwrap_or(0), strings(&deletion["rrdatas"]));
+            let key = (
+                zone.clone(),
+                deletion["name"].as_str().unwrap_or_default().to_owned(),
+            );
+            let wanted = (
+                deletion["ttl"].as_u64().unwrap_or(0),
+                strings(&deletion["rrdatas"]),
+            );
             if rrsets.get(&key) != Some(&wanted) {
                 lock_conflict(&mut state);
                 return google_error(
                     StatusCode::PRECONDITION_FAILED,
                     "conditionNotMet",
-                    &format!("Precondition not met for 'entity.change.deletions[{}]'", key.1),
+                    &format!(
+                        "Precondition not met for 'entity.change.deletions[{}]'",
+                        key.1
+                    ),
                 );
             }
             rrsets.remove(&key);
@@ -310,13 +376,29 @@ async fn create_change(
         }
         for addition in body["additions"].as_array().into_iter().flatten() {
             let name = addition["name"].as_str().unwrap_or_default().to_owned();
-            let zone_dns = state.zones.iter().find(|(n, _, _)| *n == zone).map(|(_, d, _)| d.clone()).unwrap_or_default();
+            let zone_dns = state
+                .zones
+                .iter()
+                .find(|(n, _, _)| *n == zone)
+                .map(|(_, d, _)| d.clone())
+                .unwrap_or_default();
             if !(name == zone_dns || name.ends_with(&format!(".{zone_dns}"))) {
-                return google_error(StatusCode::BAD_REQUEST, "invalid", &format!("Invalid value for 'entity.change.additions[{name}].name'"));
+                return google_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    &format!("Invalid value for 'entity.change.additions[{name}].name'"),
+                );
             }
             let datas = strings(&addition["rrdatas"]);
-            if datas.iter().any(|d| !(d.starts_with('"') && d.ends_with('"'))) {
-                return google_error(StatusCode::BAD_REQUEST, "invalid", "Invalid value for 'entity.change.additions[0].rrdata'");
+            if datas
+                .iter()
+                .any(|d| !(d.starts_with('"') && d.ends_with('"')))
+            {
+                return google_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "Invalid value for 'entity.change.additions[0].rrdata'",
+                );
             }
             let key = (zone.clone(), name.clone());
             if rrsets.contains_key(&key) {
@@ -324,7 +406,9 @@ async fn create_change(
                 return google_error(
                     StatusCode::CONFLICT,
                     "alreadyExists",
-                    &format!("The resource 'entity.change.additions[{name}][TXT]' named '{name} (TXT)' already exists"),
+                    &format!(
+                        "The resource 'entity.change.additions[{name}][TXT]' named '{name} (TXT)' already exists"
+                    ),
                 );
             }
             rrsets.insert(key, (addition["ttl"].as_u64().unwrap_or(300), datas));
@@ -338,7 +422,12 @@ async fn create_change(
                 let values = state
                     .rrsets
                     .get(&(zone.clone(), name.clone()))
-                    .map(|(_, datas)| datas.iter().map(|d| d.trim_matches('"').to_owned()).collect())
+                    .map(|(_, datas)| {
+                        datas
+                            .iter()
+                            .map(|d| d.trim_matches('"').to_owned())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 (name, values)
             })
@@ -360,13 +449,14 @@ async fn get_change(
     headers: HeaderMap,
     Path((project, _zone, id)): Path<(String, String, String)>,
 ) -> Response {
-    if let Err(denied) = authorize(&shared, &headers, &project) {
+    if let Some(denied) = authorize(&shared, &headers, &project) {
         return denied;
     }
     Json(json!({"kind": "dns#change", "id": id, "status": "done"})).into_response()
 }
 
-fn authorize(shared: &Shared, headers: &HeaderMap, project: &str) -> Result<(), Response> {
+/// The 401 or 403 a request gets without a token the fake issued, or for another project.
+fn authorize(shared: &Shared, headers: &HeaderMap, project: &str) -> Option<Response> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -374,12 +464,16 @@ fn authorize(shared: &Shared, headers: &HeaderMap, project: &str) -> Result<(), 
         .unwrap_or_default();
     if !lock(&shared.state).tokens.contains(token) {
         let body = json!({"error": {"code": 401, "message": "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", "errors": [{"reason": "authError", "message": "Invalid Credentials"}], "status": "UNAUTHENTICATED"}});
-        return Err((StatusCode::UNAUTHORIZED, Json(body)).into_response());
+        return Some((StatusCode::UNAUTHORIZED, Json(body)).into_response());
     }
     if project != PROJECT {
-        return Err(google_error(StatusCode::FORBIDDEN, "forbidden", &format!("The caller does not have permission on project {project}")));
+        return Some(google_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("The caller does not have permission on project {project}"),
+        ));
     }
-    Ok(())
+    None
 }
 
 /// Checks an RS256 assertion as Google's token endpoint does: signature, iss, aud, scope, exp.
@@ -388,16 +482,31 @@ fn verify_assertion(assertion: &str, public_key: &[u8], token_uri: &str) -> Resu
     let [header, claims, signature] = parts[..] else {
         return Err("Invalid JWT: not three segments".to_owned());
     };
-    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| "Invalid JWT encoding.".to_owned());
-    let header: Value = serde_json::from_slice(&decode(header)?).map_err(|_| "Invalid JWT header.")?;
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| "Invalid JWT encoding.".to_owned())
+    };
+    let header: Value =
+        serde_json::from_slice(&decode(header)?).map_err(|_| "Invalid JWT header.")?;
     if header["alg"] != "RS256" {
         return Err("Invalid JWT: alg must be RS256.".to_owned());
     }
     UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public_key)
-        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &decode(signature)?)
+        .verify(
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &decode(signature)?,
+        )
         .map_err(|_| "Invalid JWT Signature.".to_owned())?;
-    let claims: Value = serde_json::from_slice(&decode(claims)?).map_err(|_| "Invalid JWT claims.")?;
-    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()).expect("time");
+    let claims: Value =
+        serde_json::from_slice(&decode(claims)?).map_err(|_| "Invalid JWT claims.")?;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+    )
+    .expect("time");
     if claims["iss"] != CLIENT_EMAIL || claims["aud"] != token_uri {
         return Err("Invalid JWT: iss or aud".to_owned());
     }
@@ -412,7 +521,12 @@ fn verify_assertion(assertion: &str, public_key: &[u8], token_uri: &str) -> Resu
 }
 
 fn strings(value: &Value) -> Vec<String> {
-    value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
 }
 
 fn lock_conflict(state: &mut FakeState) {
@@ -420,7 +534,11 @@ fn lock_conflict(state: &mut FakeState) {
 }
 
 fn oauth_error(error: &str, description: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": error, "error_description": description}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
 }
 
 fn google_error(status: StatusCode, reason: &str, message: &str) -> Response {
@@ -429,7 +547,11 @@ fn google_error(status: StatusCode, reason: &str, message: &str) -> Response {
 }
 
 fn not_found(zone: &str) -> Response {
-    google_error(StatusCode::NOT_FOUND, "notFound", &format!("The 'parameters.managedZone' resource named '{zone}' does not exist."))
+    google_error(
+        StatusCode::NOT_FOUND,
+        "notFound",
+        &format!("The 'parameters.managedZone' resource named '{zone}' does not exist."),
+    )
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -52,10 +52,14 @@ impl Publisher {
     pub async fn publish(&self, fqdn: &str, values: &[String]) {
         let Some(base) = &self.base else { return };
         let host = format!("{}.", fqdn.trim_end_matches('.'));
-        self.post(&format!("{base}/clear-txt"), json!({"host": host})).await;
+        self.post(&format!("{base}/clear-txt"), json!({"host": host}))
+            .await;
         for value in values {
-            self.post(&format!("{base}/set-txt"), json!({"host": host, "value": value}))
-                .await;
+            self.post(
+                &format!("{base}/set-txt"),
+                json!({"host": host, "value": value}),
+            )
+            .await;
         }
     }
 

@@ -1,0 +1,239 @@
+//! Several certfleet processes (the real binary) sharing one store and one Pebble, each on its
+//! own loopback address: no certificate is ever ordered twice, HTTP-01 is answered by whichever
+//! replica the CA reaches, a replica killed mid-issuance is taken over, renewals happen once.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use common::service::{ADMIN_KEY, base_yaml};
+use common::{Pebble, PebbleOptions, free_port};
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// One certfleet process on 127.0.0.`host`.
+struct Replica {
+    child: Child,
+    ip: String,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Replica {
+    fn start(host: u8, yaml: &str, dir: &Path, failpoint: Option<&str>) -> Replica {
+        let ip = format!("127.0.0.{host}");
+        let api = free_port();
+        let config = dir.join(format!("replica{host}.yaml"));
+        std::fs::write(&config, yaml.replace("REPLICA_IP", &ip).replace("API_PORT", &api.to_string()))
+            .expect("write config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_certfleet"));
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .env_remove("CERTFLEET_FAILPOINT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(point) = failpoint {
+            command.env("CERTFLEET_FAILPOINT", point);
+        }
+        let mut child = command.spawn().expect("start certfleet");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Replica { child, base: format!("http://{ip}:{api}"), ip, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Names this replica placed an order for (from its own log).
+    fn ordered(&self) -> HashSet<String> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("ACME order created"))
+            .filter_map(|line| line.split("names=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn wait_ready(client: &reqwest::Client, replicas: &[Replica]) {
+    for replica in replicas {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let response = client.get(format!("{}/readyz", replica.base)).send().await;
+            if response.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "replica {} not ready:\n{}", replica.ip, replica.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(90)).build().expect("client")
+}
+
+async fn post(client: &reqwest::Client, replica: &Replica, name: &str) -> reqwest::Response {
+    client
+        .post(format!("{}/api/certificate", replica.base))
+        .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+        .json(&json!({"domain": name}))
+        .send()
+        .await
+        .expect("POST reaches the replica")
+}
+
+/// The replicas' config: one shared store, one HTTP-01 port on each replica's own address.
+fn replica_yaml(pebble: &Pebble, db_url: &str, lease_ttl: &str) -> String {
+    base_yaml(pebble, db_url, "60s")
+        .replace("server:\n", "server:\n  listen: \"REPLICA_IP:API_PORT\"\n")
+        .replace(&format!("127.0.0.1:{}", pebble.http_port()), &format!("REPLICA_IP:{}", pebble.http_port()))
+        .replace(
+            "storage:\n",
+            &format!("storage:\n  encryptionKey: \"{KEY}\"\n  leaseTtl: {lease_ttl}\n"),
+        )
+}
+
+/// 50 requests for 10 new name sets spread over 3 replicas; names point at replicas other than
+/// the ones asked, so validations reach replicas that did not place the order.
+async fn fifty_requests_ten_certificates(db_url: &str, dir: &Path) {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let yaml = replica_yaml(&pebble, db_url, "5s");
+    let replicas: Vec<Replica> = (2..=4).map(|host| Replica::start(host, &yaml, dir, None)).collect();
+    let client = client();
+    wait_ready(&client, &replicas).await;
+
+    // One issuance alone, as the yardstick (after warming up the account).
+    pebble.add_a("warm.example.test", &replicas[0].ip).await;
+    assert_eq!(post(&client, &replicas[0], "warm.example.test").await.status(), 200);
+    pebble.add_a("single.example.test", &replicas[1].ip).await;
+    let started = Instant::now();
+    assert_eq!(post(&client, &replicas[0], "single.example.test").await.status(), 200);
+    let single = started.elapsed();
+
+    for j in 0..10 {
+        pebble.add_a(&format!("r{j}.example.test"), &replicas[(j + 1) % 3].ip).await;
+    }
+    let started = Instant::now();
+    let requests = (0..50).map(|i| {
+        let name = format!("r{}.example.test", i % 10);
+        let (client, replica) = (client.clone(), &replicas[i % 3]);
+        async move {
+            let response = post(&client, replica, &name).await;
+            (name, response.status().as_u16(), response.text().await.unwrap_or_default())
+        }
+    });
+    let results = join_all(requests).await;
+    let all = started.elapsed();
+    for (name, status, body) in &results {
+        assert_eq!(*status, 200, "{name}: {body}");
+    }
+    assert_eq!(pebble.issued_count(), 12, "exactly one certificate per name set across replicas");
+    assert_eq!(pebble.orders_count(), 12, "and exactly one order");
+    assert!(all < single * 6, "10 name sets took {all:?}, one took {single:?}");
+
+    // Validations were answered by replicas that had not placed the order.
+    let mut crossed = 0;
+    for j in 0..10 {
+        let name = format!("r{j}.example.test");
+        let answerer = (j + 1) % 3;
+        let placers: Vec<usize> = (0..3).filter(|&r| replicas[r].ordered().contains(&name)).collect();
+        assert_eq!(placers.len(), 1, "{name} ordered by {placers:?}");
+        if placers[0] != answerer {
+            crossed += 1;
+        }
+    }
+    assert!(crossed > 0, "no validation crossed replicas");
+    eprintln!("replicas: 50 requests, 10 certificates, {crossed} validations answered by another replica; one issuance {single:?}, all {all:?}");
+}
+
+/// A replica killed (SIGKILL) in the middle of issuances: the others take its orders over
+/// once its leases expire; no name set gets two certificates, nothing is left behind.
+async fn a_killed_replica_is_taken_over(db_url: &str, dir: &Path) {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let yaml = replica_yaml(&pebble, db_url, "3s");
+    // Replica 2 stops for good right after the CA accepted its first challenge response.
+    let mut doomed = Replica::start(2, &yaml, dir, Some("challenge-ready"));
+    let others = [Replica::start(3, &yaml, dir, None), Replica::start(4, &yaml, dir, None)];
+    let client = client();
+    wait_ready(&client, std::slice::from_ref(&doomed)).await;
+    wait_ready(&client, &others).await;
+    for j in 0..5 {
+        // Validation reaches a surviving replica.
+        pebble.add_a(&format!("k{j}.example.test"), &others[j % 2].ip).await;
+    }
+    let stuck = {
+        let client = client.clone();
+        let base = doomed.base.clone();
+        tokio::spawn(async move {
+            let _ = client
+                .post(format!("{base}/api/certificate"))
+                .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+                .json(&json!({"domain": "k0.example.test"}))
+                .send()
+                .await;
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !doomed.log().contains("failpoint challenge-ready reached") {
+        assert!(Instant::now() < deadline, "replica 2 never reached its failpoint:\n{}", doomed.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    doomed.kill();
+    stuck.abort();
+
+    // The survivors serve every name, k0 included (taken over, not ordered again).
+    let requests = (0..5).map(|j| {
+        let (client, replica) = (client.clone(), &others[j % 2]);
+        async move { post(&client, replica, &format!("k{j}.example.test")).await.status().as_u16() }
+    });
+    for status in join_all(requests).await {
+        assert_eq!(status, 200);
+    }
+    assert_eq!(pebble.issued_count(), 5, "no name set got two certificates");
+    let resumed = others.iter().any(|r| r.log().contains("resuming the ACME order"));
+    assert!(resumed, "the killed replica's order was resumed by its URL");
+    assert_eq!(pebble.orders_count(), 5, "the killed replica's order was taken over, not placed again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_sqlite_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    fifty_requests_ten_certificates(&db_url, dir.path()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    a_killed_replica_is_taken_over(&db_url, dir.path()).await;
+}

@@ -1,0 +1,862 @@
+//! One storage story, run against every backend: SQLite, and a real PostgreSQL server started
+//! by the test (`tests/common/postgres.rs`). The story calls every `Store` method the way the
+//! app does and checks the answers, so the backends cannot drift apart. After it, what only
+//! PostgreSQL has: replicas starting together on one fresh database, and TLS to the database.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use certfleet::config::{Config, StorageConfig};
+use certfleet::domain::{CertKey, KeyType, NameSet};
+use certfleet::store::postgres::PgStore;
+use certfleet::store::seal::Sealer;
+use certfleet::store::sqlite::SqliteStore;
+use certfleet::store::{Failure, OrderRecord, PresentedRecord, RenewalClaim, Store, StoredCert};
+use futures_util::future::join_all;
+use tempfile::TempDir;
+
+use common::ca::TestCa;
+use common::postgres::Postgres;
+
+/// The storage key, and the one it is rotated to (32 bytes each, base64).
+const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+/// "Now" in the story, Unix seconds.
+const T: i64 = 1_800_000_000;
+const DIRECTORY: &str = "https://acme.example.test/directory";
+
+#[tokio::test]
+async fn story_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    story(&Backend::Sqlite { url, _dir: dir }).await;
+}
+
+#[tokio::test]
+async fn story_on_postgres() {
+    let server = Postgres::start().await;
+    let url = server.create_database("story", "").await;
+    story(&Backend::Postgres { url }).await;
+}
+
+/// The backend under test, reopened with other keys as the story rotates them.
+enum Backend {
+    Sqlite { url: String, _dir: TempDir },
+    Postgres { url: String },
+}
+
+impl Backend {
+    /// Opens the store sealing with `current` and also opening with `previous`. Opened
+    /// directly, not through `store::open`, which would re-seal before `reseal` is called.
+    async fn open(&self, current: &str, previous: &[&str]) -> Arc<dyn Store> {
+        let previous: Vec<(String, String)> = previous
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (format!("previous[{i}]"), (*key).to_owned()))
+            .collect();
+        let sealer = Sealer::new(("current", current), &previous).expect("sealer");
+        match self {
+            Backend::Sqlite { url, .. } => {
+                Arc::new(SqliteStore::open(url, sealer).await.expect("open SQLite"))
+            }
+            Backend::Postgres { url } => Arc::new(
+                PgStore::open(&storage_config(url, current, ""), sealer)
+                    .await
+                    .expect("open PostgreSQL"),
+            ),
+        }
+    }
+
+    /// The text values of a query's first column, read past the store (to see what is at rest).
+    async fn raw_texts(&self, sql: &'static str) -> Vec<String> {
+        match self {
+            Backend::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+                sqlx::query_scalar(sql).fetch_all(&pool).await.expect(sql)
+            }
+            Backend::Postgres { url } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                sqlx::query_scalar(sql).fetch_all(&pool).await.expect(sql)
+            }
+        }
+    }
+
+    /// Changes rows past the store (to plant what an older version or an attacker would).
+    async fn raw_execute(&self, sql: &'static str) {
+        match self {
+            Backend::Sqlite { url, .. } => {
+                let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+                sqlx::query(sql).execute(&pool).await.expect(sql);
+            }
+            Backend::Postgres { url } => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                sqlx::query(sql).execute(&pool).await.expect(sql);
+            }
+        }
+    }
+}
+
+/// `storage` as the config file gives it, so the pool settings go through the real parser.
+fn storage_config(url: &str, key: &str, extra: &str) -> StorageConfig {
+    let yaml = format!(
+        "storage:\n  url: \"{url}\"\n  encryptionKey: \"{key}\"\n  maxConnections: 4\n  \
+         connectTimeout: 5s\n{extra}"
+    );
+    Config::from_yaml(&yaml, std::iter::empty())
+        .unwrap_or_else(|e| panic!("config: {e}"))
+        .config
+        .storage
+}
+
+fn cert_key(names: &[&str], key_type: KeyType) -> CertKey {
+    CertKey {
+        names: NameSet::parse(names).expect("valid names"),
+        key_type,
+    }
+}
+
+fn stored(key: &CertKey, serial: &str, renew_after: i64) -> StoredCert {
+    StoredCert {
+        names: key.names.clone(),
+        key_type: key.key_type,
+        cert_pem: format!(
+            "-----BEGIN CERTIFICATE-----\nleaf {serial}\n-----END CERTIFICATE-----\n"
+        ),
+        key_pem: format!("-----BEGIN PRIVATE KEY-----\nkey {serial}\n-----END PRIVATE KEY-----\n"),
+        issuer_pem: "-----BEGIN CERTIFICATE-----\nissuer\n-----END CERTIFICATE-----\n".to_owned(),
+        serial: serial.to_owned(),
+        not_before: T - 1000,
+        not_after: T + 90 * 86_400,
+        renew_after,
+        issued_at: T - 1000,
+    }
+}
+
+fn assert_same(read: &StoredCert, saved: &StoredCert) {
+    assert_eq!(read.key(), saved.key());
+    assert_eq!(read.cert_pem, saved.cert_pem);
+    assert_eq!(read.key_pem, saved.key_pem);
+    assert_eq!(read.issuer_pem, saved.issuer_pem);
+    assert_eq!(read.serial, saved.serial);
+    assert_eq!(
+        (
+            read.not_before,
+            read.not_after,
+            read.renew_after,
+            read.issued_at
+        ),
+        (
+            saved.not_before,
+            saved.not_after,
+            saved.renew_after,
+            saved.issued_at
+        )
+    );
+}
+
+fn failure(count: u32, next_attempt: i64) -> Failure {
+    Failure {
+        count,
+        next_attempt,
+        code: "validation_failed".to_owned(),
+        message: format!("attempt {count} failed"),
+    }
+}
+
+/// Every `Store` method, in the order an issuance, a renewal and a key rotation use them.
+async fn story(backend: &Backend) {
+    let store = backend.open(KEY_A, &[]).await;
+    let a = cert_key(&["a.example.com", "www.a.example.com"], KeyType::EcdsaP256);
+    let a_rsa = cert_key(&["a.example.com", "www.a.example.com"], KeyType::Rsa2048);
+    let b = cert_key(&["b.example.com"], KeyType::EcdsaP256);
+    let c = cert_key(&["c.example.com"], KeyType::EcdsaP256);
+    let d = cert_key(&["d.example.com"], KeyType::EcdsaP256);
+
+    // An empty store.
+    store.ping().await.expect("ping");
+    assert!(store.certificate(&a).await.expect("read").is_none());
+    assert_eq!(store.due(T, 10).await.expect("due"), vec![]);
+    assert_eq!(store.next_due().await.expect("next due"), None);
+    assert_eq!(store.orders().await.expect("orders"), vec![]);
+
+    certificates(backend, &*store, &a, &a_rsa).await;
+    http01_tokens(&*store).await;
+    account(backend, &*store).await;
+    forced_renewals(&*store, &a, &b, &d).await;
+    orders(backend, &*store, &a, &b).await;
+    failures(&*store, &b).await;
+    due_and_next_due(&*store, [&a, &a_rsa, &b, &c, &d]).await;
+    server_identity(backend, &*store).await;
+    akash_pubkeys(&*store).await;
+    leases(&*store).await;
+
+    // An order in flight holds a sealed key too: the rotation must carry it over.
+    store.begin_order(&c, T).await.expect("begin");
+    store
+        .set_order_key(&c, "-----BEGIN PRIVATE KEY-----\norder c\n")
+        .await
+        .expect("order key");
+    drop(store);
+    rotation(backend, &a, &b, &c).await;
+}
+
+/// Save, read, replace; one row per identity (names + key type); keys sealed at rest and bound
+/// to their row.
+async fn certificates(backend: &Backend, store: &dyn Store, a: &CertKey, a_rsa: &CertKey) {
+    let first = stored(a, "01", T - 100);
+    store.save_certificate(&first).await.expect("save");
+    assert_same(
+        &store.certificate(a).await.expect("read").expect("saved"),
+        &first,
+    );
+
+    let second = stored(a, "02", T - 100);
+    store.save_certificate(&second).await.expect("replace");
+    assert_same(
+        &store.certificate(a).await.expect("read").expect("saved"),
+        &second,
+    );
+
+    let rsa = stored(a_rsa, "03", T + 5000);
+    store.save_certificate(&rsa).await.expect("save RSA");
+    assert_same(
+        &store.certificate(a).await.expect("read").expect("kept"),
+        &second,
+    );
+    assert_same(
+        &store
+            .certificate(a_rsa)
+            .await
+            .expect("read")
+            .expect("saved"),
+        &rsa,
+    );
+    let at_rest = backend.raw_texts("SELECT key_pem FROM certificates").await;
+    assert_eq!(at_rest.len(), 2, "one row per identity");
+    for value in &at_rest {
+        assert!(
+            value.starts_with("v1.") && !value.contains("PRIVATE"),
+            "{value}"
+        );
+    }
+
+    // A sealed key copied into another row does not open there.
+    backend
+        .raw_execute(
+            "UPDATE certificates SET key_pem = (SELECT key_pem FROM certificates \
+             WHERE key_type = 'rsa-2048') WHERE key_type = 'ecdsa-p256'",
+        )
+        .await;
+    let error = store.certificate(a).await.expect_err("moved ciphertext");
+    assert!(
+        error.to_string().contains("moved from another row"),
+        "{error}"
+    );
+    store.save_certificate(&second).await.expect("restore");
+    assert_same(
+        &store.certificate(a).await.expect("read").expect("saved"),
+        &second,
+    );
+}
+
+/// HTTP-01 key authorizations: any process sharing the store answers the CA.
+async fn http01_tokens(store: &dyn Store) {
+    assert_eq!(store.http01("tok-1").await.expect("read"), None);
+    store
+        .put_http01("tok-1", "tok-1.thumb", T)
+        .await
+        .expect("put");
+    store
+        .put_http01("tok-2", "tok-2.thumb", T)
+        .await
+        .expect("put");
+    assert_eq!(
+        store.http01("tok-1").await.expect("read").as_deref(),
+        Some("tok-1.thumb")
+    );
+    store
+        .put_http01("tok-1", "tok-1.other", T + 1)
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.http01("tok-1").await.expect("read").as_deref(),
+        Some("tok-1.other")
+    );
+    store.delete_http01("tok-1").await.expect("delete");
+    store
+        .delete_http01("tok-1")
+        .await
+        .expect("already gone is not an error");
+    assert_eq!(store.http01("tok-1").await.expect("read"), None);
+    assert_eq!(
+        store.http01("tok-2").await.expect("read").as_deref(),
+        Some("tok-2.thumb")
+    );
+    store.delete_http01("tok-2").await.expect("delete");
+}
+
+/// The ACME account: one per directory, sealed at rest, replaced in place.
+async fn account(backend: &Backend, store: &dyn Store) {
+    assert_eq!(store.account(DIRECTORY).await.expect("read"), None);
+    store
+        .save_account(DIRECTORY, r#"{"id":"acct-1"}"#, T)
+        .await
+        .expect("save");
+    assert_eq!(
+        store.account(DIRECTORY).await.expect("read").as_deref(),
+        Some(r#"{"id":"acct-1"}"#)
+    );
+    store
+        .save_account(DIRECTORY, r#"{"id":"acct-2"}"#, T + 1)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.account(DIRECTORY).await.expect("read").as_deref(),
+        Some(r#"{"id":"acct-2"}"#)
+    );
+    assert_eq!(
+        store.account("https://other.test/dir").await.expect("read"),
+        None
+    );
+    let at_rest = backend
+        .raw_texts("SELECT credentials FROM acme_accounts")
+        .await;
+    assert!(
+        at_rest
+            .iter()
+            .all(|v| v.starts_with("v1.") && !v.contains("acct")),
+        "{at_rest:?}"
+    );
+}
+
+/// Forced renewals: granted, too soon (with when to retry), granted again; atomic under
+/// concurrent claims.
+async fn forced_renewals(store: &dyn Store, a: &CertKey, b: &CertKey, d: &CertKey) {
+    let claim = |key, now| store.claim_forced_renewal(key, now, 3600);
+    assert_eq!(claim(a, T).await.expect("claim"), RenewalClaim::Granted);
+    assert_eq!(
+        claim(a, T + 10).await.expect("claim"),
+        RenewalClaim::TooSoon { retry_at: T + 3600 }
+    );
+    assert_eq!(
+        claim(b, T + 10).await.expect("claim"),
+        RenewalClaim::Granted,
+        "per identity"
+    );
+    assert_eq!(
+        claim(a, T + 3600).await.expect("claim"),
+        RenewalClaim::Granted
+    );
+
+    let claims = join_all((0..8).map(|_| claim(d, T))).await;
+    let granted = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(RenewalClaim::Granted)))
+        .count();
+    assert_eq!(granted, 1, "{claims:?}");
+}
+
+/// An order's life: begun before the CA knows it, URL and key saved, challenges recorded and
+/// forgotten, finished.
+async fn orders(backend: &Backend, store: &dyn Store, a: &CertKey, b: &CertKey) {
+    assert!(store.order(a).await.expect("read").is_none());
+    store.begin_order(a, T).await.expect("begin");
+    let record = store.order(a).await.expect("read").expect("begun");
+    assert_eq!(
+        (record.url, record.key_pem, record.started_at),
+        (None, None, T)
+    );
+    store
+        .begin_order(a, T + 50)
+        .await
+        .expect("begin again keeps the record");
+    store
+        .set_order_url(a, "https://ca.test/order/1")
+        .await
+        .expect("url");
+    store
+        .set_order_key(a, "-----BEGIN PRIVATE KEY-----\norder a\n")
+        .await
+        .expect("key");
+    let OrderRecord {
+        url,
+        key_pem,
+        started_at,
+    } = store.order(a).await.expect("read").expect("begun");
+    assert_eq!(url.as_deref(), Some("https://ca.test/order/1"));
+    assert_eq!(
+        key_pem.as_deref(),
+        Some("-----BEGIN PRIVATE KEY-----\norder a\n")
+    );
+    assert_eq!(started_at, T, "the first begin counts");
+    let at_rest = backend.raw_texts("SELECT key_pem FROM orders").await;
+    assert!(at_rest.iter().all(|v| v.starts_with("v1.")), "{at_rest:?}");
+
+    store.begin_order(b, T + 1).await.expect("begin");
+    assert_eq!(
+        store.orders().await.expect("orders"),
+        vec![a.clone(), b.clone()]
+    );
+
+    let http = PresentedRecord {
+        challenge_type: "http-01".to_owned(),
+        name: "a.example.com".to_owned(),
+        handle: "h1-token".to_owned(),
+    };
+    let dns = PresentedRecord {
+        challenge_type: "dns-01".to_owned(),
+        name: "www.a.example.com".to_owned(),
+        handle: "h2-record".to_owned(),
+    };
+    assert_eq!(store.presented(a).await.expect("presented"), vec![]);
+    store.add_presented(a, &http).await.expect("add");
+    store.add_presented(a, &dns).await.expect("add");
+    store
+        .add_presented(a, &http)
+        .await
+        .expect("add twice is one record");
+    assert_eq!(
+        store.presented(a).await.expect("presented"),
+        vec![http.clone(), dns.clone()]
+    );
+    assert_eq!(store.presented(b).await.expect("presented"), vec![]);
+    store.remove_presented(a, "h1-token").await.expect("remove");
+    store
+        .remove_presented(a, "h1-token")
+        .await
+        .expect("already gone");
+    assert_eq!(store.presented(a).await.expect("presented"), vec![dns]);
+
+    store.finish_order(a).await.expect("finish");
+    assert!(store.order(a).await.expect("read").is_none());
+    assert_eq!(store.presented(a).await.expect("presented"), vec![]);
+    assert_eq!(store.orders().await.expect("orders"), vec![b.clone()]);
+    store.finish_order(a).await.expect("finish again");
+    store.finish_order(b).await.expect("finish");
+    assert_eq!(store.orders().await.expect("orders"), vec![]);
+}
+
+/// Failure back-off: recorded, replaced, cleared.
+async fn failures(store: &dyn Store, b: &CertKey) {
+    assert_eq!(store.failure(b).await.expect("read"), None);
+    store
+        .record_failure(b, &failure(1, T + 3600))
+        .await
+        .expect("record");
+    assert_eq!(
+        store.failure(b).await.expect("read"),
+        Some(failure(1, T + 3600))
+    );
+    store
+        .record_failure(b, &failure(2, T + 7200))
+        .await
+        .expect("record");
+    assert_eq!(
+        store.failure(b).await.expect("read"),
+        Some(failure(2, T + 7200))
+    );
+    store.clear_failure(b).await.expect("clear");
+    store.clear_failure(b).await.expect("clear again");
+    assert_eq!(store.failure(b).await.expect("read"), None);
+}
+
+/// What the renewal worker sees: due identities most urgent first, back-off excluded, and the
+/// next time anything becomes due.
+async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5]) {
+    // a renews at T-100 and a_rsa at T+5000 (saved above); b and c are more urgent.
+    store
+        .save_certificate(&stored(b, "0b", T - 300))
+        .await
+        .expect("save");
+    store
+        .save_certificate(&stored(c, "0c", T - 200))
+        .await
+        .expect("save");
+    let due = |now, limit| store.due(now, limit);
+    assert_eq!(
+        due(T, 10).await.expect("due"),
+        vec![b.clone(), c.clone(), a.clone()]
+    );
+    assert_eq!(due(T, 2).await.expect("due"), vec![b.clone(), c.clone()]);
+    assert_eq!(due(T - 250, 10).await.expect("due"), vec![b.clone()]);
+    assert_eq!(store.next_due().await.expect("next"), Some(T - 300));
+
+    // b backs off until T+600: not due before, and that is when it next becomes due.
+    store
+        .record_failure(b, &failure(1, T + 600))
+        .await
+        .expect("record");
+    assert_eq!(due(T, 10).await.expect("due"), vec![c.clone(), a.clone()]);
+    store.set_renew_after(c, T + 1000).await.expect("move");
+    store.set_renew_after(a, T + 2000).await.expect("move");
+    assert_eq!(due(T, 10).await.expect("due"), vec![]);
+    assert_eq!(store.next_due().await.expect("next"), Some(T + 600));
+    assert_eq!(due(T + 600, 10).await.expect("due"), vec![b.clone()]);
+    assert_eq!(
+        due(T + 2000, 10).await.expect("due"),
+        vec![b.clone(), c.clone(), a.clone()]
+    );
+    assert_eq!(
+        due(T + 5000, 10).await.expect("due"),
+        vec![b.clone(), c.clone(), a.clone(), a_rsa.clone()]
+    );
+
+    // A back-off ending before the renewal time waits for the renewal time; a failure of an
+    // identity without a certificate (a first issuance) schedules no renewal.
+    store
+        .record_failure(c, &failure(1, T + 10))
+        .await
+        .expect("record");
+    store
+        .record_failure(d, &failure(1, T - 5000))
+        .await
+        .expect("record");
+    assert_eq!(store.next_due().await.expect("next"), Some(T + 600));
+    store.clear_failure(b).await.expect("clear");
+    assert_eq!(store.next_due().await.expect("next"), Some(T - 300));
+    store.clear_failure(c).await.expect("clear");
+    store.clear_failure(d).await.expect("clear");
+    store
+        .set_renew_after(d, T)
+        .await
+        .expect("no certificate: nothing to move");
+    assert!(store.certificate(d).await.expect("read").is_none());
+    let renew_after = store.certificate(c).await.expect("read").expect("saved");
+    assert_eq!(renew_after.renew_after, T + 1000);
+}
+
+/// certfleet's own TLS identity: the first writer wins, also when replicas race.
+async fn server_identity(backend: &Backend, store: &dyn Store) {
+    assert_eq!(store.server_identity("fallback").await.expect("read"), None);
+    let saved = store
+        .save_server_identity("fallback", "cert 1", "-----BEGIN PRIVATE KEY-----\n1\n", T)
+        .await
+        .expect("save");
+    assert!(saved);
+    let saved = store
+        .save_server_identity("fallback", "cert 2", "-----BEGIN PRIVATE KEY-----\n2\n", T)
+        .await
+        .expect("save");
+    assert!(!saved, "the first identity is kept");
+    assert_eq!(
+        store.server_identity("fallback").await.expect("read"),
+        Some((
+            "cert 1".to_owned(),
+            "-----BEGIN PRIVATE KEY-----\n1\n".to_owned()
+        ))
+    );
+
+    let racers = (0..4).map(|i| async move {
+        let key = format!("-----BEGIN PRIVATE KEY-----\nracer {i}\n");
+        let won = store
+            .save_server_identity("raced", &format!("cert {i}"), &key, T)
+            .await
+            .expect("save");
+        (won, format!("cert {i}"), key)
+    });
+    let results = join_all(racers).await;
+    let winners: Vec<_> = results.iter().filter(|(won, ..)| *won).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let (_, cert, key) = winners[0];
+    assert_eq!(
+        store.server_identity("raced").await.expect("read"),
+        Some((cert.clone(), key.clone()))
+    );
+    let at_rest = backend
+        .raw_texts("SELECT key_pem FROM server_identity")
+        .await;
+    assert!(at_rest.iter().all(|v| v.starts_with("v1.")), "{at_rest:?}");
+}
+
+/// Akash public keys found on chain, kept across restarts.
+async fn akash_pubkeys(store: &dyn Store) {
+    let address = "akash1qypqxpq9qcrsszg2pvxq6rs0zqg3yyc5lzv7xu";
+    assert_eq!(store.akash_pubkey(address).await.expect("read"), None);
+    let mut key = vec![2u8; 33];
+    store.save_akash_pubkey(address, &key).await.expect("save");
+    assert_eq!(
+        store.akash_pubkey(address).await.expect("read"),
+        Some(key.clone())
+    );
+    key[32] = 7;
+    store
+        .save_akash_pubkey(address, &key)
+        .await
+        .expect("save again");
+    assert_eq!(store.akash_pubkey(address).await.expect("read"), Some(key));
+}
+
+/// Leases: one owner at a time, extended by its owner, taken over once expired, released only
+/// by the owner; one winner when replicas race.
+async fn leases(store: &dyn Store) {
+    let lease = |owner, now| store.try_lease("issue:a", owner, now, 60);
+    assert!(lease("r1", T).await.expect("take"));
+    assert!(!lease("r2", T + 1).await.expect("held"));
+    assert!(lease("r1", T + 30).await.expect("extend: now until T+90"));
+    assert!(
+        !lease("r2", T + 61)
+            .await
+            .expect("still held after the first expiry")
+    );
+    assert!(lease("r2", T + 90).await.expect("expired: taken over"));
+    store
+        .release_lease("issue:a", "r1")
+        .await
+        .expect("not the holder: no effect");
+    assert!(!lease("r1", T + 91).await.expect("held by r2"));
+    store.release_lease("issue:a", "r2").await.expect("release");
+    assert!(lease("r1", T + 91).await.expect("free again"));
+    store.release_lease("issue:a", "r1").await.expect("release");
+    store
+        .release_lease("issue:a", "r1")
+        .await
+        .expect("release again");
+
+    let owners: Vec<String> = (0..8).map(|i| format!("replica-{i}")).collect();
+    let results = join_all(
+        owners
+            .iter()
+            .map(|owner| store.try_lease("issue:b", owner, T, 60)),
+    )
+    .await;
+    let taken = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(taken, 1, "{results:?}");
+}
+
+/// Key rotation: the new key writes, the old one still opens, `reseal` moves every sealed value
+/// (and any plaintext left by an old version) to the new key, then the old key can go.
+async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
+    let store = backend.open(KEY_A, &[]).await;
+    assert_eq!(store.reseal().await.expect("reseal"), 0, "all current");
+    backend
+        .raw_execute(
+            "UPDATE certificates SET key_pem = '-----BEGIN PRIVATE KEY-----\nplain b\n' \
+             WHERE names = 'b.example.com'",
+        )
+        .await;
+    let plain = store.certificate(b).await.expect("read").expect("saved");
+    assert_eq!(plain.key_pem, "-----BEGIN PRIVATE KEY-----\nplain b\n");
+    assert_eq!(
+        store.reseal().await.expect("reseal"),
+        1,
+        "the plaintext key"
+    );
+    drop(store);
+
+    let store = backend.open(KEY_B, &[KEY_A]).await;
+    let expected = store
+        .certificate(a)
+        .await
+        .expect("old key opens")
+        .expect("saved");
+    // 4 certificates, 1 order key, 1 account, 2 server identities.
+    assert_eq!(store.reseal().await.expect("reseal"), 8);
+    assert_eq!(store.reseal().await.expect("reseal"), 0, "all current now");
+    drop(store);
+
+    let new_id = Sealer::new(("b", KEY_B), &[])
+        .expect("sealer")
+        .current_id()
+        .to_owned();
+    for sql in [
+        "SELECT key_pem FROM certificates",
+        "SELECT key_pem FROM orders",
+        "SELECT credentials FROM acme_accounts",
+        "SELECT key_pem FROM server_identity",
+    ] {
+        for value in backend.raw_texts(sql).await {
+            assert!(
+                value.starts_with(&format!("v1.{new_id}.")),
+                "{sql}: {value}"
+            );
+        }
+    }
+
+    // The old key is no longer needed, and no longer enough.
+    let store = backend.open(KEY_B, &[]).await;
+    assert_same(
+        &store.certificate(a).await.expect("read").expect("saved"),
+        &expected,
+    );
+    let plain = store.certificate(b).await.expect("read").expect("saved");
+    assert_eq!(plain.key_pem, "-----BEGIN PRIVATE KEY-----\nplain b\n");
+    let order = store.order(c).await.expect("read").expect("begun");
+    assert_eq!(
+        order.key_pem.as_deref(),
+        Some("-----BEGIN PRIVATE KEY-----\norder c\n")
+    );
+    assert_eq!(
+        store.account(DIRECTORY).await.expect("read").as_deref(),
+        Some(r#"{"id":"acct-2"}"#)
+    );
+    drop(store);
+    let store = backend.open(KEY_A, &[]).await;
+    let error = store.certificate(a).await.expect_err("the old key alone");
+    assert!(
+        error.to_string().contains("previousEncryptionKeys"),
+        "{error}"
+    );
+}
+
+/// Replicas starting together on a fresh database: every one migrates (the migrator's advisory
+/// lock serialises them) and then they share the store: one winner per claim, lease and
+/// identity.
+#[tokio::test]
+async fn postgres_replicas_start_together_on_a_fresh_database() {
+    let server = Postgres::start().await;
+    let url = server.create_database("replicas", "").await;
+    let config = storage_config(&url, KEY_A, "");
+    let opened = join_all((0..3).map(|_| certfleet::store::open(&config))).await;
+    let replicas: Vec<Arc<dyn Store>> = opened
+        .into_iter()
+        .map(|store| store.expect("every replica migrates"))
+        .collect();
+
+    let files =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"))
+            .expect("migrations/postgres")
+            .count();
+    let mut conn = server.superuser("replicas").await;
+    let applied: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .expect("read the migrations table");
+    let expected: Vec<(i64, bool)> = (1..=i64::try_from(files).expect("few"))
+        .map(|v| (v, true))
+        .collect();
+    assert_eq!(applied, expected, "each migration applied once");
+
+    let key = cert_key(&["shared.example.com"], KeyType::EcdsaP256);
+    let claims = join_all(
+        replicas
+            .iter()
+            .map(|r| r.claim_forced_renewal(&key, T, 3600)),
+    )
+    .await;
+    let granted = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(RenewalClaim::Granted)))
+        .count();
+    assert_eq!(granted, 1, "{claims:?}");
+    let owners = ["replica-0", "replica-1", "replica-2"];
+    let leases = join_all(
+        replicas
+            .iter()
+            .zip(owners)
+            .map(|(r, owner)| r.try_lease("issue:x", owner, T, 60)),
+    )
+    .await;
+    assert_eq!(
+        leases.iter().filter(|l| matches!(l, Ok(true))).count(),
+        1,
+        "{leases:?}"
+    );
+    let identities = join_all(
+        replicas
+            .iter()
+            .zip(owners)
+            .map(|(r, owner)| r.save_server_identity("fallback", owner, "key", T)),
+    )
+    .await;
+    assert_eq!(
+        identities.iter().filter(|s| matches!(s, Ok(true))).count(),
+        1
+    );
+
+    // What one replica writes, another reads (an HTTP-01 token answered by any of them).
+    replicas[0]
+        .put_http01("tok", "tok.thumb", T)
+        .await
+        .expect("put");
+    assert_eq!(
+        replicas[2].http01("tok").await.expect("read").as_deref(),
+        Some("tok.thumb")
+    );
+}
+
+/// TLS to the database with sqlx's rustls: a server that refuses plain TCP, a private CA given as
+/// `storage.caCertificates`, and verification on by default once a CA is given.
+#[tokio::test]
+async fn postgres_over_tls_with_a_private_ca() {
+    let ca = TestCa::new();
+    let server = Postgres::start_tls(&ca).await;
+    let url = server.create_database("tls", "").await;
+    let ca_line = format!("  caCertificates: {}\n", ca.ca_pem_path().display());
+    let open = |url: String, extra: String| async move {
+        certfleet::store::open(&storage_config(&url, KEY_A, &extra)).await
+    };
+
+    // verify-full against the private CA, explicit or implied by caCertificates.
+    let store = open(format!("{url}?sslmode=verify-full"), ca_line.clone())
+        .await
+        .expect("verify-full with the private CA");
+    store.ping().await.expect("ping over TLS");
+    store
+        .put_http01("tok", "tok.thumb", T)
+        .await
+        .expect("write over TLS");
+    let store = open(url.clone(), ca_line.clone())
+        .await
+        .expect("caCertificates alone");
+    assert_eq!(
+        store.http01("tok").await.expect("read").as_deref(),
+        Some("tok.thumb")
+    );
+
+    // Verification is real: another CA, or no CA (only the public roots), is refused.
+    let other = TestCa::new();
+    let other_line = format!("  caCertificates: {}\n", other.ca_pem_path().display());
+    let error = open(url.clone(), other_line)
+        .await
+        .expect_err("a CA that did not sign it");
+    assert!(
+        error.to_string().contains("connect to PostgreSQL"),
+        "{error}"
+    );
+    open(format!("{url}?sslmode=verify-full"), String::new())
+        .await
+        .expect_err("verify-full without the private CA");
+    // And the server takes no plain connections, so the connections above were TLS.
+    open(format!("{url}?sslmode=disable"), String::new())
+        .await
+        .expect_err("plain TCP is refused by this server");
+}
+
+/// Every migration exists for both backends, with the same version and name, and the PostgreSQL
+/// ones keep to the port's rules (BIGINT times, no SQLite-only syntax).
+#[test]
+fn migrations_exist_for_both_backends() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let names = |backend: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(backend))
+            .expect("migrations folder")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let postgres = names("postgres");
+    assert_eq!(postgres, names("sqlite"));
+    for name in postgres {
+        let sql = std::fs::read_to_string(root.join("postgres").join(&name)).expect("read");
+        // The statements, without their comments.
+        let sql: String = sql
+            .lines()
+            .map(|line| line.split("--").next().unwrap_or_default().to_uppercase() + "\n")
+            .collect();
+        assert!(!sql.contains("WITHOUT ROWID"), "{name}");
+        assert!(
+            !sql.contains(" INTEGER"),
+            "{name}: times are BIGINT on PostgreSQL"
+        );
+    }
+}
