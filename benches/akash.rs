@@ -7,10 +7,11 @@
 //!
 //! 1. Verifications per second of one ES256K and one ES256KADR36 token (signature and claims),
 //!    beside raw k256 `verify_prehash` of the same signature in the same run:
-//!    - cold key, chain: a key source that knows nothing yet, so each verification asks a Cosmos
-//!      REST endpoint (an in-process axum fake on loopback) and stores the key in SQLite;
-//!    - cold key, store: a key source just restarted, so each verification reads the key from
-//!      certfleet's SQLite store;
+//!    - cold key, chain: a key source that has not met the wallets, so each verification asks
+//!      a Cosmos REST endpoint (an in-process axum fake on loopback) for its key (200 wallets,
+//!      one token each);
+//!    - cold key, store: a key source just restarted, so each verification reads its key from
+//!      certfleet's SQLite store (the same 200 wallets);
 //!    - cached key: the key in memory (every verification after the first);
 //!    - recover: the key recovered from the signature and checked against `iss`.
 //! 2. `wrk -t1 -c32 -d3s` on `GET /api/certificate` for a stored certificate with
@@ -18,6 +19,7 @@
 //!    for several rounds; the median of the per-round ratios Akash / PSK against the target
 //!    (the verified-token cache keeps a repeated token to a hash and a map lookup).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::process::Command;
 use std::sync::Arc;
@@ -51,6 +53,8 @@ use tokio::net::TcpListener;
 const ROUNDS: usize = 5;
 /// One verification measurement.
 const VERIFY_TIME: Duration = Duration::from_millis(700);
+/// Wallets whose tokens are verified once each, with their key not yet in memory.
+const COLD_WALLETS: u8 = 200;
 /// `wrk` settings: one thread (the machine has 2 cores), 32 connections; 3 seconds a run.
 const WRK_ARGS: [&str; 2] = ["-t1", "-c32"];
 const DURATION: &str = "3s";
@@ -77,9 +81,20 @@ fn main() {
 
 async fn verification(key: &SigningKey) {
     let address = Address::from_public_key(key.verifying_key());
-    let rest = start_chain(key).await;
+    // Wallets verified once each with a key source that has not met them yet.
+    let wallets: Vec<SigningKey> = (1..=COLD_WALLETS)
+        .map(|seed| SigningKey::from_slice(&[seed; 32]).expect("a valid scalar"))
+        .collect();
+    let rest = start_chain(wallets.iter().chain([key])).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = open_store(dir.path()).await;
+    for wallet in &wallets {
+        let address = Address::from_public_key(wallet.verifying_key());
+        store
+            .save_akash_pubkey(address.as_str(), &compressed(wallet.verifying_key()))
+            .await
+            .expect("store a key");
+    }
     let validity = Validity {
         leeway: Duration::from_secs(30),
         max_lifetime: Some(Duration::from_secs(900)),
@@ -87,25 +102,17 @@ async fn verification(key: &SigningKey) {
     println!("akash: token verifications per second (signature + claims), beside raw k256");
     for algorithm in [Algorithm::Es256k, Algorithm::Es256kAdr36] {
         let now = certfleet::clock::now();
-        let token = mint(
-            key,
-            algorithm,
-            &json!({"access": "full"}),
-            None,
-            now,
-            now + 900,
-        )
-        .expect("mint a token");
+        let full = json!({"access": "full"});
+        let token = mint(key, algorithm, &full, None, now, now + 900).expect("mint a token");
+        let cold_tokens: Vec<String> = wallets
+            .iter()
+            .map(|w| mint(w, algorithm, &full, None, now, now + 900).expect("mint a token"))
+            .collect();
         // The raw baseline: SHA-256 of what the token signs, and one k256 verification.
+        let input = token.rsplit_once('.').map(|(i, _)| i).unwrap_or_default();
         let message = match algorithm {
-            Algorithm::Es256k => token
-                .rsplit_once('.')
-                .map(|(i, _)| i.to_owned())
-                .unwrap_or_default(),
-            Algorithm::Es256kAdr36 => certfleet::akash::token::adr36_document(
-                token.rsplit_once('.').map(|(i, _)| i).unwrap_or_default(),
-                &address,
-            ),
+            Algorithm::Es256k => input.to_owned(),
+            Algorithm::Es256kAdr36 => certfleet::akash::token::adr36_document(input, &address),
         };
         let signature = Signature::from_slice(
             &URL_SAFE_NO_PAD
@@ -121,6 +128,7 @@ async fn verification(key: &SigningKey) {
             .await
             .expect("the token verifies");
         let recover = Verifier::new(KeySource::Recover, validity);
+        let store_cache: Arc<dyn KeyCache> = Arc::new(StoreKeyCache(store.clone()));
         let mut rows: Vec<(&str, Vec<f64>)> = vec![
             ("raw k256 verify_prehash", Vec::new()),
             ("cached key (memory)", Vec::new()),
@@ -141,21 +149,14 @@ async fn verification(key: &SigningKey) {
             rows[2]
                 .1
                 .push(rate(|| async { recover.verify(&token, now).await.expect("recover") }).await);
-            let cache: Arc<dyn KeyCache> = Arc::new(StoreKeyCache(store.clone()));
-            rows[3].1.push(
-                rate(|| async {
-                    let fresh = chain_verifier(&rest, cache.clone(), validity);
-                    fresh.verify(&token, now).await.expect("from the store")
-                })
-                .await,
-            );
-            rows[4].1.push(
-                rate(|| async {
-                    let fresh = chain_verifier(&rest, Arc::new(MemoryOnly), validity);
-                    fresh.verify(&token, now).await.expect("from the chain")
-                })
-                .await,
-            );
+            // A restarted key source: every wallet's key read from the store once.
+            let restarted = chain_verifier(&rest, store_cache.clone(), validity);
+            rows[3]
+                .1
+                .push(each_once(&restarted, &cold_tokens, now).await);
+            // A key source that never met these wallets: every key asked of the chain once.
+            let fresh = chain_verifier(&rest, Arc::new(MemoryOnly), validity);
+            rows[4].1.push(each_once(&fresh, &cold_tokens, now).await);
         }
         let raw = median(&mut rows[0].1.clone());
         println!(
@@ -173,18 +174,36 @@ async fn verification(key: &SigningKey) {
     }
 }
 
+/// Verifications per second of `tokens`, each verified once by `verifier`.
+async fn each_once(verifier: &Verifier, tokens: &[String], now: i64) -> f64 {
+    let start = Instant::now();
+    for token in tokens {
+        verifier
+            .verify(token, now)
+            .await
+            .expect("a cold token verifies");
+    }
+    f64::from(u32::try_from(tokens.len()).unwrap_or(u32::MAX)) / start.elapsed().as_secs_f64()
+}
+
 fn chain_verifier(rest: &str, cache: Arc<dyn KeyCache>, validity: Validity) -> Verifier {
     let keys = ChainKeys::new(ChainOptions::new(rest), cache).expect("a chain key source");
     Verifier::new(KeySource::Chain(keys), validity)
 }
 
-/// A Cosmos REST endpoint answering every account with `key`'s BaseAccount.
-async fn start_chain(key: &SigningKey) -> String {
-    let public = STANDARD.encode(compressed(key.verifying_key()));
+/// A Cosmos REST endpoint answering each of `keys`' accounts as a BaseAccount.
+async fn start_chain(keys: impl Iterator<Item = &SigningKey>) -> String {
+    let accounts: Arc<HashMap<String, String>> = Arc::new(
+        keys.map(|key| {
+            let address = Address::from_public_key(key.verifying_key()).to_string();
+            (address, STANDARD.encode(compressed(key.verifying_key())))
+        })
+        .collect(),
+    );
     let router = Router::new().route(
         "/cosmos/auth/v1beta1/accounts/{address}",
         get(move |Path(address): Path<String>| {
-            let public = public.clone();
+            let public = accounts.get(&address).cloned();
             async move {
                 Json(json!({"account": {
                     "@type": "/cosmos.auth.v1beta1.BaseAccount", "address": address,

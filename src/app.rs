@@ -80,7 +80,11 @@ impl App {
         };
         Ok(Arc::new(Self {
             tls,
-            certs: Arc::new(CertService::new(store.clone(), issuer, config.storage.lease_ttl)),
+            certs: Arc::new(CertService::new(
+                store.clone(),
+                issuer,
+                config.storage.lease_ttl,
+            )),
             store,
             auth: AuthChain::new(methods),
             default_key_type: config.acme.key_type,

@@ -182,7 +182,12 @@ impl CertService {
         let keys = self.store.orders().await?;
         for key in keys.iter().filter(|key| !self.is_issuing(key)) {
             tracing::info!(names = %key.names, key_type = %key.key_type, "resuming an unfinished order");
-            drop(self.start(key, Need::Resume, crate::clock::now(), ChallengeChoice::Auto));
+            drop(self.start(
+                key,
+                Need::Resume,
+                crate::clock::now(),
+                ChallengeChoice::Auto,
+            ));
         }
         Ok(keys.len())
     }
@@ -316,7 +321,10 @@ impl CertService {
             async move {
                 loop {
                     tokio::time::sleep(every).await;
-                    match store.try_lease(&lease, &owner, crate::clock::now(), ttl).await {
+                    match store
+                        .try_lease(&lease, &owner, crate::clock::now(), ttl)
+                        .await
+                    {
                         Ok(true) => {}
                         Ok(false) => tracing::error!(lease, "lost the issuance lease"),
                         Err(err) => tracing::warn!(error = %err, "cannot renew the issuance lease"),
@@ -358,10 +366,15 @@ impl CertService {
             // Whoever held the lease finished (or abandoned) the order: nothing to take over.
             return match self.store.certificate(key).await? {
                 Some(cert) => Ok(Some(cert)),
-                None => Err(StoreError::new("resume an order", "the order was abandoned")),
+                None => Err(StoreError::new(
+                    "resume an order",
+                    "the order was abandoned",
+                )),
             };
         }
-        let Some(cert) = self.store.certificate(key).await? else { return Ok(None) };
+        let Some(cert) = self.store.certificate(key).await? else {
+            return Ok(None);
+        };
         let satisfied = match need {
             Need::Valid => now < cert.not_after,
             Need::Due => now < cert.renew_after,

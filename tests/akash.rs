@@ -371,3 +371,22 @@ async fn akash_and_psk_clients_share_one_service() {
     assert_eq!(json(response).await["cached"], true);
     assert_eq!(pebble.issued_count(), 1);
 }
+
+#[tokio::test]
+async fn without_auth_akash_a_token_is_401_naming_the_section() {
+    let minted = mint(&json!({"wallets": {"a": WALLET_A}, "tokens": [
+        {"name": "t", "wallet": "a", "alg": "ES256KADR36", "exp": now() + 600}
+    ]}));
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let service = Service::start(&pebble).await;
+    let token = minted.token("t");
+    let response = get_cert(service.client(), &service.base, token, &["a.example.test"]).await;
+    let body = expect_error(response, 401, "unauthorized", token).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("auth.akash is not configured"),
+        "{body}"
+    );
+}

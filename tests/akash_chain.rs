@@ -41,8 +41,8 @@ fn wallet(seed: u8) -> (Address, String) {
 fn chain(fake: &CosmosFake) -> ChainKeys {
     let mut options = ChainOptions::new(&fake.url);
     options.first_retry = Duration::from_millis(10);
-    options.first_backoff = Duration::from_millis(300);
-    options.max_backoff = Duration::from_secs(1);
+    options.first_backoff = Duration::from_secs(1);
+    options.max_backoff = Duration::from_secs(2);
     ChainKeys::new(options, Arc::new(MemoryOnly)).expect("a chain key source")
 }
 
@@ -114,7 +114,7 @@ async fn every_account_shape_and_failure_of_the_chain() {
     }
     // The chain is back and the back-off over: the key is found.
     fake.set_down(false);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     keys.key(&flaky.0)
         .await
         .expect("found once the chain answers");

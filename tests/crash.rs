@@ -109,7 +109,10 @@ async fn every_kill_point_recovers_without_a_second_certificate() {
     let base = format!("http://127.0.0.1:{api}");
     // issueWait is short: the client gets 202 and the order goes on (or stops at the failpoint).
     let yaml = common::service::base_yaml(&pebble, &db_url, "1s")
-        .replace("server:\n", &format!("server:\n  listen: \"127.0.0.1:{api}\"\n"))
+        .replace(
+            "server:\n",
+            &format!("server:\n  listen: \"127.0.0.1:{api}\"\n"),
+        )
         // A killed process's issuance lease must expire before the next start takes over.
         .replace("storage:\n", "storage:\n  leaseTtl: 2s\n");
     let config = dir.path().join("certfleet.yaml");

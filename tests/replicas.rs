@@ -32,8 +32,12 @@ impl Replica {
         let ip = format!("127.0.0.{host}");
         let api = free_port();
         let config = dir.join(format!("replica{host}.yaml"));
-        std::fs::write(&config, yaml.replace("REPLICA_IP", &ip).replace("API_PORT", &api.to_string()))
-            .expect("write config");
+        std::fs::write(
+            &config,
+            yaml.replace("REPLICA_IP", &ip)
+                .replace("API_PORT", &api.to_string()),
+        )
+        .expect("write config");
         let mut command = Command::new(env!("CARGO_BIN_EXE_certfleet"));
         command
             .arg("--config")
@@ -52,16 +56,26 @@ impl Replica {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut log = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        Replica { child, base: format!("http://{ip}:{api}"), ip, log }
+        Replica {
+            child,
+            base: format!("http://{ip}:{api}"),
+            ip,
+            log,
+        }
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Names this replica placed an order for (from its own log).
@@ -95,14 +109,23 @@ async fn wait_ready(client: &reqwest::Client, replicas: &[Replica]) {
             if response.is_ok_and(|r| r.status() == 200) {
                 break;
             }
-            assert!(Instant::now() < deadline, "replica {} not ready:\n{}", replica.ip, replica.log());
+            assert!(
+                Instant::now() < deadline,
+                "replica {} not ready:\n{}",
+                replica.ip,
+                replica.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(90)).build().expect("client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(90))
+        .build()
+        .expect("client")
 }
 
 async fn post(client: &reqwest::Client, replica: &Replica, name: &str) -> reqwest::Response {
@@ -119,7 +142,10 @@ async fn post(client: &reqwest::Client, replica: &Replica, name: &str) -> reqwes
 fn replica_yaml(pebble: &Pebble, db_url: &str, lease_ttl: &str) -> String {
     base_yaml(pebble, db_url, "60s")
         .replace("server:\n", "server:\n  listen: \"REPLICA_IP:API_PORT\"\n")
-        .replace(&format!("127.0.0.1:{}", pebble.http_port()), &format!("REPLICA_IP:{}", pebble.http_port()))
+        .replace(
+            &format!("127.0.0.1:{}", pebble.http_port()),
+            &format!("REPLICA_IP:{}", pebble.http_port()),
+        )
         .replace(
             "storage:\n",
             &format!("storage:\n  encryptionKey: \"{KEY}\"\n  leaseTtl: {lease_ttl}\n"),
@@ -131,20 +157,34 @@ fn replica_yaml(pebble: &Pebble, db_url: &str, lease_ttl: &str) -> String {
 async fn fifty_requests_ten_certificates(db_url: &str, dir: &Path) {
     let pebble = Pebble::start(PebbleOptions::default()).await;
     let yaml = replica_yaml(&pebble, db_url, "5s");
-    let replicas: Vec<Replica> = (2..=4).map(|host| Replica::start(host, &yaml, dir, None)).collect();
+    let replicas: Vec<Replica> = (2..=4)
+        .map(|host| Replica::start(host, &yaml, dir, None))
+        .collect();
     let client = client();
     wait_ready(&client, &replicas).await;
 
     // One issuance alone, as the yardstick (after warming up the account).
     pebble.add_a("warm.example.test", &replicas[0].ip).await;
-    assert_eq!(post(&client, &replicas[0], "warm.example.test").await.status(), 200);
+    assert_eq!(
+        post(&client, &replicas[0], "warm.example.test")
+            .await
+            .status(),
+        200
+    );
     pebble.add_a("single.example.test", &replicas[1].ip).await;
     let started = Instant::now();
-    assert_eq!(post(&client, &replicas[0], "single.example.test").await.status(), 200);
+    assert_eq!(
+        post(&client, &replicas[0], "single.example.test")
+            .await
+            .status(),
+        200
+    );
     let single = started.elapsed();
 
     for j in 0..10 {
-        pebble.add_a(&format!("r{j}.example.test"), &replicas[(j + 1) % 3].ip).await;
+        pebble
+            .add_a(&format!("r{j}.example.test"), &replicas[(j + 1) % 3].ip)
+            .await;
     }
     let started = Instant::now();
     let requests = (0..50).map(|i| {
@@ -152,7 +192,11 @@ async fn fifty_requests_ten_certificates(db_url: &str, dir: &Path) {
         let (client, replica) = (client.clone(), &replicas[i % 3]);
         async move {
             let response = post(&client, replica, &name).await;
-            (name, response.status().as_u16(), response.text().await.unwrap_or_default())
+            (
+                name,
+                response.status().as_u16(),
+                response.text().await.unwrap_or_default(),
+            )
         }
     });
     let results = join_all(requests).await;
@@ -160,23 +204,34 @@ async fn fifty_requests_ten_certificates(db_url: &str, dir: &Path) {
     for (name, status, body) in &results {
         assert_eq!(*status, 200, "{name}: {body}");
     }
-    assert_eq!(pebble.issued_count(), 12, "exactly one certificate per name set across replicas");
+    assert_eq!(
+        pebble.issued_count(),
+        12,
+        "exactly one certificate per name set across replicas"
+    );
     assert_eq!(pebble.orders_count(), 12, "and exactly one order");
-    assert!(all < single * 6, "10 name sets took {all:?}, one took {single:?}");
+    assert!(
+        all < single * 6,
+        "10 name sets took {all:?}, one took {single:?}"
+    );
 
     // Validations were answered by replicas that had not placed the order.
     let mut crossed = 0;
     for j in 0..10 {
         let name = format!("r{j}.example.test");
         let answerer = (j + 1) % 3;
-        let placers: Vec<usize> = (0..3).filter(|&r| replicas[r].ordered().contains(&name)).collect();
+        let placers: Vec<usize> = (0..3)
+            .filter(|&r| replicas[r].ordered().contains(&name))
+            .collect();
         assert_eq!(placers.len(), 1, "{name} ordered by {placers:?}");
         if placers[0] != answerer {
             crossed += 1;
         }
     }
     assert!(crossed > 0, "no validation crossed replicas");
-    eprintln!("replicas: 50 requests, 10 certificates, {crossed} validations answered by another replica; one issuance {single:?}, all {all:?}");
+    eprintln!(
+        "replicas: 50 requests, 10 certificates, {crossed} validations answered by another replica; one issuance {single:?}, all {all:?}"
+    );
 }
 
 /// A replica killed (SIGKILL) in the middle of issuances: the others take its orders over
@@ -186,13 +241,18 @@ async fn a_killed_replica_is_taken_over(db_url: &str, dir: &Path) {
     let yaml = replica_yaml(&pebble, db_url, "3s");
     // Replica 2 stops for good right after the CA accepted its first challenge response.
     let mut doomed = Replica::start(2, &yaml, dir, Some("challenge-ready"));
-    let others = [Replica::start(3, &yaml, dir, None), Replica::start(4, &yaml, dir, None)];
+    let others = [
+        Replica::start(3, &yaml, dir, None),
+        Replica::start(4, &yaml, dir, None),
+    ];
     let client = client();
     wait_ready(&client, std::slice::from_ref(&doomed)).await;
     wait_ready(&client, &others).await;
     for j in 0..5 {
         // Validation reaches a surviving replica.
-        pebble.add_a(&format!("k{j}.example.test"), &others[j % 2].ip).await;
+        pebble
+            .add_a(&format!("k{j}.example.test"), &others[j % 2].ip)
+            .await;
     }
     let stuck = {
         let client = client.clone();
@@ -208,7 +268,11 @@ async fn a_killed_replica_is_taken_over(db_url: &str, dir: &Path) {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !doomed.log().contains("failpoint challenge-ready reached") {
-        assert!(Instant::now() < deadline, "replica 2 never reached its failpoint:\n{}", doomed.log());
+        assert!(
+            Instant::now() < deadline,
+            "replica 2 never reached its failpoint:\n{}",
+            doomed.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     doomed.kill();
@@ -217,15 +281,26 @@ async fn a_killed_replica_is_taken_over(db_url: &str, dir: &Path) {
     // The survivors serve every name, k0 included (taken over, not ordered again).
     let requests = (0..5).map(|j| {
         let (client, replica) = (client.clone(), &others[j % 2]);
-        async move { post(&client, replica, &format!("k{j}.example.test")).await.status().as_u16() }
+        async move {
+            post(&client, replica, &format!("k{j}.example.test"))
+                .await
+                .status()
+                .as_u16()
+        }
     });
     for status in join_all(requests).await {
         assert_eq!(status, 200);
     }
     assert_eq!(pebble.issued_count(), 5, "no name set got two certificates");
-    let resumed = others.iter().any(|r| r.log().contains("resuming the ACME order"));
+    let resumed = others
+        .iter()
+        .any(|r| r.log().contains("resuming the ACME order"));
     assert!(resumed, "the killed replica's order was resumed by its URL");
-    assert_eq!(pebble.orders_count(), 5, "the killed replica's order was taken over, not placed again");
+    assert_eq!(
+        pebble.orders_count(),
+        5,
+        "the killed replica's order was taken over, not placed again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -236,4 +311,55 @@ async fn replicas_on_one_sqlite_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_url = format!("sqlite://{}", dir.path().join("shared.db").display());
     a_killed_replica_is_taken_over(&db_url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_postgresql() {
+    let postgres = common::postgres::Postgres::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = postgres.create_database("replicas_fifty", "").await;
+    fifty_requests_ten_certificates(&db_url, dir.path()).await;
+    let db_url = postgres.create_database("replicas_killed", "").await;
+    a_killed_replica_is_taken_over(&db_url, dir.path()).await;
+    let db_url = postgres.create_database("replicas_renewals", "").await;
+    renewals_happen_once_across_replicas(&db_url, dir.path()).await;
+}
+
+/// With short certificates, every certificate is renewed exactly once per cycle, although all
+/// three replicas' workers see it due.
+async fn renewals_happen_once_across_replicas(db_url: &str, dir: &Path) {
+    let pebble = Pebble::start(PebbleOptions {
+        validity_secs: Some(30),
+        ..Default::default()
+    })
+    .await;
+    let yaml = replica_yaml(&pebble, db_url, "5s");
+    let replicas: Vec<Replica> = (2..=4)
+        .map(|host| Replica::start(host, &yaml, dir, None))
+        .collect();
+    let client = client();
+    wait_ready(&client, &replicas).await;
+    for j in 0..3 {
+        let name = format!("cycle{j}.example.test");
+        pebble.add_a(&name, &replicas[(j + 1) % 3].ip).await;
+        assert_eq!(post(&client, &replicas[j], &name).await.status(), 200);
+    }
+    assert_eq!(pebble.issued_count(), 3);
+    // Renewal is due about 20 s after issuance; the next one about 20 s after that.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while pebble.issued_count() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} certificates issued",
+            pebble.issued_count()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Give every worker time to (wrongly) renew again before the next cycle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        pebble.issued_count(),
+        6,
+        "each certificate renewed exactly once in the cycle"
+    );
 }

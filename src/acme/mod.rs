@@ -171,7 +171,11 @@ impl Issuer {
         // account: creation runs under a lease, and the store is read again once it is held.
         let lease = format!("account|{}", self.directory_url);
         let owner = format!("{}-{:p}", std::process::id(), std::ptr::from_ref(self));
-        while !self.store.try_lease(&lease, &owner, crate::clock::now(), 60).await? {
+        while !self
+            .store
+            .try_lease(&lease, &owner, crate::clock::now(), 60)
+            .await?
+        {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let stored = self.store.account(&self.directory_url).await;

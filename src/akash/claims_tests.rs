@@ -543,7 +543,8 @@ fn time_rules() {
         max_lifetime: Some(Duration::from_secs(900)),
     };
     // (rules, iat, nbf, exp, now, None when accepted or part of the refusal)
-    let cases: &[(Validity, i64, i64, i64, i64, Option<&str>)] = &[
+    type Case = (Validity, i64, i64, i64, i64, Option<&'static str>);
+    let cases: &[Case] = &[
         (strict, 1000, 1000, 1900, 1000, None),
         (strict, 1000, 1000, 1900, 1899, None),
         (strict, 1000, 1000, 1900, 1900, Some("expired 0s ago")),
@@ -575,7 +576,7 @@ fn time_rules() {
             1000,
             1000,
             1000,
-            Some("exp (1000) is not after nbf (1000)"),
+            Some("exp (1000) is not after its nbf (1000)"),
         ),
         (usual, 1000, 1000, 900, 950, Some("never valid")),
         (

@@ -38,9 +38,13 @@ const SECP256K1_PUBKEY: &str = "/cosmos.crypto.secp256k1.PubKey";
 const MAX_BODY_BYTES: usize = 256 * 1024;
 /// gRPC's `NotFound`, which the Cosmos REST gateway answers with HTTP 404.
 const GRPC_NOT_FOUND: i64 = 5;
+/// Addresses in back-off kept before expired ones are dropped.
+const MAX_BACKOFF_ENTRIES: usize = 10_000;
 
 /// Where public keys come from.
 #[derive(Debug)]
+// One per verifier, built once and never moved in a hot path: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum KeySource {
     /// From the chain, cached (see [`ChainKeys`]).
     Chain(ChainKeys),
@@ -291,6 +295,11 @@ impl ChainKeys {
 
     fn back_off(&self, address: &Address, rejection: &Rejection) {
         let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        if backoff.len() >= MAX_BACKOFF_ENTRIES {
+            // A gateway sees arbitrary addresses: forget those whose back-off is over.
+            let now = Instant::now();
+            backoff.retain(|_, b| b.until > now);
+        }
         let failures = backoff.get(address).map_or(0, |b| b.failures) + 1;
         let wait = self
             .options

@@ -60,7 +60,7 @@ mod tests {
     const PROVIDER: &str = "akash1yg3jgffxyu5zj23t9skjutesxyerxdp46ed34h";
     const OTHER: &str = "akash1xv6r2d3h8qun5weu85lr7szpgfp5g32xdyet26";
 
-    fn claims(leases: Value) -> Claims {
+    fn claims(leases: &Value) -> Claims {
         let payload = json!({
             "iss": OWNER, "iat": 1, "nbf": 1, "exp": 2, "version": "v1", "leases": leases
         });
@@ -87,13 +87,13 @@ mod tests {
             oseq,
             service,
         };
-        let full = claims(json!({"access": "full"}));
-        let scoped = claims(json!({"access": "scoped", "scope": ["logs", "status"]}));
-        let per_provider = claims(json!({"access": "granular", "permissions": [
+        let full = claims(&json!({"access": "full"}));
+        let scoped = claims(&json!({"access": "scoped", "scope": ["logs", "status"]}));
+        let per_provider = claims(&json!({"access": "granular", "permissions": [
             {"provider": PROVIDER, "access": "full"},
             {"provider": OTHER, "access": "scoped", "scope": ["shell"]},
         ]}));
-        let granular = claims(json!({"access": "granular", "permissions": [
+        let granular = claims(&json!({"access": "granular", "permissions": [
             {"provider": PROVIDER, "access": "granular", "deployments": [
                 {"dseq": 10, "scope": ["logs"], "services": ["web", "db"]},
                 {"dseq": 20, "gseq": 2, "scope": ["shell"], "services": ["web"]},

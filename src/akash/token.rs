@@ -369,7 +369,7 @@ mod tests {
             )
         };
         let cases = [
-            (format!("{input}"), "compact JWS"),
+            (input.to_owned(), "compact JWS"),
             (format!("{good}.x"), "compact JWS"),
             (format!("{input}.{sig}="), "base64url"),
             (

@@ -93,6 +93,16 @@ impl AuthChain {
                 Outcome::Unavailable(reason) => return Err(ApiError::AuthUnavailable(reason)),
             }
         }
+        // Akash tokens are told from OIDC ones by alg: say which section is missing.
+        if scheme.eq_ignore_ascii_case("bearer")
+            && crate::akash::token::header_algorithm(credentials)
+                .is_some_and(|alg| crate::akash::Algorithm::from_name(&alg).is_some())
+        {
+            return Err(ApiError::Unauthorized(
+                "Akash tokens (ES256K, ES256KADR36) are not accepted: auth.akash is not configured"
+                    .to_owned(),
+            ));
+        }
         Err(ApiError::Unauthorized(format!(
             "no configured authentication method accepts the {scheme:?} scheme"
         )))

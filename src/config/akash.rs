@@ -80,7 +80,7 @@ pub(super) fn akash(
     let Some(raw) = raw else {
         return Ok(None);
     };
-    let key_source = key_source(non_empty(raw.key_source), report);
+    let key_source = key_source(non_empty(raw.key_source).as_deref(), report);
     let rest_url = non_empty(raw.rest_url);
     let ca_certificates = ca_certificates(non_empty(raw.ca_certificates), report);
     let max_token_lifetime = max_lifetime(raw.max_token_lifetime, report);
@@ -107,8 +107,8 @@ pub(super) fn akash(
     }))
 }
 
-fn key_source(value: Option<String>, report: &mut Report<'_>) -> Result<AkashKeySource, Reported> {
-    match value.as_deref() {
+fn key_source(value: Option<&str>, report: &mut Report<'_>) -> Result<AkashKeySource, Reported> {
+    match value {
         None | Some("recover") => Ok(AkashKeySource::Recover),
         Some("chain") => Ok(AkashKeySource::Chain),
         Some(other) => Err(report.error(

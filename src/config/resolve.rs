@@ -264,7 +264,9 @@ fn storage(raw: RawStorage, report: &mut Report<'_>) -> Result<StorageConfig, Re
 
 fn lease_ttl(value: Option<String>, report: &mut Report<'_>) -> Result<Duration, Reported> {
     const KEY: &str = "storage.leaseTtl";
-    let Some(text) = value else { return Ok(Duration::from_secs(60)) };
+    let Some(text) = value else {
+        return Ok(Duration::from_secs(60));
+    };
     match parse_duration(&text) {
         Err(message) => Err(report.error(KEY, message)),
         Ok(ttl) if ttl < Duration::from_secs(2) || ttl > Duration::from_secs(600) => Err(report.error(

@@ -210,8 +210,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// holds it already. `false` while another owner holds an unexpired one. Leases guard
     /// cluster-wide work (an issuance): take it only for that work, check the store again after
     /// taking it, always release it.
-    async fn try_lease(&self, name: &str, owner: &str, now: i64, ttl: i64)
-    -> Result<bool, StoreError>;
+    async fn try_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Releases the lease `name` if `owner` holds it.
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;

@@ -147,7 +147,7 @@ impl ServerTls {
                 self.resolver.set_public(served);
             }
             Err(err) => {
-                tracing::error!(error = %err, "server.tls: keeping the previous certificate")
+                tracing::error!(error = %err, "server.tls: keeping the previous certificate");
             }
         }
     }
@@ -166,7 +166,7 @@ impl ServerTls {
                         self.resolver.set_public(served);
                     }
                     Err(err) => {
-                        tracing::error!(error = %err, "cannot serve certfleet's own certificate")
+                        tracing::error!(error = %err, "cannot serve certfleet's own certificate");
                     }
                 }
             }

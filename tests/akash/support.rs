@@ -337,29 +337,43 @@ fn pub_key(key: &str) -> Value {
     json!({"@type": "/cosmos.crypto.secp256k1.PubKey", "key": key})
 }
 
-fn base_account(address: &str, key: Value) -> Value {
+fn base_account(address: &str, key: &Value) -> Value {
     json!({
         "@type": "/cosmos.auth.v1beta1.BaseAccount",
         "address": address, "pub_key": key, "account_number": "84213", "sequence": "17"
     })
 }
 
-fn look(state: &FakeState, kind: &str, address: &str) -> Result<Option<Account>, Response> {
+/// What the fake knows of an address.
+enum Looked {
+    /// The fake is down: 500.
+    Down,
+    /// No such account: 404.
+    Missing,
+    Found(Account),
+}
+
+fn look(state: &FakeState, kind: &str, address: &str) -> Looked {
     state
         .requests
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .push(format!("/cosmos/auth/v1beta1/{kind}/{address}"));
     if state.down.load(Ordering::SeqCst) {
-        let body = json!({"code": 13, "message": "internal error", "details": []});
-        return Err((StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response());
+        return Looked::Down;
     }
-    Ok(state
+    state
         .accounts
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(address)
-        .cloned())
+        .cloned()
+        .map_or(Looked::Missing, Looked::Found)
+}
+
+fn internal_error() -> Response {
+    let body = json!({"code": 13, "message": "internal error", "details": []});
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 fn not_found(address: &str) -> Response {
@@ -373,16 +387,16 @@ fn not_found(address: &str) -> Response {
 
 async fn accounts(State(state): State<FakeState>, UrlPath(address): UrlPath<String>) -> Response {
     let account = match look(&state, "accounts", &address) {
-        Ok(Some(account)) => account,
-        Ok(None) => return not_found(&address),
-        Err(response) => return response,
+        Looked::Found(account) => account,
+        Looked::Missing => return not_found(&address),
+        Looked::Down => return internal_error(),
     };
     let account = match account {
-        Account::Base(key) => base_account(&address, pub_key(&key)),
-        Account::NullKey => base_account(&address, Value::Null),
+        Account::Base(key) => base_account(&address, &pub_key(&key)),
+        Account::NullKey => base_account(&address, &Value::Null),
         Account::Ed25519 => base_account(
             &address,
-            json!({"@type": "/cosmos.crypto.ed25519.PubKey", "key": "11111111111111111111111111111111111111111111"}),
+            &json!({"@type": "/cosmos.crypto.ed25519.PubKey", "key": "11111111111111111111111111111111111111111111"}),
         ),
         Account::Vesting(key) => json!({
             "@type": "/cosmos.vesting.v1beta1.ContinuousVestingAccount",
@@ -409,9 +423,9 @@ async fn account_info(
     UrlPath(address): UrlPath<String>,
 ) -> Response {
     let account = match look(&state, "account_info", &address) {
-        Ok(Some(account)) => account,
-        Ok(None) => return not_found(&address),
-        Err(response) => return response,
+        Looked::Found(account) => account,
+        Looked::Missing => return not_found(&address),
+        Looked::Down => return internal_error(),
     };
     let key = match account {
         Account::Base(key) | Account::Vesting(key) | Account::Exotic(key) => pub_key(&key),
