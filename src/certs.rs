@@ -31,6 +31,8 @@ pub struct CachedCert {
     pub cert: StoredCert,
     /// The strong ETag (quoted), a digest of the certificate chain.
     pub etag: String,
+    /// The same, ready to send: built once, not per request.
+    pub etag_header: http::HeaderValue,
     /// The JSON body with `"cached": true`.
     pub body_cached: Bytes,
     /// The JSON body with `"cached": false` (freshly issued).
@@ -78,10 +80,14 @@ impl CachedCert {
             // Serialising plain strings and a bool cannot fail.
             Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
         };
+        // Quotes around hex digits: always a valid header value.
+        let etag_header = http::HeaderValue::from_str(&etag)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("\"\""));
         Self {
             body_cached: render(true),
             body_fresh: render(false),
             etag,
+            etag_header,
             cert,
         }
     }

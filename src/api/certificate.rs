@@ -93,7 +93,9 @@ pub async fn get(
     if let Some(hit) = app.certs.valid(&key, clock::now()).await? {
         if if_none_match(&headers, &hit.etag) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
-            insert_etag(response.headers_mut(), &hit.etag);
+            response
+                .headers_mut()
+                .insert(header::ETAG, hit.etag_header.clone());
             return Ok(response);
         }
         return Ok(deliver(&hit, true));
@@ -220,14 +222,8 @@ fn deliver(entry: &CachedCert, cached: bool) -> Response {
         HeaderValue::from_static("application/json"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    insert_etag(headers, &entry.etag);
+    headers.insert(header::ETAG, entry.etag_header.clone());
     response
-}
-
-fn insert_etag(headers: &mut HeaderMap, etag: &str) {
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        headers.insert(header::ETAG, value);
-    }
 }
 
 /// 202: the issuance goes on; ask again at `Location` after `Retry-After` seconds.
