@@ -4,7 +4,7 @@
 # and validity shown. Everything runs on 127.0.0.1 and is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-test-deps.sh
+CERTFLEET_DEMO_DEPS=1 scripts/install-test-deps.sh
 cargo build --locked --quiet
 bin="$PWD/target/debug/certfleet"
 

@@ -7,6 +7,20 @@
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
+# The demo (scripts/demo.sh) needs only Pebble, openssl and curl.
+if [ "${CERTFLEET_DEMO_DEPS:-0}" = 1 ]; then
+  need=()
+  for tool in pebble openssl curl; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
+  if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    echo "installing: ${need[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  exit 0
+fi
+
 # The OpenID provider tests/oidc.rs starts: npm oidc-provider, pinned in tests/oidc's
 # package-lock.json, run with the machine's node (20+).
 oidc_dir="$(cd "$(dirname "$0")/../tests/oidc" && pwd)"
