@@ -49,6 +49,10 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 
+#[path = "util/mod.rs"]
+mod util;
+use util::{WRK_ARGS, median, wrk};
+
 /// Measured rounds of each part.
 const ROUNDS: usize = 5;
 /// One verification measurement.
@@ -56,7 +60,6 @@ const VERIFY_TIME: Duration = Duration::from_millis(700);
 /// Wallets whose tokens are verified once each, with their key not yet in memory.
 const COLD_WALLETS: u8 = 200;
 /// `wrk` settings: one thread (the machine has 2 cores), 32 connections; 3 seconds a run.
-const WRK_ARGS: [&str; 2] = ["-t1", "-c32"];
 const DURATION: &str = "3s";
 /// The Akash fetch must reach at least this fraction of the PSK fetch's requests per second.
 const TARGET_RATIO: f64 = 0.8;
@@ -434,40 +437,5 @@ async fn check_both_answer(url: &str, token: &str) {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
         assert_eq!(status, 200, "GET {url} ({who}) answered {status}: {body}");
-    }
-}
-
-/// Runs wrk against `url` with `header` for `duration` and returns its requests per second.
-/// Panics when wrk fails or saw socket errors or non-2xx answers.
-fn wrk(url: &str, header: &str, duration: &str) -> f64 {
-    let output = Command::new("wrk")
-        .args(WRK_ARGS)
-        .args(["-d", duration, "-H", header])
-        .arg(url)
-        .output()
-        .unwrap_or_else(|e| panic!("run wrk: {e}; install it with `apt-get install -y wrk`"));
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "wrk {url} failed: {}\n{text}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for bad in ["Non-2xx or 3xx responses", "Socket errors"] {
-        assert!(!text.contains(bad), "wrk {url}: {bad}\n{text}");
-    }
-    text.lines()
-        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no `Requests/sec:` in wrk's output:\n{text}"))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        f64::midpoint(values[mid - 1], values[mid])
     }
 }

@@ -35,10 +35,13 @@ use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256, RsaKeySize};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+#[path = "util/mod.rs"]
+mod util;
+use util::{WRK_ARGS, median, wrk};
+
 /// Measured rounds (each: PSK, then JWT).
 const ROUNDS: usize = 5;
 /// `wrk` settings: one thread (the machine has 2 cores), 32 connections; 3 seconds a run.
-const WRK_ARGS: [&str; 2] = ["-t1", "-c32"];
 const DURATION: &str = "3s";
 /// The JWT fetch must reach at least this fraction of the PSK fetch's requests per second.
 const TARGET_RATIO: f64 = 0.8;
@@ -289,40 +292,5 @@ async fn check_both_answer(url: &str, token: &str) {
             assert_eq!(status, 200, "GET {url} ({who}) answered {status}: {body}");
             break;
         }
-    }
-}
-
-/// Runs wrk against `url` with `header` for `duration` and returns its requests per second.
-/// Panics when wrk fails or saw socket errors or non-2xx answers.
-fn wrk(url: &str, header: &str, duration: &str) -> f64 {
-    let output = Command::new("wrk")
-        .args(WRK_ARGS)
-        .args(["-d", duration, "-H", header])
-        .arg(url)
-        .output()
-        .unwrap_or_else(|e| panic!("run wrk: {e}; install it with `apt-get install -y wrk`"));
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "wrk {url} failed: {}\n{text}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for bad in ["Non-2xx or 3xx responses", "Socket errors"] {
-        assert!(!text.contains(bad), "wrk {url}: {bad}\n{text}");
-    }
-    text.lines()
-        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no `Requests/sec:` in wrk's output:\n{text}"))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        f64::midpoint(values[mid - 1], values[mid])
     }
 }

@@ -38,10 +38,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::net::TcpListener;
 
+#[path = "util/mod.rs"]
+mod util;
+use util::{WRK_ARGS, median};
+
 /// Measured rounds (each: bare, then certfleet).
 const ROUNDS: usize = 5;
 /// `wrk` settings: one thread (the machine has 2 cores), 32 connections; 3 seconds a run.
-const WRK_ARGS: [&str; 2] = ["-t1", "-c32"];
 const DURATION: &str = "3s";
 /// certfleet must serve at least this fraction of the bare handler's requests per second.
 const TARGET_RATIO: f64 = 0.8;
@@ -359,42 +362,9 @@ async fn check_same_bytes(certfleet_url: &str, bare_url: &str, expected: &Bytes)
     }
 }
 
-/// Runs wrk against `url` for `duration` and returns its requests per second. Panics when wrk
-/// fails or saw socket errors or non-2xx answers.
+/// wrk with the bench key.
 fn wrk(url: &str, duration: &str) -> f64 {
-    let mut command = Command::new("wrk");
-    command
-        .args(WRK_ARGS)
-        .args(["-d", duration])
-        .args(["-H", &format!("Authorization: APIKey {BENCH_KEY}")])
-        .arg(url);
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("run wrk: {e}; install it with `apt-get install -y wrk`"));
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "wrk {url} failed: {}\n{text}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for bad in ["Non-2xx or 3xx responses", "Socket errors"] {
-        assert!(!text.contains(bad), "wrk {url}: {bad}\n{text}");
-    }
-    text.lines()
-        .find_map(|line| line.trim().strip_prefix("Requests/sec:"))
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no `Requests/sec:` in wrk's output:\n{text}"))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        f64::midpoint(values[mid - 1], values[mid])
-    }
+    util::wrk(url, &format!("Authorization: APIKey {BENCH_KEY}"), duration)
 }
 
 fn verdict(pass: bool) -> &'static str {
