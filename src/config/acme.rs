@@ -1,6 +1,6 @@
 //! `acme`: the CA's directory, the account's contact and EAB credentials, the default key type.
 
-use std::{fs, net::IpAddr, path::PathBuf};
+use std::net::IpAddr;
 
 use base64::{
     Engine as _, alphabet,
@@ -10,7 +10,7 @@ use base64::{
 use super::{
     AcmeConfig, EabConfig,
     raw::{RawAcme, RawEab},
-    resolve::{Report, Reported, non_empty},
+    resolve::{Report, Reported, non_empty, pem_certificates_file},
     secret::Secret,
 };
 use crate::domain::KeyType;
@@ -19,7 +19,6 @@ const DEFAULT_DIRECTORY_URL: &str = "https://acme-v02.api.letsencrypt.org/direct
 /// RFC 8555 section 7.3.4 leaves the size to the CA; every CA in use issues 32 bytes or more,
 /// so a shorter decoded key is a truncated copy.
 const MIN_HMAC_KEY_BYTES: usize = 16;
-const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// Resolves `acme`, reporting every problem in it.
 pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, Reported> {
@@ -31,7 +30,16 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
         },
     );
     let email = email(non_empty(raw.email), report);
-    let ca_certificates = ca_certificates(non_empty(raw.ca_certificates), report);
+    let ca_certificates = non_empty(raw.ca_certificates)
+        .map(|path| {
+            pem_certificates_file(
+                path,
+                "acme.caCertificates",
+                "point it at a PEM file of the CA certificates to trust",
+                report,
+            )
+        })
+        .transpose();
     let eab = raw.eab.map(|raw| eab(raw, report)).transpose();
     let key_type = raw.key_type.map_or(Ok(KeyType::EcdsaP256), |text| {
         KeyType::parse(&text).ok_or_else(|| {
@@ -112,29 +120,6 @@ fn email(value: Option<String>, report: &mut Report<'_>) -> Result<Option<String
             ),
         )),
     }
-}
-
-fn ca_certificates(
-    value: Option<String>,
-    report: &mut Report<'_>,
-) -> Result<Option<PathBuf>, Reported> {
-    const KEY: &str = "acme.caCertificates";
-    const FIX: &str = "point it at a PEM file of the CA certificates to trust";
-    let Some(path) = value else {
-        return Ok(None);
-    };
-    let pem = fs::read(&path)
-        .map_err(|e| report.error(KEY, format!("cannot read {path}: {e}; {FIX}")))?;
-    if !pem
-        .windows(PEM_CERTIFICATE.len())
-        .any(|w| w == PEM_CERTIFICATE)
-    {
-        return Err(report.error(
-            KEY,
-            format!("{path} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\"); {FIX}"),
-        ));
-    }
-    Ok(Some(PathBuf::from(path)))
 }
 
 fn eab(raw: RawEab, report: &mut Report<'_>) -> Result<EabConfig, Reported> {

@@ -4,14 +4,14 @@
 //! endpoint, the time bounds, the audience, and the principals (an address and the names it
 //! may request). No address is looked up on chain at load time.
 
-use std::{fs, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use serde::{Serialize, Serializer};
 
 use super::{
     as_display_seq, as_duration, as_optional_path,
     raw::{RawAkash, RawAkashPrincipal},
-    resolve::{Report, Reported, non_empty},
+    resolve::{Report, Reported, non_empty, pem_certificates_file},
 };
 use crate::akash::Address;
 use crate::domain::DomainPattern;
@@ -22,7 +22,6 @@ const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 const MAX_LEEWAY: Duration = Duration::from_secs(600);
 /// `auth.akash.maxTokenLifetime` default: AEP-64 recommends tokens of 15 minutes at most.
 const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(900);
-const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// `auth.akash`: which Akash wallets may request which names.
 #[derive(Debug, Clone, Serialize)]
@@ -82,7 +81,17 @@ pub(super) fn akash(
     };
     let key_source = key_source(non_empty(raw.key_source).as_deref(), report);
     let rest_url = non_empty(raw.rest_url);
-    let ca_certificates = ca_certificates(non_empty(raw.ca_certificates), report);
+    let ca_certificates = non_empty(raw.ca_certificates)
+        .map(|path| {
+            pem_certificates_file(
+                path,
+                "auth.akash.caCertificates",
+                "point it at a PEM file of the CA certificates that sign the REST \
+         endpoint's HTTPS certificate",
+                report,
+            )
+        })
+        .transpose();
     let max_token_lifetime = max_lifetime(raw.max_token_lifetime, report);
     let leeway = leeway(raw.leeway, report);
     let audience = audience(non_empty(raw.audience), report);
@@ -182,30 +191,6 @@ fn is_loopback(url: &reqwest::Url) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn ca_certificates(
-    value: Option<String>,
-    report: &mut Report<'_>,
-) -> Result<Option<PathBuf>, Reported> {
-    const KEY: &str = "auth.akash.caCertificates";
-    const FIX: &str = "point it at a PEM file of the CA certificates that sign the REST \
-                       endpoint's HTTPS certificate";
-    let Some(path) = value else {
-        return Ok(None);
-    };
-    let pem = fs::read(&path)
-        .map_err(|e| report.error(KEY, format!("cannot read {path}: {e}; {FIX}")))?;
-    if !pem
-        .windows(PEM_CERTIFICATE.len())
-        .any(|w| w == PEM_CERTIFICATE)
-    {
-        return Err(report.error(
-            KEY,
-            format!("{path} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\"); {FIX}"),
-        ));
-    }
-    Ok(Some(PathBuf::from(path)))
 }
 
 fn max_lifetime(

@@ -5,7 +5,7 @@
 //! the process before it binds a port: the issuer URL's scheme, the audience, the algorithm
 //! allow-list (never `none`, never HMAC: RFC 8725 section 3.1), the token size bound.
 
-use std::{fs, net::IpAddr, path::PathBuf, time::Duration};
+use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use jsonwebtoken::Algorithm;
 use serde::{Serialize, Serializer};
@@ -13,7 +13,7 @@ use serde::{Serialize, Serializer};
 use super::{
     as_duration, as_optional_path,
     raw::RawJwt,
-    resolve::{Report, Reported, non_empty},
+    resolve::{Report, Reported, non_empty, pem_certificates_file},
 };
 
 /// Clock skew tolerated on `exp` and `nbf` unless `auth.jwt.leeway` says otherwise.
@@ -39,7 +39,6 @@ const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 const ALGORITHM_NAMES: &str = "RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA";
-const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// `auth.jwt`: the identity provider whose access tokens certfleet accepts.
 #[derive(Debug, Clone, Serialize)]
@@ -91,7 +90,17 @@ pub(super) fn jwt(
     let leeway = leeway(raw.leeway, report);
     let algorithms = algorithms(raw.algorithms, report);
     let max_token_bytes = max_token_bytes(raw.max_token_bytes, report);
-    let ca_certificates = ca_certificates(non_empty(raw.ca_certificates), report);
+    let ca_certificates = non_empty(raw.ca_certificates)
+        .map(|path| {
+            pem_certificates_file(
+                path,
+                "auth.jwt.caCertificates",
+                "point it at a PEM file of the CA certificates that sign your identity \
+         provider's HTTPS certificate",
+                report,
+            )
+        })
+        .transpose();
     let config = JwtConfig {
         issuer_url: issuer_url?,
         audiences: audiences?,
@@ -287,30 +296,6 @@ fn max_token_bytes(value: Option<String>, report: &mut Report<'_>) -> Result<usi
             ),
         )),
     }
-}
-
-fn ca_certificates(
-    value: Option<String>,
-    report: &mut Report<'_>,
-) -> Result<Option<PathBuf>, Reported> {
-    const KEY: &str = "auth.jwt.caCertificates";
-    const FIX: &str = "point it at a PEM file of the CA certificates that sign your identity \
-                       provider's HTTPS certificate";
-    let Some(path) = value else {
-        return Ok(None);
-    };
-    let pem = fs::read(&path)
-        .map_err(|e| report.error(KEY, format!("cannot read {path}: {e}; {FIX}")))?;
-    if !pem
-        .windows(PEM_CERTIFICATE.len())
-        .any(|w| w == PEM_CERTIFICATE)
-    {
-        return Err(report.error(
-            KEY,
-            format!("{path} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\"); {FIX}"),
-        ));
-    }
-    Ok(Some(PathBuf::from(path)))
 }
 
 fn as_algorithms<S: Serializer>(value: &[Algorithm], serializer: S) -> Result<S::Ok, S::Error> {

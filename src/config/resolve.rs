@@ -325,6 +325,26 @@ fn connection_settings(
     Ok((max_connections?, connect_timeout?, ca_certificates?))
 }
 
+/// A `...caCertificates` key: a readable file holding at least one PEM certificate. `fix` ends
+/// the message when it is not.
+pub(super) fn pem_certificates_file(
+    path: String,
+    key: &str,
+    fix: &str,
+    report: &mut Report<'_>,
+) -> Result<PathBuf, Reported> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    let pem = fs::read(&path)
+        .map_err(|e| report.error(key, format!("cannot read {path}: {e}; {fix}")))?;
+    if !pem.windows(BEGIN.len()).any(|w| w == BEGIN) {
+        return Err(report.error(
+            key,
+            format!("{path} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\"); {fix}"),
+        ));
+    }
+    Ok(PathBuf::from(path))
+}
+
 /// `storage.caCertificates`: a readable PEM file of certificates, for a URL that verifies the
 /// server (sslmode verify-full or verify-ca, or none, which then means verify-full).
 fn database_ca_certificates(
@@ -335,17 +355,7 @@ fn database_ca_certificates(
     const KEY: &str = "storage.caCertificates";
     const FIX: &str = "point it at a PEM file of the CA certificates that sign your PostgreSQL \
                        server's certificate";
-    let pem = fs::read(&path)
-        .map_err(|e| report.error(KEY, format!("cannot read {path}: {e}; {FIX}")))?;
-    if !pem
-        .windows(b"-----BEGIN CERTIFICATE-----".len())
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-    {
-        return Err(report.error(
-            KEY,
-            format!("{path} holds no PEM certificate (no \"-----BEGIN CERTIFICATE-----\"); {FIX}"),
-        ));
-    }
+    let path = pem_certificates_file(path, KEY, FIX, report)?;
     match ssl_mode_param(url) {
         Some(mode) if is_postgres_url(url) && !matches!(mode, "verify-full" | "verify-ca") => {
             Err(report.error(
@@ -357,7 +367,7 @@ fn database_ca_certificates(
                 ),
             ))
         }
-        _ => Ok(PathBuf::from(path)),
+        _ => Ok(path),
     }
 }
 
