@@ -40,11 +40,9 @@ use certfleet::akash::{
 use certfleet::app::App;
 use certfleet::auth::akash::StoreKeyCache;
 use certfleet::config::Config;
-use certfleet::domain::{KeyType, NameSet};
-use certfleet::store::{Store, StoredCert};
+use certfleet::store::Store;
 use k256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use k256::ecdsa::{Signature, SigningKey};
-use rcgen::{CertificateParams, DnType, KeyPair};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
@@ -361,7 +359,7 @@ auth:
         .config;
     let app = App::start(&config).await.expect("certfleet starts");
     app.store
-        .save_certificate(&fixture_certificate())
+        .save_certificate(&util::self_signed_certificate(&NAMES))
         .await
         .expect("save the certificate");
     let api = TcpListener::bind("127.0.0.1:0")
@@ -392,28 +390,6 @@ auth:
         stop,
         task,
         _dir: dir,
-    }
-}
-
-/// A self-signed ECDSA P-256 certificate for the bench's names, stored as if issued.
-fn fixture_certificate() -> StoredCert {
-    let now = certfleet::clock::now();
-    let key = KeyPair::generate().expect("generate the leaf key");
-    let mut params = CertificateParams::new(NAMES.map(str::to_owned).to_vec()).expect("names");
-    params.distinguished_name.push(DnType::CommonName, NAMES[0]);
-    let cert = params.self_signed(&key).expect("self-sign");
-    let (not_before, not_after) = (now - 3600, now + 90 * 86_400);
-    StoredCert {
-        names: NameSet::parse(&NAMES).expect("valid names"),
-        key_type: KeyType::EcdsaP256,
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-        issuer_pem: String::new(),
-        serial: "5a173c02".to_owned(),
-        not_before,
-        not_after,
-        renew_after: not_before + (not_after - not_before) * 2 / 3,
-        issued_at: now,
     }
 }
 

@@ -29,9 +29,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use certfleet::app::App;
 use certfleet::config::Config;
-use certfleet::domain::{KeyType, NameSet};
-use certfleet::store::StoredCert;
-use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256, RsaKeySize};
+use rcgen::{KeyPair, PKCS_RSA_SHA256, RsaKeySize};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -159,7 +157,7 @@ auth:
         .config;
     let app = App::start(&config).await.expect("certfleet starts");
     app.store
-        .save_certificate(&fixture_certificate())
+        .save_certificate(&util::self_signed_certificate(&NAMES))
         .await
         .expect("save the certificate");
     let api = TcpListener::bind("127.0.0.1:0")
@@ -234,32 +232,6 @@ fn mint(signer: &signature::RsaKeyPair, issuer: &str) -> String {
         )
         .expect("sign the token");
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
-
-/// A self-signed ECDSA P-256 certificate for the bench's names, stored as if issued.
-fn fixture_certificate() -> StoredCert {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    let now = i64::try_from(now).expect("a sane clock");
-    let key = KeyPair::generate().expect("generate the leaf key");
-    let mut params = CertificateParams::new(NAMES.map(str::to_owned).to_vec()).expect("names");
-    params.distinguished_name.push(DnType::CommonName, NAMES[0]);
-    let cert = params.self_signed(&key).expect("self-sign");
-    let (not_before, not_after) = (now - 3600, now + 90 * 86_400);
-    StoredCert {
-        names: NameSet::parse(&NAMES).expect("valid names"),
-        key_type: KeyType::EcdsaP256,
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-        issuer_pem: String::new(),
-        serial: "5a173c01".to_owned(),
-        not_before,
-        not_after,
-        renew_after: not_before + (not_after - not_before) * 2 / 3,
-        issued_at: now,
-    }
 }
 
 /// Both credentials fetch the certificate (200) before any load; the JWT only once the

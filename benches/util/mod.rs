@@ -1,7 +1,14 @@
 //! Helpers shared by the wrk benchmarks (`#[path = "util/mod.rs"] mod util;`): load generation
 //! and the median of rounds. Each bench compiles this module and uses what it needs.
 
+// Each bench is its own crate and uses a part of this module: the rest is dead code there.
+#![allow(dead_code)]
+
 use std::process::Command;
+
+use certfleet::domain::{KeyType, NameSet};
+use certfleet::store::StoredCert;
+use rcgen::{CertificateParams, DnType, KeyPair};
 
 /// `wrk` settings: one thread (the machine has 2 cores), 32 connections.
 pub const WRK_ARGS: [&str; 2] = ["-t1", "-c32"];
@@ -40,5 +47,29 @@ pub fn median(values: &mut [f64]) -> f64 {
         values[mid]
     } else {
         f64::midpoint(values[mid - 1], values[mid])
+    }
+}
+
+/// A self-signed certificate for `names`, valid for 90 days, as the store holds it: the
+/// fixture the token benchmarks fetch.
+pub fn self_signed_certificate(names: &[&str]) -> StoredCert {
+    let now = certfleet::clock::now();
+    let key = KeyPair::generate().expect("generate the leaf key");
+    let owned: Vec<String> = names.iter().map(ToString::to_string).collect();
+    let mut params = CertificateParams::new(owned).expect("names");
+    params.distinguished_name.push(DnType::CommonName, names[0]);
+    let cert = params.self_signed(&key).expect("self-sign");
+    let (not_before, not_after) = (now - 3600, now + 90 * 86_400);
+    StoredCert {
+        names: NameSet::parse(names).expect("valid names"),
+        key_type: KeyType::EcdsaP256,
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        issuer_pem: String::new(),
+        serial: "5a173c01".to_owned(),
+        not_before,
+        not_after,
+        renew_after: not_before + (not_after - not_before) * 2 / 3,
+        issued_at: now,
     }
 }
