@@ -15,7 +15,6 @@ use certfleet::store::PresentedRecord;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 use common::service::{ADMIN_KEY, Service, json};
 use common::{Pebble, PebbleOptions};
@@ -59,22 +58,7 @@ fn leaf_names(body: &Value) -> Vec<String> {
         .next()
         .expect("a leaf")
         .expect("PEM");
-    let (_, cert) = X509Certificate::from_der(&leaf).expect("parse the leaf");
-    let mut names: Vec<String> = cert
-        .extensions()
-        .iter()
-        .filter_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(san) => Some(san.general_names.clone()),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => Some(dns.to_owned()),
-            _ => None,
-        })
-        .collect();
-    names.sort();
-    names
+    common::san_dns_names(&leaf)
 }
 
 /// POSTs `names` and expects a fresh certificate for exactly them.

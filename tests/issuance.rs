@@ -9,7 +9,7 @@ use rcgen::PublicKeyData;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{Value, json};
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use futures_util::future::join_all;
 
@@ -23,26 +23,6 @@ fn pem_certs(pem: &str) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .expect("PEM certificates")
-}
-
-/// The DNS names in a certificate's SAN extension, sorted.
-fn dns_names(der: &CertificateDer<'_>) -> Vec<String> {
-    let (_, cert) = X509Certificate::from_der(der).expect("parse the leaf");
-    let mut names: Vec<String> = cert
-        .extensions()
-        .iter()
-        .filter_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(san) => Some(san.general_names.clone()),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => Some(dns.to_owned()),
-            _ => None,
-        })
-        .collect();
-    names.sort();
-    names
 }
 
 /// Checks a success body the way a client would: the chain verifies against Pebble's root for
@@ -77,7 +57,11 @@ async fn check_certificate(pebble: &Pebble, body: &Value, names: &[&str]) {
     }
     let mut wanted: Vec<String> = names.iter().map(ToString::to_string).collect();
     wanted.sort();
-    assert_eq!(dns_names(&chain[0]), wanted, "exactly the requested names");
+    assert_eq!(
+        common::san_dns_names(&chain[0]),
+        wanted,
+        "exactly the requested names"
+    );
 
     let key = rcgen::KeyPair::from_pem(body["privateKey"].as_str().expect("privateKey"))
         .expect("key parses");

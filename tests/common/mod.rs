@@ -44,3 +44,24 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// The DNS names in a certificate's subject alternative names, sorted.
+pub fn san_dns_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).expect("parse the certificate");
+    let mut names: Vec<String> = cert
+        .extensions()
+        .iter()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => Some(san.general_names.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(dns.to_owned()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names
+}
