@@ -37,7 +37,7 @@ use certfleet::akash::{
     Address, Algorithm, ChainKeys, ChainOptions, KeyCache, KeySource, MemoryOnly, Validity,
     Verifier,
 };
-use certfleet::app::App;
+use certfleet::app::{App, Listeners};
 use certfleet::auth::akash::StoreKeyCache;
 use certfleet::config::Config;
 use certfleet::store::Store;
@@ -370,9 +370,16 @@ auth:
         .expect("bind the HTTP-01 listener");
     let certfleet = api.local_addr().expect("API address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.serve(api, http01, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(app.serve(
+        Listeners {
+            api,
+            http01,
+            metrics: None,
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let now = certfleet::clock::now();
     // The TypeScript SDK's algorithm: the longer message to hash of the two.
     let token = mint(

@@ -27,7 +27,7 @@ use axum::Router;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use certfleet::app::App;
+use certfleet::app::{App, Listeners};
 use certfleet::config::Config;
 use rcgen::{KeyPair, PKCS_RSA_SHA256, RsaKeySize};
 use serde_json::json;
@@ -168,9 +168,16 @@ auth:
         .expect("bind the HTTP-01 listener");
     let certfleet = api.local_addr().expect("API address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.serve(api, http01, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(app.serve(
+        Listeners {
+            api,
+            http01,
+            metrics: None,
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Setup {
         certfleet,
         token: mint(&signer, &issuer),

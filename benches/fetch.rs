@@ -28,7 +28,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use bytes::Bytes;
-use certfleet::app::App;
+use certfleet::app::{App, Listeners};
 use certfleet::config::Config;
 use certfleet::domain::{KeyType, NameSet};
 use certfleet::store::StoredCert;
@@ -191,9 +191,16 @@ auth:
         .expect("bind the HTTP-01 listener");
     let certfleet = api.local_addr().expect("API address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.serve(api, http01, async {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(app.serve(
+        Listeners {
+            api,
+            http01,
+            metrics: None,
+        },
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let bare_listener = TcpListener::bind("127.0.0.1:0")
         .await

@@ -1,12 +1,15 @@
 //! The running service: shared state, the listeners, and graceful shutdown.
 //!
-//! [`App::start`] builds everything from a [`Config`]; [`App::serve`] runs the API and HTTP-01
-//! listeners on sockets the caller bound (tests bind `127.0.0.1:0`) until `shutdown` resolves.
+//! [`App::start`] builds everything from a [`Config`]; [`App::serve`] runs the API, HTTP-01 and
+//! metrics listeners on sockets the caller bound (tests bind `127.0.0.1:0`) until `shutdown`
+//! resolves.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::middleware;
 use tokio::net::TcpListener;
 
 use crate::acme::dns01::Dns01Solver;
@@ -36,6 +39,17 @@ pub struct App {
     pub issue_wait: Duration,
     /// The API listener's TLS; `None` serves plain HTTP.
     pub tls: Option<ServerTls>,
+}
+
+/// The sockets the service answers on, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    /// `server.listen`: the API.
+    pub api: TcpListener,
+    /// `challenges.http01.listen`: HTTP-01 challenges.
+    pub http01: TcpListener,
+    /// `server.metricsListen`: `GET /metrics`; `None` turns metrics off.
+    pub metrics: Option<TcpListener>,
 }
 
 impl HasAuth for Arc<App> {
@@ -107,30 +121,44 @@ impl App {
         ));
     }
 
-    /// Serves the API on `api` and HTTP-01 on `http01` until `shutdown` resolves, then lets
+    /// Serves the API, HTTP-01 and metrics on `listeners` until `shutdown` resolves, then lets
     /// requests in progress finish.
     pub async fn serve(
         self: Arc<Self>,
-        api: TcpListener,
-        http01: TcpListener,
+        listeners: Listeners,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let Listeners {
+            api,
+            http01,
+            metrics,
+        } = listeners;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             // Err means the sender is gone, which also means stop.
             let _ = rx.wait_for(|stop| *stop).await;
         };
+        // Installed before the first request, so every request is counted.
+        let metrics_server = metrics.map(|listener| {
+            let handle = crate::metrics::install();
+            crate::metrics::spawn_upkeep(handle);
+            axum::serve(listener, crate::metrics::router(handle, self.store.clone()))
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+        });
         // With TLS, plain HTTP requests other than challenges are sent to the API over HTTPS.
         let https_port = match &self.tls {
             Some(_) => Some(api.local_addr()?.port()),
             None => None,
         };
-        let router = crate::api::router(self.clone());
+        // `Router::layer`, so the middleware sees the matched route template.
+        let router =
+            crate::api::router(self.clone()).layer(middleware::from_fn(crate::observe::observe));
         let api_server = async {
             match &self.tls {
                 Some(tls) => serve_tls(api, tls.acceptor(), router, stop_rx.clone()).await,
                 None => {
-                    axum::serve(api, router)
+                    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                    axum::serve(api, service)
                         .with_graceful_shutdown(stopped(stop_rx.clone()))
                         .await
                 }
@@ -147,7 +175,14 @@ impl App {
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
         });
-        let (api_result, http01_result) = tokio::join!(api_server, async { http01_server.await });
-        api_result.and(http01_result)
+        let metrics_server = async {
+            match metrics_server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        };
+        let (api_result, http01_result, metrics_result) =
+            tokio::join!(api_server, async { http01_server.await }, metrics_server);
+        api_result.and(http01_result).and(metrics_result)
     }
 }

@@ -134,6 +134,18 @@ enum Need {
     Resume,
 }
 
+impl Need {
+    /// The `trigger` label of the issuance metrics.
+    fn trigger(self) -> &'static str {
+        match self {
+            Self::Valid => "request",
+            Self::Due => "renewal",
+            Self::New => "forced",
+            Self::Resume => "resume",
+        }
+    }
+}
+
 impl CertService {
     /// A service over `store`, issuing with `issuer`, coordinating with other processes sharing
     /// the store through leases of `lease_ttl`.
@@ -340,7 +352,7 @@ impl CertService {
         });
         let result = match self.done_elsewhere(key, need, started).await {
             Ok(Some(cert)) => Ok(cert),
-            Ok(None) => self.attempt(key, choice).await,
+            Ok(None) => self.attempt(key, need, choice).await,
             Err(err) => Err(err.into()),
         };
         keeper.abort();
@@ -396,6 +408,7 @@ impl CertService {
     async fn attempt(
         &self,
         key: &CertKey,
+        need: Need,
         choice: ChallengeChoice,
     ) -> Result<StoredCert, IssueError> {
         let now = crate::clock::now();
@@ -409,6 +422,11 @@ impl CertService {
             });
         }
         let result = self.issuer.issue(key, choice).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(err) => ApiError::from(err.clone()).status_and_code().1,
+        };
+        crate::metrics::issuance(need.trigger(), outcome);
         match &result {
             Ok(_) if previous.is_some() => self.store.clear_failure(key).await?,
             Ok(_) | Err(IssueError::Internal(_) | IssueError::BackingOff { .. }) => {}
@@ -428,11 +446,10 @@ impl CertService {
                     wait = wait.max(i64::try_from(ca.as_secs()).unwrap_or(i64::MAX));
                 }
                 let next_attempt = now.saturating_add(wait);
-                let (_, code) = ApiError::from(err.clone()).status_and_code();
                 let failure = Failure {
                     count,
                     next_attempt,
-                    code: code.to_owned(),
+                    code: outcome.to_owned(),
                     message: format!(
                         "{err} (failure {count}; no new order before {})",
                         crate::clock::rfc3339(next_attempt)

@@ -18,6 +18,8 @@
 //! 10. [`error`]: the API's errors, mapped to status and code once.
 //! 11. [`clock`] (time read in one place) and [`failpoint`] (crash-test hooks).
 //! 12. [`fetch`]: `certfleet fetch`, the fleet client (uses only the API, like any client).
+//! 13. [`observe`] (request ids, the audit line), [`metrics`] (Prometheus series and
+//!     `/metrics`) and [`logging`] (text or JSON log lines): what operators see.
 
 pub mod acme;
 pub mod akash;
@@ -32,6 +34,9 @@ pub mod domain;
 pub mod error;
 pub mod failpoint;
 pub mod fetch;
+pub mod logging;
+pub mod metrics;
+pub mod observe;
 pub mod renewal;
 pub mod store;
 pub mod tls;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use certfleet::app::App;
-use certfleet::config::{Config, Loaded};
+use certfleet::app::{App, Listeners};
+use certfleet::config::{Config, Loaded, LogConfig};
 
 /// A central ACME certificate service for a fleet of servers.
 #[derive(Debug, Parser)]
@@ -24,7 +24,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service: API listener, HTTP-01 listener; migrates the database first.
+    /// Run the service: API, HTTP-01 and metrics listeners, renewal worker; migrates the
+    /// database first.
     Serve,
     /// Load and validate the config, print it with secrets redacted; touches no database.
     CheckConfig,
@@ -49,19 +50,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // One crypto provider for every rustls user in the process (reqwest, instant-acme).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    init_logging();
     match cli.command {
         Command::CheckConfig => match load_config(cli.config.as_deref()) {
             Some(loaded) => check_config(&loaded),
             None => ExitCode::FAILURE,
         },
+        // The config says how to log, so the logger starts once it is loaded.
         Command::Serve => match load_config(cli.config.as_deref()) {
-            Some(loaded) => run_async(serve(loaded)),
+            Some(loaded) => {
+                certfleet::logging::init(&loaded.config.log);
+                run_async(serve(loaded))
+            }
             None => ExitCode::FAILURE,
         },
         // A client: it talks to a server and never reads the server's config.
-        Command::Fetch(args) => run_async(certfleet::fetch::run(*args)),
-        Command::Akash(command) => akash(command, cli.config.as_deref()),
+        Command::Fetch(args) => {
+            certfleet::logging::init(&LogConfig::default());
+            run_async(certfleet::fetch::run(*args))
+        }
+        Command::Akash(command) => {
+            certfleet::logging::init(&LogConfig::default());
+            akash(command, cli.config.as_deref())
+        }
     }
 }
 
@@ -138,21 +148,33 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
-    let api = bind("server.listen", config.server.listen).await?;
-    let http01 = bind("challenges.http01.listen", config.challenges.http01.listen).await?;
+    let listeners = Listeners {
+        api: bind("server.listen", config.server.listen).await?,
+        http01: bind("challenges.http01.listen", config.challenges.http01.listen).await?,
+        metrics: match config.server.metrics_listen {
+            Some(address) => Some(bind("server.metricsListen", address).await?),
+            None => None,
+        },
+    };
     if config.server.tls.is_none() {
         tracing::warn!(
             "the API is served over plain HTTP: private keys cross the network in clear; set server.tls"
         );
     }
     let app = App::start(&config).await?;
+    let metrics = config
+        .server
+        .metrics_listen
+        .map_or_else(|| "off".to_owned(), |address| address.to_string());
     tracing::info!(
         api = %config.server.listen,
         http01 = %config.challenges.http01.listen,
+        metrics = %metrics,
         directory = %config.acme.directory_url,
+        version = env!("CARGO_PKG_VERSION"),
         "certfleet is serving"
     );
-    app.serve(api, http01, shutdown_signal())
+    app.serve(listeners, shutdown_signal())
         .await
         .map_err(|e| format!("serving failed: {e}"))
 }
@@ -181,16 +203,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only for a person at a terminal: log collectors get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
 }

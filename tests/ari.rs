@@ -145,7 +145,10 @@ async fn renewal_follows_the_ca_window_and_names_what_it_replaces() {
         .open(&sealed, &format!("account|{}", pebble.directory_url()))
         .expect("open the account");
     let credentials: AccountCredentials = serde_json::from_slice(&opened).expect("credentials");
-    let http = AcmeHttp(client(Some(pebble.ca().ca_pem_path())).expect("client"));
+    let http = AcmeHttp::new(
+        client(Some(pebble.ca().ca_pem_path())).expect("client"),
+        &pebble.directory_url(),
+    );
     let account = Account::builder_with_http(Box::new(http))
         .from_credentials(credentials)
         .await

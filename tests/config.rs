@@ -4,7 +4,7 @@
 use std::{fs, io::Write as _, path::Path, time::Duration};
 
 use certfleet::{
-    config::{Config, ConfigError, Loaded, format_duration, parse_duration},
+    config::{Config, ConfigError, Loaded, LogFormat, format_duration, parse_duration},
     domain::{DomainPattern, KeyType},
 };
 
@@ -231,7 +231,7 @@ fn unknown_env_key_names_the_variable() {
     assert_eq!(
         m,
         "invalid configuration: server.lisen (from CERTFLEET_SERVER__LISEN): unknown key; \
-         expected one of listen, issueWait, tls"
+         expected one of listen, metricsListen, issueWait, tls"
     );
     let m = message("", &[("CERTFLEET_SREVER__LISTEN", "0.0.0.0:1")]);
     assert!(
@@ -257,7 +257,7 @@ fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
     let m = message("server:\n  lisen: \"0.0.0.0:1\"\n", &[]);
     assert_eq!(
         m,
-        "invalid configuration: server.lisen: unknown key; expected one of listen, issueWait, tls"
+        "invalid configuration: server.lisen: unknown key; expected one of listen, metricsListen, issueWait, tls"
     );
     let e = error(
         "srever: {}\nacme:\n  eab:\n    kid: x\n    hmac: y\nauth:\n  psk:\n    keys:\n      - name: a\n        keys: z\n",
@@ -277,15 +277,64 @@ fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
 }
 
 #[test]
-fn spec_keys_not_yet_supported_have_their_own_message() {
-    let m = message("server:\n  metricsListen: x\n", &[]);
+fn metrics_listener_defaults_to_loopback_and_turns_off_with_empty() {
+    let config = load("", &[]).config;
     assert_eq!(
-        m,
-        "invalid configuration: server.metricsListen: not supported by this version of certfleet yet"
+        config.server.metrics_listen.map(|a| a.to_string()),
+        Some("127.0.0.1:9090".to_owned())
     );
-    let m = message("", &[("CERTFLEET_SERVER__METRICS_LISTEN", "x")]);
+    let config = load("server:\n  metricsListen: \"0.0.0.0:9100\"\n", &[]).config;
+    assert_eq!(
+        config.server.metrics_listen.map(|a| a.to_string()),
+        Some("0.0.0.0:9100".to_owned())
+    );
+    let off = load("", &[("CERTFLEET_SERVER__METRICS_LISTEN", "")]).config;
+    assert_eq!(off.server.metrics_listen, None);
     assert!(
-        m.contains("server.metricsListen (from CERTFLEET_SERVER__METRICS_LISTEN): not supported"),
+        off.to_redacted_yaml().contains("metricsListen: \"\""),
+        "{}",
+        off.to_redacted_yaml()
+    );
+
+    let m = message("server:\n  metricsListen: x\n", &[]);
+    assert!(
+        m.contains("server.metricsListen: \"x\" is not an IP address and port; write it like 127.0.0.1:9090"),
+        "{m}"
+    );
+    let m = message(
+        "server:\n  listen: \"127.0.0.1:9000\"\n  metricsListen: \"127.0.0.1:9000\"\n",
+        &[],
+    );
+    assert!(
+        m.contains("server.metricsListen: is the same address as server.listen (127.0.0.1:9000)"),
+        "{m}"
+    );
+}
+
+#[test]
+fn log_format_and_level() {
+    let config = load("", &[]).config;
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.log.level, "info");
+    let config = load(
+        "log:\n  format: json\n  level: \"warn,certfleet::audit=info\"\n",
+        &[],
+    )
+    .config;
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.log.level, "warn,certfleet::audit=info");
+    let m = message(
+        "log:\n  format: xml\n",
+        &[("CERTFLEET_LOG__LEVEL", "info,=x=y")],
+    );
+    assert!(
+        m.contains("log.format: \"xml\" is not a log format; use text (default) or json"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "log.level (from CERTFLEET_LOG__LEVEL): \"info,=x=y\" is not a filter directive"
+        ),
         "{m}"
     );
 }
@@ -294,7 +343,7 @@ fn spec_keys_not_yet_supported_have_their_own_message() {
 fn type_errors_name_the_path_without_the_value() {
     let m = message("server: 5\n", &[]);
     assert!(
-        m.contains("server: expected a mapping with keys listen, issueWait, tls, found a number"),
+        m.contains("server: expected a mapping with keys listen, metricsListen, issueWait, tls, found a number"),
         "{m}"
     );
     let m = message(

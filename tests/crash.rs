@@ -111,7 +111,7 @@ async fn every_kill_point_recovers_without_a_second_certificate() {
     let yaml = common::service::base_yaml(&pebble, &db_url, "1s")
         .replace(
             "server:\n",
-            &format!("server:\n  listen: \"127.0.0.1:{api}\"\n"),
+            &format!("server:\n  listen: \"127.0.0.1:{api}\"\n  metricsListen: \"\"\n"),
         )
         // A killed process's issuance lease must expire before the next start takes over.
         .replace("storage:\n", "storage:\n  leaseTtl: 2s\n");

@@ -141,7 +141,10 @@ async fn post(client: &reqwest::Client, replica: &Replica, name: &str) -> reqwes
 /// The replicas' config: one shared store, one HTTP-01 port on each replica's own address.
 fn replica_yaml(pebble: &Pebble, db_url: &str, lease_ttl: &str) -> String {
     base_yaml(pebble, db_url, "60s")
-        .replace("server:\n", "server:\n  listen: \"REPLICA_IP:API_PORT\"\n")
+        .replace(
+            "server:\n",
+            "server:\n  listen: \"REPLICA_IP:API_PORT\"\n  metricsListen: \"REPLICA_IP:0\"\n",
+        )
         .replace(
             &format!("127.0.0.1:{}", pebble.http_port()),
             &format!("REPLICA_IP:{}", pebble.http_port()),

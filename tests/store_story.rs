@@ -179,6 +179,7 @@ async fn story(backend: &Backend) {
     assert!(store.certificate(&a).await.expect("read").is_none());
     assert_eq!(store.due(T, 10).await.expect("due"), vec![]);
     assert_eq!(store.next_due().await.expect("next due"), None);
+    assert_eq!(store.schedule().await.expect("schedule"), vec![]);
     assert_eq!(store.orders().await.expect("orders"), vec![]);
 
     certificates(backend, &*store, &a, &a_rsa).await;
@@ -491,6 +492,20 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
     assert_eq!(due(T, 10).await.expect("due"), vec![c.clone(), a.clone()]);
     store.set_renew_after(c, T + 1000).await.expect("move");
     store.set_renew_after(a, T + 2000).await.expect("move");
+    // The metrics' view: every certificate, backing off or not, with its current times.
+    let schedule = store.schedule().await.expect("schedule");
+    let entry = |key: &CertKey| {
+        schedule
+            .iter()
+            .find(|e| e.names == key.names.key() && e.key_type == key.key_type.as_str())
+            .map(|e| e.renew_after)
+    };
+    assert_eq!(schedule.len(), 4, "{schedule:?}");
+    assert_eq!(
+        [entry(a), entry(b), entry(c), entry(d)],
+        [Some(T + 2000), Some(T - 300), Some(T + 1000), None]
+    );
+    assert!(schedule.iter().all(|e| e.not_after > e.renew_after));
     assert_eq!(due(T, 10).await.expect("due"), vec![]);
     assert_eq!(store.next_due().await.expect("next"), Some(T + 600));
     assert_eq!(due(T + 600, 10).await.expect("due"), vec![b.clone()]);

@@ -5,7 +5,8 @@ use std::cell::Cell;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -51,25 +52,48 @@ pub fn client(extra_roots: Option<&Path>) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("build the ACME HTTP client: {e}"))
 }
 
-/// instant-acme's [`HttpClient`] over a reqwest client.
+/// instant-acme's [`HttpClient`] over a reqwest client, counting and timing every request by
+/// ACME endpoint for the metrics.
 #[derive(Debug, Clone)]
-pub struct AcmeHttp(pub reqwest::Client);
+pub struct AcmeHttp {
+    client: reqwest::Client,
+    endpoints: Arc<Endpoints>,
+}
+
+impl AcmeHttp {
+    /// Requests to the CA whose directory is at `directory_url`, through `client`.
+    pub fn new(client: reqwest::Client, directory_url: &str) -> Self {
+        Self {
+            client,
+            endpoints: Arc::new(Endpoints {
+                directory: directory_url.to_owned(),
+                resources: OnceLock::new(),
+            }),
+        }
+    }
+}
 
 impl HttpClient for AcmeHttp {
     fn request(
         &self,
         req: Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
-        let client = self.0.clone();
+        let (client, endpoints) = (self.client.clone(), self.endpoints.clone());
         Box::pin(async move {
+            let endpoint = endpoints.classify(&req.uri().to_string());
+            let started = Instant::now();
             let (parts, body) = req.into_parts();
             let req = Request::from_parts(parts, reqwest::Body::wrap(body));
             let req = reqwest::Request::try_from(req)
                 .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
-            let rsp = client
-                .execute(req)
-                .await
-                .map_err(|e| instant_acme::Error::Other(Box::new(e.without_url())))?;
+            let rsp = match client.execute(req).await {
+                Ok(rsp) => rsp,
+                Err(e) => {
+                    crate::metrics::acme_request(endpoint, None, started.elapsed());
+                    return Err(instant_acme::Error::Other(Box::new(e.without_url())));
+                }
+            };
+            crate::metrics::acme_request(endpoint, Some(rsp.status().as_u16()), started.elapsed());
             let throttled = matches!(
                 rsp.status(),
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
@@ -78,8 +102,80 @@ impl HttpClient for AcmeHttp {
                 // Outside `with_retry_after` there is nobody to tell: ignore.
                 let _ = RETRY_AFTER.try_with(|cell| cell.set(Some(delay)));
             }
+            if endpoint == "directory" && rsp.status().is_success() {
+                // Read the directory once to learn its resources' URLs, then hand it on.
+                let rsp = http::Response::from(rsp);
+                let (parts, body) = rsp.into_parts();
+                let bytes = http_body_util::BodyExt::collect(body)
+                    .await
+                    .map_err(|e| instant_acme::Error::Other(Box::new(e)))?
+                    .to_bytes();
+                endpoints.learn(&bytes);
+                let body = reqwest::Body::from(bytes);
+                return Ok(BytesResponse::from(http::Response::from_parts(parts, body)));
+            }
             Ok(BytesResponse::from(http::Response::from(rsp)))
         })
+    }
+}
+
+/// Which ACME resource (RFC 8555 section 7.1) a URL is, for the `endpoint` metric label.
+#[derive(Debug)]
+struct Endpoints {
+    directory: String,
+    /// The directory's fixed resources, learnt from its first successful answer.
+    resources: OnceLock<Vec<(String, &'static str)>>,
+}
+
+/// The directory's fields certfleet labels requests by (RFC 8555 section 7.1.1, RFC 9773).
+const DIRECTORY_FIELDS: [&str; 6] = [
+    "newNonce",
+    "newAccount",
+    "newOrder",
+    "revokeCert",
+    "keyChange",
+    "renewalInfo",
+];
+
+impl Endpoints {
+    fn learn(&self, directory: &[u8]) {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(directory) else {
+            return;
+        };
+        let resources = DIRECTORY_FIELDS
+            .iter()
+            .filter_map(|name| Some((fields.get(*name)?.as_str()?.to_owned(), *name)))
+            .collect();
+        let _ = self.resources.set(resources);
+    }
+
+    /// The directory's own resources by URL (`renewalInfo` by prefix: its URL ends in a
+    /// certificate ID); the per-order resources by the shape of their URL, which CAs keep
+    /// readable: Let's Encrypt's `/acme/authz/...`, Pebble's `/authZ/...`.
+    fn classify(&self, url: &str) -> &'static str {
+        if url == self.directory {
+            return "directory";
+        }
+        for (resource, name) in self.resources.get().into_iter().flatten() {
+            let renewal = *name == "renewalInfo" && url.starts_with(resource.as_str());
+            if url == resource || renewal {
+                return name;
+            }
+        }
+        let path = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest.find('/').map_or("", |at| &rest[at..]))
+            .to_ascii_lowercase();
+        [
+            ("finalize", "finalize"),
+            ("chal", "challenge"),
+            ("authz", "authorization"),
+            ("cert", "certificate"),
+            ("order", "order"),
+        ]
+        .into_iter()
+        .find(|(needle, _)| path.contains(needle))
+        .map_or("other", |(_, name)| name)
     }
 }
 
@@ -103,6 +199,57 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_by_directory_then_by_shape() {
+        let endpoints = Endpoints {
+            directory: "https://ca.test/dir".to_owned(),
+            resources: OnceLock::new(),
+        };
+        endpoints.learn(
+            br#"{"newNonce": "https://ca.test/nonce-plz", "newOrder": "https://ca.test/order-plz",
+                 "renewalInfo": "https://ca.test/draft-ietf-acme-ari-03/renewalInfo",
+                 "meta": {"termsOfService": "x"}}"#,
+        );
+        let cases = [
+            ("https://ca.test/dir", "directory"),
+            ("https://ca.test/nonce-plz", "newNonce"),
+            ("https://ca.test/order-plz", "newOrder"),
+            (
+                "https://ca.test/draft-ietf-acme-ari-03/renewalInfo/abc.def",
+                "renewalInfo",
+            ),
+            ("https://ca.test/my-order/x1", "order"),
+            ("https://ca.test/authZ/x2", "authorization"),
+            ("https://ca.test/chalZ/x3", "challenge"),
+            ("https://ca.test/finalize-order/x4", "finalize"),
+            ("https://ca.test/certZ/x5", "certificate"),
+            (
+                "https://acme-v02.api.letsencrypt.org/acme/authz/1/2",
+                "authorization",
+            ),
+            (
+                "https://acme-v02.api.letsencrypt.org/acme/chall/1/2/x",
+                "challenge",
+            ),
+            (
+                "https://acme-v02.api.letsencrypt.org/acme/finalize/1/2",
+                "finalize",
+            ),
+            (
+                "https://acme-v02.api.letsencrypt.org/acme/cert/fa00",
+                "certificate",
+            ),
+            (
+                "https://acme-v02.api.letsencrypt.org/acme/order/1/2",
+                "order",
+            ),
+            ("https://ca.test/something", "other"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(endpoints.classify(url), want, "{url}");
+        }
+    }
 
     #[test]
     fn retry_after_forms() {

@@ -110,7 +110,7 @@ impl Issuer {
             email: config.email.clone(),
             profile: config.profile.clone(),
             eab,
-            http: http::AcmeHttp(http),
+            http: http::AcmeHttp::new(http, &config.directory_url),
             http01: Arc::new(http01::Http01Solver::new(store.clone())),
             dns01: None,
             store,

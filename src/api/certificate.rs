@@ -16,6 +16,7 @@ use crate::certs::{self, CachedCert, Pending};
 use crate::clock;
 use crate::domain::{CertKey, KeyType, NameSet};
 use crate::error::ApiError;
+use crate::observe::KeyDelivery;
 use crate::store::RenewalClaim;
 
 /// A forced renewal runs at most once per identity in this many seconds.
@@ -45,10 +46,10 @@ pub async fn post(
     check_challenges(&app, &key, choice)?;
     let now = clock::now();
     if let Some(hit) = app.certs.valid(&key, now).await? {
-        return Ok(deliver(&hit, true));
+        return Ok(deliver(&principal, hit, true));
     }
     let pending = app.certs.issue_with(&key, false, now, choice);
-    wait_for(&app, &key, pending).await
+    wait_for(&app, &principal, &key, pending).await
 }
 
 /// `POST /api/certificate/renew`: a new certificate, at most once per identity per hour.
@@ -77,7 +78,7 @@ pub async fn renew(
         }
     }
     let pending = app.certs.issue_with(&key, true, now, choice);
-    wait_for(&app, &key, pending).await
+    wait_for(&app, &principal, &key, pending).await
 }
 
 /// `GET /api/certificate?domain=...`: the stored certificate for exactly that name set. Never
@@ -98,7 +99,7 @@ pub async fn get(
                 .insert(header::ETAG, hit.etag_header.clone());
             return Ok(response);
         }
-        return Ok(deliver(&hit, true));
+        return Ok(deliver(&principal, hit, true));
     }
     if app.certs.is_issuing(&key) {
         return Ok(accepted(&key));
@@ -109,9 +110,14 @@ pub async fn get(
 }
 
 /// Waits `server.issueWait` for the issuance: 200 with the certificate, its error, or 202.
-async fn wait_for(app: &App, key: &CertKey, pending: Pending) -> Result<Response, ApiError> {
+async fn wait_for(
+    app: &App,
+    principal: &Principal,
+    key: &CertKey,
+    pending: Pending,
+) -> Result<Response, ApiError> {
     match tokio::time::timeout(app.issue_wait, certs::finished(pending)).await {
-        Ok(Ok(entry)) => Ok(deliver(&entry, false)),
+        Ok(Ok(entry)) => Ok(deliver(principal, entry, false)),
         Ok(Err(err)) => Err(err.into()),
         Err(_) => Ok(accepted(key)),
     }
@@ -120,10 +126,13 @@ async fn wait_for(app: &App, key: &CertKey, pending: Pending) -> Result<Response
 fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
     match policy::first_denied(&principal.domains, &key.names) {
         None => Ok(()),
-        Some(name) => Err(ApiError::DomainNotAllowed(format!(
-            "{} ({}) may not request {name}",
-            principal.name, principal.method
-        ))),
+        Some(name) => {
+            crate::metrics::auth_failure(principal.method, "domain_not_allowed");
+            Err(ApiError::DomainNotAllowed(format!(
+                "{} ({}) may not request {name}",
+                principal.name, principal.method
+            )))
+        }
     }
 }
 
@@ -208,8 +217,9 @@ fn parse_key_type(input: Option<&str>, default: KeyType) -> Result<KeyType, ApiE
     }
 }
 
-/// 200 with the certificate. `no-store`: the body holds a private key.
-fn deliver(entry: &CachedCert, cached: bool) -> Response {
+/// 200 with the certificate. `no-store`: the body holds a private key, so the response is
+/// marked for the audit line ([`crate::observe`]).
+fn deliver(principal: &Principal, entry: Arc<CachedCert>, cached: bool) -> Response {
     let body = if cached {
         &entry.body_cached
     } else {
@@ -223,6 +233,11 @@ fn deliver(entry: &CachedCert, cached: bool) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::ETAG, entry.etag_header.clone());
+    response.extensions_mut().insert(KeyDelivery {
+        principal: principal.name.clone(),
+        method: principal.method,
+        cert: entry,
+    });
     response
 }
 

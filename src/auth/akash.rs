@@ -145,6 +145,10 @@ impl AkashAuth {
 
 #[async_trait]
 impl Authenticator for AkashAuth {
+    fn method(&self) -> &'static str {
+        "akash"
+    }
+
     async fn authenticate(&self, scheme: &str, credentials: &str) -> Outcome {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Outcome::NotMine;

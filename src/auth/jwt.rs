@@ -177,6 +177,10 @@ impl JwtAuth {
 
 #[async_trait]
 impl Authenticator for JwtAuth {
+    fn method(&self) -> &'static str {
+        "jwt"
+    }
+
     async fn authenticate(&self, scheme: &str, credentials: &str) -> Outcome {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Outcome::NotMine;

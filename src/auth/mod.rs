@@ -52,6 +52,9 @@ pub enum Outcome {
 /// One authentication method.
 #[async_trait]
 pub trait Authenticator: Send + Sync + fmt::Debug {
+    /// The method's name in [`Principal::method`], logs and metrics (`psk`, `jwt`, `akash`).
+    fn method(&self) -> &'static str;
+
     /// Looks at one `Authorization` header: `scheme` (e.g. `APIKey`, `Bearer`) and the rest.
     async fn authenticate(&self, scheme: &str, credentials: &str) -> Outcome;
 }
@@ -68,44 +71,78 @@ impl AuthChain {
         Self { methods }
     }
 
-    /// Authenticates a request from its `Authorization` header.
+    /// Authenticates a request from its `Authorization` header; refusals are counted by method
+    /// and reason.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+        self.decide(header).await.map_err(|refusal| {
+            crate::metrics::auth_failure(refusal.method, refusal.reason);
+            refusal.error
+        })
+    }
+
+    async fn decide(&self, header: Option<&str>) -> Result<Principal, Refusal> {
         let Some(header) = header else {
-            return Err(ApiError::Unauthorized(
-                "missing credentials: send Authorization: APIKey <key> or Authorization: Bearer <token>".to_owned(),
+            return Err(Refusal::missing(
+                "missing credentials: send Authorization: APIKey <key> or Authorization: Bearer <token>",
             ));
         };
         let (scheme, credentials) = header.trim().split_once(' ').unwrap_or((header, ""));
         let credentials = credentials.trim();
         if credentials.is_empty() {
-            return Err(ApiError::Unauthorized(
-                "empty credentials in the Authorization header".to_owned(),
+            return Err(Refusal::missing(
+                "empty credentials in the Authorization header",
             ));
         }
         for method in &self.methods {
-            match method.authenticate(scheme, credentials).await {
+            let (reason, error) = match method.authenticate(scheme, credentials).await {
                 Outcome::NotMine => continue,
                 Outcome::Authenticated(principal) => return Ok(principal),
-                Outcome::Invalid(reason) => return Err(ApiError::Unauthorized(reason)),
-                Outcome::InsufficientScope(reason) => {
-                    return Err(ApiError::InsufficientScope(reason));
+                Outcome::Invalid(why) => ("invalid", ApiError::Unauthorized(why)),
+                Outcome::InsufficientScope(why) => {
+                    ("insufficient_scope", ApiError::InsufficientScope(why))
                 }
-                Outcome::Unavailable(reason) => return Err(ApiError::AuthUnavailable(reason)),
-            }
+                Outcome::Unavailable(why) => ("unavailable", ApiError::AuthUnavailable(why)),
+            };
+            return Err(Refusal {
+                method: method.method(),
+                reason,
+                error,
+            });
         }
         // Akash tokens are told from OIDC ones by alg: say which section is missing.
-        if scheme.eq_ignore_ascii_case("bearer")
+        let message = if scheme.eq_ignore_ascii_case("bearer")
             && crate::akash::token::header_algorithm(credentials)
                 .is_some_and(|alg| crate::akash::Algorithm::from_name(&alg).is_some())
         {
-            return Err(ApiError::Unauthorized(
-                "Akash tokens (ES256K, ES256KADR36) are not accepted: auth.akash is not configured"
-                    .to_owned(),
-            ));
+            "Akash tokens (ES256K, ES256KADR36) are not accepted: auth.akash is not configured"
+                .to_owned()
+        } else {
+            format!("no configured authentication method accepts the {scheme:?} scheme")
+        };
+        Err(Refusal {
+            method: "none",
+            reason: "invalid",
+            error: ApiError::Unauthorized(message),
+        })
+    }
+}
+
+/// A refused credential: the answer, and its labels for the metrics.
+struct Refusal {
+    /// The method that refused it, `none` when no method claimed it.
+    method: &'static str,
+    /// `missing`, `invalid`, `insufficient_scope` or `unavailable`.
+    reason: &'static str,
+    error: ApiError,
+}
+
+impl Refusal {
+    fn missing(message: &str) -> Self {
+        Self {
+            method: "none",
+            reason: "missing",
+            error: ApiError::Unauthorized(message.to_owned()),
         }
-        Err(ApiError::Unauthorized(format!(
-            "no configured authentication method accepts the {scheme:?} scheme"
-        )))
     }
 }
 

@@ -57,6 +57,10 @@ fn sha256(text: &str) -> [u8; 32] {
 
 #[async_trait]
 impl Authenticator for PskAuth {
+    fn method(&self) -> &'static str {
+        "psk"
+    }
+
     async fn authenticate(&self, scheme: &str, credentials: &str) -> Outcome {
         if !scheme.eq_ignore_ascii_case("apikey") {
             return Outcome::NotMine;

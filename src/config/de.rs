@@ -19,7 +19,6 @@ use serde_json::Value;
 
 use super::{
     error::{ConfigError, Problem},
-    raw::NOT_YET_SUPPORTED,
     tree::{Origins, kind},
 };
 
@@ -119,13 +118,10 @@ impl<'a> PathDe<'a> {
         }
     }
 
-    /// Records an unknown or not-yet-supported key and carries on, so all of them are reported.
+    /// Records an unknown key and carries on, so all of them are reported.
     fn reject_key(&self, key: &str, fields: &[&str]) {
         let path = join(&self.path, key);
-        let message = match NOT_YET_SUPPORTED.contains(&path.as_str()) {
-            true => "not supported by this version of certfleet yet".to_owned(),
-            false => format!("unknown key; expected one of {}", fields.join(", ")),
-        };
+        let message = format!("unknown key; expected one of {}", fields.join(", "));
         self.problems.borrow_mut().push(Problem {
             env_var: self.origins.var_for(&path).map(str::to_owned),
             key: path,

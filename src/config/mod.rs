@@ -15,6 +15,7 @@ mod dns01;
 mod duration;
 mod error;
 mod jwt;
+mod log;
 mod psk;
 mod raw;
 mod resolve;
@@ -40,6 +41,7 @@ pub use self::{
     duration::{format_duration, parse_duration},
     error::{ConfigError, Problem},
     jwt::JwtConfig,
+    log::{LogConfig, LogFormat},
     secret::Secret,
     tls::{TlsAcmeConfig, TlsConfig},
 };
@@ -58,6 +60,8 @@ pub struct Config {
     pub challenges: ChallengesConfig,
     /// `auth`: who may ask for which certificates.
     pub auth: AuthConfig,
+    /// `log`: how log lines are written.
+    pub log: LogConfig,
 }
 
 /// `server`.
@@ -67,6 +71,10 @@ pub struct ServerConfig {
     /// `server.listen`: the API listener's address (default `0.0.0.0:8443`).
     #[serde(serialize_with = "as_display")]
     pub listen: SocketAddr,
+    /// `server.metricsListen`: where `GET /metrics` is served (default `127.0.0.1:9090`);
+    /// `None` when set to `""`, which turns the listener off.
+    #[serde(serialize_with = "as_optional_listen")]
+    pub metrics_listen: Option<SocketAddr>,
     /// `server.issueWait`: how long a request waits for an issuance before answering 202
     /// (default 60s; more than 0 and at most 10m).
     #[serde(serialize_with = "as_duration")]
@@ -246,6 +254,17 @@ impl Config {
 
 fn as_display<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(value)
+}
+
+/// A listener that may be off, printed as `""` then, which is also how it is turned off.
+fn as_optional_listen<S: Serializer>(
+    value: &Option<SocketAddr>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(address) => serializer.collect_str(address),
+        None => serializer.serialize_str(""),
+    }
 }
 
 fn as_duration<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

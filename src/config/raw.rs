@@ -7,10 +7,6 @@
 
 use serde::Deserialize;
 
-/// Keys the SPEC names that this version does not implement yet. They get their own message, so
-/// a user following the documentation is not told the key does not exist.
-pub(super) const NOT_YET_SUPPORTED: &[&str] = &["server.metricsListen"];
-
 /// The whole file.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -20,6 +16,15 @@ pub(super) struct RawConfig {
     pub acme: Option<RawAcme>,
     pub challenges: Option<RawChallenges>,
     pub auth: Option<RawAuth>,
+    pub log: Option<RawLog>,
+}
+
+/// `log`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
 }
 
 /// `server`.
@@ -27,6 +32,7 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawServer {
     pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
     pub issue_wait: Option<String>,
     pub tls: Option<RawTls>,
 }

@@ -22,6 +22,9 @@ use super::{
 };
 
 const DEFAULT_API_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
+/// Loopback: metrics are for the operator's Prometheus, which reaches them through a deliberate
+/// `0.0.0.0:9090` (containers) or a local agent.
+const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 const DEFAULT_HTTP01_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
 const DEFAULT_ISSUE_WAIT: Duration = Duration::from_secs(60);
 /// Longer than this, most HTTP clients and proxies give up before the 202 arrives.
@@ -42,8 +45,9 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
     let acme = acme::acme(raw.acme.unwrap_or_default(), &mut report);
     let challenges = challenges(raw.challenges.unwrap_or_default(), &mut report);
     let auth = auth(raw.auth.unwrap_or_default(), &mut report);
-    match (server, storage, acme, challenges, auth) {
-        (Ok(server), Ok(storage), Ok(acme), Ok(challenges), Ok(auth))
+    let log = super::log::log(raw.log.unwrap_or_default(), &mut report);
+    match (server, storage, acme, challenges, auth, log) {
+        (Ok(server), Ok(storage), Ok(acme), Ok(challenges), Ok(auth), Ok(log))
             if report.problems.is_empty() =>
         {
             Ok(Loaded {
@@ -53,6 +57,7 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
                     acme,
                     challenges,
                     auth,
+                    log,
                 },
                 warnings: report.warnings,
             })
@@ -145,10 +150,32 @@ pub(super) fn non_empty(value: Option<String>) -> Option<String> {
 
 fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerConfig, Reported> {
     let listen = listen_addr(raw.listen, "server.listen", DEFAULT_API_LISTEN, report);
+    // An empty value turns the metrics listener off (SPEC), unlike other keys where "" = unset.
+    let metrics_listen = match raw.metrics_listen.as_deref() {
+        Some("") => Ok(None),
+        _ => listen_addr(
+            raw.metrics_listen,
+            "server.metricsListen",
+            DEFAULT_METRICS_LISTEN,
+            report,
+        )
+        .map(Some),
+    };
     let issue_wait = issue_wait(raw.issue_wait, report);
     let tls = super::tls::tls(raw.tls, report);
+    let (listen, metrics_listen) = (listen?, metrics_listen?);
+    if metrics_listen == Some(listen) {
+        return Err(report.error(
+            "server.metricsListen",
+            format!(
+                "is the same address as server.listen ({listen}); give metrics their own port \
+                 (default {DEFAULT_METRICS_LISTEN}) or \"\" to turn them off"
+            ),
+        ));
+    }
     Ok(ServerConfig {
-        listen: listen?,
+        listen,
+        metrics_listen,
         issue_wait: issue_wait?,
         tls: tls?,
     })

@@ -66,6 +66,19 @@ pub struct StoredCert {
     pub issued_at: i64,
 }
 
+/// When one stored certificate expires and is due for renewal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEntry {
+    /// The normalised name set as stored: sorted, comma-joined.
+    pub names: String,
+    /// The key type's name (`ecdsa-p256`, ...).
+    pub key_type: String,
+    /// Validity end, Unix seconds.
+    pub not_after: i64,
+    /// When renewal should start, Unix seconds.
+    pub renew_after: i64,
+}
+
 impl StoredCert {
     /// The identity this certificate answers for.
     pub fn key(&self) -> CertKey {
@@ -193,6 +206,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// The earliest time anything becomes due (a renewal time, or a back-off ending).
     async fn next_due(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Every stored certificate's expiry and renewal time, for the metrics listener.
+    async fn schedule(&self) -> Result<Vec<ScheduleEntry>, StoreError>;
 
     /// certfleet's own TLS identity `name` (`fallback`): certificate and private key PEM.
     async fn server_identity(&self, name: &str) -> Result<Option<(String, String)>, StoreError>;

@@ -15,7 +15,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{PgPool, Row};
 
 use super::seal::Sealer;
-use super::{Failure, OrderRecord, PresentedRecord, RenewalClaim, Store, StoreError, StoredCert};
+use super::{
+    Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError,
+    StoredCert,
+};
 use crate::config::StorageConfig;
 use crate::domain::{CertKey, KeyType, NameSet};
 
@@ -565,6 +568,25 @@ impl Store for PgStore {
         .await
         .map_err(|e| StoreError::new("list due certificates", e))?;
         rows.iter().map(key_from_row).collect()
+    }
+
+    async fn schedule(&self) -> Result<Vec<ScheduleEntry>, StoreError> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT names, key_type, not_after, renew_after FROM certificates \
+             ORDER BY names, key_type",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("list the certificates' schedule", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(names, key_type, not_after, renew_after)| ScheduleEntry {
+                names,
+                key_type,
+                not_after,
+                renew_after,
+            })
+            .collect())
     }
 
     async fn next_due(&self) -> Result<Option<i64>, StoreError> {

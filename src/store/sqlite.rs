@@ -12,7 +12,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::seal::Sealer;
-use super::{Failure, OrderRecord, PresentedRecord, RenewalClaim, Store, StoreError, StoredCert};
+use super::{
+    Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError,
+    StoredCert,
+};
 use crate::domain::{CertKey, KeyType, NameSet};
 
 /// The migrations, in order. Each file is applied once, in its own transaction.
@@ -604,6 +607,25 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| StoreError::new("list due certificates", e))?;
         rows.iter().map(key_from_row).collect()
+    }
+
+    async fn schedule(&self) -> Result<Vec<ScheduleEntry>, StoreError> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT names, key_type, not_after, renew_after FROM certificates \
+             ORDER BY names, key_type",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("list the certificates' schedule", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(names, key_type, not_after, renew_after)| ScheduleEntry {
+                names,
+                key_type,
+                not_after,
+                renew_after,
+            })
+            .collect())
     }
 
     async fn next_due(&self) -> Result<Option<i64>, StoreError> {

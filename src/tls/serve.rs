@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -11,6 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
 /// A handshake slower than this is dropped: it holds a connection slot for nothing.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,7 +34,7 @@ pub async fn serve_tls(
             accepted = listener.accept() => accepted,
             _ = stop.wait_for(|stop| *stop) => break,
         };
-        let (tcp, _) = match accepted {
+        let (tcp, peer) = match accepted {
             Ok(pair) => pair,
             Err(err) => {
                 // Out of file descriptors and the like: wait instead of spinning.
@@ -52,6 +54,12 @@ pub async fn serve_tls(
                 }
                 Err(_) => return,
             };
+            // The client's address for the audit line, as `axum::serve` gives it without TLS.
+            let router =
+                router.map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
             let service = TowerToHyperService::new(router);
             let connection = builder.serve_connection(TokioIo::new(tls), service);
             if let Err(err) = watcher.watch(connection).await {

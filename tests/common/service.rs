@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use certfleet::app::App;
+use certfleet::app::{App, Listeners};
 use certfleet::config::Config;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -98,9 +98,16 @@ impl Service {
             .await
             .expect("bind the HTTP-01 listener on the Pebble's httpPort");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app.clone().serve(api, http01, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(app.clone().serve(
+            Listeners {
+                api,
+                http01,
+                metrics: None,
+            },
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(120))

@@ -1,0 +1,313 @@
+//! Prometheus metrics: every series certfleet exports, and `GET /metrics` on
+//! `server.metricsListen`.
+//!
+//! Counters and histograms are recorded through the `metrics` facade into one process-wide
+//! Prometheus recorder, installed by [`install`] when the listener is on (without it the
+//! recording calls do nothing). The per-certificate gauges are not recorded at all: each scrape
+//! reads them from the store, so they are right on every replica and a deleted certificate
+//! leaves no stale series. docs/operations.md lists the series and example alerts.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics::{SharedString, counter, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::store::Store;
+
+/// notAfter of each stored certificate, Unix seconds.
+pub const CERTIFICATE_EXPIRY: &str = "certfleet_certificate_expiry_timestamp_seconds";
+/// When each stored certificate's renewal is due, Unix seconds.
+pub const CERTIFICATE_RENEWAL: &str = "certfleet_certificate_renewal_timestamp_seconds";
+/// Issuance attempts by trigger and outcome.
+pub const ISSUANCES: &str = "certfleet_issuances_total";
+/// Requests to the ACME server by endpoint and status.
+pub const ACME_REQUESTS: &str = "certfleet_acme_requests_total";
+/// Duration of requests to the ACME server by endpoint.
+pub const ACME_DURATION: &str = "certfleet_acme_request_duration_seconds";
+/// Refused credentials by method and reason.
+pub const AUTH_FAILURES: &str = "certfleet_auth_failures_total";
+/// API requests by route, method and status.
+pub const HTTP_REQUESTS: &str = "certfleet_http_requests_total";
+/// Duration of API requests by route and method.
+pub const HTTP_DURATION: &str = "certfleet_http_request_duration_seconds";
+/// Responses that carried a private key, by authentication method.
+pub const KEY_DELIVERIES: &str = "certfleet_private_key_deliveries_total";
+/// Always 1, labelled with the version.
+pub const BUILD_INFO: &str = "certfleet_build_info";
+
+/// Histogram buckets, in seconds: a cached fetch takes microseconds, an ACME call up to the
+/// HTTP client's 30-second timeout.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0,
+];
+
+/// How often histogram samples are folded into their buckets, bounding the memory they hold
+/// between scrapes.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return the same handle).
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), &DURATION_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            // An embedding program installed its own: certfleet's series go there instead.
+            tracing::warn!(
+                "a metrics recorder is already installed; /metrics shows only certificates"
+            );
+        }
+        describe();
+        metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        handle
+    })
+}
+
+/// Folds histogram samples into buckets every few seconds, until the process ends.
+pub fn spawn_upkeep(handle: &'static PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+fn describe() {
+    describe_gauge!(
+        CERTIFICATE_EXPIRY,
+        "notAfter of each stored certificate (Unix time)"
+    );
+    describe_gauge!(
+        CERTIFICATE_RENEWAL,
+        "when each stored certificate is due for renewal (Unix time)"
+    );
+    describe_counter!(
+        ISSUANCES,
+        "issuance attempts by trigger (request, renewal, forced, resume) and outcome (success or the error code)"
+    );
+    describe_counter!(
+        ACME_REQUESTS,
+        "requests to the ACME server by endpoint and HTTP status (error: no answer)"
+    );
+    describe_histogram!(
+        ACME_DURATION,
+        metrics::Unit::Seconds,
+        "duration of requests to the ACME server by endpoint"
+    );
+    describe_counter!(
+        AUTH_FAILURES,
+        "refused API requests by authentication method and reason"
+    );
+    describe_counter!(
+        HTTP_REQUESTS,
+        "API requests by route template, method and status"
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "duration of API requests by route template and method"
+    );
+    describe_counter!(
+        KEY_DELIVERIES,
+        "responses that carried a private key, by authentication method"
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "always 1; the version label names the running version"
+    );
+}
+
+/// One issuance attempt that reached the CA: `trigger` is `request`, `renewal`, `forced` or
+/// `resume`; `outcome` is `success` or the API error code of the failure.
+pub fn issuance(trigger: &'static str, outcome: &'static str) {
+    counter!(ISSUANCES, "trigger" => trigger, "outcome" => outcome).increment(1);
+}
+
+/// One request to the ACME server; `status` is `None` when no answer came.
+pub fn acme_request(endpoint: &'static str, status: Option<u16>, elapsed: Duration) {
+    let status = status.map_or(SharedString::const_str("error"), status_label);
+    counter!(ACME_REQUESTS, "endpoint" => endpoint, "status" => status).increment(1);
+    metrics::histogram!(ACME_DURATION, "endpoint" => endpoint).record(elapsed.as_secs_f64());
+}
+
+/// One refused request: `method` is `psk`, `jwt`, `akash` or `none` (no method claimed the
+/// credential); `reason` is `missing`, `invalid`, `unavailable`, `insufficient_scope` or
+/// `domain_not_allowed`.
+pub fn auth_failure(method: &'static str, reason: &'static str) {
+    counter!(AUTH_FAILURES, "method" => method, "reason" => reason).increment(1);
+}
+
+/// One API request, labelled by its route template (`other` when no route matched).
+pub fn http_request(route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
+    let route = SharedString::from_owned(route.to_owned());
+    let method = method_label(method);
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status_label(status.as_u16()))
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// One response that carried a private key.
+pub fn key_delivered(method: &'static str) {
+    counter!(KEY_DELIVERIES, "method" => method).increment(1);
+}
+
+/// Common statuses without an allocation.
+fn status_label(status: u16) -> SharedString {
+    let text = match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        413 => "413",
+        415 => "415",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        other => return SharedString::from_owned(other.to_string()),
+    };
+    SharedString::const_str(text)
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// What the metrics listener needs.
+#[derive(Debug, Clone)]
+struct Exporter {
+    handle: &'static PrometheusHandle,
+    store: Arc<dyn Store>,
+}
+
+/// The metrics listener's routes: `GET /metrics`, nothing else.
+pub fn router(handle: &'static PrometheusHandle, store: Arc<dyn Store>) -> Router {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(Exporter { handle, store })
+}
+
+/// `GET /metrics`: the recorded series, then one expiry and one renewal gauge per certificate.
+async fn scrape(State(exporter): State<Exporter>) -> Response {
+    let mut text = exporter.handle.render();
+    match exporter.store.schedule().await {
+        Ok(entries) => {
+            let expiry = entries.iter().map(|e| (&e.names, &e.key_type, e.not_after));
+            let renewal = entries
+                .iter()
+                .map(|e| (&e.names, &e.key_type, e.renew_after));
+            write_gauges(
+                &mut text,
+                CERTIFICATE_EXPIRY,
+                "notAfter of each stored certificate (Unix time)",
+                expiry,
+            );
+            write_gauges(
+                &mut text,
+                CERTIFICATE_RENEWAL,
+                "when each stored certificate is due for renewal (Unix time)",
+                renewal,
+            );
+        }
+        Err(err) => {
+            // The other series are still worth having; the gap shows on the dashboards.
+            tracing::warn!(error = %err, "metrics: cannot read the certificates");
+        }
+    }
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// Appends one gauge family in the Prometheus text format (names and key types are normalised
+/// DNS names and fixed words, so they need no escaping beyond what [`escape`] does).
+fn write_gauges<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: impl Iterator<Item = (&'a String, &'a String, i64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (names, key_type, value) in series {
+        let _ = writeln!(
+            out,
+            "{name}{{names=\"{}\",key_type=\"{}\"}} {value}",
+            escape(names),
+            escape(key_type)
+        );
+    }
+}
+
+/// Escapes a label value (Prometheus text format: backslash, double quote, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_are_valid_text_format() {
+        let names = "a.example.com,*.a.example.com".to_owned();
+        let key_type = "ecdsa-p256".to_owned();
+        let mut out = String::new();
+        write_gauges(
+            &mut out,
+            CERTIFICATE_EXPIRY,
+            "help",
+            [(&names, &key_type, 42)].into_iter(),
+        );
+        assert_eq!(
+            out,
+            "# HELP certfleet_certificate_expiry_timestamp_seconds help\n\
+             # TYPE certfleet_certificate_expiry_timestamp_seconds gauge\n\
+             certfleet_certificate_expiry_timestamp_seconds{names=\"a.example.com,*.a.example.com\",key_type=\"ecdsa-p256\"} 42\n"
+        );
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(&*status_label(404), "404");
+        assert_eq!(&*status_label(418), "418");
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::CONNECT), "other");
+    }
+}

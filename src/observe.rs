@@ -1,0 +1,129 @@
+//! What operators see of each API request: a request id on every log line it causes, the HTTP
+//! metrics, and one audit line for every private key handed out.
+//!
+//! [`observe`] wraps every route. A handler that answers with a private key marks its response
+//! with a [`KeyDelivery`]; the middleware turns the mark into the audit line, so the line is
+//! written once per response that really leaves with a key, and never holds the key itself.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument as _;
+
+use crate::certs::CachedCert;
+
+/// The header carrying the request id, both ways.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client-chosen request id kept; longer ones are replaced.
+const MAX_CLIENT_ID: usize = 64;
+
+/// The audit log's target: filter on it to route audit lines (`certfleet::audit=info`).
+pub const AUDIT_TARGET: &str = "certfleet::audit";
+
+/// Put on a response whose body carries a private key: who received which certificate.
+#[derive(Debug, Clone)]
+pub struct KeyDelivery {
+    /// The principal's name (the PSK's name, the token's subject, the Akash address).
+    pub principal: String,
+    /// The method that authenticated it: `psk`, `jwt` or `akash`.
+    pub method: &'static str,
+    /// The certificate handed out; the line names it by names, key type and serial.
+    pub cert: Arc<CachedCert>,
+}
+
+/// The middleware: request id and span, metrics, audit line, `X-Request-Id` on the answer.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(request.headers().get(&REQUEST_ID));
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let method = request.method().clone();
+    let span = tracing::info_span!("request", id = %id.to_str().unwrap_or_default());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    crate::metrics::http_request(
+        route.as_ref().map_or("other", MatchedPath::as_str),
+        &method,
+        response.status(),
+        started.elapsed(),
+    );
+    if let Some(delivery) = response.extensions_mut().remove::<KeyDelivery>() {
+        crate::metrics::key_delivered(delivery.method);
+        span.in_scope(|| audit(&delivery, remote, &id));
+    }
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// The audit line: who, which names, when (the line's time), from where. Never the key.
+fn audit(delivery: &KeyDelivery, remote: Option<SocketAddr>, id: &HeaderValue) {
+    let remote = remote.map_or_else(|| "unknown".to_owned(), |addr| addr.to_string());
+    let cert = &delivery.cert.cert;
+    tracing::info!(
+        target: AUDIT_TARGET,
+        principal = %delivery.principal,
+        method = delivery.method,
+        names = %cert.names,
+        key_type = cert.key_type.as_str(),
+        serial = %cert.serial,
+        remote = %remote,
+        request_id = %id.to_str().unwrap_or_default(),
+        "private key delivered"
+    );
+}
+
+/// The client's id when it is a sane token (so a proxy's id ties its logs to ours), else a new
+/// one: a per-process random prefix and a counter, unique across replicas in practice.
+fn request_id(client: Option<&HeaderValue>) -> HeaderValue {
+    if let Some(value) = client.filter(|value| is_sane_id(value.as_bytes())) {
+        return value.clone();
+    }
+    static PREFIX: OnceLock<u32> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 4];
+        // Without randomness the ids are still unique within this process.
+        let _ = aws_lc_rs::rand::fill(&mut bytes);
+        u32::from_le_bytes(bytes)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{prefix:08x}{n:012x}");
+    // Hex digits only: always a valid header value.
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// Letters, digits, `-`, `_`, `.`, at most [`MAX_CLIENT_ID`] bytes: safe in any log format.
+fn is_sane_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CLIENT_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_kept_only_when_sane() {
+        let kept = HeaderValue::from_static("abc-123_x.y");
+        assert_eq!(request_id(Some(&kept)), kept);
+        for bad in ["", "has space", "quote\"", "{json}", &"x".repeat(65)] {
+            let value = HeaderValue::from_str(bad).expect("header");
+            let id = request_id(Some(&value));
+            assert_ne!(id, value, "{bad:?}");
+            assert_eq!(id.len(), 20);
+        }
+        assert_ne!(request_id(None), request_id(None));
+    }
+}

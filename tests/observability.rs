@@ -1,0 +1,365 @@
+//! What operators see, with the real binary on a real Pebble: the `/metrics` listener (the
+//! expiry gauge equals the certificate's notAfter; outcome, ACME, auth and HTTP series move), JSON
+//! log lines carrying the request id, and exactly one audit line per private key handed out.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use common::service::{ADMIN_KEY, FLEET_A_KEY, base_yaml};
+use common::{Pebble, PebbleOptions, free_port};
+
+const NAME: &str = "metrics.example.test";
+
+/// `certfleet serve` with its stderr collected.
+struct Certfleet {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Certfleet {
+    fn start(config: &std::path::Path) -> Certfleet {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_certfleet"))
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            // The config's log.level decides, as in production.
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start certfleet");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Certfleet { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The JSON log lines (every line must be one).
+    fn lines(&self) -> Vec<Value> {
+        self.log()
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
+            })
+            .collect()
+    }
+
+    fn audit_lines(&self) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|line| line["target"] == "certfleet::audit")
+            .collect()
+    }
+}
+
+impl Drop for Certfleet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One scraped series: its labels and value.
+#[derive(Debug)]
+struct Series {
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// Parses the Prometheus text format (what this test needs of it: no escaped commas or quotes
+/// inside label values).
+fn parse_metrics(text: &str) -> BTreeMap<String, Vec<Series>> {
+    let mut families: BTreeMap<String, Vec<Series>> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').expect("series and value");
+        let value: f64 = value.parse().expect("numeric value");
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.strip_suffix('}').expect("closing brace")),
+            None => (series, ""),
+        };
+        let mut map = BTreeMap::new();
+        // Values hold commas (name sets): split on `",` boundaries.
+        for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once("=\"").expect("key=\"value\"");
+            map.insert(key.to_owned(), value.trim_end_matches('"').to_owned());
+        }
+        families
+            .entry(name.to_owned())
+            .or_default()
+            .push(Series { labels: map, value });
+    }
+    families
+}
+
+/// The value of the one series of `name` whose labels are exactly `labels`.
+fn value(metrics: &BTreeMap<String, Vec<Series>>, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let want: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let series = metrics
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in the scrape: {metrics:#?}"));
+    series
+        .iter()
+        .find(|s| s.labels == want)
+        .unwrap_or_else(|| panic!("no {name}{want:?}; have {series:#?}"))
+        .value
+}
+
+fn unix(rfc3339: &str) -> f64 {
+    let at = OffsetDateTime::parse(rfc3339, &Rfc3339).expect("RFC 3339 time");
+    at.unix_timestamp() as f64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_audit_lines_account_for_each_delivery() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    let (api, metrics_port) = (free_port(), free_port());
+    let yaml = base_yaml(&pebble, &db_url, "30s").replace(
+        "server:\n",
+        &format!(
+            "server:\n  listen: \"127.0.0.1:{api}\"\n  metricsListen: \"127.0.0.1:{metrics_port}\"\n"
+        ),
+    ) + "log:\n  format: json\n  level: info\n";
+    let config = dir.path().join("certfleet.yaml");
+    std::fs::write(&config, yaml).expect("write the config");
+    let certfleet = Certfleet::start(&config);
+    let base = format!("http://127.0.0.1:{api}");
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "certfleet did not become ready:\n{}",
+            certfleet.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Issue, with the client's own request id.
+    let response = client
+        .post(format!("{base}/api/certificate"))
+        .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+        .header("X-Request-Id", "client-chosen-42")
+        .json(&json!({"domain": NAME}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "client-chosen-42");
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_owned();
+    let body: Value = response.json().await.expect("JSON body");
+    let not_after = unix(body["notAfter"].as_str().expect("notAfter"));
+    let renew_after = unix(body["renewAfter"].as_str().expect("renewAfter"));
+    let pem = body["certificate"].as_str().expect("certificate");
+    let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+        .map(|c: rustls_pki_types::CertificateDer<'static>| c)
+        .expect("leaf");
+    let (_, leaf) = x509_parser::parse_x509_certificate(&der).expect("parse the leaf");
+    let serial = leaf.raw_serial_as_string().replace(':', "");
+
+    // A 304 hands out no key; a plain GET does. Refusals: no header, a wrong key, a name the
+    // key may not ask for.
+    let not_modified = client
+        .get(format!("{base}/api/certificate?domain={NAME}"))
+        .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(not_modified.status(), 304);
+    let generated_id = not_modified.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(generated_id.len(), 20, "{generated_id}");
+    let fetched = client
+        .get(format!("{base}/api/certificate?domain={NAME}"))
+        .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(fetched.status(), 200);
+    let fetched_id = fetched.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    assert_ne!(fetched_id, generated_id, "every request gets its own id");
+    let refusals = [
+        (None, NAME, 401),
+        (
+            Some("wrong-key-0123456789abcdef0123456789abcdef"),
+            NAME,
+            401,
+        ),
+        (Some(FLEET_A_KEY), "b.example.test", 403),
+    ];
+    for (key, name, status) in refusals {
+        let mut request = client
+            .post(format!("{base}/api/certificate"))
+            .json(&json!({"domain": name}));
+        if let Some(key) = key {
+            request = request.header("Authorization", format!("APIKey {key}"));
+        }
+        assert_eq!(request.send().await.expect("POST").status(), status);
+    }
+
+    // The scrape.
+    let scrape = client.get(&metrics_url).send().await.expect("scrape");
+    assert_eq!(scrape.status(), 200);
+    assert!(
+        scrape.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/plain; version=0.0.4"),
+    );
+    let text = scrape.text().await.expect("text");
+    let metrics = parse_metrics(&text);
+    let cert = [("names", NAME), ("key_type", "ecdsa-p256")];
+    let expiry = value(
+        &metrics,
+        "certfleet_certificate_expiry_timestamp_seconds",
+        &cert,
+    );
+    assert_eq!(expiry, not_after, "the expiry gauge is the notAfter");
+    let renewal = value(
+        &metrics,
+        "certfleet_certificate_renewal_timestamp_seconds",
+        &cert,
+    );
+    assert_eq!(renewal, renew_after);
+    let issued = [("trigger", "request"), ("outcome", "success")];
+    assert_eq!(value(&metrics, "certfleet_issuances_total", &issued), 1.0);
+    for (endpoint, status) in [
+        ("directory", "200"),
+        ("newNonce", "200"),
+        ("newAccount", "201"),
+        ("newOrder", "201"),
+        ("authorization", "200"),
+        ("challenge", "200"),
+        ("finalize", "200"),
+        ("certificate", "200"),
+    ] {
+        let labels = [("endpoint", endpoint), ("status", status)];
+        assert!(
+            value(&metrics, "certfleet_acme_requests_total", &labels) >= 1.0,
+            "{endpoint}"
+        );
+        let count = value(
+            &metrics,
+            "certfleet_acme_request_duration_seconds_count",
+            &[("endpoint", endpoint)],
+        );
+        assert!(count >= 1.0, "{endpoint} durations");
+    }
+    for (method, reason) in [
+        ("none", "missing"),
+        ("psk", "invalid"),
+        ("psk", "domain_not_allowed"),
+    ] {
+        let labels = [("method", method), ("reason", reason)];
+        assert_eq!(
+            value(&metrics, "certfleet_auth_failures_total", &labels),
+            1.0,
+            "{method} {reason}"
+        );
+    }
+    let route = |method, status| {
+        [
+            ("route", "/api/certificate"),
+            ("method", method),
+            ("status", status),
+        ]
+    };
+    let http = "certfleet_http_requests_total";
+    assert_eq!(value(&metrics, http, &route("POST", "200")), 1.0);
+    assert_eq!(value(&metrics, http, &route("GET", "304")), 1.0);
+    assert_eq!(value(&metrics, http, &route("GET", "200")), 1.0);
+    assert_eq!(value(&metrics, http, &route("POST", "401")), 2.0);
+    assert_eq!(value(&metrics, http, &route("POST", "403")), 1.0);
+    let deliveries = "certfleet_private_key_deliveries_total";
+    assert_eq!(value(&metrics, deliveries, &[("method", "psk")]), 2.0);
+    let version = [("version", env!("CARGO_PKG_VERSION"))];
+    assert_eq!(value(&metrics, "certfleet_build_info", &version), 1.0);
+
+    // Metrics stay on their own listener.
+    let on_api = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics on the API");
+    assert_eq!(on_api.status(), 404);
+
+    // Exactly one audit line per key handed out: the POST and the 200 GET, not the 304.
+    let audits = certfleet.audit_lines();
+    assert_eq!(audits.len(), 2, "audit lines: {audits:#?}");
+    for (line, id) in audits.iter().zip(["client-chosen-42", fetched_id.as_str()]) {
+        assert_eq!(line["message"], "private key delivered");
+        assert_eq!(line["principal"], "admin");
+        assert_eq!(line["method"], "psk");
+        assert_eq!(line["names"], NAME);
+        assert_eq!(line["key_type"], "ecdsa-p256");
+        assert_eq!(line["serial"], serial.as_str());
+        assert_eq!(line["request_id"], id);
+        assert_eq!(line["span"]["id"], id, "the request's span is on the line");
+        let remote = line["remote"].as_str().expect("remote");
+        assert!(remote.starts_with("127.0.0.1:"), "{remote}");
+        assert!(line["timestamp"].is_string(), "when: {line}");
+    }
+
+    // No secret reaches the log.
+    let log = certfleet.log();
+    for secret in [
+        ADMIN_KEY,
+        FLEET_A_KEY,
+        "PRIVATE KEY",
+        "wrong-key-0123456789",
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+}
