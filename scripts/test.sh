@@ -7,3 +7,8 @@ scripts/install-test-deps.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked
+# Packaging (each script installs its own tools: buildah, debootstrap, hadolint, helm-python-sdk,
+# kubernetes-validate): the runtime image built from the binary `cargo test` just built, then
+# the Helm chart linted, rendered, validated against Kubernetes 1.31 and its configs checked.
+scripts/check-image.sh target/debug/certfleet
+scripts/check-chart.sh
