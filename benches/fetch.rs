@@ -9,7 +9,10 @@
 //!   certfleet answers (`Content-Type: application/json`), nothing else;
 //! - certfleet: `App::start` from YAML (SQLite in a temporary directory, one PSK, an ACME
 //!   directory that points nowhere since nothing is issued) with a certificate saved directly
-//!   through `Store::save_certificate`, served by `App::serve`.
+//!   through `Store::save_certificate`, served by `App::serve` with what production runs
+//!   around each request: the metrics listener on (so every request is counted and timed) and
+//!   info-level JSON logging (so every response with a key writes its audit line), formatted
+//!   into a sink instead of a pipe.
 //!
 //! `wrk -t1 -c32 -d3s` with the same `Authorization: APIKey ...` header loads one, then the other,
 //! alternating for several rounds; the result is the median of the per-round ratios
@@ -29,7 +32,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use bytes::Bytes;
 use certfleet::app::{App, Listeners};
-use certfleet::config::Config;
+use certfleet::config::{Config, LogConfig, LogFormat};
 use certfleet::domain::{KeyType, NameSet};
 use certfleet::store::StoredCert;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SerialNumber};
@@ -174,6 +177,15 @@ auth:
     let config = Config::from_yaml(&yaml, std::iter::empty())
         .expect("the bench config is valid")
         .config;
+    // As in production: info-level JSON lines (one audit line per response with a key), here
+    // formatted into a sink rather than a pipe.
+    certfleet::logging::init_with_writer(
+        &LogConfig {
+            format: LogFormat::Json,
+            level: "info".to_owned(),
+        },
+        std::io::sink,
+    );
     let app = App::start(&config).await.expect("certfleet starts");
 
     let cert = fixture_certificate();
@@ -189,13 +201,17 @@ auth:
     let http01 = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind the HTTP-01 listener");
+    // Metrics on, as by default: every request is counted and timed.
+    let metrics = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the metrics listener");
     let certfleet = api.local_addr().expect("API address");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.serve(
         Listeners {
             api,
             http01,
-            metrics: None,
+            metrics: Some(metrics),
         },
         async {
             let _ = stopped.await;

@@ -3,17 +3,27 @@
 //! causes names it (see [`crate::observe`]).
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{LogConfig, LogFormat};
 
-/// Installs the process's logger. Call once, before anything logs.
+/// Installs the process's logger, writing to stderr. Call once, before anything logs.
 pub fn init(config: &LogConfig) {
+    init_with_writer(config, std::io::stderr);
+}
+
+/// [`init`] with another destination (benchmarks log to a sink: the formatting is paid for,
+/// the terminal is spared).
+pub fn init_with_writer<W>(config: &LogConfig, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match config.format {
         // Colours only for a person at a terminal: log collectors get plain text.
         LogFormat::Text => builder
