@@ -40,17 +40,35 @@ pub struct CachedCert {
 }
 
 /// The success body of the certificate routes (SPEC: camelCase, le-cert-server compatible).
-#[derive(Serialize)]
+/// Its OpenAPI schema (`Certificate`) is derived from this type, so the two cannot drift.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct CertBody<'a> {
+#[schema(
+    as = Certificate,
+    description = "A certificate with its private key (camelCase: le-cert-server clients keep working)."
+)]
+pub(crate) struct CertBody<'a> {
+    /// The first name of the sorted set.
     domain: &'a str,
+    /// Every name, sorted.
     domains: Vec<&'a str>,
+    /// The leaf followed by the chain, PEM.
     certificate: &'a str,
+    /// The certificate's private key, PKCS#8 PEM.
     private_key: &'a str,
+    /// The chain without the leaf, PEM.
     issuer_cert: &'a str,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     not_before: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     not_after: String,
+    /// When certfleet renews it (RFC 3339, UTC): the CA's ARI window, else two thirds of the
+    /// lifetime.
+    #[schema(format = DateTime)]
     renew_after: String,
+    /// `true` when served from the store, `false` when issued for this request.
     cached: bool,
 }
 

@@ -10,6 +10,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::acme::IssueError;
 use crate::store::StoreError;
@@ -82,13 +85,57 @@ pub enum ApiError {
 }
 
 /// The JSON error body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody<'a> {
     /// The stable machine code.
+    #[schema(value_type = ErrorCode)]
     pub code: &'a str,
-    /// A human-readable message.
+    /// A human-readable message. It may change: match on `code`.
     pub message: &'a str,
 }
+
+/// Every stable `code` of an error body: each [`ApiError`]'s (`tests/openapi.rs` checks that
+/// none is missing), then the two bodies answered outside it: `issuing` (202 from the
+/// certificate routes) and `not_ready` (503 from `/readyz`).
+pub const ERROR_CODES: [&str; 20] = [
+    "invalid_body",
+    "invalid_domain",
+    "domain_rejected",
+    "unauthorized",
+    "domain_not_allowed",
+    "insufficient_scope",
+    "not_found",
+    "method_not_allowed",
+    "body_too_large",
+    "unsupported_media_type",
+    "headers_too_large",
+    "rate_limited",
+    "renew_too_soon",
+    "validation_failed",
+    "ca_error",
+    "dns_error",
+    "auth_unavailable",
+    "internal_error",
+    "issuing",
+    "not_ready",
+];
+
+/// The OpenAPI schema of an error body's `code`: the enum of [`ERROR_CODES`].
+#[derive(Debug)]
+pub struct ErrorCode;
+
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("A stable machine code: clients match on it."))
+            .enum_values(Some(ERROR_CODES))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
 
 impl ApiError {
     /// The HTTP status and the stable code.
@@ -272,6 +319,7 @@ mod tests {
                 "insufficient_scope",
             ),
             (ApiError::NotFound(String::new()), 404, "not_found"),
+            (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::BodyTooLarge, 413, "body_too_large"),
             (
                 ApiError::UnsupportedMediaType,
@@ -299,6 +347,80 @@ mod tests {
                 (StatusCode::from_u16(status).expect("status"), code)
             );
         }
+    }
+
+    /// One error of every variant; the match below stops compiling when a variant is added,
+    /// until it is added here too.
+    fn one_of_each() -> Vec<ApiError> {
+        let retry_after = Duration::from_secs(1);
+        let errors = vec![
+            ApiError::InvalidBody(String::new()),
+            ApiError::InvalidDomain(String::new()),
+            ApiError::DomainRejected(String::new()),
+            ApiError::Unauthorized(String::new()),
+            ApiError::DomainNotAllowed(String::new()),
+            ApiError::InsufficientScope(String::new()),
+            ApiError::NotFound(String::new()),
+            ApiError::MethodNotAllowed,
+            ApiError::BodyTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::HeadersTooLarge,
+            ApiError::RateLimited {
+                message: String::new(),
+                retry_after,
+            },
+            ApiError::RenewTooSoon {
+                message: String::new(),
+                retry_after,
+            },
+            ApiError::ValidationFailed(String::new()),
+            ApiError::CaError(String::new()),
+            ApiError::DnsError(String::new()),
+            ApiError::AuthUnavailable(String::new()),
+            ApiError::Internal(String::new()),
+            ApiError::Backoff {
+                inner: Box::new(ApiError::CaError(String::new())),
+                retry_after,
+            },
+        ];
+        for err in &errors {
+            match err {
+                ApiError::InvalidBody(_)
+                | ApiError::InvalidDomain(_)
+                | ApiError::DomainRejected(_)
+                | ApiError::Unauthorized(_)
+                | ApiError::DomainNotAllowed(_)
+                | ApiError::InsufficientScope(_)
+                | ApiError::NotFound(_)
+                | ApiError::MethodNotAllowed
+                | ApiError::BodyTooLarge
+                | ApiError::UnsupportedMediaType
+                | ApiError::HeadersTooLarge
+                | ApiError::RateLimited { .. }
+                | ApiError::RenewTooSoon { .. }
+                | ApiError::ValidationFailed(_)
+                | ApiError::CaError(_)
+                | ApiError::DnsError(_)
+                | ApiError::AuthUnavailable(_)
+                | ApiError::Internal(_)
+                | ApiError::Backoff { .. } => {}
+            }
+        }
+        errors
+    }
+
+    #[test]
+    fn error_codes_are_exactly_the_codes_answered() {
+        let mut answered: Vec<&str> = one_of_each()
+            .iter()
+            .map(|err| err.status_and_code().1)
+            .chain(["issuing", "not_ready"])
+            .collect();
+        answered.sort_unstable();
+        answered.dedup();
+        let mut listed = ERROR_CODES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(answered, listed);
     }
 
     #[test]

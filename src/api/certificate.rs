@@ -26,16 +26,51 @@ const FORCED_RENEWAL_INTERVAL: i64 = 3600;
 const RETRY_AFTER_ISSUING: u64 = 5;
 
 /// The body of `POST /api/certificate` and `POST /api/certificate/renew`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(
+    as = CertificateRequest,
+    description = "The names of the certificate: `domain`, `domains`, or both (at least one name).",
+    example = json!({"domains": ["example.com", "www.example.com"], "keyType": "ecdsa-p256"}),
+)]
 pub struct CertRequest {
+    /// One name.
     domain: Option<String>,
+    /// Up to 100 names (`*.example.com` for a wildcard); order, case and duplicates do not
+    /// matter.
     domains: Option<Vec<String>>,
+    #[schema(value_type = Option<super::openapi::KeyTypeName>)]
     key_type: Option<String>,
+    #[schema(value_type = Option<super::openapi::Challenge>)]
     challenge: Option<String>,
 }
 
 /// `POST /api/certificate`: the stored certificate while it is valid, else a new one.
+#[utoipa::path(
+    post,
+    path = "/api/certificate",
+    tag = "certificates",
+    operation_id = "requestCertificate",
+    summary = "Get a certificate, issued if none is stored",
+    description = "The stored certificate while it is valid (even when due: renewal goes on in \
+        the background); otherwise issues one, or joins the issuance already under way for the \
+        same identity (names and key type). Waits up to `server.issueWait`, then answers 202.",
+    request_body = CertRequest,
+    security(("APIKey" = []), ("bearer" = [])),
+    responses(
+        (status = 200, response = super::openapi::Certificate),
+        (status = 202, response = super::openapi::Issuing),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 413, response = super::openapi::BodyTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 502, response = super::openapi::BadGateway),
+        (status = 503, response = super::openapi::AuthUnavailable),
+    ),
+)]
 pub async fn post(
     State(app): State<Arc<App>>,
     principal: Principal,
@@ -53,6 +88,30 @@ pub async fn post(
 }
 
 /// `POST /api/certificate/renew`: a new certificate, at most once per identity per hour.
+#[utoipa::path(
+    post,
+    path = "/api/certificate/renew",
+    tag = "certificates",
+    operation_id = "renewCertificate",
+    summary = "Force a new certificate",
+    description = "A new certificate with a new key, at most once per identity per hour (else \
+        429 `renew_too_soon`). Joins the issuance already under way for that identity, if any.",
+    request_body = CertRequest,
+    security(("APIKey" = []), ("bearer" = [])),
+    responses(
+        (status = 200, response = super::openapi::Certificate),
+        (status = 202, response = super::openapi::Issuing),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 413, response = super::openapi::BodyTooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 429, response = super::openapi::RateLimited),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 502, response = super::openapi::BadGateway),
+        (status = 503, response = super::openapi::AuthUnavailable),
+    ),
+)]
 pub async fn renew(
     State(app): State<Arc<App>>,
     principal: Principal,
@@ -83,6 +142,33 @@ pub async fn renew(
 
 /// `GET /api/certificate?domain=...`: the stored certificate for exactly that name set. Never
 /// issues.
+#[utoipa::path(
+    get,
+    path = "/api/certificate",
+    tag = "certificates",
+    operation_id = "getCertificate",
+    summary = "Read the stored certificate; never issues",
+    description = "The stored certificate for exactly that identity (names and key type).",
+    params(
+        ("domain" = Vec<String>, Query, style = Form, explode,
+            description = "A name; repeat it (or separate names with commas) for a name set."),
+        ("keyType" = Option<super::openapi::KeyTypeName>, Query),
+        ("If-None-Match" = Option<String>, Header,
+            description = "The `ETag` of the certificate the client holds: 304 while it is current."),
+    ),
+    security(("APIKey" = []), ("bearer" = [])),
+    responses(
+        (status = 200, response = super::openapi::Certificate),
+        (status = 202, response = super::openapi::Issuing),
+        (status = 304, response = super::openapi::NotModified),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::AuthUnavailable),
+    ),
+)]
 pub async fn get(
     State(app): State<Arc<App>>,
     principal: Principal,

@@ -1,20 +1,26 @@
 //! The HTTP API: the whole route table in [`router`], and the pieces every route shares (the
 //! JSON body extractor and the framework-level rejections, all answered as JSON errors).
+//!
+//! Every route is registered with its OpenAPI documentation (`utoipa_axum::routes!`), so the
+//! document served at `GET /openapi.json` ([`openapi`]) and the router come from one source.
 
 mod certificate;
 mod health;
+mod openapi;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
+use crate::auth::{AuthChain, HasAuth};
 use crate::error::ApiError;
 
 /// The largest request body accepted: a request names at most 100 names.
@@ -24,21 +30,55 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// enough that nobody needs a bigger parsing buffer (hyper's own limit answers 431 beyond it).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
-/// Every API route.
+/// Every API route, each with its OpenAPI documentation; the document is rendered here, once.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route(
-            "/api/certificate",
-            post(certificate::post).get(certificate::get),
-        )
-        .route("/api/certificate/renew", post(certificate::renew))
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
+    let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(certificate::post, certificate::get))
+        .routes(routes!(certificate::renew))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(openapi::document))
+        .split_for_parts();
+    // `limit_headers` below answers on every route.
+    openapi::on_every_operation::<openapi::HeadersTooLarge>(
+        &mut document,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    );
+    let state = ApiState {
+        app,
+        document: openapi::Document::render(&document),
+    };
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_headers))
-        .with_state(app)
+        .with_state(state)
+}
+
+/// The router's state: the app, and the OpenAPI document rendered when the router was built.
+#[derive(Debug, Clone)]
+struct ApiState {
+    app: Arc<App>,
+    document: openapi::Document,
+}
+
+impl FromRef<ApiState> for Arc<App> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.app.clone()
+    }
+}
+
+impl FromRef<ApiState> for openapi::Document {
+    fn from_ref(state: &ApiState) -> Self {
+        state.document.clone()
+    }
+}
+
+impl HasAuth for ApiState {
+    fn auth(&self) -> &AuthChain {
+        self.app.auth()
+    }
 }
 
 async fn not_found() -> ApiError {
