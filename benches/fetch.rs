@@ -11,8 +11,8 @@
 //!   directory that points nowhere since nothing is issued) with a certificate saved directly
 //!   through `Store::save_certificate`, served by `App::serve` with what production runs
 //!   around each request: the metrics listener on (so every request is counted and timed) and
-//!   info-level JSON logging (so every response with a key writes its audit line), formatted
-//!   into a sink instead of a pipe.
+//!   info-level logging in the default text format (`CERTFLEET_BENCH_LOG=json` for JSON, `off` for none), so
+//!   every response with a key writes its audit line, formatted into a sink instead of a pipe.
 //!
 //! `wrk -t1 -c32 -d3s` with the same `Authorization: APIKey ...` header loads one, then the other,
 //! alternating for several rounds; the result is the median of the per-round ratios
@@ -177,15 +177,23 @@ auth:
     let config = Config::from_yaml(&yaml, std::iter::empty())
         .expect("the bench config is valid")
         .config;
-    // As in production: info-level JSON lines (one audit line per response with a key), here
-    // formatted into a sink rather than a pipe.
-    certfleet::logging::init_with_writer(
-        &LogConfig {
-            format: LogFormat::Json,
-            level: "info".to_owned(),
-        },
-        std::io::sink,
-    );
+    // As in production: info-level lines (one audit line per response with a key), formatted
+    // into a sink rather than a pipe. CERTFLEET_BENCH_LOG=json measures the JSON format.
+    let format = match std::env::var("CERTFLEET_BENCH_LOG").as_deref() {
+        Ok("json") => Some(LogFormat::Json),
+        Ok("off") => None,
+        _ => Some(LogFormat::Text),
+    };
+    println!("  logging: {format:?}, info level, into a sink; metrics listener on");
+    if let Some(format) = format {
+        certfleet::logging::init_with_writer(
+            &LogConfig {
+                format,
+                level: "info".to_owned(),
+            },
+            std::io::sink,
+        );
+    }
     let app = App::start(&config).await.expect("certfleet starts");
 
     let cert = fixture_certificate();

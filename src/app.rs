@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::middleware;
 use tokio::net::TcpListener;
 
 use crate::acme::dns01::Dns01Solver;
@@ -151,8 +150,7 @@ impl App {
             None => None,
         };
         // `Router::layer`, so the middleware sees the matched route template.
-        let router =
-            crate::api::router(self.clone()).layer(middleware::from_fn(crate::observe::observe));
+        let router = crate::api::router(self.clone()).layer(crate::observe::ObserveLayer);
         let api_server = async {
             match &self.tls {
                 Some(tls) => serve_tls(api, tls.acceptor(), router, stop_rx.clone()).await,

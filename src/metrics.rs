@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use metrics::{SharedString, counter, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Label, SharedString, counter, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::store::Store;
@@ -151,13 +151,62 @@ pub fn auth_failure(method: &'static str, reason: &'static str) {
 }
 
 /// One API request, labelled by its route template (`other` when no route matched).
+///
+/// This runs for every request, so the series' handles are kept per thread after their first
+/// use (a registry lookup hashes every label each time), and nothing runs while metrics are off.
 pub fn http_request(route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
-    let route = SharedString::from_owned(route.to_owned());
-    let method = method_label(method);
-    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status_label(status.as_u16()))
-        .increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
+    if HANDLE.get().is_none() {
+        return;
+    }
+    let (method, status) = (method_label(method), status.as_u16());
+    HTTP_SERIES.with_borrow_mut(|series| {
+        let per_route = match series.get_mut(route) {
+            Some(per_route) => per_route,
+            None => series.entry(route.to_owned()).or_default(),
+        };
+        let index = match per_route
+            .iter()
+            .position(|s| s.method == method && s.status == status)
+        {
+            Some(index) => index,
+            None => {
+                let labels = |with_status: bool| {
+                    let mut labels = vec![
+                        Label::new("route", route.to_owned()),
+                        Label::new("method", method),
+                    ];
+                    if with_status {
+                        labels.push(Label::new("status", status_label(status)));
+                    }
+                    labels
+                };
+                per_route.push(HttpSeries {
+                    method,
+                    status,
+                    count: counter!(HTTP_REQUESTS, labels(true)),
+                    duration: metrics::histogram!(HTTP_DURATION, labels(false)),
+                });
+                per_route.len() - 1
+            }
+        };
+        let handles = &per_route[index];
+        handles.count.increment(1);
+        handles.duration.record(elapsed.as_secs_f64());
+    });
+}
+
+/// The handles of one route's series for one method and status.
+struct HttpSeries {
+    method: &'static str,
+    status: u16,
+    count: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+thread_local! {
+    /// [`http_request`]'s handles, by route template: a handful of routes, methods, statuses.
+    static HTTP_SERIES: std::cell::RefCell<std::collections::HashMap<String, Vec<HttpSeries>>> =
+        std::cell::RefCell::default();
 }
 
 /// One response that carried a private key.
