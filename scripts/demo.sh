@@ -53,11 +53,12 @@ PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
 pids+=($!)
 wait_for https://127.0.0.1:14000/dir --cacert ca.pem
 
-step "starting certfleet on SQLite (API on 127.0.0.1:8443, HTTP-01 on 127.0.0.1:5002)"
+step "starting certfleet on SQLite (API on 127.0.0.1:8443, HTTP-01 on 127.0.0.1:5002, metrics on 127.0.0.1:15090)"
 key="demo-$(openssl rand -hex 24)"
 cat > certfleet.yaml <<YAML
 server:
   listen: "127.0.0.1:8443"
+  metricsListen: "127.0.0.1:15090"
 storage:
   url: "sqlite://$work/certfleet.db"
 acme:
@@ -98,5 +99,10 @@ curl -fsS -X POST http://127.0.0.1:8443/api/certificate \
   -H "Authorization: APIKey $key" -H "Content-Type: application/json" \
   -d '{"domains": ["www.demo.example.test", "demo.example.test"]}' \
   | python3 -c 'import json,sys; b=json.load(sys.stdin); print("cached:", json.dumps(b["cached"]), "domains:", ", ".join(b["domains"]))'
+
+step "what Prometheus sees, and the audit trail"
+curl -fsS http://127.0.0.1:15090/metrics \
+  | grep -E '^certfleet_(certificate_expiry_timestamp_seconds|issuances_total|private_key_deliveries_total)' || true
+grep 'private key delivered' certfleet.log || true
 echo
 echo "demo: done (certfleet log: $(grep -c . certfleet.log) lines; all processes stopped)"
