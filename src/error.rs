@@ -289,6 +289,69 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// One error of every variant, for checks that must cover them all (the stable codes, the
+    /// OpenAPI document's code list). The match below stops compiling when a variant is added,
+    /// until it is added here too.
+    pub fn one_of_each() -> Vec<ApiError> {
+        let retry_after = Duration::from_secs(1);
+        let errors = vec![
+            ApiError::InvalidBody(String::new()),
+            ApiError::InvalidDomain(String::new()),
+            ApiError::DomainRejected(String::new()),
+            ApiError::Unauthorized(String::new()),
+            ApiError::DomainNotAllowed(String::new()),
+            ApiError::InsufficientScope(String::new()),
+            ApiError::NotFound(String::new()),
+            ApiError::MethodNotAllowed,
+            ApiError::BodyTooLarge,
+            ApiError::UnsupportedMediaType,
+            ApiError::HeadersTooLarge,
+            ApiError::RateLimited {
+                message: String::new(),
+                retry_after,
+            },
+            ApiError::RenewTooSoon {
+                message: String::new(),
+                retry_after,
+            },
+            ApiError::ValidationFailed(String::new()),
+            ApiError::CaError(String::new()),
+            ApiError::DnsError(String::new()),
+            ApiError::AuthUnavailable(String::new()),
+            ApiError::Internal(String::new()),
+            ApiError::Backoff {
+                inner: Box::new(ApiError::CaError(String::new())),
+                retry_after,
+            },
+        ];
+        for err in &errors {
+            match err {
+                ApiError::InvalidBody(_)
+                | ApiError::InvalidDomain(_)
+                | ApiError::DomainRejected(_)
+                | ApiError::Unauthorized(_)
+                | ApiError::DomainNotAllowed(_)
+                | ApiError::InsufficientScope(_)
+                | ApiError::NotFound(_)
+                | ApiError::MethodNotAllowed
+                | ApiError::BodyTooLarge
+                | ApiError::UnsupportedMediaType
+                | ApiError::HeadersTooLarge
+                | ApiError::RateLimited { .. }
+                | ApiError::RenewTooSoon { .. }
+                | ApiError::ValidationFailed(_)
+                | ApiError::CaError(_)
+                | ApiError::DnsError(_)
+                | ApiError::AuthUnavailable(_)
+                | ApiError::Internal(_)
+                | ApiError::Backoff { .. } => {}
+            }
+        }
+        errors
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,69 +412,9 @@ mod tests {
         }
     }
 
-    /// One error of every variant; the match below stops compiling when a variant is added,
-    /// until it is added here too.
-    fn one_of_each() -> Vec<ApiError> {
-        let retry_after = Duration::from_secs(1);
-        let errors = vec![
-            ApiError::InvalidBody(String::new()),
-            ApiError::InvalidDomain(String::new()),
-            ApiError::DomainRejected(String::new()),
-            ApiError::Unauthorized(String::new()),
-            ApiError::DomainNotAllowed(String::new()),
-            ApiError::InsufficientScope(String::new()),
-            ApiError::NotFound(String::new()),
-            ApiError::MethodNotAllowed,
-            ApiError::BodyTooLarge,
-            ApiError::UnsupportedMediaType,
-            ApiError::HeadersTooLarge,
-            ApiError::RateLimited {
-                message: String::new(),
-                retry_after,
-            },
-            ApiError::RenewTooSoon {
-                message: String::new(),
-                retry_after,
-            },
-            ApiError::ValidationFailed(String::new()),
-            ApiError::CaError(String::new()),
-            ApiError::DnsError(String::new()),
-            ApiError::AuthUnavailable(String::new()),
-            ApiError::Internal(String::new()),
-            ApiError::Backoff {
-                inner: Box::new(ApiError::CaError(String::new())),
-                retry_after,
-            },
-        ];
-        for err in &errors {
-            match err {
-                ApiError::InvalidBody(_)
-                | ApiError::InvalidDomain(_)
-                | ApiError::DomainRejected(_)
-                | ApiError::Unauthorized(_)
-                | ApiError::DomainNotAllowed(_)
-                | ApiError::InsufficientScope(_)
-                | ApiError::NotFound(_)
-                | ApiError::MethodNotAllowed
-                | ApiError::BodyTooLarge
-                | ApiError::UnsupportedMediaType
-                | ApiError::HeadersTooLarge
-                | ApiError::RateLimited { .. }
-                | ApiError::RenewTooSoon { .. }
-                | ApiError::ValidationFailed(_)
-                | ApiError::CaError(_)
-                | ApiError::DnsError(_)
-                | ApiError::AuthUnavailable(_)
-                | ApiError::Internal(_)
-                | ApiError::Backoff { .. } => {}
-            }
-        }
-        errors
-    }
-
     #[test]
     fn error_codes_are_exactly_the_codes_answered() {
-        let mut answered: Vec<&str> = one_of_each()
+        let mut answered: Vec<&str> = ApiError::one_of_each()
             .iter()
             .map(|err| err.status_and_code().1)
             .chain(["issuing", "not_ready"])
