@@ -204,14 +204,29 @@ struct HttpSeries {
 }
 
 thread_local! {
+    /// [`key_delivered`]'s handles, by method.
+    static DELIVERIES: std::cell::RefCell<Vec<(&'static str, metrics::Counter)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
     /// [`http_request`]'s handles, by route template: a handful of routes, methods, statuses.
     static HTTP_SERIES: std::cell::RefCell<std::collections::HashMap<String, Vec<HttpSeries>>> =
         std::cell::RefCell::default();
 }
 
-/// One response that carried a private key.
+/// One response that carried a private key (per request too: handles kept per thread).
 pub fn key_delivered(method: &'static str) {
-    counter!(KEY_DELIVERIES, "method" => method).increment(1);
+    if HANDLE.get().is_none() {
+        return;
+    }
+    DELIVERIES.with_borrow_mut(|handles| {
+        let index = match handles.iter().position(|(m, _)| *m == method) {
+            Some(index) => index,
+            None => {
+                handles.push((method, counter!(KEY_DELIVERIES, "method" => method)));
+                handles.len() - 1
+            }
+        };
+        handles[index].1.increment(1);
+    });
 }
 
 /// Common statuses without an allocation.
