@@ -102,7 +102,7 @@ async fn verification(key: &SigningKey) {
     };
     println!("akash: token verifications per second (signature + claims), beside raw k256");
     for algorithm in [Algorithm::Es256k, Algorithm::Es256kAdr36] {
-        let now = certfleet::clock::now();
+        let now = certfleet::util::clock::now();
         let full = json!({"access": "full"});
         let token = mint(key, algorithm, &full, None, now, now + 900).expect("mint a token");
         let cold_tokens: Vec<String> = wallets
@@ -380,7 +380,7 @@ auth:
             let _ = stopped.await;
         },
     ));
-    let now = certfleet::clock::now();
+    let now = certfleet::util::clock::now();
     // The TypeScript SDK's algorithm: the longer message to hash of the two.
     let token = mint(
         key,

@@ -186,7 +186,7 @@ auth:
     };
     println!("  logging: {format:?}, info level, into a sink; metrics listener on");
     if let Some(format) = format {
-        certfleet::logging::init_with_writer(
+        certfleet::observe::logging::init_with_writer(
             &LogConfig {
                 format,
                 level: "info".to_owned(),

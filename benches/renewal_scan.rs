@@ -35,7 +35,7 @@ async fn run() {
         .await
         .expect("open the store");
 
-    let now = certfleet::clock::now();
+    let now = certfleet::util::clock::now();
     fill(&url, now).await;
     for i in 0..1_000 {
         let key = certfleet::domain::CertKey {

@@ -17,9 +17,9 @@ use crate::auth::akash::{AkashAuth, StoreKeyCache};
 use crate::auth::jwt::JwtAuth;
 use crate::auth::psk::PskAuth;
 use crate::auth::{AuthChain, Authenticator, HasAuth};
-use crate::certs::CertService;
 use crate::config::Config;
 use crate::domain::KeyType;
+use crate::service::CertService;
 use crate::store::{self, Store};
 use crate::tls::{ServerTls, serve_tls};
 
@@ -112,7 +112,7 @@ impl App {
         let app = self.clone();
         // Unfinished orders are resumed by the worker's first pass.
         tokio::spawn(async move { app.certs.issuer().warm_up().await });
-        tokio::spawn(crate::renewal::worker(
+        tokio::spawn(crate::service::worker::run(
             self.certs.clone(),
             self.store.clone(),
             self.certs.stored(),
@@ -139,10 +139,13 @@ impl App {
         };
         // Installed before the first request, so every request is counted.
         let metrics_server = metrics.map(|listener| {
-            let handle = crate::metrics::install();
-            crate::metrics::spawn_upkeep(handle);
-            axum::serve(listener, crate::metrics::router(handle, self.store.clone()))
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
+            let handle = crate::observe::metrics::install();
+            crate::observe::metrics::spawn_upkeep(handle);
+            axum::serve(
+                listener,
+                crate::observe::metrics::router(handle, self.store.clone()),
+            )
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
         });
         // With TLS, plain HTTP requests other than challenges are sent to the API over HTTPS.
         let https_port = match &self.tls {

@@ -4,8 +4,9 @@
 use std::{fs, io::Write as _, path::Path, time::Duration};
 
 use certfleet::{
-    config::{Config, ConfigError, Loaded, LogFormat, format_duration, parse_duration},
+    config::{Config, ConfigError, Loaded, LogFormat},
     domain::{DomainPattern, KeyType},
+    util::duration::{format_duration, parse_duration},
 };
 
 /// 48 characters, as `openssl rand -base64 36` prints.

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use certfleet::failpoint::POINTS;
+use certfleet::util::failpoint::POINTS;
 use serde_json::json;
 
 use common::service::ADMIN_KEY;

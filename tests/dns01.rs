@@ -342,7 +342,7 @@ async fn records_a_killed_process_left_behind_are_removed_at_the_next_start() {
         )
         .expect("solver");
         store
-            .begin_order(&key, certfleet::clock::now())
+            .begin_order(&key, certfleet::util::clock::now())
             .await
             .expect("order");
         for (i, stored_final) in [(1, true), (2, false)] {

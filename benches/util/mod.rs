@@ -53,7 +53,7 @@ pub fn median(values: &mut [f64]) -> f64 {
 /// A self-signed certificate for `names`, valid for 90 days, as the store holds it: the
 /// fixture the token benchmarks fetch.
 pub fn self_signed_certificate(names: &[&str]) -> StoredCert {
-    let now = certfleet::clock::now();
+    let now = certfleet::util::clock::now();
     let key = KeyPair::generate().expect("generate the leaf key");
     let owned: Vec<String> = names.iter().map(ToString::to_string).collect();
     let mut params = CertificateParams::new(owned).expect("names");

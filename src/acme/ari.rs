@@ -6,7 +6,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::{IssueError, Issuer, classify};
-use crate::clock;
+use crate::util::clock;
 
 /// The RFC 9773 section 4.1 identifier of the leaf in `cert_pem`, if it has the authority key
 /// identifier extension it needs.
@@ -17,19 +17,6 @@ pub fn identifier(cert_pem: &str) -> Option<CertificateIdentifier<'static>> {
     CertificateIdentifier::try_from(&der)
         .ok()
         .map(CertificateIdentifier::into_owned)
-}
-
-/// A point in the window `[start, end]` chosen by `draw` in [0, 1): RFC 9773 section 4.2 asks
-/// for a uniformly random point; a window already open means "now".
-pub fn point_in_window(start: i64, end: i64, now: i64, draw: f64) -> i64 {
-    if start <= now {
-        return now;
-    }
-    let width = (end - start).max(0);
-    // The product is within [0, width]: the cast cannot overflow or lose a sign.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-    let offset = (width as f64 * draw.clamp(0.0, 1.0)) as i64;
-    start + offset
 }
 
 impl Issuer {
@@ -58,41 +45,17 @@ impl Issuer {
     pub async fn ari_renewal_time(&self, cert_pem: &str) -> Option<i64> {
         let account = self.account().await.ok()?;
         match self.renewal_window(&account, cert_pem).await {
-            Ok(Some((start, end))) => Some(point_in_window(
+            Ok(Some((start, end))) => Some(crate::schedule::point_in_window(
                 start,
                 end,
                 clock::now(),
-                crate::renewal::jitter(),
+                crate::schedule::jitter(),
             )),
             Ok(None) => None,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot ask the CA for a renewal window");
                 None
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn points_fall_in_the_window() {
-        let cases = [
-            (1_000, 2_000, 500, 0.0, 1_000),
-            (1_000, 2_000, 500, 0.5, 1_500),
-            (1_000, 2_000, 500, 0.999, 1_999),
-            (1_000, 2_000, 1_200, 0.5, 1_200),
-            (1_000, 1_000, 500, 0.7, 1_000),
-            (1_000, 900, 500, 0.7, 1_000),
-        ];
-        for (start, end, now, draw, want) in cases {
-            assert_eq!(
-                point_in_window(start, end, now, draw),
-                want,
-                "{start}..{end} now={now} draw={draw}"
-            );
         }
     }
 }

@@ -89,11 +89,15 @@ impl HttpClient for AcmeHttp {
             let rsp = match client.execute(req).await {
                 Ok(rsp) => rsp,
                 Err(e) => {
-                    crate::metrics::acme_request(endpoint, None, started.elapsed());
+                    crate::observe::metrics::acme_request(endpoint, None, started.elapsed());
                     return Err(instant_acme::Error::Other(Box::new(e.without_url())));
                 }
             };
-            crate::metrics::acme_request(endpoint, Some(rsp.status().as_u16()), started.elapsed());
+            crate::observe::metrics::acme_request(
+                endpoint,
+                Some(rsp.status().as_u16()),
+                started.elapsed(),
+            );
             let throttled = matches!(
                 rsp.status(),
                 StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE

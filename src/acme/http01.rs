@@ -44,7 +44,7 @@ impl Solver for Http01Solver {
         key_authorization: &str,
     ) -> Result<Presented, IssueError> {
         self.store
-            .put_http01(token, key_authorization, crate::clock::now())
+            .put_http01(token, key_authorization, crate::util::clock::now())
             .await
             .map_err(|e| {
                 IssueError::Internal(format!("http-01: present token for {}: {e}", prepared.name))

@@ -173,7 +173,7 @@ impl Issuer {
         let owner = format!("{}-{:p}", std::process::id(), std::ptr::from_ref(self));
         while !self
             .store
-            .try_lease(&lease, &owner, crate::clock::now(), 60)
+            .try_lease(&lease, &owner, crate::util::clock::now(), 60)
             .await?
         {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -249,7 +249,7 @@ impl Issuer {
         let json = serde_json::to_string(&credentials)
             .map_err(|e| IssueError::Internal(format!("serialise the ACME account: {e}")))?;
         self.store
-            .save_account(&self.directory_url, &json, crate::clock::now())
+            .save_account(&self.directory_url, &json, crate::util::clock::now())
             .await?;
         tracing::info!(directory = %self.directory_url, account = account.id(), "created the ACME account");
         Ok(account)

@@ -19,10 +19,10 @@ use super::solver::{ChallengeChoice, Presented, Solver};
 use super::{
     IssueError, Issuer, ari, cert, challenge_name, classify, http, poll_policy, validation_error,
 };
-use crate::clock;
 use crate::domain::CertKey;
-use crate::failpoint::hit;
 use crate::store::{PresentedRecord, StoredCert};
+use crate::util::clock;
+use crate::util::failpoint::hit;
 
 /// How long cleaning up one presented challenge may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -338,10 +338,10 @@ impl Issuer {
             cert::check_chain(pem, &key.names, &material.spki_der).map_err(IssueError::Ca)?;
         let renew_after = match self.ari_renewal_time(&chain.full_pem).await {
             Some(at) => at,
-            None => crate::renewal::renewal_time(
+            None => crate::schedule::renewal_time(
                 chain.not_before,
                 chain.not_after,
-                crate::renewal::jitter(),
+                crate::schedule::jitter(),
             ),
         };
         let cert = StoredCert {

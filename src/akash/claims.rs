@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::address::{Address, printable};
-use crate::config::format_duration;
+use crate::util::duration::format_duration;
 
 /// One action a token may permit on a lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

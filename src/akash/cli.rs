@@ -24,8 +24,9 @@ use super::{
     Verifier,
 };
 use crate::auth::akash::{AkashAuth, Refusal};
-use crate::clock;
-use crate::config::{AkashKeySource, Config, format_duration, parse_duration};
+use crate::config::{AkashKeySource, Config};
+use crate::util::clock;
+use crate::util::duration::{format_duration, parse_duration};
 
 /// The derivation path of Cosmos wallets (coin type 118), as Keplr and the Akash CLI use.
 pub const HD_PATH: &str = "m/44'/118'/0'/0/0";

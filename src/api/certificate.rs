@@ -12,12 +12,12 @@ use super::ApiJson;
 use crate::acme::solver::ChallengeChoice;
 use crate::app::App;
 use crate::auth::{Principal, policy};
-use crate::certs::{self, CachedCert, Pending};
-use crate::clock;
 use crate::domain::{CertKey, KeyType, NameSet};
 use crate::error::ApiError;
 use crate::observe::KeyDelivery;
+use crate::service::{self, CachedCert, Pending};
 use crate::store::RenewalClaim;
+use crate::util::clock;
 
 /// A forced renewal runs at most once per identity in this many seconds.
 const FORCED_RENEWAL_INTERVAL: i64 = 3600;
@@ -202,7 +202,7 @@ async fn wait_for(
     key: &CertKey,
     pending: Pending,
 ) -> Result<Response, ApiError> {
-    match tokio::time::timeout(app.issue_wait, certs::finished(pending)).await {
+    match tokio::time::timeout(app.issue_wait, service::finished(pending)).await {
         Ok(Ok(entry)) => Ok(deliver(principal, entry, false)),
         Ok(Err(err)) => Err(err.into()),
         Err(_) => Ok(accepted(key)),
@@ -213,7 +213,7 @@ fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
     match policy::first_denied(&principal.domains, &key.names) {
         None => Ok(()),
         Some(name) => {
-            crate::metrics::auth_failure(principal.method, "domain_not_allowed");
+            crate::observe::metrics::auth_failure(principal.method, "domain_not_allowed");
             Err(ApiError::DomainNotAllowed(format!(
                 "{} ({}) may not request {name}",
                 principal.name, principal.method

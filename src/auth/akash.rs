@@ -24,9 +24,9 @@ use crate::akash::{
     Address, Algorithm, ChainKeys, ChainOptions, KeyCache, KeySource, Rejection, Token, Validity,
     Verified, Verifier,
 };
-use crate::clock;
 use crate::config::{AkashConfig, AkashKeySource};
 use crate::store::Store;
+use crate::util::clock;
 
 /// Verified tokens kept at most.
 pub const CACHE_CAPACITY: usize = 10_000;

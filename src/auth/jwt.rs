@@ -26,9 +26,9 @@ use serde_json::{Map, Value};
 
 use super::jwks::{KeySet, KeySource, Lookup};
 use super::{Authenticator, Outcome, Principal};
-use crate::clock;
 use crate::config::JwtConfig;
 use crate::domain::DomainPattern;
+use crate::util::clock;
 
 /// Verified tokens kept at most.
 pub const CACHE_CAPACITY: usize = 10_000;

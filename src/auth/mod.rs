@@ -75,7 +75,7 @@ impl AuthChain {
     /// and reason.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
         self.decide(header).await.map_err(|refusal| {
-            crate::metrics::auth_failure(refusal.method, refusal.reason);
+            crate::observe::metrics::auth_failure(refusal.method, refusal.reason);
             refusal.error
         })
     }

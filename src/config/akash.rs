@@ -15,6 +15,7 @@ use super::{
 };
 use crate::akash::Address;
 use crate::domain::DomainPattern;
+use crate::util::duration::parse_duration;
 
 /// `auth.akash.leeway` default: clock skew tolerated on `nbf` and `exp`.
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -200,7 +201,7 @@ fn max_lifetime(
     let Some(text) = non_empty(value) else {
         return Ok(Some(DEFAULT_MAX_LIFETIME));
     };
-    match super::parse_duration(&text) {
+    match parse_duration(&text) {
         Err(message) => Err(report.error("auth.akash.maxTokenLifetime", message)),
         Ok(d) if d.is_zero() => Ok(None),
         Ok(d) if d.subsec_nanos() != 0 || d < Duration::from_secs(1) => Err(report.error(
@@ -216,7 +217,7 @@ fn leeway(value: Option<String>, report: &mut Report<'_>) -> Result<Duration, Re
     let Some(text) = non_empty(value) else {
         return Ok(DEFAULT_LEEWAY);
     };
-    match super::parse_duration(&text) {
+    match parse_duration(&text) {
         Err(message) => Err(report.error(KEY, message)),
         Ok(leeway) if leeway > MAX_LEEWAY => Err(report.error(
             KEY,

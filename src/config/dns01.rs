@@ -18,6 +18,7 @@ use super::{
     secret::Secret,
 };
 use crate::domain::DomainName;
+use crate::util::duration::parse_duration;
 
 const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
 const GCLOUD_API: &str = "https://dns.googleapis.com/dns/v1";
@@ -402,7 +403,7 @@ fn duration(
 ) -> Result<Duration, Reported> {
     match non_empty(raw) {
         None => Ok(default),
-        Some(text) => match super::parse_duration(&text) {
+        Some(text) => match parse_duration(&text) {
             Ok(value) if !value.is_zero() => Ok(value),
             Ok(_) => Err(report.error(&format!("{path}.{key}"), "must be more than 0")),
             Err(message) => Err(report.error(&format!("{path}.{key}"), message)),

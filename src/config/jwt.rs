@@ -16,6 +16,8 @@ use super::{
     resolve::{Report, Reported, non_empty, pem_certificates_file},
 };
 
+use crate::util::duration::parse_duration;
+
 /// Clock skew tolerated on `exp` and `nbf` unless `auth.jwt.leeway` says otherwise.
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 /// Beyond this, an expired token stays usable long enough to matter.
@@ -216,7 +218,7 @@ fn leeway(value: Option<String>, report: &mut Report<'_>) -> Result<Duration, Re
     let Some(text) = value else {
         return Ok(DEFAULT_LEEWAY);
     };
-    match super::parse_duration(&text) {
+    match parse_duration(&text) {
         Err(message) => Err(report.error(KEY, message)),
         Ok(leeway) if leeway > MAX_LEEWAY => Err(report.error(
             KEY,

@@ -12,7 +12,6 @@ mod acme;
 mod akash;
 mod de;
 mod dns01;
-mod duration;
 mod error;
 mod jwt;
 mod log;
@@ -34,11 +33,11 @@ use std::{
 use serde::{Serialize, Serializer};
 
 use crate::domain::{DomainPattern, KeyType};
+use crate::util::duration::format_duration;
 
 pub use self::{
     akash::{AkashConfig, AkashKeySource, AkashPrincipal},
     dns01::{Dns01Entry, DnsProviderConfig, TsigAlgorithm},
-    duration::{format_duration, parse_duration},
     error::{ConfigError, Problem},
     jwt::JwtConfig,
     log::{LogConfig, LogFormat},

@@ -15,7 +15,7 @@ use super::{
     AuthConfig, ChallengesConfig, Config, Http01Config, Loaded, ServerConfig, StorageConfig, acme,
     akash,
     error::{ConfigError, Problem},
-    jwt, parse_duration, psk,
+    jwt, psk,
     raw::{RawAuth, RawChallenges, RawConfig, RawServer, RawStorage},
     secret::Secret,
     tree::Origins,
@@ -227,6 +227,7 @@ fn issue_wait(value: Option<String>, report: &mut Report<'_>) -> Result<Duration
 
 use crate::store::postgres::{is_postgres_url, ssl_mode_param};
 use crate::store::seal::decode_key;
+use crate::util::duration::parse_duration;
 
 fn storage(raw: RawStorage, report: &mut Report<'_>) -> Result<StorageConfig, Reported> {
     let (url, key) = match report.secret("storage.url", raw.url, raw.url_file)? {

@@ -548,7 +548,7 @@ impl DnsProvider for GoogleCloudDns {
 
 /// The signed JWT a service account trades for an access token (RFC 7523 section 2.1).
 fn assertion(key: &ServiceAccountKey) -> Result<String, String> {
-    let now = crate::clock::now();
+    let now = crate::util::clock::now();
     let mut header = json!({"alg": "RS256", "typ": "JWT"});
     if let Some(kid) = &key.private_key_id {
         header["kid"] = json!(kid);

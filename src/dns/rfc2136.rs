@@ -117,7 +117,7 @@ impl Rfc2136 {
     /// Signs `message`, sends it over TCP, and checks the answer's code and signature.
     async fn send(&self, mut message: Message, zone: &str) -> Result<(), String> {
         let server = wire::resolve_server(&self.nameserver).await?;
-        let now = u64::try_from(crate::clock::now()).unwrap_or_default();
+        let now = u64::try_from(crate::util::clock::now()).unwrap_or_default();
         let verifier = message
             .finalize(&self.signer, now)
             .map_err(|e| format!("sign the update: {e}"))?;

@@ -16,11 +16,11 @@ use tokio_rustls::TlsAcceptor;
 pub use resolver::{Resolver, Served, fingerprint};
 pub use serve::serve_tls;
 
-use crate::certs::CertService;
-use crate::clock;
 use crate::config::TlsConfig;
 use crate::domain::{CertKey, KeyType};
+use crate::service::CertService;
 use crate::store::Store;
+use crate::util::clock;
 
 /// How often certificate files and the self-obtained certificate are checked for a new one.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(2);

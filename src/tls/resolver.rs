@@ -141,7 +141,7 @@ impl ResolvesServerCert for Resolver {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(public) = public
                 .as_ref()
-                .filter(|p| p.covers(name) && crate::clock::now() < p.not_after)
+                .filter(|p| p.covers(name) && crate::util::clock::now() < p.not_after)
             {
                 return Some(public.key.clone());
             }

@@ -118,7 +118,7 @@ pub fn mint(request: &Value) -> Minted {
 
 /// Now, in Unix seconds.
 pub fn now() -> i64 {
-    certfleet::clock::now()
+    certfleet::util::clock::now()
 }
 
 /// The YAML of an `auth.akash` section (indented under `auth:`).

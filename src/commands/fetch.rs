@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::config::parse_duration;
-use crate::domain::{DomainName, KeyType, NameSet};
+use certfleet::domain::{DomainName, KeyType, NameSet};
+use certfleet::util::duration::parse_duration;
 
 use self::bundle::Bundle;
 use self::credential::Credential;
@@ -92,6 +92,13 @@ pub struct FetchArgs {
 
 /// Runs `certfleet fetch`, with credentials from the process environment when no file is
 /// given. The error is the one line to print.
+/// `certfleet fetch`: logs at the default level (it never reads the server's config) and runs.
+pub fn main(args: FetchArgs) -> std::process::ExitCode {
+    certfleet::observe::logging::init(&certfleet::config::LogConfig::default());
+    super::run_async(run(args))
+}
+
+/// Brings `--out` up to date with the server's certificate.
 pub async fn run(args: FetchArgs) -> Result<(), String> {
     let plan = Plan::new(args, |name| std::env::var(name).ok())?;
     for warning in &plan.warnings {
@@ -106,12 +113,13 @@ pub async fn run(args: FetchArgs) -> Result<(), String> {
     let changed = match answer {
         Answer::NotModified => false,
         Answer::Certificate { body, etag } => {
-            let bundle = Bundle::check(&body, &plan.names, crate::clock::now()).map_err(|e| {
-                format!(
-                    "refused the server's certificate for {}: {e}; nothing was written",
-                    plan.names
-                )
-            })?;
+            let bundle =
+                Bundle::check(&body, &plan.names, certfleet::util::clock::now()).map_err(|e| {
+                    format!(
+                        "refused the server's certificate for {}: {e}; nothing was written",
+                        plan.names
+                    )
+                })?;
             let pending_exec = plan.exec.is_some();
             let changed = out.install(&bundle, etag.as_deref(), pending_exec)?;
             if changed {

@@ -1,22 +1,9 @@
-//! Renewal: when a certificate is due and how long a failing one waits (pure functions of the
-//! certificate, the time and a random draw), and the worker that renews everything due without
-//! any client asking.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Renewal scheduling, as pure functions of the certificate, the time and a random draw: when a
+//! certificate is due (two thirds of its lifetime, or a point in the CA's ARI window), the random
+//! draw that spreads renewals, and how long a failing certificate waits. The ACME flow, the
+//! certificate service and the renewal worker all call down into this module.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use tokio::sync::{Notify, watch};
-
-use crate::certs::{CertService, finished};
-use crate::clock;
-use crate::store::Store;
-
-/// The most renewals the worker runs at once.
-const BATCH: u32 = 20;
-
-/// The longest the worker sleeps without looking at the store again.
-const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
 /// The renewal time: when one third of the lifetime is left, brought forward by up to a
 /// fifteenth of the lifetime (`jitter` in [0, 1)) so certificates issued together do not renew
@@ -57,61 +44,17 @@ pub fn backoff(failures: u32, remaining: Option<i64>) -> i64 {
     }
 }
 
-/// Renews every due certificate until `shutdown` turns true. Wakes when the next certificate
-/// becomes due, when `wake` is notified (a certificate was stored), and at least hourly.
-pub async fn worker(
-    certs: Arc<CertService>,
-    store: Arc<dyn Store>,
-    wake: Arc<Notify>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        // Orders left by a process that died (its lease expired): take them over. Orders under
-        // way here are joined, not restarted; another live process's are waited for.
-        if let Err(err) = certs.resume_orders().await {
-            tracing::error!(error = %err, "cannot look for unfinished orders");
-        }
-        let now = clock::now();
-        match store.due(now, BATCH).await {
-            Ok(due) if !due.is_empty() => {
-                // Renew this batch concurrently and wait for it, so the next scan does not see
-                // the same certificates again while they are being renewed.
-                let mut pending = Vec::new();
-                for key in &due {
-                    if certs.still_due(key, now).await {
-                        tracing::info!(names = %key.names, key_type = %key.key_type, "renewing");
-                        pending.push(certs.renew(key, now));
-                    }
-                }
-                for pending in pending {
-                    let _ = finished(pending).await;
-                }
-                continue;
-            }
-            Ok(_) => {}
-            Err(err) => tracing::error!(error = %err, "renewal scan failed"),
-        }
-        let sleep = match store.next_due().await {
-            Ok(Some(at)) => {
-                Duration::from_secs(u64::try_from(at - clock::now()).unwrap_or(0).max(1))
-            }
-            Ok(None) => MAX_SLEEP,
-            Err(err) => {
-                tracing::error!(error = %err, "renewal scan failed");
-                Duration::from_secs(60)
-            }
-        }
-        .min(MAX_SLEEP)
-        .min(certs.lease_ttl());
-        tokio::select! {
-            () = tokio::time::sleep(sleep) => {}
-            () = wake.notified() => {}
-            _ = shutdown.changed() => {}
-        }
+/// A point in the window `[start, end]` chosen by `draw` in [0, 1): RFC 9773 section 4.2 asks
+/// for a uniformly random point; a window already open means "now".
+pub fn point_in_window(start: i64, end: i64, now: i64, draw: f64) -> i64 {
+    if start <= now {
+        return now;
     }
+    let width = (end - start).max(0);
+    // The product is within [0, width]: the cast cannot overflow or lose a sign.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+    let offset = (width as f64 * draw.clamp(0.0, 1.0)) as i64;
+    start + offset
 }
 
 #[cfg(test)]
@@ -177,6 +120,25 @@ mod tests {
                 backoff(failures, remaining),
                 want,
                 "{failures} failures, {remaining:?} left"
+            );
+        }
+    }
+
+    #[test]
+    fn points_fall_in_the_window() {
+        let cases = [
+            (1_000, 2_000, 500, 0.0, 1_000),
+            (1_000, 2_000, 500, 0.5, 1_500),
+            (1_000, 2_000, 500, 0.999, 1_999),
+            (1_000, 2_000, 1_200, 0.5, 1_200),
+            (1_000, 1_000, 500, 0.7, 1_000),
+            (1_000, 900, 500, 0.7, 1_000),
+        ];
+        for (start, end, now, draw, want) in cases {
+            assert_eq!(
+                point_in_window(start, end, now, draw),
+                want,
+                "{start}..{end} now={now} draw={draw}"
             );
         }
     }

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::Credential;
 use super::bundle::CertBody;
 use super::tls::Trust;
-use crate::config::format_duration;
-use crate::domain::{DomainName, KeyType, NameSet};
+use certfleet::domain::{DomainName, KeyType, NameSet};
+use certfleet::util::duration::format_duration;
 
 /// Answers are a few KiB; anything much larger is not certfleet.
 const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -1,9 +1,13 @@
-//! What operators see of each API request: a request id on every log line it causes, the HTTP
+//! What operators see: [`metrics`] (the Prometheus series and `/metrics`), [`logging`] (text or
+//! JSON lines), and, for each API request, a request id on every log line it causes, the HTTP
 //! metrics, and one audit line for every private key handed out.
 //!
 //! [`ObserveLayer`] wraps every route. A handler that answers with a private key marks its response
 //! with a [`KeyDelivery`]; the middleware turns the mark into the audit line, so the line is
 //! written once per response that really leaves with a key, and never holds the key itself.
+
+pub mod logging;
+pub mod metrics;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,7 +24,7 @@ use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
-use crate::certs::CachedCert;
+use crate::service::CachedCert;
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -89,14 +93,14 @@ where
         let inner = span.in_scope(|| self.inner.call(request));
         Box::pin(async move {
             let Ok(mut response) = inner.instrument(span.clone()).await;
-            crate::metrics::http_request(
+            metrics::http_request(
                 route.as_ref().map_or("other", MatchedPath::as_str),
                 &method,
                 response.status(),
                 started.elapsed(),
             );
             if let Some(delivery) = response.extensions_mut().remove::<KeyDelivery>() {
-                crate::metrics::key_delivered(delivery.method);
+                metrics::key_delivered(delivery.method);
                 span.in_scope(|| audit(&delivery, remote, &id));
             }
             response.headers_mut().insert(REQUEST_ID, id);

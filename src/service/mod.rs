@@ -5,6 +5,8 @@
 //! cannot cancel an order halfway. Concurrent requests for one identity join one task; distinct
 //! identities are issued in parallel.
 
+pub mod worker;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -17,7 +19,7 @@ use crate::acme::solver::ChallengeChoice;
 use crate::acme::{IssueError, Issuer};
 use crate::domain::{CertKey, DomainName};
 use crate::error::ApiError;
-use crate::renewal::backoff;
+use crate::schedule::backoff;
 use crate::store::{Failure, Store, StoreError, StoredCert};
 
 /// The most certificates kept in the response cache; past it, entries are dropped and reloaded
@@ -90,9 +92,9 @@ impl CachedCert {
                 certificate: &cert.cert_pem,
                 private_key: &cert.key_pem,
                 issuer_cert: &cert.issuer_pem,
-                not_before: crate::clock::rfc3339(cert.not_before),
-                not_after: crate::clock::rfc3339(cert.not_after),
-                renew_after: crate::clock::rfc3339(cert.renew_after),
+                not_before: crate::util::clock::rfc3339(cert.not_before),
+                not_after: crate::util::clock::rfc3339(cert.not_after),
+                renew_after: crate::util::clock::rfc3339(cert.renew_after),
                 cached,
             };
             // Serialising plain strings and a bool cannot fail.
@@ -221,7 +223,7 @@ impl CertService {
             drop(self.start(
                 key,
                 Need::Resume,
-                crate::clock::now(),
+                crate::util::clock::now(),
                 ChallengeChoice::Auto,
             ));
         }
@@ -342,7 +344,12 @@ impl CertService {
         let mut waited = false;
         while !self
             .store
-            .try_lease(&lease, &self.owner, crate::clock::now(), self.lease_secs())
+            .try_lease(
+                &lease,
+                &self.owner,
+                crate::util::clock::now(),
+                self.lease_secs(),
+            )
             .await?
         {
             if !waited {
@@ -358,7 +365,7 @@ impl CertService {
                 loop {
                     tokio::time::sleep(every).await;
                     match store
-                        .try_lease(&lease, &owner, crate::clock::now(), ttl)
+                        .try_lease(&lease, &owner, crate::util::clock::now(), ttl)
                         .await
                     {
                         Ok(true) => {}
@@ -397,7 +404,7 @@ impl CertService {
         need: Need,
         started: i64,
     ) -> Result<Option<StoredCert>, StoreError> {
-        let now = crate::clock::now();
+        let now = crate::util::clock::now();
         if need == Need::Resume && self.store.order(key).await?.is_none() {
             // Whoever held the lease finished (or abandoned) the order: nothing to take over.
             return match self.store.certificate(key).await? {
@@ -429,7 +436,7 @@ impl CertService {
         need: Need,
         choice: ChallengeChoice,
     ) -> Result<StoredCert, IssueError> {
-        let now = crate::clock::now();
+        let now = crate::util::clock::now();
         let previous = self.store.failure(key).await?;
         if let Some(failure) = previous.as_ref().filter(|f| f.next_attempt > now) {
             let wait = u64::try_from(failure.next_attempt - now).unwrap_or(1);
@@ -444,7 +451,7 @@ impl CertService {
             Ok(_) => "success",
             Err(err) => ApiError::from(err.clone()).status_and_code().1,
         };
-        crate::metrics::issuance(need.trigger(), outcome);
+        crate::observe::metrics::issuance(need.trigger(), outcome);
         match &result {
             Ok(_) if previous.is_some() => self.store.clear_failure(key).await?,
             Ok(_) | Err(IssueError::Internal(_) | IssueError::BackingOff { .. }) => {}
@@ -470,7 +477,7 @@ impl CertService {
                     code: outcome.to_owned(),
                     message: format!(
                         "{err} (failure {count}; no new order before {})",
-                        crate::clock::rfc3339(next_attempt)
+                        crate::util::clock::rfc3339(next_attempt)
                     ),
                 };
                 self.store.record_failure(key, &failure).await?;

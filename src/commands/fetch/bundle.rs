@@ -15,8 +15,8 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
-use crate::clock::rfc3339;
-use crate::domain::{DomainName, NameSet};
+use certfleet::domain::{DomainName, NameSet};
+use certfleet::util::clock::rfc3339;
 
 /// The fields of the success body the client uses (docs/api.md); the rest is ignored.
 #[derive(Deserialize)]
@@ -215,7 +215,8 @@ mod tests {
             let full = format!("{leaf}{ca}");
             let body = body(full, key.serialize_pem(), ca.clone());
             let wanted = names(&["A.example.com", "x.b.example.com", "*.b.example.com"]);
-            let bundle = Bundle::check(&body, &wanted, crate::clock::now()).expect("consistent");
+            let bundle =
+                Bundle::check(&body, &wanted, certfleet::util::clock::now()).expect("consistent");
             assert_eq!(
                 bundle.leaf_pem.replace("\r\n", "\n"),
                 leaf.replace("\r\n", "\n")
@@ -235,7 +236,7 @@ mod tests {
         let (leaf, ca) = issued(&["a.example.com"], &key);
         let (_, other_ca) = issued(&["a.example.com"], &key);
         let full = format!("{leaf}{ca}");
-        let now = crate::clock::now();
+        let now = certfleet::util::clock::now();
         let cases = [
             (
                 body(full.clone(), other.serialize_pem(), ca.clone()),

@@ -1,0 +1,76 @@
+//! `certfleet serve`: bind the listeners, start the service, run until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+
+use certfleet::app::{App, Listeners};
+use certfleet::config::Loaded;
+
+/// Loads the config, starts logging as it says, and serves.
+pub fn run(config: Option<&Path>) -> ExitCode {
+    let Some(loaded) = super::load_config(config) else {
+        return ExitCode::FAILURE;
+    };
+    // The config says how to log, so the logger starts once it is loaded.
+    certfleet::observe::logging::init(&loaded.config.log);
+    super::run_async(serve(loaded))
+}
+
+async fn serve(loaded: Loaded) -> Result<(), String> {
+    let Loaded { config, warnings } = loaded;
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let listeners = Listeners {
+        api: bind("server.listen", config.server.listen).await?,
+        http01: bind("challenges.http01.listen", config.challenges.http01.listen).await?,
+        metrics: match config.server.metrics_listen {
+            Some(address) => Some(bind("server.metricsListen", address).await?),
+            None => None,
+        },
+    };
+    if config.server.tls.is_none() {
+        tracing::warn!(
+            "the API is served over plain HTTP: private keys cross the network in clear; set server.tls"
+        );
+    }
+    let app = App::start(&config).await?;
+    let metrics = config
+        .server
+        .metrics_listen
+        .map_or_else(|| "off".to_owned(), |address| address.to_string());
+    tracing::info!(
+        api = %config.server.listen,
+        http01 = %config.challenges.http01.listen,
+        metrics = %metrics,
+        directory = %config.acme.directory_url,
+        version = env!("CARGO_PKG_VERSION"),
+        "certfleet is serving"
+    );
+    app.serve(listeners, shutdown_signal())
+        .await
+        .map_err(|e| format!("serving failed: {e}"))
+}
+
+async fn bind(key: &str, address: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(address).await.map_err(|e| {
+        format!("{key}: cannot listen on {address}: {e}; choose another address or free the port")
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM (what Kubernetes and systemd send).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = interrupt.await;
+        return;
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = term.recv() => {}
+    }
+}
