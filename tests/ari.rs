@@ -140,7 +140,8 @@ async fn renewal_follows_the_ca_window_and_names_what_it_replaces() {
         .fetch_one(&pool)
         .await
         .expect("the account");
-    let sealer = Sealer::new(("key", KEY), &[]).expect("sealer");
+    let key = certfleet::config::EncryptionKey::parse("key", KEY).expect("key");
+    let sealer = Sealer::new(&key, &[]).expect("sealer");
     let opened = sealer
         .open(&sealed, &format!("account|{}", pebble.directory_url()))
         .expect("open the account");

@@ -4,7 +4,7 @@
 use std::{fs, io::Write as _, path::Path, time::Duration};
 
 use certfleet::{
-    config::{Config, ConfigError, Loaded, LogFormat},
+    config::{Config, ConfigError, Database, Loaded, LogFormat, PostgresConfig},
     domain::{DomainPattern, KeyType},
     util::duration::{format_duration, parse_duration},
 };
@@ -59,7 +59,7 @@ fn defaults_without_a_file() {
         let c = &loaded.config;
         assert_eq!(c.server.listen.to_string(), "0.0.0.0:8443");
         assert_eq!(c.server.issue_wait, Duration::from_secs(60));
-        assert_eq!(c.storage.url.expose(), "sqlite://certfleet.db");
+        assert_eq!(c.storage.database.url().expose(), "sqlite://certfleet.db");
         assert_eq!(
             c.acme.directory_url,
             "https://acme-v02.api.letsencrypt.org/directory"
@@ -403,7 +403,7 @@ fn secrets_read_from_files() {
     );
     let c = load(&yaml, &[]).config;
     assert_eq!(
-        c.storage.url.expose(),
+        c.storage.database.url().expose(),
         "sqlite:///var/lib/certfleet/db.sqlite"
     );
     assert_eq!(
@@ -425,7 +425,7 @@ fn secrets_read_from_files() {
     // The file form through the environment too.
     let c = load("", &[("CERTFLEET_STORAGE__URL_FILE", &url)]).config;
     assert_eq!(
-        c.storage.url.expose(),
+        c.storage.database.url().expose(),
         "sqlite:///var/lib/certfleet/db.sqlite"
     );
 }
@@ -784,7 +784,7 @@ fn storage_url_is_sqlite_or_postgres() {
         "postgres:///certfleet?host=/run/postgresql",
     ] {
         let c = load(&format!("storage:\n  url: \"{url}\"\n  {key}\n"), &[]).config;
-        assert_eq!(c.storage.url.expose(), url);
+        assert_eq!(c.storage.database.url().expose(), url);
     }
     let m = message(
         &format!("storage:\n  url: \"postgres://u:hunter2@db/c?sslmode=strict\"\n  {key}\n"),
@@ -801,7 +801,15 @@ fn storage_url_is_sqlite_or_postgres() {
         "{m}"
     );
     let c = load("storage:\n  url: \"sqlite::memory:\"\n", &[]).config;
-    assert_eq!(c.storage.url.expose(), "sqlite::memory:");
+    assert_eq!(c.storage.database.url().expose(), "sqlite::memory:");
+}
+
+/// The PostgreSQL settings of a config whose `storage.url` is a PostgreSQL URL.
+fn postgres(config: &Config) -> &PostgresConfig {
+    match &config.storage.database {
+        Database::Postgres(postgres) => postgres,
+        Database::Sqlite(_) => panic!("storage.url was read as a SQLite URL"),
+    }
 }
 
 #[test]
@@ -816,7 +824,7 @@ fn postgres_storage_needs_the_encryption_key_and_takes_pool_settings() {
     );
 
     let loaded = load(&format!("{URL}{KEY}"), &[]);
-    let storage = &loaded.config.storage;
+    let storage = postgres(&loaded.config);
     assert_eq!(storage.max_connections, 10);
     assert_eq!(storage.connect_timeout, Duration::from_secs(10));
     assert_eq!(storage.ca_certificates, None);
@@ -829,17 +837,15 @@ fn postgres_storage_needs_the_encryption_key_and_takes_pool_settings() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = write_file(dir.path(), "ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n");
     let settings = format!("  maxConnections: 25\n  connectTimeout: 3s\n  caCertificates: {ca}\n");
-    let storage = load(&format!("{URL}{KEY}{settings}"), &[]).config.storage;
+    let storage = postgres(&load(&format!("{URL}{KEY}{settings}"), &[]).config).clone();
     assert_eq!(storage.max_connections, 25);
     assert_eq!(storage.connect_timeout, Duration::from_secs(3));
     assert_eq!(storage.ca_certificates.as_deref(), Some(Path::new(&ca)));
-    let storage = load(
+    let loaded = load(
         &format!("{URL}{KEY}"),
         &[("CERTFLEET_STORAGE__MAX_CONNECTIONS", "2")],
-    )
-    .config
-    .storage;
-    assert_eq!(storage.max_connections, 2);
+    );
+    assert_eq!(postgres(&loaded.config).max_connections, 2);
 
     for (line, expected) in [
         (
@@ -1032,8 +1038,9 @@ fn storage_encryption_keys_must_be_32_bytes_of_base64() {
             .storage
             .encryption_key
             .as_ref()
-            .map(certfleet::config::Secret::expose),
-        Some(good)
+            .map(certfleet::config::EncryptionKey::expose),
+        Some(b"0123456789abcdef0123456789abcdef"),
+        "the key is read as the 32 bytes its base64 encodes"
     );
     assert_eq!(loaded.config.storage.previous_encryption_keys.len(), 1);
     assert!(

@@ -8,12 +8,12 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use certfleet::config::{Config, StorageConfig};
+use certfleet::config::{Config, EncryptionKey, StorageConfig};
 use certfleet::domain::{CertKey, KeyType, NameSet};
-use certfleet::store::postgres::PgStore;
 use certfleet::store::seal::Sealer;
-use certfleet::store::sqlite::SqliteStore;
-use certfleet::store::{Failure, OrderRecord, PresentedRecord, RenewalClaim, Store, StoredCert};
+use certfleet::store::{
+    self, Failure, OrderRecord, PresentedRecord, RenewalClaim, Store, StoredCert,
+};
 use futures_util::future::join_all;
 use tempfile::TempDir;
 
@@ -51,22 +51,19 @@ impl Backend {
     /// Opens the store sealing with `current` and also opening with `previous`. Opened
     /// directly, not through `store::open`, which would re-seal before `reseal` is called.
     async fn open(&self, current: &str, previous: &[&str]) -> Arc<dyn Store> {
-        let previous: Vec<(String, String)> = previous
+        let previous: Vec<EncryptionKey> = previous
             .iter()
             .enumerate()
-            .map(|(i, key)| (format!("previous[{i}]"), (*key).to_owned()))
+            .map(|(i, key)| encryption_key(&format!("previous[{i}]"), key))
             .collect();
-        let sealer = Sealer::new(("current", current), &previous).expect("sealer");
-        match self {
-            Backend::Sqlite { url, .. } => {
-                Arc::new(SqliteStore::open(url, sealer).await.expect("open SQLite"))
-            }
-            Backend::Postgres { url } => Arc::new(
-                PgStore::open(&storage_config(url, current, ""), sealer)
-                    .await
-                    .expect("open PostgreSQL"),
-            ),
-        }
+        let sealer = Sealer::new(&encryption_key("current", current), &previous).expect("sealer");
+        let url = match self {
+            Backend::Sqlite { url, .. } | Backend::Postgres { url } => url,
+        };
+        let database = storage_config(url, current, "").database;
+        store::connect(&database, sealer)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"))
     }
 
     /// The text values of a query's first column, read past the store (to see what is at rest).
@@ -96,6 +93,10 @@ impl Backend {
             }
         }
     }
+}
+
+fn encryption_key(origin: &str, text: &str) -> EncryptionKey {
+    EncryptionKey::parse(origin, text).expect("a 32-byte key")
 }
 
 /// `storage` as the config file gives it, so the pool settings go through the real parser.
@@ -671,7 +672,7 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
     assert_eq!(store.reseal().await.expect("reseal"), 0, "all current now");
     drop(store);
 
-    let new_id = Sealer::new(("b", KEY_B), &[])
+    let new_id = Sealer::new(&encryption_key("b", KEY_B), &[])
         .expect("sealer")
         .current_id()
         .to_owned();
@@ -723,7 +724,7 @@ async fn postgres_replicas_start_together_on_a_fresh_database() {
     let server = Postgres::start().await;
     let url = server.create_database("replicas", "").await;
     let config = storage_config(&url, KEY_A, "");
-    let opened = join_all((0..3).map(|_| certfleet::store::open(&config))).await;
+    let opened = join_all((0..3).map(|_| store::open(&config))).await;
     let replicas: Vec<Arc<dyn Store>> = opened
         .into_iter()
         .map(|store| store.expect("every replica migrates"))
@@ -801,7 +802,7 @@ async fn postgres_over_tls_with_a_private_ca() {
     let url = server.create_database("tls", "").await;
     let ca_line = format!("  caCertificates: {}\n", ca.ca_pem_path().display());
     let open = |url: String, extra: String| async move {
-        certfleet::store::open(&storage_config(&url, KEY_A, &extra)).await
+        store::open(&storage_config(&url, KEY_A, &extra)).await
     };
 
     // verify-full against the private CA, explicit or implied by caCertificates.

@@ -1,16 +1,18 @@
 //! `acme`: the CA's directory, the account's contact and EAB credentials, the default key type.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, path::PathBuf};
 
 use base64::{
     Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig, general_purpose},
 };
 
+use serde::Serialize;
+
 use super::{
-    AcmeConfig, EabConfig,
+    print::{as_key_type, as_optional_path},
     raw::{RawAcme, RawEab},
-    resolve::{Report, Reported, non_empty, pem_certificates_file},
+    report::{Report, Reported, non_empty, pem_certificates_file},
     secret::Secret,
 };
 use crate::domain::KeyType;
@@ -19,6 +21,40 @@ const DEFAULT_DIRECTORY_URL: &str = "https://acme-v02.api.letsencrypt.org/direct
 /// RFC 8555 section 7.3.4 leaves the size to the CA; every CA in use issues 32 bytes or more,
 /// so a shorter decoded key is a truncated copy.
 const MIN_HMAC_KEY_BYTES: usize = 16;
+
+/// `acme`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcmeConfig {
+    /// `acme.directoryUrl`: an `https://` URL, or `http://` for a loopback host (a local Pebble).
+    pub directory_url: String,
+    /// `acme.email`: the account contact, a bare address (any `mailto:` prefix removed).
+    pub email: Option<String>,
+    /// `acme.caCertificates`: a PEM file of roots added to the system's for the CA's HTTPS;
+    /// checked to exist and to hold at least one certificate.
+    #[serde(serialize_with = "as_optional_path")]
+    pub ca_certificates: Option<PathBuf>,
+    /// `acme.eab`: External Account Binding (RFC 8555 section 7.3.4).
+    pub eab: Option<EabConfig>,
+    /// `acme.keyType`: the key type of certificates whose request names none
+    /// (default `ecdsa-p256`).
+    #[serde(serialize_with = "as_key_type")]
+    pub key_type: KeyType,
+    /// `acme.profile`: an ACME profile name, checked against the directory later.
+    pub profile: Option<String>,
+}
+
+/// `acme.eab`: the key ID and HMAC key a CA such as ZeroSSL or Google Trust Services issues.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EabConfig {
+    /// `acme.eab.kid`: the key ID.
+    pub kid: String,
+    /// `acme.eab.hmacKey` (or `hmacKeyFile`): known to decode to at least 16 bytes, and stored
+    /// re-encoded as unpadded base64url whatever form the file used, so it decodes with
+    /// `base64::engine::general_purpose::URL_SAFE_NO_PAD`.
+    pub hmac_key: Secret,
+}
 
 /// Resolves `acme`, reporting every problem in it.
 pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, Reported> {

@@ -9,9 +9,9 @@ use std::{path::PathBuf, time::Duration};
 use serde::{Serialize, Serializer};
 
 use super::{
-    as_display_seq, as_duration, as_optional_path,
+    print::{as_display_seq, as_duration, as_optional_path},
     raw::{RawAkash, RawAkashPrincipal},
-    resolve::{Report, Reported, non_empty, pem_certificates_file},
+    report::{Report, Reported, non_empty, pem_certificates_file},
 };
 use crate::akash::Address;
 use crate::domain::DomainPattern;
@@ -65,7 +65,7 @@ pub enum AkashKeySource {
 #[serde(rename_all = "camelCase")]
 pub struct AkashPrincipal {
     /// The wallet's `akash1...` address (the tokens' `iss`).
-    #[serde(serialize_with = "super::as_display")]
+    #[serde(serialize_with = "super::print::as_display")]
     pub address: Address,
     /// The names it may request.
     #[serde(serialize_with = "as_display_seq")]

@@ -12,9 +12,9 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use super::{
-    as_duration,
+    print::as_duration,
     raw::RawDns01Entry,
-    resolve::{Report, Reported, non_empty},
+    report::{Report, Reported, non_empty},
     secret::Secret,
 };
 use crate::domain::DomainName;

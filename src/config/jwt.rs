@@ -11,9 +11,9 @@ use jsonwebtoken::Algorithm;
 use serde::{Serialize, Serializer};
 
 use super::{
-    as_duration, as_optional_path,
+    print::{as_duration, as_optional_path},
     raw::RawJwt,
-    resolve::{Report, Reported, non_empty, pem_certificates_file},
+    report::{Report, Reported, non_empty, pem_certificates_file},
 };
 
 use crate::util::duration::parse_duration;

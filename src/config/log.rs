@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{
     raw::RawLog,
-    resolve::{Report, Reported},
+    report::{Report, Reported},
 };
 
 /// The default `log.level`.

@@ -3,45 +3,54 @@
 //! Loading is a pipeline, one stage per file:
 //! 1. `tree.rs`: YAML text to a generic tree, then environment overrides applied to that tree;
 //! 2. `de.rs`: the tree into the raw serde structs of `raw.rs`, errors naming the key path;
-//! 3. `resolve.rs` (with `acme.rs`, `psk.rs`, `jwt.rs` and `akash.rs`): defaults, secret files read, values parsed into types and
-//!    checked, every problem collected, so one run reports them all.
+//! 3. `resolve.rs`: one section file at a time (`server.rs`, `storage.rs`, `acme.rs`,
+//!    `challenges.rs` with `dns01.rs`, `auth.rs` with `psk.rs`, `jwt.rs` and `akash.rs`,
+//!    `log.rs`, `tls.rs`), each defining its typed section and resolving it: defaults, secret
+//!    files read, values parsed into types and checked, every problem collected in the
+//!    `report.rs` [`Report`](report::Report), so one run reports them all.
 //!
-//! Everything past this module holds a [`Config`]: no code elsewhere parses a config string.
+//! Each section file uses only `raw.rs`, `report.rs`, `print.rs` (how `check-config` prints
+//! values), `secret.rs` and the sections it contains; `resolve.rs` uses the sections. This module
+//! is the bottom layer of certfleet: it uses `domain` and `util` and no subsystem, and everything
+//! past it holds a [`Config`]: no code elsewhere parses a config string.
 
 mod acme;
 mod akash;
+mod auth;
+mod challenges;
 mod de;
 mod dns01;
 mod error;
 mod jwt;
 mod log;
+mod print;
 mod psk;
 mod raw;
+mod report;
 mod resolve;
 mod secret;
+mod server;
+mod storage;
 mod tls;
 mod tree;
 
-use std::{
-    fmt::Display,
-    fs,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{fs, path::Path};
 
-use serde::{Serialize, Serializer};
-
-use crate::domain::{DomainPattern, KeyType};
-use crate::util::duration::format_duration;
+use serde::Serialize;
 
 pub use self::{
+    acme::{AcmeConfig, EabConfig},
     akash::{AkashConfig, AkashKeySource, AkashPrincipal},
+    auth::AuthConfig,
+    challenges::{ChallengesConfig, Http01Config},
     dns01::{Dns01Entry, DnsProviderConfig, TsigAlgorithm},
     error::{ConfigError, Problem},
     jwt::JwtConfig,
     log::{LogConfig, LogFormat},
+    psk::PskKey,
     secret::Secret,
+    server::ServerConfig,
+    storage::{Database, EncryptionKey, PostgresConfig, SqliteConfig, StorageConfig},
     tls::{TlsAcmeConfig, TlsConfig},
 };
 
@@ -61,139 +70,6 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `log`: how log lines are written.
     pub log: LogConfig,
-}
-
-/// `server`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ServerConfig {
-    /// `server.listen`: the API listener's address (default `0.0.0.0:8443`).
-    #[serde(serialize_with = "as_display")]
-    pub listen: SocketAddr,
-    /// `server.metricsListen`: where `GET /metrics` is served (default `127.0.0.1:9090`);
-    /// `None` when set to `""`, which turns the listener off.
-    #[serde(serialize_with = "as_optional_listen")]
-    pub metrics_listen: Option<SocketAddr>,
-    /// `server.issueWait`: how long a request waits for an issuance before answering 202
-    /// (default 60s; more than 0 and at most 10m).
-    #[serde(serialize_with = "as_duration")]
-    pub issue_wait: Duration,
-    /// `server.tls`: certfleet's own certificate; `None` serves plain HTTP (warned at start).
-    pub tls: Option<TlsConfig>,
-}
-
-/// `storage`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StorageConfig {
-    /// `storage.url` (or `storage.urlFile`): the database URL, a secret because it may carry a
-    /// password: `sqlite:...` (default `sqlite://certfleet.db`), or `postgres://` /
-    /// `postgresql://` for a database shared by replicas (docs/postgresql.md).
-    pub url: Secret,
-    /// `storage.encryptionKey` (or `encryptionKeyFile`): 32 bytes, base64, sealing private keys
-    /// at rest. Absent on SQLite: generated into a 0600 file beside the database. Always set on
-    /// PostgreSQL (a config error otherwise): every replica seals and opens with the same key.
-    pub encryption_key: Option<Secret>,
-    /// `storage.previousEncryptionKeys`: keys that still open old values, never used to write.
-    pub previous_encryption_keys: Vec<Secret>,
-    /// `storage.maxConnections`: PostgreSQL connections per process (default 10).
-    pub max_connections: u32,
-    /// `storage.connectTimeout`: how long to wait for a PostgreSQL connection (default 10s).
-    #[serde(serialize_with = "as_duration")]
-    pub connect_timeout: Duration,
-    /// `storage.caCertificates`: a PEM file of the CA certificates that sign the PostgreSQL
-    /// server's certificate (a private CA); implies `sslmode=verify-full` when the URL names no
-    /// `sslmode`. Checked to exist and to hold at least one certificate.
-    #[serde(serialize_with = "as_optional_path")]
-    pub ca_certificates: Option<PathBuf>,
-    /// `storage.leaseTtl`: how long an issuance lease lasts unrenewed, so how soon another
-    /// replica takes over the work of one that died (default 60s, 2s to 10m).
-    #[serde(serialize_with = "as_duration")]
-    pub lease_ttl: Duration,
-}
-
-/// `acme`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AcmeConfig {
-    /// `acme.directoryUrl`: an `https://` URL, or `http://` for a loopback host (a local Pebble).
-    pub directory_url: String,
-    /// `acme.email`: the account contact, a bare address (any `mailto:` prefix removed).
-    pub email: Option<String>,
-    /// `acme.caCertificates`: a PEM file of roots added to the system's for the CA's HTTPS;
-    /// checked to exist and to hold at least one certificate.
-    #[serde(serialize_with = "as_optional_path")]
-    pub ca_certificates: Option<PathBuf>,
-    /// `acme.eab`: External Account Binding (RFC 8555 section 7.3.4).
-    pub eab: Option<EabConfig>,
-    /// `acme.keyType`: the key type of certificates whose request names none
-    /// (default `ecdsa-p256`).
-    #[serde(serialize_with = "as_key_type")]
-    pub key_type: KeyType,
-    /// `acme.profile`: an ACME profile name, checked against the directory later.
-    pub profile: Option<String>,
-}
-
-/// `acme.eab`: the key ID and HMAC key a CA such as ZeroSSL or Google Trust Services issues.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EabConfig {
-    /// `acme.eab.kid`: the key ID.
-    pub kid: String,
-    /// `acme.eab.hmacKey` (or `hmacKeyFile`): known to decode to at least 16 bytes, and stored
-    /// re-encoded as unpadded base64url whatever form the file used, so it decodes with
-    /// `base64::engine::general_purpose::URL_SAFE_NO_PAD`.
-    pub hmac_key: Secret,
-}
-
-/// `challenges`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChallengesConfig {
-    /// `challenges.http01`.
-    pub http01: Http01Config,
-    /// `challenges.dns01`: DNS providers, the first whose zones match a name handles it.
-    pub dns01: Vec<Dns01Entry>,
-    /// `challenges.resolvers`: where DNS-01 propagation is checked; empty = the zone's
-    /// authoritative servers.
-    #[serde(serialize_with = "as_display_seq")]
-    pub resolvers: Vec<SocketAddr>,
-}
-
-/// `challenges.http01`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Http01Config {
-    /// `challenges.http01.listen`: where `/.well-known/acme-challenge/{token}` is served
-    /// (default `0.0.0.0:80`).
-    #[serde(serialize_with = "as_display")]
-    pub listen: SocketAddr,
-}
-
-/// `auth`.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AuthConfig {
-    /// `auth.psk.key` (as a key named `default` for every domain) followed by `auth.psk.keys`.
-    /// Names and keys are unique; empty when no PSK is configured.
-    pub psk: Vec<PskKey>,
-    /// `auth.jwt`: OIDC / OAuth 2.0 bearer tokens; `None` when not configured.
-    pub jwt: Option<JwtConfig>,
-    /// `auth.akash`: Akash provider-API tokens (AEP-64); `None` when not configured.
-    pub akash: Option<AkashConfig>,
-}
-
-/// One pre-shared API key and the names it may request.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PskKey {
-    /// Who holds the key, for logs.
-    pub name: String,
-    /// The key clients send as `Authorization: APIKey <key>`.
-    pub key: Secret,
-    /// The patterns of names this key may request; `[DomainPattern::any()]` for every domain.
-    #[serde(serialize_with = "as_display_seq")]
-    pub domains: Vec<DomainPattern>,
 }
 
 /// A loaded configuration and the warnings to log at start (weak but accepted settings).
@@ -249,46 +125,4 @@ impl Config {
         let raw: raw::RawConfig = de::from_tree(&tree, &origins)?;
         resolve::resolve(raw, &origins)
     }
-}
-
-fn as_display<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
-}
-
-/// A listener that may be off, printed as `""` then, which is also how it is turned off.
-fn as_optional_listen<S: Serializer>(
-    value: &Option<SocketAddr>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(address) => serializer.collect_str(address),
-        None => serializer.serialize_str(""),
-    }
-}
-
-fn as_duration<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&format_duration(*value))
-}
-
-fn as_key_type<S: Serializer>(value: &KeyType, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(value.as_str())
-}
-
-fn as_optional_path<S: Serializer>(
-    value: &Option<PathBuf>,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(path) => serializer.collect_str(&path.display()),
-        None => serializer.serialize_none(),
-    }
-}
-
-fn as_display_seq<'a, L, T, S>(value: &'a L, serializer: S) -> Result<S::Ok, S::Error>
-where
-    &'a L: IntoIterator<Item = &'a T>,
-    T: Display + 'a,
-    S: Serializer,
-{
-    serializer.collect_seq(value.into_iter().map(ToString::to_string))
 }

@@ -4,12 +4,28 @@
 //! `default`; `auth.psk.keys` names each key and the domains it may request. Names and keys must
 //! be unique across both, so a log line's key name identifies exactly one client.
 
+use serde::Serialize;
+
 use super::{
-    PskKey,
+    print::as_display_seq,
     raw::{RawPsk, RawPskEntry},
-    resolve::{Report, Reported, SecretValue, non_empty},
+    report::{Report, Reported, SecretValue, non_empty},
+    secret::Secret,
 };
 use crate::domain::DomainPattern;
+
+/// One pre-shared API key and the names it may request.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PskKey {
+    /// Who holds the key, for logs.
+    pub name: String,
+    /// The key clients send as `Authorization: APIKey <key>`.
+    pub key: Secret,
+    /// The patterns of names this key may request; `[DomainPattern::any()]` for every domain.
+    #[serde(serialize_with = "as_display_seq")]
+    pub domains: Vec<DomainPattern>,
+}
 
 /// The length below which `auth.psk.key` is refused (le-cert-server accepted it).
 const MIN_SINGLE_KEY_CHARS: usize = 16;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::raw::RawTls;
-use super::resolve::{Report, Reported, non_empty};
+use super::report::{Report, Reported, non_empty};
 use crate::domain::{DomainName, NameSet};
 
 /// Where the API listener's certificate comes from.

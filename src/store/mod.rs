@@ -15,7 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
-use crate::config::StorageConfig;
+use crate::config::{Database, EncryptionKey, SqliteConfig, StorageConfig};
 use crate::domain::{CertKey, KeyType, NameSet};
 
 /// A failure of the storage backend. Never carries a secret: only the step and the driver's
@@ -298,12 +298,7 @@ pub struct Failure {
 /// Opens the store `config` names, with private keys sealed by `storage.encryptionKey` (or, on
 /// SQLite without one, by a key generated into a 0600 file beside the database).
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> {
-    let sealer = sealer(config)?;
-    let store: Arc<dyn Store> = if postgres::is_postgres_url(config.url.expose()) {
-        Arc::new(postgres::PgStore::open(config, sealer).await?)
-    } else {
-        Arc::new(sqlite::SqliteStore::open(config.url.expose(), sealer).await?)
-    };
+    let store = connect(&config.database, sealer(config)?).await?;
     let resealed = store.reseal().await?;
     if resealed > 0 {
         tracing::info!(
@@ -314,34 +309,50 @@ pub async fn open(config: &StorageConfig) -> Result<Arc<dyn Store>, StoreError> 
     Ok(store)
 }
 
+/// Connects to `database` and applies pending migrations, sealing private keys with `sealer`.
+/// Values sealed with an older key stay so until [`Store::reseal`] (which [`open`] calls).
+pub async fn connect(
+    database: &Database,
+    sealer: seal::Sealer,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match database {
+        Database::Postgres(postgres) => Arc::new(postgres::PgStore::open(postgres, sealer).await?),
+        Database::Sqlite(sqlite) => Arc::new(sqlite::SqliteStore::open(sqlite, sealer).await?),
+    })
+}
+
+/// The sealer of `storage.encryptionKey`, or of the key file a SQLite database keeps beside it.
 fn sealer(config: &StorageConfig) -> Result<seal::Sealer, StoreError> {
-    let previous: Vec<(String, String)> = config
-        .previous_encryption_keys
-        .iter()
-        .enumerate()
-        .map(|(i, key)| {
-            (
-                format!("storage.previousEncryptionKeys[{i}]"),
-                key.expose().to_owned(),
-            )
-        })
-        .collect();
-    let seal = |name: &str, key: &str| {
-        seal::Sealer::new((name, key), &previous)
+    let seal = |key: &EncryptionKey| {
+        seal::Sealer::new(key, &config.previous_encryption_keys)
             .map_err(|e| StoreError::new("load encryption keys", e))
     };
     if let Some(key) = &config.encryption_key {
-        return seal("storage.encryptionKey", key.expose());
+        return seal(key);
     }
-    // The generated key file is SQLite's alone: replicas on PostgreSQL must share one key.
-    if postgres::is_postgres_url(config.url.expose()) {
-        return Err(StoreError::new(
-            "encryption key",
-            "a PostgreSQL database needs storage.encryptionKey, the same on every replica",
-        ));
-    }
-    let path = sqlite::key_file_path(config.url.expose())?;
-    let (key, created) = seal::load_or_create_key_file(&path)
+    // The generated key file is SQLite's alone: replicas on PostgreSQL must share one key, and
+    // the config refuses PostgreSQL without one.
+    let file = match &config.database {
+        Database::Sqlite(SqliteConfig {
+            file: Some(file), ..
+        }) => file,
+        Database::Sqlite(_) => {
+            return Err(StoreError::new(
+                "encryption key",
+                "an in-memory database needs storage.encryptionKey",
+            ));
+        }
+        Database::Postgres(_) => {
+            return Err(StoreError::new(
+                "encryption key",
+                "a PostgreSQL database needs storage.encryptionKey, the same on every replica",
+            ));
+        }
+    };
+    let mut path = file.as_os_str().to_owned();
+    path.push(".key");
+    let path = std::path::PathBuf::from(path);
+    let (text, created) = seal::load_or_create_key_file(&path)
         .map_err(|e| StoreError::new("encryption key file", e))?;
     if created {
         tracing::warn!(
@@ -350,5 +361,12 @@ fn sealer(config: &StorageConfig) -> Result<seal::Sealer, StoreError> {
              or set storage.encryptionKey"
         );
     }
-    seal(&path.display().to_string(), &key)
+    let origin = path.display().to_string();
+    let key = EncryptionKey::parse(&origin, &text).ok_or_else(|| {
+        StoreError::new(
+            "encryption key file",
+            seal::SealError::BadKey(origin.clone()),
+        )
+    })?;
+    seal(&key)
 }

@@ -19,7 +19,7 @@ use super::{
     Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError,
     StoredCert,
 };
-use crate::config::StorageConfig;
+use crate::config::PostgresConfig;
 use crate::domain::{CertKey, KeyType, NameSet};
 
 /// The migrations, in order: the same versions and names as `migrations/sqlite/`. Each file is
@@ -52,24 +52,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// Whether `url` names a PostgreSQL database (`postgres://` or `postgresql://`).
-pub fn is_postgres_url(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
-/// The `sslmode` query parameter of a PostgreSQL URL as written (`ssl-mode` is sqlx's alias),
-/// the last one winning as in sqlx's parser.
-pub fn ssl_mode_param(url: &str) -> Option<&str> {
-    let query = url.split_once('?')?.1;
-    let query = query.split('#').next().unwrap_or(query);
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(key, _)| matches!(*key, "sslmode" | "ssl-mode"))
-        .map(|(_, value)| value)
-        .next_back()
-}
-
 /// A PostgreSQL database reached through a pool of connections; private keys sealed by a
 /// [`Sealer`].
 #[derive(Debug)]
@@ -82,7 +64,7 @@ impl PgStore {
     /// Connects to `storage.url` with the pool settings of `config` and applies pending
     /// migrations. Several processes may do this at once: the migrator holds a PostgreSQL
     /// advisory lock while it checks and applies, so the others wait and then find nothing to do.
-    pub async fn open(config: &StorageConfig, sealer: Sealer) -> Result<Self, StoreError> {
+    pub async fn open(config: &PostgresConfig, sealer: Sealer) -> Result<Self, StoreError> {
         let url = config.url.expose();
         // The driver's message for a bad URL never repeats the URL (it may hold a password).
         let mut options =
@@ -91,7 +73,7 @@ impl PgStore {
             // A private CA is only useful if the server is verified against it: without an
             // explicit sslmode, verify the certificate and the host name.
             options = options.ssl_root_cert(path);
-            if ssl_mode_param(url).is_none() {
+            if config.ssl_mode.is_none() {
                 options = options.ssl_mode(PgSslMode::VerifyFull);
             }
         }

@@ -16,6 +16,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use thiserror::Error;
 
+use crate::config::EncryptionKey;
+
 /// Why a value could not be sealed or opened. Holds no key material.
 #[derive(Debug, Error)]
 pub enum SealError {
@@ -63,15 +65,14 @@ impl fmt::Debug for Sealer {
 }
 
 impl Sealer {
-    /// A sealer writing with `current` and also opening with `previous` (base64 keys; `names`
-    /// are the config keys, for messages).
-    pub fn new(current: (&str, &str), previous: &[(String, String)]) -> Result<Self, SealError> {
+    /// A sealer writing with `current` and also opening with `previous`.
+    pub fn new(current: &EncryptionKey, previous: &[EncryptionKey]) -> Result<Self, SealError> {
         let previous = previous
             .iter()
-            .map(|(name, text)| data_key(name, text))
+            .map(data_key)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            current: data_key(current.0, current.1)?,
+            current: data_key(current)?,
             previous,
             random: SystemRandom::new(),
         })
@@ -135,25 +136,13 @@ impl Sealer {
     }
 }
 
-fn data_key(name: &str, text: &str) -> Result<DataKey, SealError> {
-    let bytes = decode_key(text).ok_or_else(|| SealError::BadKey(name.to_owned()))?;
-    let unbound =
-        UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::BadKey(name.to_owned()))?;
+fn data_key(key: &EncryptionKey) -> Result<DataKey, SealError> {
+    let unbound = UnboundKey::new(&AES_256_GCM, key.expose())
+        .map_err(|_| SealError::BadKey(key.origin().to_owned()))?;
     Ok(DataKey {
-        id: key_id(&bytes),
+        id: key_id(key.expose()),
         key: LessSafeKey::new(unbound),
     })
-}
-
-/// Decodes a base64 (standard or URL-safe, padding optional) 32-byte key.
-pub fn decode_key(text: &str) -> Option<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
-    let trimmed = text.trim().trim_end_matches('=');
-    let bytes = STANDARD_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
-        .ok()?;
-    (bytes.len() == 32).then_some(bytes)
 }
 
 /// A short public id for a key: the first 4 bytes of a domain-separated SHA-256, in hex.
@@ -213,9 +202,13 @@ mod tests {
     const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 
+    fn key(text: &str) -> EncryptionKey {
+        EncryptionKey::parse("k", text).expect("a 32-byte key")
+    }
+
     #[test]
     fn seals_and_opens_bound_to_context() {
-        let sealer = Sealer::new(("k", KEY_A), &[]).expect("key");
+        let sealer = Sealer::new(&key(KEY_A), &[]).expect("key");
         let sealed = sealer
             .seal(b"secret pem", "a.example.com|ecdsa-p256")
             .expect("seal");
@@ -239,10 +232,9 @@ mod tests {
 
     #[test]
     fn rotation_opens_old_values_and_writes_new_ones() {
-        let old = Sealer::new(("k", KEY_A), &[]).expect("key");
+        let old = Sealer::new(&key(KEY_A), &[]).expect("key");
         let sealed = old.seal(b"pem", "ctx").expect("seal");
-        let rotated =
-            Sealer::new(("k", KEY_B), &[("p".to_owned(), KEY_A.to_owned())]).expect("keys");
+        let rotated = Sealer::new(&key(KEY_B), &[key(KEY_A)]).expect("keys");
         assert!(!rotated.is_current(&sealed));
         assert_eq!(
             rotated.open(&sealed, "ctx").expect("open with previous"),
@@ -250,7 +242,7 @@ mod tests {
         );
         let resealed = rotated.seal(b"pem", "ctx").expect("seal");
         assert!(rotated.is_current(&resealed));
-        let forgotten = Sealer::new(("k", KEY_B), &[]).expect("key");
+        let forgotten = Sealer::new(&key(KEY_B), &[]).expect("key");
         assert!(matches!(
             forgotten.open(&sealed, "ctx"),
             Err(SealError::UnknownKey(_))
@@ -259,10 +251,8 @@ mod tests {
 
     #[test]
     fn bad_keys_and_values_are_refused() {
-        assert!(
-            matches!(Sealer::new(("storage.encryptionKey", "c2hvcnQ="), &[]), Err(SealError::BadKey(name)) if name == "storage.encryptionKey")
-        );
-        let sealer = Sealer::new(("k", KEY_A), &[]).expect("key");
+        assert!(EncryptionKey::parse("storage.encryptionKey", "c2hvcnQ=").is_none());
+        let sealer = Sealer::new(&key(KEY_A), &[]).expect("key");
         for bad in [
             "",
             "v1",

@@ -16,6 +16,7 @@ use super::{
     Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError,
     StoredCert,
 };
+use crate::config::SqliteConfig;
 use crate::domain::{CertKey, KeyType, NameSet};
 
 /// The migrations, in order. Each file is applied once, in its own transaction.
@@ -54,27 +55,11 @@ pub struct SqliteStore {
     sealer: Sealer,
 }
 
-/// Where the generated encryption key of a SQLite database lives: beside it, `<file>.key`.
-pub fn key_file_path(url: &str) -> Result<PathBuf, StoreError> {
-    let options =
-        SqliteConnectOptions::from_str(url).map_err(|e| StoreError::new("parse storage.url", e))?;
-    let path = options.get_filename();
-    if is_memory(path) {
-        return Err(StoreError::new(
-            "encryption key",
-            "an in-memory database needs storage.encryptionKey",
-        ));
-    }
-    let mut name = path.as_os_str().to_owned();
-    name.push(".key");
-    Ok(PathBuf::from(name))
-}
-
 impl SqliteStore {
     /// Opens (creating it 0600 when missing) the database at a `sqlite://PATH` URL and applies
     /// pending migrations.
-    pub async fn open(url: &str, sealer: Sealer) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
+    pub async fn open(config: &SqliteConfig, sealer: Sealer) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(config.url.expose())
             .map_err(|e| StoreError::new("parse storage.url", e))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
