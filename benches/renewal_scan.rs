@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use certfleet::config::Config;
+use certfleet::domain::FailureKind;
 use certfleet::store::Failure;
 
 const CERTIFICATES: i64 = 100_000;
@@ -46,7 +47,7 @@ async fn run() {
         let failure = Failure {
             count: 1,
             next_attempt: now + 3600,
-            code: "ca_error".to_owned(),
+            kind: FailureKind::Ca,
             message: "bench".to_owned(),
         };
         store.record_failure(&key, &failure).await.expect("failure");

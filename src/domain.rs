@@ -357,9 +357,64 @@ impl fmt::Display for CertKey {
     }
 }
 
+/// What kind of failure an issuance ended with, as the back-off remembers it: stored with the
+/// failure and mapped to an HTTP status and code by `error.rs` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The CA refuses to issue for a name (RFC 8555 `rejectedIdentifier`, `caa`, ...).
+    Rejected,
+    /// A challenge failed validation.
+    ValidationFailed,
+    /// The CA's rate limit.
+    RateLimited,
+    /// The CA failed, was unreachable, or answered something unusable.
+    Ca,
+    /// A DNS provider failed, or a DNS-01 record never became visible.
+    Dns,
+}
+
+impl FailureKind {
+    /// Every kind, for tests that must cover them all.
+    pub const ALL: [Self; 5] = [
+        Self::Rejected,
+        Self::ValidationFailed,
+        Self::RateLimited,
+        Self::Ca,
+        Self::Dns,
+    ];
+
+    /// The stored form. These are the API codes the first versions stored, so databases written
+    /// by them read back unchanged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "domain_rejected",
+            Self::ValidationFailed => "validation_failed",
+            Self::RateLimited => "rate_limited",
+            Self::Ca => "ca_error",
+            Self::Dns => "dns_error",
+        }
+    }
+
+    /// Reads the stored form; anything unknown is a CA failure, the most general kind.
+    pub fn parse(stored: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == stored)
+            .unwrap_or(Self::Ca)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_kinds_read_back_as_stored() {
+        for kind in FailureKind::ALL {
+            assert_eq!(FailureKind::parse(kind.as_str()), kind);
+        }
+        assert_eq!(FailureKind::parse("internal_error"), FailureKind::Ca);
+    }
 
     #[test]
     fn names_normalise() {

@@ -15,6 +15,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::acme::IssueError;
+use crate::domain::FailureKind;
 use crate::store::StoreError;
 
 /// The `WWW-Authenticate` challenge sent with every 401 (RFC 9110 section 11.6.1).
@@ -260,25 +261,29 @@ impl From<IssueError> for ApiError {
             IssueError::Dns(m) => Self::DnsError(m),
             IssueError::Internal(m) => Self::Internal(m),
             IssueError::BackingOff {
-                code,
+                kind,
                 message,
                 retry_after,
-            } => {
-                let inner = match code.as_str() {
-                    "domain_rejected" => Self::DomainRejected(message),
-                    "validation_failed" => Self::ValidationFailed(message),
-                    "dns_error" => Self::DnsError(message),
-                    "rate_limited" => Self::RateLimited {
-                        message,
-                        retry_after,
-                    },
-                    _ => Self::CaError(message),
-                };
-                Self::Backoff {
-                    inner: Box::new(inner),
-                    retry_after,
-                }
-            }
+            } => Self::Backoff {
+                inner: Box::new(Self::failure(kind, message, retry_after)),
+                retry_after,
+            },
+        }
+    }
+}
+
+impl ApiError {
+    /// The answer to a failure of `kind` (an issuance's, or the one a back-off repeats).
+    fn failure(kind: FailureKind, message: String, retry_after: Duration) -> Self {
+        match kind {
+            FailureKind::Rejected => Self::DomainRejected(message),
+            FailureKind::ValidationFailed => Self::ValidationFailed(message),
+            FailureKind::Dns => Self::DnsError(message),
+            FailureKind::RateLimited => Self::RateLimited {
+                message,
+                retry_after,
+            },
+            FailureKind::Ca => Self::CaError(message),
         }
     }
 }

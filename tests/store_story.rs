@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use certfleet::config::{Config, EncryptionKey, StorageConfig};
-use certfleet::domain::{CertKey, KeyType, NameSet};
+use certfleet::domain::{CertKey, FailureKind, KeyType, NameSet};
 use certfleet::store::seal::Sealer;
 use certfleet::store::{
     self, Failure, OrderRecord, PresentedRecord, RenewalClaim, Store, StoredCert,
@@ -161,7 +161,7 @@ fn failure(count: u32, next_attempt: i64) -> Failure {
     Failure {
         count,
         next_attempt,
-        code: "validation_failed".to_owned(),
+        kind: FailureKind::ValidationFailed,
         message: format!("attempt {count} failed"),
     }
 }

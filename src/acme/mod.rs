@@ -26,6 +26,7 @@ use thiserror::Error;
 use tokio::sync::Mutex;
 
 use crate::config::AcmeConfig;
+use crate::domain::FailureKind;
 use crate::store::{Store, StoreError};
 use solver::Solver;
 
@@ -59,13 +60,28 @@ pub enum IssueError {
     /// An earlier failure is backing off: no order until `retry_after` has passed.
     #[error("{message}")]
     BackingOff {
-        /// The API error code of the failure.
-        code: String,
+        /// What kind of failure it was.
+        kind: FailureKind,
         /// Its message, with when the next attempt is allowed.
         message: String,
         /// How long until the next attempt.
         retry_after: Duration,
     },
+}
+
+impl IssueError {
+    /// The kind of failure the back-off records, `None` for certfleet's own failures (retried at
+    /// once) and for a back-off already under way.
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            Self::Rejected(_) => Some(FailureKind::Rejected),
+            Self::ValidationFailed(_) => Some(FailureKind::ValidationFailed),
+            Self::RateLimited { .. } => Some(FailureKind::RateLimited),
+            Self::Ca(_) => Some(FailureKind::Ca),
+            Self::Dns(_) => Some(FailureKind::Dns),
+            Self::Internal(_) | Self::BackingOff { .. } => None,
+        }
+    }
 }
 
 impl From<StoreError> for IssueError {

@@ -441,7 +441,7 @@ impl CertService {
         if let Some(failure) = previous.as_ref().filter(|f| f.next_attempt > now) {
             let wait = u64::try_from(failure.next_attempt - now).unwrap_or(1);
             return Err(IssueError::BackingOff {
-                code: failure.code.clone(),
+                kind: failure.kind,
                 message: failure.message.clone(),
                 retry_after: std::time::Duration::from_secs(wait),
             });
@@ -452,10 +452,12 @@ impl CertService {
             Err(err) => ApiError::from(err.clone()).status_and_code().1,
         };
         crate::observe::metrics::issuance(need.trigger(), outcome);
-        match &result {
-            Ok(_) if previous.is_some() => self.store.clear_failure(key).await?,
-            Ok(_) | Err(IssueError::Internal(_) | IssueError::BackingOff { .. }) => {}
-            Err(err) => {
+        match (&result, result.as_ref().err().and_then(IssueError::kind)) {
+            (Ok(_), _) if previous.is_some() => self.store.clear_failure(key).await?,
+            // Only what the CA, a DNS provider or a validation refused backs off: certfleet's
+            // own failures are retried at once.
+            (Ok(_), _) | (Err(_), None) => {}
+            (Err(err), Some(kind)) => {
                 let count = previous.map_or(0, |f| f.count).saturating_add(1);
                 let remaining = self
                     .store
@@ -474,7 +476,7 @@ impl CertService {
                 let failure = Failure {
                     count,
                     next_attempt,
-                    code: outcome.to_owned(),
+                    kind,
                     message: format!(
                         "{err} (failure {count}; no new order before {})",
                         crate::util::clock::rfc3339(next_attempt)

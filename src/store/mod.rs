@@ -1,12 +1,74 @@
 //! The `Store` seam: everything certfleet persists, as the methods the app needs.
 //!
-//! Callers hold an `Arc<dyn Store>`; [`sqlite::SqliteStore`] is the default backend, and
-//! [`postgres::PgStore`] implements the same trait for replicas sharing one PostgreSQL database
-//! (`open` picks one by the URL's scheme). Every method is one
-//! short statement or transaction, so a store is safe to share between tasks.
+//! Callers hold an `Arc<dyn Store>`. There is one implementation, [`sql::SqlStore`]: every
+//! statement, row decoding and sealed column written once, run through the [`backend::Backend`]
+//! seam on [`sqlite`] (the default: one file) or [`postgres`] (replicas sharing one database),
+//! whichever `storage.url` named when the config was parsed. A backend holds only what is its
+//! own: how to connect and how its migrations are applied; the schema is `migrations/<backend>/`,
+//! the same tables, keys and versions on both. Every method is one short statement or
+//! transaction, so a store is safe to share between tasks.
 
+/// The schema's migrations as a sqlx `Migrator`, from the files of `migrations/<backend>/`:
+/// the same versions and names on every backend, each file applied once, in its own
+/// transaction. A new migration is one line here and one file per backend.
+macro_rules! migrator {
+    ($backend:literal) => {{
+        let migrations: [(i64, &'static str, &'static str); 5] = [
+            (
+                1,
+                "init",
+                include_str!(concat!("../../migrations/", $backend, "/0001_init.sql")),
+            ),
+            (
+                2,
+                "lifecycle",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0002_lifecycle.sql"
+                )),
+            ),
+            (
+                3,
+                "server identity",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0003_server_identity.sql"
+                )),
+            ),
+            (
+                4,
+                "akash",
+                include_str!(concat!("../../migrations/", $backend, "/0004_akash.sql")),
+            ),
+            (
+                5,
+                "leases",
+                include_str!(concat!("../../migrations/", $backend, "/0005_leases.sql")),
+            ),
+        ];
+        sqlx::migrate::Migrator::with_migrations(
+            migrations
+                .into_iter()
+                .map(|(version, description, sql)| {
+                    sqlx::migrate::Migration::new(
+                        version,
+                        std::borrow::Cow::Borrowed(description),
+                        sqlx::migrate::MigrationType::Simple,
+                        sqlx::SqlSafeStr::into_sql_str(sql),
+                        false,
+                    )
+                })
+                .collect(),
+        )
+    }};
+}
+
+pub mod backend;
 pub mod postgres;
 pub mod seal;
+pub mod sql;
 pub mod sqlite;
 
 use std::fmt;
@@ -16,7 +78,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::config::{Database, EncryptionKey, SqliteConfig, StorageConfig};
-use crate::domain::{CertKey, KeyType, NameSet};
+use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
 
 /// A failure of the storage backend. Never carries a secret: only the step and the driver's
 /// message (which holds no bound values).
@@ -289,8 +351,8 @@ pub struct Failure {
     pub count: u32,
     /// No new order before this Unix time.
     pub next_attempt: i64,
-    /// The API error code of the last failure.
-    pub code: String,
+    /// What kind of failure the last one was.
+    pub kind: FailureKind,
     /// Its message.
     pub message: String,
 }
@@ -316,8 +378,14 @@ pub async fn connect(
     sealer: seal::Sealer,
 ) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match database {
-        Database::Postgres(postgres) => Arc::new(postgres::PgStore::open(postgres, sealer).await?),
-        Database::Sqlite(sqlite) => Arc::new(sqlite::SqliteStore::open(sqlite, sealer).await?),
+        Database::Sqlite(config) => {
+            let db = sqlite::SqliteBackend::open(config).await?;
+            Arc::new(sql::SqlStore::new(db, sealer))
+        }
+        Database::Postgres(config) => {
+            let db = postgres::PgBackend::open(config).await?;
+            Arc::new(sql::SqlStore::new(db, sealer))
+        }
     })
 }
 

@@ -1,0 +1,771 @@
+//! The one SQL store: every statement, every row decoding and every sealed column, written once
+//! over the [`Backend`] seam and run unchanged on SQLite and PostgreSQL.
+//!
+//! Private keys and account credentials are sealed ([`super::seal`]) with the row's identity as
+//! associated data. The contexts below are part of the stored format: changing one makes every
+//! sealed value of that table unreadable.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::backend::{Arg, Backend, Row};
+use super::seal::Sealer;
+use super::{
+    Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError,
+    StoredCert,
+};
+use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
+
+/// [`Store`] over any [`Backend`]; private keys sealed by a [`Sealer`].
+pub struct SqlStore<B> {
+    db: B,
+    sealer: Sealer,
+}
+
+impl<B: fmt::Debug> fmt::Debug for SqlStore<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("db", &self.db)
+            .field("sealer", &self.sealer)
+            .finish()
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// A store over `db`, which has its schema migrated already.
+    pub fn new(db: B, sealer: Sealer) -> Self {
+        Self { db, sealer }
+    }
+
+    fn seal(&self, plaintext: &str, context: &str) -> Result<String, StoreError> {
+        self.sealer
+            .seal(plaintext.as_bytes(), context)
+            .map_err(|e| StoreError::new("seal a private key", e))
+    }
+
+    /// Opens a sealed value; plaintext PEM or JSON, written before sealing existed (or into a
+    /// database filled by hand), is accepted and re-sealed by `reseal`.
+    fn open_sealed(&self, stored: &str, context: &str) -> Result<String, StoreError> {
+        if is_legacy_plaintext(stored) {
+            return Ok(stored.to_owned());
+        }
+        let bytes = self
+            .sealer
+            .open(stored, context)
+            .map_err(|e| StoreError::new("open a sealed private key", e))?;
+        String::from_utf8(bytes).map_err(|e| StoreError::new("open a sealed private key", e))
+    }
+
+    async fn execute(
+        &self,
+        step: &'static str,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<u64, StoreError> {
+        self.db
+            .execute(sql, args)
+            .await
+            .map_err(|e| StoreError::new(step, e))
+    }
+
+    async fn fetch_all(
+        &self,
+        step: &'static str,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<B::Row>, StoreError> {
+        self.db
+            .fetch_all(sql, args)
+            .await
+            .map_err(|e| StoreError::new(step, e))
+    }
+
+    async fn fetch_optional(
+        &self,
+        step: &'static str,
+        sql: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<B::Row>, StoreError> {
+        self.db
+            .fetch_optional(sql, args)
+            .await
+            .map_err(|e| StoreError::new(step, e))
+    }
+
+    /// Re-seals one column where it is not sealed with the current key. `select` returns the
+    /// row's two key columns and the sealed value; `update` sets `$1` where the keys are `$2`,
+    /// `$3` and the value is still `$4`, so processes re-sealing at once cannot lose a write.
+    async fn reseal_column(
+        &self,
+        select: &'static str,
+        update: &'static str,
+        context: impl Fn(&str, &str) -> String + Send + Sync,
+    ) -> Result<u64, StoreError> {
+        let rows = self.fetch_all("read rows to re-seal", select, &[]).await?;
+        let mut count = 0;
+        for row in rows {
+            let (a, b, value) = (text(&row, 0)?, text(&row, 1)?, text(&row, 2)?);
+            if self.sealer.is_current(&value) {
+                continue;
+            }
+            let context = context(&a, &b);
+            let sealed = self.seal(&self.open_sealed(&value, &context)?, &context)?;
+            let args = [
+                Arg::from(&sealed),
+                Arg::from(&a),
+                Arg::from(&b),
+                Arg::from(&value),
+            ];
+            count += self.execute("write a re-sealed row", update, &args).await?;
+        }
+        Ok(count)
+    }
+}
+
+#[async_trait]
+impl<B: Backend> Store for SqlStore<B> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.fetch_optional("ping", "SELECT 1", &[]).await.map(drop)
+    }
+
+    async fn certificate(&self, key: &CertKey) -> Result<Option<StoredCert>, StoreError> {
+        let names = key.names.key();
+        let row = self
+            .fetch_optional(
+                "read certificate",
+                // The columns in the order `cert_from_row` reads them.
+                "SELECT names, key_type, cert_pem, key_pem, issuer_pem, serial, not_before, \
+                 not_after, renew_after, issued_at FROM certificates \
+                 WHERE names = $1 AND key_type = $2",
+                &[Arg::from(&names), Arg::from(key.key_type.as_str())],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut cert = cert_from_row(&row)?;
+        cert.key_pem =
+            self.open_sealed(&cert.key_pem, &cert_context(&names, key.key_type.as_str()))?;
+        Ok(Some(cert))
+    }
+
+    async fn save_certificate(&self, cert: &StoredCert) -> Result<(), StoreError> {
+        let names = cert.names.key();
+        let key_type = cert.key_type.as_str();
+        let sealed = self.seal(&cert.key_pem, &cert_context(&names, key_type))?;
+        self.execute(
+            "save certificate",
+            "INSERT INTO certificates (names, key_type, cert_pem, key_pem, issuer_pem, serial, \
+             not_before, not_after, renew_after, issued_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (names, key_type) DO UPDATE SET cert_pem = excluded.cert_pem, \
+             key_pem = excluded.key_pem, issuer_pem = excluded.issuer_pem, \
+             serial = excluded.serial, not_before = excluded.not_before, \
+             not_after = excluded.not_after, renew_after = excluded.renew_after, \
+             issued_at = excluded.issued_at",
+            &[
+                Arg::from(&names),
+                Arg::from(key_type),
+                Arg::from(&cert.cert_pem),
+                Arg::from(&sealed),
+                Arg::from(&cert.issuer_pem),
+                Arg::from(&cert.serial),
+                Arg::from(cert.not_before),
+                Arg::from(cert.not_after),
+                Arg::from(cert.renew_after),
+                Arg::from(cert.issued_at),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn put_http01(
+        &self,
+        token: &str,
+        key_authorization: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "save HTTP-01 token",
+            "INSERT INTO http01_tokens (token, key_authorization, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (token) DO UPDATE SET key_authorization = excluded.key_authorization",
+            &[token.into(), key_authorization.into(), now.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn http01(&self, token: &str) -> Result<Option<String>, StoreError> {
+        self.fetch_optional(
+            "read HTTP-01 token",
+            "SELECT key_authorization FROM http01_tokens WHERE token = $1",
+            &[token.into()],
+        )
+        .await?
+        .map(|row| text(&row, 0))
+        .transpose()
+    }
+
+    async fn delete_http01(&self, token: &str) -> Result<(), StoreError> {
+        self.execute(
+            "delete HTTP-01 token",
+            "DELETE FROM http01_tokens WHERE token = $1",
+            &[token.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn account(&self, directory_url: &str) -> Result<Option<String>, StoreError> {
+        let row = self
+            .fetch_optional(
+                "read ACME account",
+                "SELECT credentials FROM acme_accounts WHERE directory_url = $1",
+                &[directory_url.into()],
+            )
+            .await?;
+        row.map(|row| self.open_sealed(&text(&row, 0)?, &account_context(directory_url)))
+            .transpose()
+    }
+
+    async fn save_account(
+        &self,
+        directory_url: &str,
+        credentials: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let sealed = self.seal(credentials, &account_context(directory_url))?;
+        self.execute(
+            "save ACME account",
+            "INSERT INTO acme_accounts (directory_url, credentials, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (directory_url) DO UPDATE SET credentials = excluded.credentials",
+            &[directory_url.into(), Arg::from(&sealed), now.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn claim_forced_renewal(
+        &self,
+        key: &CertKey,
+        now: i64,
+        min_interval: i64,
+    ) -> Result<RenewalClaim, StoreError> {
+        let names = key.names.key();
+        let identity = [Arg::from(&names), Arg::from(key.key_type.as_str())];
+        // One statement: the row is written only when no claim exists or the last one is old
+        // enough. ON CONFLICT locks the row and checks the condition on its newest version, so
+        // two requests (or two replicas) claiming together cannot both be granted.
+        let granted = self
+            .execute(
+                "claim forced renewal",
+                "INSERT INTO forced_renewals (names, key_type, renewed_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (names, key_type) DO UPDATE SET renewed_at = excluded.renewed_at \
+                 WHERE forced_renewals.renewed_at <= $4",
+                &[
+                    identity[0],
+                    identity[1],
+                    now.into(),
+                    (now - min_interval).into(),
+                ],
+            )
+            .await?
+            == 1;
+        if granted {
+            return Ok(RenewalClaim::Granted);
+        }
+        let row = self
+            .fetch_optional(
+                "read forced renewal",
+                "SELECT renewed_at FROM forced_renewals WHERE names = $1 AND key_type = $2",
+                &identity,
+            )
+            .await?
+            .ok_or_else(|| StoreError::new("read forced renewal", "the claim row vanished"))?;
+        Ok(RenewalClaim::TooSoon {
+            retry_at: int(&row, 0)? + min_interval,
+        })
+    }
+
+    async fn begin_order(&self, key: &CertKey, now: i64) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "record an order",
+            "INSERT INTO orders (names, key_type, started_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (names, key_type) DO NOTHING",
+            &[Arg::from(&names), key.key_type.as_str().into(), now.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn order(&self, key: &CertKey) -> Result<Option<OrderRecord>, StoreError> {
+        let names = key.names.key();
+        let row = self
+            .fetch_optional(
+                "read an order",
+                "SELECT order_url, key_pem, started_at FROM orders \
+                 WHERE names = $1 AND key_type = $2",
+                &[Arg::from(&names), key.key_type.as_str().into()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let context = order_context(&names, key.key_type.as_str());
+        let sealed = decode(row.optional_text(1))?;
+        Ok(Some(OrderRecord {
+            url: decode(row.optional_text(0))?,
+            key_pem: sealed.map(|s| self.open_sealed(&s, &context)).transpose()?,
+            started_at: int(&row, 2)?,
+        }))
+    }
+
+    async fn set_order_url(&self, key: &CertKey, url: &str) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "save the order URL",
+            "UPDATE orders SET order_url = $3 WHERE names = $1 AND key_type = $2",
+            &[Arg::from(&names), key.key_type.as_str().into(), url.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_order_key(&self, key: &CertKey, key_pem: &str) -> Result<(), StoreError> {
+        let names = key.names.key();
+        let sealed = self.seal(key_pem, &order_context(&names, key.key_type.as_str()))?;
+        self.execute(
+            "save the order key",
+            "UPDATE orders SET key_pem = $3 WHERE names = $1 AND key_type = $2",
+            &[
+                Arg::from(&names),
+                key.key_type.as_str().into(),
+                Arg::from(&sealed),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn finish_order(&self, key: &CertKey) -> Result<(), StoreError> {
+        let names = key.names.key();
+        let identity = [Arg::from(&names), Arg::from(key.key_type.as_str())];
+        self.db
+            .execute_all(&[
+                (
+                    "DELETE FROM presented WHERE names = $1 AND key_type = $2",
+                    &identity,
+                ),
+                (
+                    "DELETE FROM orders WHERE names = $1 AND key_type = $2",
+                    &identity,
+                ),
+            ])
+            .await
+            .map_err(|e| StoreError::new("finish an order", e))
+    }
+
+    async fn orders(&self) -> Result<Vec<CertKey>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "list orders",
+                "SELECT names, key_type FROM orders ORDER BY started_at",
+                &[],
+            )
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn add_presented(
+        &self,
+        key: &CertKey,
+        record: &PresentedRecord,
+    ) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "record a presented challenge",
+            "INSERT INTO presented (names, key_type, challenge_type, name, handle) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (names, key_type, handle) DO NOTHING",
+            &[
+                Arg::from(&names),
+                key.key_type.as_str().into(),
+                Arg::from(&record.challenge_type),
+                Arg::from(&record.name),
+                Arg::from(&record.handle),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn presented(&self, key: &CertKey) -> Result<Vec<PresentedRecord>, StoreError> {
+        let names = key.names.key();
+        let rows = self
+            .fetch_all(
+                "list presented challenges",
+                "SELECT challenge_type, name, handle FROM presented \
+                 WHERE names = $1 AND key_type = $2 ORDER BY handle",
+                &[Arg::from(&names), key.key_type.as_str().into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PresentedRecord {
+                    challenge_type: text(row, 0)?,
+                    name: text(row, 1)?,
+                    handle: text(row, 2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn remove_presented(&self, key: &CertKey, handle: &str) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "forget a presented challenge",
+            "DELETE FROM presented WHERE names = $1 AND key_type = $2 AND handle = $3",
+            &[
+                Arg::from(&names),
+                key.key_type.as_str().into(),
+                handle.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn failure(&self, key: &CertKey) -> Result<Option<Failure>, StoreError> {
+        let names = key.names.key();
+        let row = self
+            .fetch_optional(
+                "read a failure",
+                "SELECT count, next_attempt, code, message FROM failures \
+                 WHERE names = $1 AND key_type = $2",
+                &[Arg::from(&names), key.key_type.as_str().into()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Failure {
+            count: u32::try_from(int(&row, 0)?).unwrap_or(u32::MAX),
+            next_attempt: int(&row, 1)?,
+            kind: FailureKind::parse(&text(&row, 2)?),
+            message: text(&row, 3)?,
+        }))
+    }
+
+    async fn record_failure(&self, key: &CertKey, failure: &Failure) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "record a failure",
+            "INSERT INTO failures (names, key_type, count, next_attempt, code, message) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (names, key_type) DO UPDATE SET \
+             count = excluded.count, next_attempt = excluded.next_attempt, \
+             code = excluded.code, message = excluded.message",
+            &[
+                Arg::from(&names),
+                key.key_type.as_str().into(),
+                i64::from(failure.count).into(),
+                failure.next_attempt.into(),
+                failure.kind.as_str().into(),
+                Arg::from(&failure.message),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn clear_failure(&self, key: &CertKey) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "clear a failure",
+            "DELETE FROM failures WHERE names = $1 AND key_type = $2",
+            &[Arg::from(&names), key.key_type.as_str().into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn due(&self, now: i64, limit: u32) -> Result<Vec<CertKey>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "list due certificates",
+                "SELECT c.names, c.key_type FROM certificates c \
+                 LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
+                 WHERE c.renew_after <= $1 AND (f.next_attempt IS NULL OR f.next_attempt <= $1) \
+                 ORDER BY c.renew_after LIMIT $2",
+                &[now.into(), i64::from(limit).into()],
+            )
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        // Two indexed lookups rather than one scan: the earliest renewal of a certificate that is
+        // not backing off, and the earliest end of a back-off of a stored certificate (the later
+        // of its next attempt and its renewal time: CASE, as both engines spell it alike).
+        let renewal = self
+            .fetch_optional(
+                "find the next renewal",
+                "SELECT c.renew_after FROM certificates c \
+                 WHERE NOT EXISTS (SELECT 1 FROM failures f \
+                                   WHERE f.names = c.names AND f.key_type = c.key_type) \
+                 ORDER BY c.renew_after LIMIT 1",
+                &[],
+            )
+            .await?;
+        let retry = self
+            .fetch_optional(
+                "find the next retry",
+                "SELECT CASE WHEN f.next_attempt > c.renew_after THEN f.next_attempt \
+                 ELSE c.renew_after END AS at FROM failures f \
+                 JOIN certificates c ON c.names = f.names AND c.key_type = f.key_type \
+                 ORDER BY at LIMIT 1",
+                &[],
+            )
+            .await?;
+        let renewal = renewal.map(|row| int(&row, 0)).transpose()?;
+        let retry = retry.map(|row| int(&row, 0)).transpose()?;
+        Ok(match (renewal, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    async fn schedule(&self) -> Result<Vec<ScheduleEntry>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "list the certificates' schedule",
+                "SELECT names, key_type, not_after, renew_after FROM certificates \
+                 ORDER BY names, key_type",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ScheduleEntry {
+                    names: text(row, 0)?,
+                    key_type: text(row, 1)?,
+                    not_after: int(row, 2)?,
+                    renew_after: int(row, 3)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn server_identity(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
+        let row = self
+            .fetch_optional(
+                "read the server identity",
+                "SELECT cert_pem, key_pem FROM server_identity WHERE name = $1",
+                &[name.into()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let key_pem = self.open_sealed(&text(&row, 1)?, &identity_context(name))?;
+        Ok(Some((text(&row, 0)?, key_pem)))
+    }
+
+    async fn save_server_identity(
+        &self,
+        name: &str,
+        cert_pem: &str,
+        key_pem: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sealed = self.seal(key_pem, &identity_context(name))?;
+        // First writer wins: processes starting together agree on one identity.
+        let inserted = self
+            .execute(
+                "save the server identity",
+                "INSERT INTO server_identity (name, cert_pem, key_pem, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                &[name.into(), cert_pem.into(), Arg::from(&sealed), now.into()],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn try_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<bool, StoreError> {
+        // One statement: taken when free, expired, or already ours (then extended). ON CONFLICT
+        // locks the row, so of two processes racing for an expired lease exactly one gets it.
+        let taken = self
+            .execute(
+                "take a lease",
+                "INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, \
+                 expires_at = excluded.expires_at \
+                 WHERE leases.owner = excluded.owner OR leases.expires_at <= $4",
+                &[
+                    name.into(),
+                    owner.into(),
+                    now.saturating_add(ttl).into(),
+                    now.into(),
+                ],
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        self.execute(
+            "release a lease",
+            "DELETE FROM leases WHERE name = $1 AND owner = $2",
+            &[name.into(), owner.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "move a renewal time",
+            "UPDATE certificates SET renew_after = $3 WHERE names = $1 AND key_type = $2",
+            &[Arg::from(&names), key.key_type.as_str().into(), at.into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn reseal(&self) -> Result<u64, StoreError> {
+        let certificates = self
+            .reseal_column(
+                "SELECT names, key_type, key_pem FROM certificates",
+                "UPDATE certificates SET key_pem = $1 \
+                 WHERE names = $2 AND key_type = $3 AND key_pem = $4",
+                cert_context,
+            )
+            .await?;
+        let orders = self
+            .reseal_column(
+                "SELECT names, key_type, key_pem FROM orders WHERE key_pem IS NOT NULL",
+                "UPDATE orders SET key_pem = $1 WHERE names = $2 AND key_type = $3 AND key_pem = $4",
+                order_context,
+            )
+            .await?;
+        // One-column keys are selected twice, to fit the two-key shape of `reseal_column`.
+        let accounts = self
+            .reseal_column(
+                "SELECT directory_url, directory_url, credentials FROM acme_accounts",
+                "UPDATE acme_accounts SET credentials = $1 WHERE directory_url = $2 \
+                 AND directory_url = $3 AND credentials = $4",
+                |url, _| account_context(url),
+            )
+            .await?;
+        let identities = self
+            .reseal_column(
+                "SELECT name, name, key_pem FROM server_identity",
+                "UPDATE server_identity SET key_pem = $1 WHERE name = $2 AND name = $3 \
+                 AND key_pem = $4",
+                |name, _| identity_context(name),
+            )
+            .await?;
+        Ok(certificates + orders + accounts + identities)
+    }
+
+    async fn akash_pubkey(&self, address: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = self
+            .fetch_optional(
+                "read an Akash public key",
+                "SELECT pubkey FROM akash_pubkeys WHERE address = $1",
+                &[address.into()],
+            )
+            .await?;
+        row.map(|row| {
+            STANDARD
+                .decode(text(&row, 0)?)
+                .map_err(|e| StoreError::new("decode a stored Akash public key", e))
+        })
+        .transpose()
+    }
+
+    async fn save_akash_pubkey(&self, address: &str, key: &[u8]) -> Result<(), StoreError> {
+        let encoded = STANDARD.encode(key);
+        self.execute(
+            "save an Akash public key",
+            "INSERT INTO akash_pubkeys (address, pubkey) VALUES ($1, $2) \
+             ON CONFLICT (address) DO UPDATE SET pubkey = excluded.pubkey",
+            &[address.into(), Arg::from(&encoded)],
+        )
+        .await
+        .map(drop)
+    }
+}
+
+fn is_legacy_plaintext(stored: &str) -> bool {
+    stored.starts_with("-----BEGIN") || stored.starts_with('{')
+}
+
+fn cert_context(names: &str, key_type: &str) -> String {
+    format!("certificate|{names}|{key_type}")
+}
+
+fn order_context(names: &str, key_type: &str) -> String {
+    format!("order|{names}|{key_type}")
+}
+
+fn identity_context(name: &str) -> String {
+    format!("server-identity|{name}")
+}
+
+fn account_context(directory_url: &str) -> String {
+    format!("account|{directory_url}")
+}
+
+fn decode<T>(value: Result<T, sqlx::Error>) -> Result<T, StoreError> {
+    value.map_err(|e| StoreError::new("decode a row", e))
+}
+
+fn text(row: &impl Row, column: usize) -> Result<String, StoreError> {
+    decode(row.text(column))
+}
+
+fn int(row: &impl Row, column: usize) -> Result<i64, StoreError> {
+    decode(row.int(column))
+}
+
+fn names(stored: &str) -> Result<NameSet, StoreError> {
+    NameSet::parse(&stored.split(',').collect::<Vec<_>>())
+        .map_err(|e| StoreError::new("decode stored names", e))
+}
+
+fn key_type(stored: &str) -> Result<KeyType, StoreError> {
+    KeyType::parse(stored).ok_or_else(|| {
+        StoreError::new(
+            "decode stored key type",
+            format!("unknown key type {stored:?}"),
+        )
+    })
+}
+
+/// An identity from a row whose first two columns are `names, key_type`.
+fn key_from_row(row: &impl Row) -> Result<CertKey, StoreError> {
+    Ok(CertKey {
+        names: names(&text(row, 0)?)?,
+        key_type: key_type(&text(row, 1)?)?,
+    })
+}
+
+/// A certificate from a row of every `certificates` column in table order, its key still
+/// sealed.
+fn cert_from_row(row: &impl Row) -> Result<StoredCert, StoreError> {
+    Ok(StoredCert {
+        names: names(&text(row, 0)?)?,
+        key_type: key_type(&text(row, 1)?)?,
+        cert_pem: text(row, 2)?,
+        key_pem: text(row, 3)?,
+        issuer_pem: text(row, 4)?,
+        serial: text(row, 5)?,
+        not_before: int(row, 6)?,
+        not_after: int(row, 7)?,
+        renew_after: int(row, 8)?,
+        issued_at: int(row, 9)?,
+    })
+}
