@@ -16,6 +16,7 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::acme::IssueError;
 use crate::domain::FailureKind;
+use crate::service::ForceError;
 use crate::store::StoreError;
 
 /// The `WWW-Authenticate` challenge sent with every 401 (RFC 9110 section 11.6.1).
@@ -284,6 +285,18 @@ impl ApiError {
                 retry_after,
             },
             FailureKind::Ca => Self::CaError(message),
+        }
+    }
+}
+
+impl From<ForceError> for ApiError {
+    fn from(err: ForceError) -> Self {
+        match err {
+            ForceError::TooSoon { retry_after, .. } => Self::RenewTooSoon {
+                message: err.to_string(),
+                retry_after,
+            },
+            ForceError::Store(err) => err.into(),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! `/api/certificate`: get a certificate (issuing it if needed), read it, or force a renewal.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -9,18 +8,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::ApiJson;
+use super::body::{Rendered, Renderings};
 use crate::acme::solver::ChallengeChoice;
 use crate::app::App;
 use crate::auth::{Principal, policy};
 use crate::domain::{CertKey, KeyType, NameSet};
 use crate::error::ApiError;
 use crate::observe::KeyDelivery;
-use crate::service::{self, CachedCert, Pending};
-use crate::store::RenewalClaim;
+use crate::service::{self, Pending};
 use crate::util::clock;
-
-/// A forced renewal runs at most once per identity in this many seconds.
-const FORCED_RENEWAL_INTERVAL: i64 = 3600;
 
 /// How long a client told 202 should wait before asking again.
 const RETRY_AFTER_ISSUING: u64 = 5;
@@ -73,6 +69,7 @@ pub struct CertRequest {
 )]
 pub async fn post(
     State(app): State<Arc<App>>,
+    State(renderings): State<Arc<Renderings>>,
     principal: Principal,
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
@@ -81,10 +78,10 @@ pub async fn post(
     check_challenges(&app, &key, choice)?;
     let now = clock::now();
     if let Some(hit) = app.certs.valid(&key, now).await? {
-        return Ok(deliver(&principal, hit, true));
+        return Ok(deliver(&principal, &renderings.of(&key, &hit), true));
     }
-    let pending = app.certs.issue_with(&key, false, now, choice);
-    wait_for(&app, &principal, &key, pending).await
+    let pending = app.certs.issue(&key, now, choice);
+    wait_for(&app, &renderings, &principal, &key, pending).await
 }
 
 /// `POST /api/certificate/renew`: a new certificate, at most once per identity per hour.
@@ -114,30 +111,15 @@ pub async fn post(
 )]
 pub async fn renew(
     State(app): State<Arc<App>>,
+    State(renderings): State<Arc<Renderings>>,
     principal: Principal,
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
     let (key, choice) = parse_request(request, app.default_key_type)?;
     authorize(&principal, &key)?;
     check_challenges(&app, &key, choice)?;
-    let now = clock::now();
-    if !app.certs.is_issuing(&key) {
-        let claim = app
-            .store
-            .claim_forced_renewal(&key, now, FORCED_RENEWAL_INTERVAL)
-            .await?;
-        if let RenewalClaim::TooSoon { retry_at } = claim {
-            let wait = u64::try_from(retry_at - now).unwrap_or(1).max(1);
-            return Err(ApiError::RenewTooSoon {
-                message: format!(
-                    "{key} was renewed on request less than an hour ago; the current certificate stays valid"
-                ),
-                retry_after: Duration::from_secs(wait),
-            });
-        }
-    }
-    let pending = app.certs.issue_with(&key, true, now, choice);
-    wait_for(&app, &principal, &key, pending).await
+    let pending = app.certs.force(&key, clock::now(), choice).await?;
+    wait_for(&app, &renderings, &principal, &key, pending).await
 }
 
 /// `GET /api/certificate?domain=...`: the stored certificate for exactly that name set. Never
@@ -171,6 +153,7 @@ pub async fn renew(
 )]
 pub async fn get(
     State(app): State<Arc<App>>,
+    State(renderings): State<Arc<Renderings>>,
     principal: Principal,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -178,6 +161,7 @@ pub async fn get(
     let key = parse_query(query.as_deref().unwrap_or(""), app.default_key_type)?;
     authorize(&principal, &key)?;
     if let Some(hit) = app.certs.valid(&key, clock::now()).await? {
+        let hit = renderings.of(&key, &hit);
         if if_none_match(&headers, &hit.etag) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             response
@@ -185,7 +169,7 @@ pub async fn get(
                 .insert(header::ETAG, hit.etag_header.clone());
             return Ok(response);
         }
-        return Ok(deliver(&principal, hit, true));
+        return Ok(deliver(&principal, &hit, true));
     }
     if app.certs.is_issuing(&key) {
         return Ok(accepted(&key));
@@ -198,12 +182,13 @@ pub async fn get(
 /// Waits `server.issueWait` for the issuance: 200 with the certificate, its error, or 202.
 async fn wait_for(
     app: &App,
+    renderings: &Renderings,
     principal: &Principal,
     key: &CertKey,
     pending: Pending,
 ) -> Result<Response, ApiError> {
     match tokio::time::timeout(app.issue_wait, service::finished(pending)).await {
-        Ok(Ok(entry)) => Ok(deliver(principal, entry, false)),
+        Ok(Ok(cert)) => Ok(deliver(principal, &renderings.of(key, &cert), false)),
         Ok(Err(err)) => Err(err.into()),
         Err(_) => Ok(accepted(key)),
     }
@@ -305,13 +290,8 @@ fn parse_key_type(input: Option<&str>, default: KeyType) -> Result<KeyType, ApiE
 
 /// 200 with the certificate. `no-store`: the body holds a private key, so the response is
 /// marked for the audit line ([`crate::observe`]).
-fn deliver(principal: &Principal, entry: Arc<CachedCert>, cached: bool) -> Response {
-    let body = if cached {
-        &entry.body_cached
-    } else {
-        &entry.body_fresh
-    };
-    let mut response = body.clone().into_response();
+fn deliver(principal: &Principal, entry: &Rendered, cached: bool) -> Response {
+    let mut response = entry.body(cached).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -322,7 +302,7 @@ fn deliver(principal: &Principal, entry: Arc<CachedCert>, cached: bool) -> Respo
     response.extensions_mut().insert(KeyDelivery {
         principal: principal.name.clone(),
         method: principal.method,
-        cert: entry,
+        cert: entry.cert.clone(),
     });
     response
 }

@@ -4,6 +4,7 @@
 //! Every route is registered with its OpenAPI documentation (`utoipa_axum::routes!`), so the
 //! document served at `GET /openapi.json` ([`openapi`]) and the router come from one source.
 
+mod body;
 mod certificate;
 mod health;
 mod openapi;
@@ -46,6 +47,7 @@ pub fn router(app: Arc<App>) -> Router {
     );
     let state = ApiState {
         app,
+        renderings: Arc::default(),
         document: openapi::Document::render(&document),
     };
     router
@@ -56,16 +58,24 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(state)
 }
 
-/// The router's state: the app, and the OpenAPI document rendered when the router was built.
+/// The router's state: the app, the certificates' rendered responses, and the OpenAPI
+/// document rendered when the router was built.
 #[derive(Debug, Clone)]
 struct ApiState {
     app: Arc<App>,
+    renderings: Arc<body::Renderings>,
     document: openapi::Document,
 }
 
 impl FromRef<ApiState> for Arc<App> {
     fn from_ref(state: &ApiState) -> Self {
         state.app.clone()
+    }
+}
+
+impl FromRef<ApiState> for Arc<body::Renderings> {
+    fn from_ref(state: &ApiState) -> Self {
+        state.renderings.clone()
     }
 }
 

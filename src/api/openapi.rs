@@ -24,9 +24,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr};
 use utoipa::{Modify, OpenApi as _, PartialSchema, ToResponse, ToSchema};
 
+use super::body::CertBody;
 use crate::domain::KeyType;
 use crate::error::ErrorBody;
-use crate::service::CertBody;
 
 /// The document's description: what it covers and what it does not.
 const DESCRIPTION: &str = "certfleet obtains TLS certificates from an ACME CA (HTTP-01 or DNS-01), \

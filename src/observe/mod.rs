@@ -24,7 +24,7 @@ use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
-use crate::service::CachedCert;
+use crate::store::StoredCert;
 
 /// The header carrying the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -43,7 +43,7 @@ pub struct KeyDelivery {
     /// The method that authenticated it: `psk`, `jwt` or `akash`.
     pub method: &'static str,
     /// The certificate handed out; the line names it by names, key type and serial.
-    pub cert: Arc<CachedCert>,
+    pub cert: Arc<StoredCert>,
 }
 
 /// The layer that observes every route ([`Observe`]). Applied with `Router::layer`, so the
@@ -111,7 +111,7 @@ where
 
 /// The audit line: who, which names, when (the line's time), from where. Never the key.
 fn audit(delivery: &KeyDelivery, remote: Option<SocketAddr>, id: &HeaderValue) {
-    let cert = &delivery.cert.cert;
+    let cert = &delivery.cert;
     tracing::info!(
         target: AUDIT_TARGET,
         principal = %delivery.principal,

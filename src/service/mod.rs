@@ -1,5 +1,7 @@
-//! The certificate service: stored certificates behind an in-memory cache of ready-to-send
-//! responses, and issuances shared between everyone who asks for the same identity.
+//! The certificate service: stored certificates behind an in-memory cache, issuances shared
+//! between everyone who asks for the same identity, leases so that processes sharing the store
+//! never order twice, the failure back-off, and the rules of forced renewal. Every handler goes
+//! through it; how its answers are rendered is the API's business (`api/body.rs`).
 //!
 //! Issuance runs in a spawned task, never in a request's future, so a client that disconnects
 //! cannot cancel an order halfway. Concurrent requests for one identity join one task; distinct
@@ -10,116 +12,42 @@ pub mod worker;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use aws_lc_rs::digest;
-use bytes::Bytes;
-use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::acme::solver::ChallengeChoice;
 use crate::acme::{IssueError, Issuer};
-use crate::domain::{CertKey, DomainName};
+use crate::domain::CertKey;
 use crate::error::ApiError;
 use crate::schedule::backoff;
-use crate::store::{Failure, Store, StoreError, StoredCert};
+use crate::store::{Failure, RenewalClaim, Store, StoreError, StoredCert};
+
+/// A forced renewal runs at most once per identity in this many seconds.
+const FORCED_RENEWAL_INTERVAL: i64 = 3600;
+
+/// Why a forced renewal was not started.
+#[derive(Debug, thiserror::Error)]
+pub enum ForceError {
+    /// A forced renewal of this identity ran less than [`FORCED_RENEWAL_INTERVAL`] ago.
+    #[error(
+        "{key} was renewed on request less than an hour ago; the current certificate stays valid"
+    )]
+    TooSoon {
+        /// The identity.
+        key: CertKey,
+        /// How long until the next forced renewal is allowed.
+        retry_after: std::time::Duration,
+    },
+    /// The claim could not be recorded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// The most certificates kept in the response cache; past it, entries are dropped and reloaded
 /// from the store on demand.
 const CACHE_CAPACITY: usize = 10_000;
 
-/// A stored certificate with its API responses rendered once.
-#[derive(Debug)]
-pub struct CachedCert {
-    /// The certificate.
-    pub cert: StoredCert,
-    /// The strong ETag (quoted), a digest of the certificate chain.
-    pub etag: String,
-    /// The same, ready to send: built once, not per request.
-    pub etag_header: http::HeaderValue,
-    /// The JSON body with `"cached": true`.
-    pub body_cached: Bytes,
-    /// The JSON body with `"cached": false` (freshly issued).
-    pub body_fresh: Bytes,
-}
-
-/// The success body of the certificate routes (SPEC: camelCase, le-cert-server compatible).
-/// Its OpenAPI schema (`Certificate`) is derived from this type, so the two cannot drift.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(
-    as = Certificate,
-    description = "A certificate with its private key (camelCase: le-cert-server clients keep working)."
-)]
-pub(crate) struct CertBody<'a> {
-    /// The first name of the sorted set.
-    domain: &'a str,
-    /// Every name, sorted.
-    domains: Vec<&'a str>,
-    /// The leaf followed by the chain, PEM.
-    certificate: &'a str,
-    /// The certificate's private key, PKCS#8 PEM.
-    private_key: &'a str,
-    /// The chain without the leaf, PEM.
-    issuer_cert: &'a str,
-    /// RFC 3339, UTC.
-    #[schema(format = DateTime)]
-    not_before: String,
-    /// RFC 3339, UTC.
-    #[schema(format = DateTime)]
-    not_after: String,
-    /// When certfleet renews it (RFC 3339, UTC): the CA's ARI window, else two thirds of the
-    /// lifetime.
-    #[schema(format = DateTime)]
-    renew_after: String,
-    /// `true` when served from the store, `false` when issued for this request.
-    cached: bool,
-}
-
-impl CachedCert {
-    /// Renders the responses for `cert`.
-    pub fn new(cert: StoredCert) -> Self {
-        let hash = digest::digest(&digest::SHA256, cert.cert_pem.as_bytes());
-        let etag = format!(
-            "\"{}\"",
-            hash.as_ref()[..16]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
-        let render = |cached| {
-            let body = CertBody {
-                domain: cert.names.primary().as_str(),
-                domains: cert.names.names().iter().map(DomainName::as_str).collect(),
-                certificate: &cert.cert_pem,
-                private_key: &cert.key_pem,
-                issuer_cert: &cert.issuer_pem,
-                not_before: crate::util::clock::rfc3339(cert.not_before),
-                not_after: crate::util::clock::rfc3339(cert.not_after),
-                renew_after: crate::util::clock::rfc3339(cert.renew_after),
-                cached,
-            };
-            // Serialising plain strings and a bool cannot fail.
-            Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
-        };
-        // Quotes around hex digits: always a valid header value.
-        let etag_header = http::HeaderValue::from_str(&etag)
-            .unwrap_or_else(|_| http::HeaderValue::from_static("\"\""));
-        Self {
-            body_cached: render(true),
-            body_fresh: render(false),
-            etag,
-            etag_header,
-            cert,
-        }
-    }
-
-    /// Whether the certificate is still within its validity period at `now`.
-    pub fn is_valid_at(&self, now: i64) -> bool {
-        now < self.cert.not_after
-    }
-}
-
 /// The end of one issuance, as every waiter sees it.
-pub type Outcome = Result<Arc<CachedCert>, IssueError>;
+pub type Outcome = Result<Arc<StoredCert>, IssueError>;
 
 /// A receiver that holds `Some` once the issuance has finished.
 pub type Pending = watch::Receiver<Option<Outcome>>;
@@ -129,7 +57,7 @@ pub type Pending = watch::Receiver<Option<Outcome>>;
 pub struct CertService {
     store: Arc<dyn Store>,
     issuer: Arc<Issuer>,
-    cache: RwLock<HashMap<CertKey, Arc<CachedCert>>>,
+    cache: RwLock<HashMap<CertKey, Arc<StoredCert>>>,
     inflight: Mutex<HashMap<CertKey, Pending>>,
     stored: Arc<Notify>,
     /// This process's name on leases: unique per start.
@@ -241,14 +169,14 @@ impl CertService {
         &self,
         key: &CertKey,
         now: i64,
-    ) -> Result<Option<Arc<CachedCert>>, StoreError> {
+    ) -> Result<Option<Arc<StoredCert>>, StoreError> {
         if let Some(hit) = self.cached(key).filter(|hit| hit.is_valid_at(now)) {
             return Ok(Some(hit));
         }
         let Some(cert) = self.store.certificate(key).await? else {
             return Ok(None);
         };
-        let entry = Arc::new(CachedCert::new(cert));
+        let entry = Arc::new(cert);
         self.remember(key, entry.clone());
         Ok(entry.is_valid_at(now).then_some(entry))
     }
@@ -258,23 +186,37 @@ impl CertService {
         lock(&self.inflight).contains_key(key)
     }
 
-    /// Joins the issuance under way for `key`, or starts one. Unless `force`d, a certificate
-    /// that became valid since the caller looked is returned instead of ordering another.
-    pub fn issue(self: &Arc<Self>, key: &CertKey, force: bool, now: i64) -> Pending {
-        self.issue_with(key, force, now, ChallengeChoice::Auto)
+    /// Joins the issuance under way for `key`, or starts one; a certificate that became valid
+    /// since the caller looked is returned instead of ordering another. The challenge `choice`
+    /// is not part of the identity: a request joining an issuance under way gets that issuance
+    /// as it runs.
+    pub fn issue(self: &Arc<Self>, key: &CertKey, now: i64, choice: ChallengeChoice) -> Pending {
+        self.start(key, Need::Valid, now, choice)
     }
 
-    /// [`CertService::issue`] with the request's challenge choice. The choice is not part of
-    /// the identity: a request joining an issuance under way gets that issuance as it runs.
-    pub fn issue_with(
+    /// Forces a new certificate for `key` (a new key, a new order), at most once per identity
+    /// per hour across every process sharing the store; joins the issuance already under way
+    /// instead, when there is one.
+    pub async fn force(
         self: &Arc<Self>,
         key: &CertKey,
-        force: bool,
         now: i64,
         choice: ChallengeChoice,
-    ) -> Pending {
-        let need = if force { Need::New } else { Need::Valid };
-        self.start(key, need, now, choice)
+    ) -> Result<Pending, ForceError> {
+        if !self.is_issuing(key) {
+            let claim = self
+                .store
+                .claim_forced_renewal(key, now, FORCED_RENEWAL_INTERVAL)
+                .await?;
+            if let RenewalClaim::TooSoon { retry_at } = claim {
+                let wait = u64::try_from(retry_at - now).unwrap_or(1).max(1);
+                return Err(ForceError::TooSoon {
+                    key: key.clone(),
+                    retry_after: std::time::Duration::from_secs(wait),
+                });
+            }
+        }
+        Ok(self.start(key, Need::New, now, choice))
     }
 
     fn start(
@@ -314,7 +256,7 @@ impl CertService {
                 ))),
             }
             .map(|cert| {
-                let entry = Arc::new(CachedCert::new(cert));
+                let entry = Arc::new(cert);
                 service.remember(&key, entry.clone());
                 service.stored.notify_one();
                 entry
@@ -488,7 +430,7 @@ impl CertService {
         result
     }
 
-    fn cached(&self, key: &CertKey) -> Option<Arc<CachedCert>> {
+    fn cached(&self, key: &CertKey) -> Option<Arc<StoredCert>> {
         self.cache
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -496,7 +438,7 @@ impl CertService {
             .cloned()
     }
 
-    fn remember(&self, key: &CertKey, entry: Arc<CachedCert>) {
+    fn remember(&self, key: &CertKey, entry: Arc<StoredCert>) {
         let mut cache = self
             .cache
             .write()

@@ -142,6 +142,11 @@ pub struct ScheduleEntry {
 }
 
 impl StoredCert {
+    /// Whether the certificate is still within its validity period at `now`.
+    pub fn is_valid_at(&self, now: i64) -> bool {
+        now < self.not_after
+    }
+
     /// The identity this certificate answers for.
     pub fn key(&self) -> CertKey {
         CertKey {

@@ -16,6 +16,7 @@ use tokio_rustls::TlsAcceptor;
 pub use resolver::{Resolver, Served, fingerprint};
 pub use serve::serve_tls;
 
+use crate::acme::solver::ChallengeChoice;
 use crate::config::TlsConfig;
 use crate::domain::{CertKey, KeyType};
 use crate::service::CertService;
@@ -157,10 +158,10 @@ impl ServerTls {
         match certs.valid(key, now).await {
             Ok(Some(entry)) => {
                 let current = self.resolver.public().map(|p| p.serial);
-                if current.as_deref() == Some(entry.cert.serial.as_str()) {
+                if current.as_deref() == Some(entry.serial.as_str()) {
                     return;
                 }
-                match Served::from_pem(&entry.cert.cert_pem, &entry.cert.key_pem) {
+                match Served::from_pem(&entry.cert_pem, &entry.key_pem) {
                     Ok(served) => {
                         tracing::info!(names = %key.names, serial = %served.serial, "serving certfleet's own certificate");
                         self.resolver.set_public(served);
@@ -172,7 +173,7 @@ impl ServerTls {
             }
             Ok(None) if !certs.is_issuing(key) => {
                 // Ordered like any other certificate; the back-off rules apply.
-                drop(certs.issue(key, false, now));
+                drop(certs.issue(key, now, ChallengeChoice::Auto));
             }
             Ok(None) => {}
             Err(err) => tracing::warn!(error = %err, "cannot read certfleet's own certificate"),

@@ -1,0 +1,148 @@
+//! The success body of the certificate routes and its `ETag`, rendered once per certificate.
+//!
+//! A cached fetch is the hot path: it must not serialise the PEMs (a few kilobytes of JSON
+//! escaping) per request. [`Renderings`] keeps each certificate's two bodies (`"cached": true`
+//! and `false`) and its `ETag` header, made the first time the certificate is handed out and
+//! replaced when the service hands out another certificate for the same identity.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use aws_lc_rs::digest;
+use bytes::Bytes;
+use http::HeaderValue;
+use serde::Serialize;
+
+use crate::domain::{CertKey, DomainName};
+use crate::store::StoredCert;
+use crate::util::clock::rfc3339;
+
+/// The most renderings kept; past it, entries are dropped and rendered again on demand. The
+/// same bound as the service's own cache, whose certificates these are.
+const CAPACITY: usize = 10_000;
+
+/// The success body of the certificate routes (SPEC: camelCase, le-cert-server compatible).
+/// Its OpenAPI schema (`Certificate`) is derived from this type, so the two cannot drift.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(
+    as = Certificate,
+    description = "A certificate with its private key (camelCase: le-cert-server clients keep working)."
+)]
+pub(crate) struct CertBody<'a> {
+    /// The first name of the sorted set.
+    domain: &'a str,
+    /// Every name, sorted.
+    domains: Vec<&'a str>,
+    /// The leaf followed by the chain, PEM.
+    certificate: &'a str,
+    /// The certificate's private key, PKCS#8 PEM.
+    private_key: &'a str,
+    /// The chain without the leaf, PEM.
+    issuer_cert: &'a str,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    not_before: String,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
+    not_after: String,
+    /// When certfleet renews it (RFC 3339, UTC): the CA's ARI window, else two thirds of the
+    /// lifetime.
+    #[schema(format = DateTime)]
+    renew_after: String,
+    /// `true` when served from the store, `false` when issued for this request.
+    cached: bool,
+}
+
+/// One certificate's responses, ready to send.
+#[derive(Debug)]
+pub(super) struct Rendered {
+    /// The certificate they render.
+    pub cert: Arc<StoredCert>,
+    /// The strong ETag (quoted): a digest of the certificate chain.
+    pub etag: String,
+    /// The same, as a header value.
+    pub etag_header: HeaderValue,
+    body_cached: Bytes,
+    body_fresh: Bytes,
+}
+
+impl Rendered {
+    fn new(cert: Arc<StoredCert>) -> Self {
+        let hash = digest::digest(&digest::SHA256, cert.cert_pem.as_bytes());
+        let etag = format!(
+            "\"{}\"",
+            hash.as_ref()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let render = |cached| {
+            let body = CertBody {
+                domain: cert.names.primary().as_str(),
+                domains: cert.names.names().iter().map(DomainName::as_str).collect(),
+                certificate: &cert.cert_pem,
+                private_key: &cert.key_pem,
+                issuer_cert: &cert.issuer_pem,
+                not_before: rfc3339(cert.not_before),
+                not_after: rfc3339(cert.not_after),
+                renew_after: rfc3339(cert.renew_after),
+                cached,
+            };
+            // Serialising plain strings and a bool cannot fail.
+            Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+        };
+        // Quotes around hex digits: always a valid header value.
+        let etag_header =
+            HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+        Self {
+            body_cached: render(true),
+            body_fresh: render(false),
+            etag,
+            etag_header,
+            cert,
+        }
+    }
+
+    /// The JSON body: `cached` says whether the certificate came from the store or was issued
+    /// for this request.
+    pub fn body(&self, cached: bool) -> Bytes {
+        match cached {
+            true => self.body_cached.clone(),
+            false => self.body_fresh.clone(),
+        }
+    }
+}
+
+/// The renderings of the certificates handed out, by identity.
+#[derive(Debug, Default)]
+pub(super) struct Renderings {
+    map: RwLock<HashMap<CertKey, Arc<Rendered>>>,
+}
+
+impl Renderings {
+    /// The rendering of `cert`, the certificate the service holds for `key`: the one kept when
+    /// it renders this very certificate, else a new one (kept from now on).
+    pub fn of(&self, key: &CertKey, cert: &Arc<StoredCert>) -> Arc<Rendered> {
+        let kept = self
+            .map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .filter(|kept| Arc::ptr_eq(&kept.cert, cert))
+            .cloned();
+        if let Some(kept) = kept {
+            return kept;
+        }
+        let rendered = Arc::new(Rendered::new(cert.clone()));
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= CAPACITY && !map.contains_key(key) {
+            // Any entry will do: it is rendered again when asked for.
+            if let Some(victim) = map.keys().next().cloned() {
+                map.remove(&victim);
+            }
+        }
+        map.insert(key.clone(), rendered.clone());
+        rendered
+    }
+}
