@@ -1,10 +1,10 @@
 //! Certificate material: a fresh key and CSR per order, and the checks on what the CA returns.
 
 use rcgen::{CertificateParams, DistinguishedName, KeyPair, PublicKeyData, RsaKeySize};
-use rustls_pki_types::pem::PemObject;
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::domain::{DomainName, KeyType, NameSet};
+use crate::util::pem;
 
 /// A private key (PKCS#8 PEM) and a CSR (DER) naming every name of the set.
 pub struct KeyAndCsr {
@@ -82,14 +82,14 @@ pub fn check_chain(pem: &str, names: &NameSet, spki_der: &[u8]) -> Result<Issued
     let Some(leaf_pem) = blocks.first() else {
         return Err("the CA returned no certificate".to_owned());
     };
-    let leaf_der = rustls_pki_types::CertificateDer::from_pem_slice(leaf_pem.as_bytes())
+    let leaf_der = pem::first_certificate(leaf_pem)
         .map_err(|e| format!("the CA returned an unreadable certificate: {e}"))?;
     let (_, leaf) = X509Certificate::from_der(&leaf_der)
         .map_err(|e| format!("the CA returned an unparseable certificate: {e}"))?;
     if leaf.public_key().raw != spki_der {
         return Err("the CA returned a certificate for another key".to_owned());
     }
-    let mut sans = leaf_dns_names(&leaf);
+    let mut sans: Vec<&str> = pem::dns_names(&leaf).collect();
     sans.sort();
     sans.dedup();
     let wanted: Vec<&str> = names.names().iter().map(DomainName::as_str).collect();
@@ -112,19 +112,4 @@ pub fn check_chain(pem: &str, names: &NameSet, spki_der: &[u8]) -> Result<Issued
         not_before: leaf.validity().not_before.timestamp(),
         not_after: leaf.validity().not_after.timestamp(),
     })
-}
-
-fn leaf_dns_names<'a>(leaf: &'a X509Certificate<'_>) -> Vec<&'a str> {
-    leaf.extensions()
-        .iter()
-        .filter_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(san) => Some(&san.general_names),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => Some(*dns),
-            _ => None,
-        })
-        .collect()
 }

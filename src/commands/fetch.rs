@@ -18,25 +18,152 @@ mod files;
 mod http;
 mod tls;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+use std::str::FromStr;
 use std::time::Duration;
 
 use reqwest::Url;
 
-use certfleet::domain::{DomainName, KeyType, NameSet};
+use certfleet::domain::{DomainError, DomainName, KeyType, NameSet};
 use certfleet::util::duration::parse_duration;
 
-use self::bundle::Bundle;
-use self::credential::Credential;
-use self::files::OutDir;
-use self::http::{Answer, Api};
-use self::tls::Trust;
+use self::bundle::{Bundle, BundleError};
+use self::credential::{Credential, CredentialError};
+use self::files::{FilesError, OutDir};
+use self::http::{Answer, Api, HttpError};
+use self::tls::{Trust, TrustError};
 
 /// Where the API key comes from when no `--api-key-file` / `--token-file` is given.
 pub const API_KEY_ENV: &str = "CERTFLEET_API_KEY";
 /// Where the bearer token comes from when no `--api-key-file` / `--token-file` is given.
 pub const TOKEN_ENV: &str = "CERTFLEET_TOKEN";
+
+/// Why a run of `certfleet fetch` failed; its `Display` is the one line printed on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The command line does not make a run.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The output directory cannot be opened, locked or written.
+    #[error(transparent)]
+    Files(#[from] FilesError),
+    /// The server gave no usable answer.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The server's 200 failed the checks; the files were left alone.
+    #[error("refused the server's certificate for {names}: {source}; nothing was written")]
+    Refused { names: NameSet, source: BundleError },
+    /// The files were written but `--exec` did not succeed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+/// A flag or environment value that does not make a run, found before the network or the disk.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// `--server` does not parse as a URL; `text` is the flag's value.
+    #[error(
+        "--server {text:?}: not a URL ({source}); write it like https://certs.example.com:8443"
+    )]
+    ServerNotUrl { text: String, source: UrlError },
+    /// `--server` holds a user name or password (not kept: it is a secret).
+    #[error(
+        "--server: the URL carries a user name or password; give the key with --api-key-file or CERTFLEET_API_KEY instead"
+    )]
+    ServerUserInfo,
+    /// `--server` has another scheme than http or https.
+    #[error(
+        "--server {text:?}: scheme {scheme:?} is not supported; use https:// (or http:// on loopback)"
+    )]
+    ServerScheme { text: String, scheme: String },
+    /// `--server` carries a query or fragment.
+    #[error("--server {text:?}: give the base URL only, without ?query or #fragment")]
+    ServerNotBase { text: String },
+    /// A `--domain` is not a name certfleet accepts.
+    #[error("--domain: {source}")]
+    Domain { source: DomainError },
+    /// `--key-type` is not one of certfleet's key types.
+    #[error("--key-type {text:?}: use one of {}", KeyType::names())]
+    KeyType { text: String },
+    /// No usable credential.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// `--ca-file` or `--pin-sha256` with a plain-HTTP server.
+    #[error(
+        "--ca-file and --pin-sha256 secure HTTPS, but --server {server} is http://; use https://"
+    )]
+    TrustOverHttp { server: Url },
+    /// `--ca-file` or `--pin-sha256` is unusable.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// `--wait` is not a duration; `reason` is the duration parser's message (it has no error
+    /// type of its own).
+    #[error("--wait: {reason}")]
+    Wait { reason: String },
+    /// `--wait` is below one second.
+    #[error("--wait: give at least 1s (the default is 10m)")]
+    WaitTooShort,
+}
+
+/// `--exec` did not succeed after the files were updated; it is owed to the next run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The blocking task that waits for the shell panicked or was cancelled.
+    #[error("--exec: the task running it failed: {source}")]
+    Task { source: tokio::task::JoinError },
+    /// The shell could not be started, or the command exited unsuccessfully.
+    #[error(
+        "the files in {} were updated, but --exec {command:?} {why}; it runs again on the next run",
+        .out.display()
+    )]
+    Failed {
+        out: PathBuf,
+        command: String,
+        #[source]
+        why: ExecFailure,
+    },
+}
+
+/// How `--exec` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecFailure {
+    /// The command exited unsuccessfully or was killed.
+    #[error("failed ({0})")]
+    Status(ExitStatus),
+    /// `sh` could not be started.
+    #[error("could not start: {0}")]
+    Start(#[source] std::io::Error),
+}
+
+/// The error of parsing a URL (`url::ParseError`, named through reqwest's re-exported `Url`
+/// so the client needs no direct dependency on the `url` crate).
+pub type UrlError = <Url as FromStr>::Err;
+
+/// A file given by a flag, as messages name it: `--ca-file /etc/certfleet/ca.pem`.
+#[derive(Debug, Clone)]
+pub struct FlagPath {
+    /// The flag, e.g. `--token-file`.
+    pub flag: &'static str,
+    /// The file as given.
+    pub path: PathBuf,
+}
+
+impl FlagPath {
+    fn new(flag: &'static str, path: &Path) -> Self {
+        Self {
+            flag,
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for FlagPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.flag, self.path.display())
+    }
+}
 
 /// The flags of `certfleet fetch`.
 #[derive(Debug, clap::Args)]
@@ -90,16 +217,16 @@ pub struct FetchArgs {
     pub wait: String,
 }
 
-/// Runs `certfleet fetch`, with credentials from the process environment when no file is
-/// given. The error is the one line to print.
-/// `certfleet fetch`: logs at the default level (it never reads the server's config) and runs.
+/// `certfleet fetch`: logs at the default level (it never reads the server's config) and runs,
+/// with credentials from the process environment when no file is given.
 pub fn main(args: FetchArgs) -> std::process::ExitCode {
     certfleet::observe::logging::init(&certfleet::config::LogConfig::default());
     super::run_async(run(args))
 }
 
-/// Brings `--out` up to date with the server's certificate.
-pub async fn run(args: FetchArgs) -> Result<(), String> {
+/// Brings `--out` up to date with the server's certificate. The error's `Display` is the one
+/// line to print.
+pub async fn run(args: FetchArgs) -> Result<(), FetchError> {
     let plan = Plan::new(args, |name| std::env::var(name).ok())?;
     for warning in &plan.warnings {
         eprintln!("certfleet: warning: {warning}");
@@ -113,13 +240,12 @@ pub async fn run(args: FetchArgs) -> Result<(), String> {
     let changed = match answer {
         Answer::NotModified => false,
         Answer::Certificate { body, etag } => {
-            let bundle =
-                Bundle::check(&body, &plan.names, certfleet::util::clock::now()).map_err(|e| {
-                    format!(
-                        "refused the server's certificate for {}: {e}; nothing was written",
-                        plan.names
-                    )
-                })?;
+            let bundle = Bundle::check(&body, &plan.names, certfleet::util::clock::now()).map_err(
+                |source| FetchError::Refused {
+                    names: plan.names.clone(),
+                    source,
+                },
+            )?;
             let pending_exec = plan.exec.is_some();
             let changed = out.install(&bundle, etag.as_deref(), pending_exec)?;
             if changed {
@@ -136,7 +262,7 @@ pub async fn run(args: FetchArgs) -> Result<(), String> {
     match &plan.exec {
         Some(command) if changed || out.exec_pending() => {
             run_exec(command, &plan.out, &plan.names).await?;
-            out.clear_exec_pending()
+            Ok(out.clear_exec_pending()?)
         }
         _ => Ok(()),
     }
@@ -158,28 +284,27 @@ struct Plan {
 
 impl Plan {
     /// `env` reads an environment variable (a parameter so tests need not touch the process's).
-    fn new(args: FetchArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    fn new(args: FetchArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, PlanError> {
         let mut warnings = Vec::new();
         let server = parse_server(&args.server, &mut warnings)?;
-        let names = NameSet::parse(&args.domains).map_err(|e| format!("--domain: {e}"))?;
+        let names = NameSet::parse(&args.domains).map_err(|source| PlanError::Domain { source })?;
         let key_type = args
             .key_type
             .as_deref()
             .map(|text| {
-                KeyType::parse(text)
-                    .ok_or_else(|| format!("--key-type {text:?}: use one of {}", KeyType::names()))
+                KeyType::parse(text).ok_or_else(|| PlanError::KeyType {
+                    text: text.to_owned(),
+                })
             })
             .transpose()?;
         let credential = Credential::new(&args, env, &mut warnings)?;
         if server.scheme() == "http" && (args.ca_file.is_some() || args.pin_sha256.is_some()) {
-            return Err(format!(
-                "--ca-file and --pin-sha256 secure HTTPS, but --server {server} is http://; use https://"
-            ));
+            return Err(PlanError::TrustOverHttp { server });
         }
         let trust = Trust::new(args.ca_file.as_deref(), args.pin_sha256.as_deref())?;
-        let wait = parse_duration(&args.wait).map_err(|e| format!("--wait: {e}"))?;
+        let wait = parse_duration(&args.wait).map_err(|reason| PlanError::Wait { reason })?;
         if wait < Duration::from_secs(1) {
-            return Err("--wait: give at least 1s (the default is 10m)".to_owned());
+            return Err(PlanError::WaitTooShort);
         }
         Ok(Self {
             server,
@@ -197,16 +322,14 @@ impl Plan {
 
 /// Parses `--server`: http or https, no credentials in the URL; plain HTTP warned about unless
 /// the host is loopback.
-fn parse_server(text: &str, warnings: &mut Vec<String>) -> Result<Url, String> {
-    let mut url = Url::parse(text).map_err(|e| {
-        format!("--server {text:?}: not a URL ({e}); write it like https://certs.example.com:8443")
+fn parse_server(text: &str, warnings: &mut Vec<String>) -> Result<Url, PlanError> {
+    let mut url = Url::parse(text).map_err(|source| PlanError::ServerNotUrl {
+        text: text.to_owned(),
+        source,
     })?;
     if !url.username().is_empty() || url.password().is_some() {
         // Not echoed: the URL holds a password.
-        return Err(
-            "--server: the URL carries a user name or password; give the key with --api-key-file or CERTFLEET_API_KEY instead"
-                .to_owned(),
-        );
+        return Err(PlanError::ServerUserInfo);
     }
     match url.scheme() {
         "https" => {}
@@ -215,15 +338,16 @@ fn parse_server(text: &str, warnings: &mut Vec<String>) -> Result<Url, String> {
             "--server {url} is plain HTTP: the API key and the certificate's private key cross the network in clear; use https://"
         )),
         other => {
-            return Err(format!(
-                "--server {text:?}: scheme {other:?} is not supported; use https:// (or http:// on loopback)"
-            ));
+            return Err(PlanError::ServerScheme {
+                text: text.to_owned(),
+                scheme: other.to_owned(),
+            });
         }
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "--server {text:?}: give the base URL only, without ?query or #fragment"
-        ));
+        return Err(PlanError::ServerNotBase {
+            text: text.to_owned(),
+        });
     }
     // A base with a path (behind a reverse proxy at /certfleet) must end in '/' for the API
     // paths to be joined below it rather than replace its last segment.
@@ -248,7 +372,7 @@ fn is_loopback(url: &Url) -> bool {
 
 /// Runs `--exec` through `sh -c`, with the output directory and the names in its environment
 /// and the client's credentials removed from it.
-async fn run_exec(command: &str, out: &Path, names: &NameSet) -> Result<(), String> {
+async fn run_exec(command: &str, out: &Path, names: &NameSet) -> Result<(), ExecError> {
     let domains = names
         .names()
         .iter()
@@ -266,18 +390,17 @@ async fn run_exec(command: &str, out: &Path, names: &NameSet) -> Result<(), Stri
         .stdin(Stdio::null());
     let status = tokio::task::spawn_blocking(move || child.status())
         .await
-        .map_err(|e| format!("--exec: the task running it failed: {e}"))?;
-    let failed = |why: String| {
-        format!(
-            "the files in {} were updated, but --exec {command:?} {why}; it runs again on the next run",
-            out.display()
-        )
+        .map_err(|source| ExecError::Task { source })?;
+    let why = match status {
+        Ok(status) if status.success() => return Ok(()),
+        Ok(status) => ExecFailure::Status(status),
+        Err(e) => ExecFailure::Start(e),
     };
-    match status {
-        Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(failed(format!("failed ({status})"))),
-        Err(e) => Err(failed(format!("could not start: {e}"))),
-    }
+    Err(ExecError::Failed {
+        out: out.to_owned(),
+        command: command.to_owned(),
+        why,
+    })
 }
 
 #[cfg(test)]
@@ -305,7 +428,7 @@ mod tests {
         Cli::try_parse_from(argv).expect("valid flags").args
     }
 
-    fn plan(extra: &[&str], env: &[(&str, &str)]) -> Result<Plan, String> {
+    fn plan(extra: &[&str], env: &[(&str, &str)]) -> Result<Plan, PlanError> {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -346,7 +469,9 @@ mod tests {
             (&[], &[(API_KEY_ENV, "  ")], Err("no credentials")),
         ];
         for (extra, env, want) in cases {
-            let got = plan(extra, env).and_then(|p| p.credential.header());
+            let got = plan(extra, env)
+                .map_err(|e| e.to_string())
+                .and_then(|p| p.credential.header().map_err(|e| e.to_string()));
             match (got, want) {
                 (Ok(header), Ok(want)) => assert_eq!(header, want, "{extra:?} {env:?}"),
                 (Err(err), Err(want)) => assert!(err.contains(want), "{err}"),
@@ -390,6 +515,7 @@ mod tests {
             match (parse_server(input, &mut warnings), want) {
                 (Ok(url), Ok(want)) => assert_eq!(url.as_str(), want, "{input}"),
                 (Err(err), Err(want)) => {
+                    let err = err.to_string();
                     assert!(err.contains(want), "{input}: {err}");
                     assert!(
                         !err.contains("pw"),
@@ -406,11 +532,13 @@ mod tests {
     fn flags_are_parsed_once() {
         let env = [(API_KEY_ENV, "k")];
         let err = plan(&["--key-type", "dsa"], &env).expect_err("bad key type");
-        assert!(err.contains("ecdsa-p256"), "{err}");
+        assert!(err.to_string().contains("ecdsa-p256"), "{err}");
         let err = plan(&["--wait", "10"], &env).expect_err("bare number");
-        assert!(err.starts_with("--wait"), "{err}");
+        assert!(matches!(err, PlanError::Wait { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("--wait"), "{err}");
         let err = plan(&["--domain", "a..example.com"], &env).expect_err("bad name");
-        assert!(err.starts_with("--domain"), "{err}");
+        assert!(matches!(err, PlanError::Domain { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("--domain"), "{err}");
         let ok = plan(&["--key-type", "rsa-2048", "--wait", "90s"], &env).expect("valid");
         assert_eq!(ok.key_type, Some(KeyType::Rsa2048));
         assert_eq!(ok.wait, Duration::from_secs(90));

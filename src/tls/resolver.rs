@@ -7,9 +7,9 @@ use std::sync::{Arc, RwLock};
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::util::pem;
 
 /// A certificate ready to serve, with what SNI selection needs to know about it.
 #[derive(Debug, Clone)]
@@ -29,12 +29,11 @@ pub struct Served {
 impl Served {
     /// Parses a PEM chain (leaf first) and its PEM private key.
     pub fn from_pem(chain_pem: &str, key_pem: &str) -> Result<Self, String> {
-        let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("unreadable certificate PEM: {e}"))?;
+        let chain =
+            pem::certificates(chain_pem).map_err(|e| format!("unreadable certificate PEM: {e}"))?;
         let leaf = chain.first().ok_or("no certificate in the PEM")?.clone();
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-            .map_err(|e| format!("unreadable private key PEM: {e}"))?;
+        let key =
+            pem::private_key(key_pem).map_err(|e| format!("unreadable private key PEM: {e}"))?;
         let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
             .map_err(|e| format!("unsupported private key: {e}"))?;
         let certified = CertifiedKey::new(chain, signing);
@@ -43,18 +42,8 @@ impl Served {
             .map_err(|e| format!("the private key does not match the certificate: {e}"))?;
         let (_, parsed) = X509Certificate::from_der(&leaf)
             .map_err(|e| format!("unparseable certificate: {e}"))?;
-        let names = parsed
-            .extensions()
-            .iter()
-            .filter_map(|ext| match ext.parsed_extension() {
-                ParsedExtension::SubjectAlternativeName(san) => Some(&san.general_names),
-                _ => None,
-            })
-            .flatten()
-            .filter_map(|name| match name {
-                GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
-                _ => None,
-            })
+        let names = pem::dns_names(&parsed)
+            .map(str::to_ascii_lowercase)
             .collect();
         Ok(Self {
             names,

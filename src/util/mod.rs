@@ -4,3 +4,5 @@
 pub mod clock;
 pub mod duration;
 pub mod failpoint;
+/// The DER certificates, private key and DNS names that PEM certificate material holds.
+pub mod pem;

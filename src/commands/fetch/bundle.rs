@@ -11,12 +11,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::PublicKeyData;
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
+use x509_parser::error::X509Error;
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use certfleet::domain::{DomainName, NameSet};
 use certfleet::util::clock::rfc3339;
+use certfleet::util::pem::{self, PemError};
 
 /// The fields of the success body the client uses (docs/api.md); the rest is ignored.
 #[derive(Deserialize)]
@@ -37,6 +38,56 @@ impl fmt::Debug for CertBody {
             .field("private_key", &"<redacted>")
             .field("issuer_cert", &self.issuer_cert)
             .finish()
+    }
+}
+
+/// Why a 200 body was refused. No variant holds the private key or text from it.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// A field's PEM does not decode; `field` is its JSON name.
+    #[error("the {field} field is not valid PEM: {source}")]
+    NotPem {
+        field: &'static str,
+        source: PemError,
+    },
+    /// The `certificate` field holds no certificate at all.
+    #[error("the certificate field holds no PEM certificate")]
+    NoCertificate,
+    /// `issuerCert` differs from the certificates after the leaf in `certificate`.
+    #[error("issuerCert is not the chain that follows the leaf in the certificate field")]
+    ChainMismatch,
+    /// The leaf's DER is not an X.509 certificate.
+    #[error("the leaf certificate does not parse: {source}")]
+    Leaf {
+        source: x509_parser::nom::Err<X509Error>,
+    },
+    /// The leaf's notAfter (Unix seconds) has passed.
+    #[error("the certificate expired at {}", rfc3339(*.not_after))]
+    Expired { not_after: i64 },
+    /// Requested names the leaf's DNS names do not cover, and the names it has.
+    #[error(
+        "the certificate does not cover {} (it names {})",
+        .missing.join(", "),
+        named(.sans)
+    )]
+    NotCovered {
+        missing: Vec<String>,
+        sans: Vec<String>,
+    },
+    /// `privateKey` is not a key rcgen reads; rcgen's error names the step, never the bytes.
+    #[error("privateKey is not a PKCS#8 PEM private key ({source})")]
+    Key { source: rcgen::Error },
+    /// The key is not the leaf's.
+    #[error("the private key does not match the certificate's public key")]
+    KeyMismatch,
+}
+
+/// The leaf's DNS names for a message, or that it has none.
+fn named(sans: &[String]) -> String {
+    if sans.is_empty() {
+        "no DNS name".to_owned()
+    } else {
+        sans.join(", ")
     }
 }
 
@@ -67,54 +118,45 @@ impl fmt::Debug for Bundle {
 impl Bundle {
     /// Checks `body` for `names` at Unix time `now`. The error says what is wrong and never
     /// quotes the key.
-    pub(super) fn check(body: &CertBody, names: &NameSet, now: i64) -> Result<Self, String> {
+    pub(super) fn check(body: &CertBody, names: &NameSet, now: i64) -> Result<Self, BundleError> {
         let chain = certificates(&body.certificate, "certificate")?;
         let Some((leaf, intermediates)) = chain.split_first() else {
-            return Err("the certificate field holds no PEM certificate".to_owned());
+            return Err(BundleError::NoCertificate);
         };
         if certificates(&body.issuer_cert, "issuerCert")? != intermediates {
-            return Err(
-                "issuerCert is not the chain that follows the leaf in the certificate field"
-                    .to_owned(),
-            );
+            return Err(BundleError::ChainMismatch);
         }
-        let (_, parsed) = X509Certificate::from_der(leaf)
-            .map_err(|e| format!("the leaf certificate does not parse: {e}"))?;
+        let (_, parsed) =
+            X509Certificate::from_der(leaf).map_err(|source| BundleError::Leaf { source })?;
         let not_after = parsed.validity().not_after.timestamp();
         if not_after <= now {
-            return Err(format!("the certificate expired at {}", rfc3339(not_after)));
+            return Err(BundleError::Expired { not_after });
         }
-        let sans = dns_names(&parsed);
-        let missing: Vec<&str> = names
+        let sans: Vec<String> = pem::dns_names(&parsed)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let missing: Vec<String> = names
             .names()
             .iter()
             .map(DomainName::as_str)
             .filter(|name| !sans.iter().any(|san| covers(san, name)))
+            .map(str::to_owned)
             .collect();
         if !missing.is_empty() {
-            return Err(format!(
-                "the certificate does not cover {} (it names {})",
-                missing.join(", "),
-                if sans.is_empty() {
-                    "no DNS name".to_owned()
-                } else {
-                    sans.join(", ")
-                }
-            ));
+            return Err(BundleError::NotCovered { missing, sans });
         }
-        // rcgen's errors name the parsing step, never the key's bytes.
         let key = rcgen::KeyPair::from_pem(&body.private_key)
-            .map_err(|e| format!("privateKey is not a PKCS#8 PEM private key ({e})"))?;
+            .map_err(|source| BundleError::Key { source })?;
         if key.subject_public_key_info() != parsed.public_key().raw {
-            return Err("the private key does not match the certificate's public key".to_owned());
+            return Err(BundleError::KeyMismatch);
         }
         Ok(Self {
-            leaf_pem: pem("CERTIFICATE", leaf),
+            leaf_pem: to_pem("CERTIFICATE", leaf),
             chain_pem: intermediates
                 .iter()
-                .map(|c| pem("CERTIFICATE", c))
+                .map(|c| to_pem("CERTIFICATE", c))
                 .collect(),
-            fullchain_pem: chain.iter().map(|c| pem("CERTIFICATE", c)).collect(),
+            fullchain_pem: chain.iter().map(|c| to_pem("CERTIFICATE", c)).collect(),
             key_pem: key.serialize_pem(),
             not_after: rfc3339(not_after),
         })
@@ -122,26 +164,11 @@ impl Bundle {
 }
 
 /// Every certificate in a PEM text (other PEM sections are skipped); `field` names it in errors.
-fn certificates(text: &str, field: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    CertificateDer::pem_slice_iter(text.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("the {field} field is not valid PEM: {e}"))
-}
-
-/// The DNS names of the leaf's subjectAltName extension, lowercased.
-fn dns_names(cert: &X509Certificate<'_>) -> Vec<String> {
-    cert.extensions()
-        .iter()
-        .filter_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(san) => Some(&san.general_names),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => Some(dns.to_ascii_lowercase()),
-            _ => None,
-        })
-        .collect()
+fn certificates(
+    text: &str,
+    field: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, BundleError> {
+    pem::certificates(text).map_err(|source| BundleError::NotPem { field, source })
 }
 
 /// Whether a certificate's DNS name covers a requested (normalised) name: equal, or a wildcard
@@ -158,7 +185,7 @@ fn covers(san: &str, name: &str) -> bool {
 }
 
 /// PEM text of one DER object: base64 in 64-character lines, LF endings.
-fn pem(label: &str, der: &[u8]) -> String {
+fn to_pem(label: &str, der: &[u8]) -> String {
     let encoded = STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in encoded.as_bytes().chunks(64) {
@@ -270,7 +297,9 @@ mod tests {
             ),
         ];
         for (body, name, want) in cases {
-            let err = Bundle::check(&body, &names(&[name]), now).expect_err(want);
+            let err = Bundle::check(&body, &names(&[name]), now)
+                .expect_err(want)
+                .to_string();
             assert!(err.contains(want), "{want}: {err}");
             assert!(!err.contains("PRIVATE KEY"), "{err}");
         }
@@ -284,7 +313,8 @@ mod tests {
         // rcgen's default validity ends in 4096.
         let err =
             Bundle::check(&body, &names(&["a.example.com"]), 420_000_000_000).expect_err("expired");
-        assert!(err.contains("expired"), "{err}");
+        assert!(matches!(err, BundleError::Expired { .. }), "{err:?}");
+        assert!(err.to_string().contains("expired"), "{err}");
     }
 
     #[test]

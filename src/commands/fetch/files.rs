@@ -8,7 +8,7 @@
 //! last, so a crash in between only costs one more full download.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{ErrorKind, Write};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use super::bundle::Bundle;
@@ -33,6 +33,56 @@ const PUBLIC: u32 = 0o644;
 /// Mode of the key file and the bookkeeping files.
 const PRIVATE: u32 = 0o600;
 
+/// Why the output directory could not be opened or updated; each names the path concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// `--out` cannot be made ready (created, locked).
+    #[error("--out {}: {problem}", .dir.display())]
+    Open {
+        dir: PathBuf,
+        #[source]
+        problem: OpenProblem,
+    },
+    /// No random name for a staged file.
+    #[error("the system's random source failed")]
+    Random {
+        source: aws_lc_rs::error::Unspecified,
+    },
+    /// Creating, writing or fsyncing a staged file.
+    #[error("writing {}: {source}", .path.display())]
+    Write { path: PathBuf, source: io::Error },
+    /// Renaming a staged file over its target.
+    #[error("renaming {} to {}: {source}", .from.display(), .to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: io::Error,
+    },
+    /// Removing `.etag` or `.exec-pending`.
+    #[error("removing {}: {source}", .path.display())]
+    Remove { path: PathBuf, source: io::Error },
+}
+
+/// What stopped [`OutDir::open`].
+#[derive(Debug, thiserror::Error)]
+pub enum OpenProblem {
+    /// The directory was missing and cannot be created.
+    #[error("cannot create the directory: {0}")]
+    Create(#[source] io::Error),
+    /// The path is something else than a directory.
+    #[error("not a directory")]
+    NotADirectory,
+    /// The lock file cannot be opened.
+    #[error("cannot open {LOCK}: {0}")]
+    OpenLock(#[source] io::Error),
+    /// Another run holds the lock.
+    #[error("another certfleet fetch is writing this directory; run again when it is done")]
+    Busy,
+    /// Taking the lock failed for another reason than contention.
+    #[error("cannot lock {LOCK}: {0}")]
+    Lock(#[source] io::Error),
+}
+
 /// The output directory, locked against a concurrent run for as long as this value lives.
 #[derive(Debug)]
 pub(super) struct OutDir {
@@ -42,36 +92,11 @@ pub(super) struct OutDir {
 
 impl OutDir {
     /// Creates the directory (mode 0700) if missing and takes its lock.
-    pub(super) fn open(path: &Path) -> Result<Self, String> {
-        let shown = path.display();
-        if !path.exists() {
-            let mut builder = fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder
-                .create(path)
-                .map_err(|e| format!("--out {shown}: cannot create the directory: {e}"))?;
-        }
-        if !path.is_dir() {
-            return Err(format!("--out {shown}: not a directory"));
-        }
-        let lock = options(PRIVATE)
-            .create(true)
-            .truncate(false)
-            .open(path.join(LOCK))
-            .map_err(|e| format!("--out {shown}: cannot open {LOCK}: {e}"))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(format!(
-                    "--out {shown}: another certfleet fetch is writing this directory; run again when it is done"
-                ));
-            }
-            Err(TryLockError::Error(e)) => {
-                return Err(format!("--out {shown}: cannot lock {LOCK}: {e}"));
-            }
-        }
+    pub(super) fn open(path: &Path) -> Result<Self, FilesError> {
+        let lock = lock(path).map_err(|problem| FilesError::Open {
+            dir: path.to_owned(),
+            problem,
+        })?;
         Ok(Self {
             path: path.to_owned(),
             _lock: lock,
@@ -101,7 +126,7 @@ impl OutDir {
         bundle: &Bundle,
         etag: Option<&str>,
         exec: bool,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, FilesError> {
         let files = [
             (CERT, &bundle.leaf_pem, PUBLIC),
             (CHAIN, &bundle.chain_pem, PUBLIC),
@@ -146,18 +171,20 @@ impl OutDir {
     }
 
     /// The owed `--exec` has run.
-    pub(super) fn clear_exec_pending(&self) -> Result<(), String> {
+    pub(super) fn clear_exec_pending(&self) -> Result<(), FilesError> {
         self.remove(EXEC_PENDING)
     }
 
     /// Writes `content` into a new file beside `name` with `mode` from creation, fsynced.
-    fn stage(&self, name: &str, content: &[u8], mode: u32) -> Result<Staged, String> {
+    fn stage(&self, name: &str, content: &[u8], mode: u32) -> Result<Staged, FilesError> {
         let mut nonce = [0u8; 8];
-        aws_lc_rs::rand::fill(&mut nonce)
-            .map_err(|_| "the system's random source failed".to_owned())?;
+        aws_lc_rs::rand::fill(&mut nonce).map_err(|source| FilesError::Random { source })?;
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let temp = self.path.join(format!(".{name}.{nonce}.tmp"));
-        let failed = |e: std::io::Error| format!("writing {}: {e}", temp.display());
+        let failed = |source| FilesError::Write {
+            path: temp.clone(),
+            source,
+        };
         let mut file = options(mode).create_new(true).open(&temp).map_err(failed)?;
         let staged = Staged {
             temp: temp.clone(),
@@ -169,12 +196,37 @@ impl OutDir {
         Ok(staged)
     }
 
-    fn remove(&self, name: &str) -> Result<(), String> {
-        match fs::remove_file(self.path.join(name)) {
+    fn remove(&self, name: &str) -> Result<(), FilesError> {
+        let path = self.path.join(name);
+        match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("removing {}: {e}", self.path.join(name).display())),
+            Err(source) => Err(FilesError::Remove { path, source }),
         }
+    }
+}
+
+/// Creates `path` (mode 0700) if missing and takes its lock: one run at a time.
+fn lock(path: &Path) -> Result<File, OpenProblem> {
+    if !path.exists() {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(path).map_err(OpenProblem::Create)?;
+    }
+    if !path.is_dir() {
+        return Err(OpenProblem::NotADirectory);
+    }
+    let lock = options(PRIVATE)
+        .create(true)
+        .truncate(false)
+        .open(path.join(LOCK))
+        .map_err(OpenProblem::OpenLock)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(TryLockError::WouldBlock) => Err(OpenProblem::Busy),
+        Err(TryLockError::Error(e)) => Err(OpenProblem::Lock(e)),
     }
 }
 
@@ -187,13 +239,11 @@ struct Staged {
 }
 
 impl Staged {
-    fn commit(mut self) -> Result<(), String> {
-        fs::rename(&self.temp, &self.target).map_err(|e| {
-            format!(
-                "renaming {} to {}: {e}",
-                self.temp.display(),
-                self.target.display()
-            )
+    fn commit(mut self) -> Result<(), FilesError> {
+        fs::rename(&self.temp, &self.target).map_err(|source| FilesError::Rename {
+            from: self.temp.clone(),
+            to: self.target.clone(),
+            source,
         })?;
         self.committed = true;
         Ok(())
@@ -316,6 +366,16 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let _first = OutDir::open(tmp.path()).expect("open");
         let err = OutDir::open(tmp.path()).expect_err("locked");
-        assert!(err.contains("another certfleet fetch"), "{err}");
+        assert!(
+            matches!(
+                err,
+                FilesError::Open {
+                    problem: OpenProblem::Busy,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("another certfleet fetch"), "{err}");
     }
 }

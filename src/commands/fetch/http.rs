@@ -3,6 +3,7 @@
 //! other answer turned into one line naming the request, the status and the server's
 //! `{code, message}`.
 
+use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH, LOCATION, RETRY_AFTER};
@@ -10,9 +11,10 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::Credential;
 use super::bundle::CertBody;
-use super::tls::Trust;
+use super::credential::CredentialError;
+use super::tls::{Trust, TrustError};
+use super::{Credential, UrlError};
 use certfleet::domain::{DomainName, KeyType, NameSet};
 use certfleet::util::duration::format_duration;
 
@@ -24,6 +26,128 @@ const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Connecting is quick or not happening; the requests themselves may wait for an issuance.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a run got no usable answer from the server. The variants about an exchange name its
+/// request ([`Call`]); none holds the credential.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// reqwest refused the client configuration.
+    #[error("cannot set up the HTTP client: {}", error_chain(.source))]
+    Client { source: reqwest::Error },
+    /// The trust flags cannot be applied.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The credential cannot be made a header.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// The API path does not join onto `--server`.
+    #[error("--server {server}: {source}")]
+    ApiUrl { server: Url, source: UrlError },
+    /// A 200 whose body is not certfleet's certificate JSON.
+    #[error("{call}: the 200 answer is not a certificate response: {source}")]
+    NotACertificate {
+        call: Call,
+        source: serde_json::Error,
+    },
+    /// 404 again after the POST: the issuance failed (the server tells why on the next run).
+    #[error(
+        "{call}: the issuance for {names} ended without a certificate; run again to see the server's error"
+    )]
+    IssuanceEnded { call: Call, names: NameSet },
+    /// The next 202 poll would end after `--wait`.
+    #[error(
+        "the certificate for {names} is still being issued after --wait {}; the server goes on: run again later",
+        format_duration(*.wait)
+    )]
+    StillIssuing { names: NameSet, wait: Duration },
+    /// A 202's `Location` does not resolve against the API URL.
+    #[error("{call}: 202 with an unusable Location {location:?}: {source}")]
+    BadLocation {
+        call: Call,
+        location: String,
+        source: UrlError,
+    },
+    /// A 202's `Location` is on another origin (sanitized for the terminal).
+    #[error(
+        "{call}: 202 points at another server ({origin}); not following it with the credential"
+    )]
+    OtherOrigin { call: Call, origin: String },
+    /// `--wait` ran out before or during the request.
+    #[error(
+        "{call}: no answer within --wait {}; the server may still be working: run again later",
+        format_duration(*.wait)
+    )]
+    OutOfTime { call: Call, wait: Duration },
+    /// The request failed before an answer (connect, TLS, protocol); the URL is left out of
+    /// `source`, `call` already names it.
+    #[error("{call}: {}", describe(.source))]
+    Request { call: Call, source: reqwest::Error },
+    /// The answer's body broke off.
+    #[error("{call}: reading the answer: {}", error_chain(.source))]
+    Read { call: Call, source: reqwest::Error },
+    /// The answer's body is larger than [`MAX_BODY_BYTES`].
+    #[error("{call}: the answer is larger than {MAX_BODY_BYTES} bytes; is --server certfleet?")]
+    TooLarge { call: Call },
+    /// Any other status: what the server said, and when it says to retry.
+    #[error("{call}: {status}: {said}{}", retry_note(*.retry_after))]
+    Refused {
+        call: Call,
+        status: StatusCode,
+        said: ServerSaid,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// One request of a run, as messages name it: `GET https://...`.
+#[derive(Debug, Clone)]
+pub struct Call {
+    method: Method,
+    /// Boxed: a `Url` alone would make every `Result<_, HttpError>` large.
+    url: Box<Url>,
+}
+
+impl Call {
+    fn new(method: Method, url: &Url) -> Self {
+        Self {
+            method,
+            url: Box::new(url.clone()),
+        }
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method, self.url)
+    }
+}
+
+/// The body of a refusal, made one harmless line (see [`sanitize`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerSaid {
+    /// certfleet's `{code, message}`.
+    Error { code: String, message: String },
+    /// An empty body.
+    Nothing,
+    /// Something else (a proxy's page), cut to about 200 bytes.
+    Other(String),
+}
+
+impl fmt::Display for ServerSaid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Error { code, message } => write!(f, "{code}: {message}"),
+            Self::Nothing => f.write_str("no body"),
+            Self::Other(text) => write!(f, "not certfleet's JSON error: {text}"),
+        }
+    }
+}
+
+/// The end of a refusal's line when the server sent `Retry-After`.
+fn retry_note(retry_after: Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |delay| {
+        format!(" (the server says retry after {})", format_duration(delay))
+    })
+}
 
 /// What the server answered, in the end.
 #[derive(Debug)]
@@ -58,7 +182,7 @@ impl Api {
         server: &Url,
         credential: &Credential,
         trust: &Trust,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, HttpError> {
         let builder = reqwest::Client::builder()
             .user_agent(concat!("certfleet-fetch/", env!("CARGO_PKG_VERSION")))
             // A redirect could carry the credential elsewhere; certfleet never sends one.
@@ -67,10 +191,14 @@ impl Api {
         let client = trust
             .apply(builder)?
             .build()
-            .map_err(|e| format!("cannot set up the HTTP client: {}", error_chain(&e)))?;
-        let certificate_url = server
-            .join("api/certificate")
-            .map_err(|e| format!("--server {server}: {e}"))?;
+            .map_err(|source| HttpError::Client { source })?;
+        let certificate_url =
+            server
+                .join("api/certificate")
+                .map_err(|source| HttpError::ApiUrl {
+                    server: server.clone(),
+                    source,
+                })?;
         Ok(Self {
             client,
             certificate_url,
@@ -86,35 +214,31 @@ impl Api {
         key_type: Option<KeyType>,
         etag: Option<&str>,
         wait: Duration,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, HttpError> {
         let deadline = Instant::now() + wait;
         let mut get_url = self.query_url(names, key_type);
         let mut step = Step::Get;
         let mut posted = false;
         loop {
-            let (what, request) = match step {
-                Step::Get => {
-                    let mut request = self.client.get(get_url.clone());
-                    if let Some(etag) = etag {
-                        request = request.header(IF_NONE_MATCH, etag);
-                    }
-                    (format!("GET {get_url}"), request)
-                }
-                Step::Post => (
-                    format!("POST {}", self.certificate_url),
-                    self.client
-                        .request(Method::POST, self.certificate_url.clone())
-                        .json(&post_body(names, key_type)),
-                ),
+            let call = match step {
+                Step::Get => Call::new(Method::GET, &get_url),
+                Step::Post => Call::new(Method::POST, &self.certificate_url),
             };
-            let response = self.send(request, &what, deadline, wait).await?;
+            let request = self
+                .client
+                .request(call.method.clone(), call.url.as_ref().clone());
+            let request = match (step, etag) {
+                (Step::Get, Some(etag)) => request.header(IF_NONE_MATCH, etag),
+                (Step::Get, None) => request,
+                (Step::Post, _) => request.json(&post_body(names, key_type)),
+            };
+            let response = self.send(request, &call, deadline, wait).await?;
             match response.status() {
                 StatusCode::OK => {
                     let etag = header_text(response.headers(), &ETAG);
-                    let body = read_body(response, &what, deadline, wait).await?;
-                    let body = serde_json::from_slice(&body).map_err(|e| {
-                        format!("{what}: the 200 answer is not a certificate response: {e}")
-                    })?;
+                    let body = read_body(response, &call, deadline, wait).await?;
+                    let body = serde_json::from_slice(&body)
+                        .map_err(|source| HttpError::NotACertificate { call, source })?;
                     return Ok(Answer::Certificate { body, etag });
                 }
                 StatusCode::NOT_MODIFIED if step == Step::Get && etag.is_some() => {
@@ -125,30 +249,31 @@ impl Api {
                     step = Step::Post;
                 }
                 StatusCode::NOT_FOUND if step == Step::Get => {
-                    return Err(format!(
-                        "{what}: the issuance for {names} ended without a certificate; run again to see the server's error"
-                    ));
+                    return Err(HttpError::IssuanceEnded {
+                        call,
+                        names: names.clone(),
+                    });
                 }
                 StatusCode::ACCEPTED => {
                     let delay = retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
                     if Instant::now() + delay > deadline {
-                        return Err(format!(
-                            "the certificate for {names} is still being issued after --wait {}; the server goes on: run again later",
-                            format_duration(wait)
-                        ));
+                        return Err(HttpError::StillIssuing {
+                            names: names.clone(),
+                            wait,
+                        });
                     }
                     if let Some(location) = header_text(response.headers(), &LOCATION) {
-                        get_url = self.same_origin(&location, &what)?;
+                        get_url = self.same_origin(location, call)?;
                     }
                     tokio::time::sleep(delay).await;
                     step = Step::Get;
                 }
                 status => {
                     let headers = response.headers().clone();
-                    let body = read_body(response, &what, deadline, wait)
+                    let body = read_body(response, &call, deadline, wait)
                         .await
                         .unwrap_or_default();
-                    return Err(refusal(&what, status, &headers, &body));
+                    return Err(refusal(call, status, &headers, &body));
                 }
             }
         }
@@ -170,16 +295,22 @@ impl Api {
     }
 
     /// Resolves a 202's `Location`; only the server's own origin gets the credential.
-    fn same_origin(&self, location: &str, what: &str) -> Result<Url, String> {
-        let url = self
-            .certificate_url
-            .join(location)
-            .map_err(|e| format!("{what}: 202 with an unusable Location {location:?}: {e}"))?;
+    fn same_origin(&self, location: String, call: Call) -> Result<Url, HttpError> {
+        let url = match self.certificate_url.join(&location) {
+            Ok(url) => url,
+            Err(source) => {
+                return Err(HttpError::BadLocation {
+                    call,
+                    location,
+                    source,
+                });
+            }
+        };
         if url.origin() != self.certificate_url.origin() {
-            return Err(format!(
-                "{what}: 202 points at another server ({}); not following it with the credential",
-                sanitize(&url.origin().ascii_serialization())
-            ));
+            return Err(HttpError::OtherOrigin {
+                call,
+                origin: sanitize(&url.origin().ascii_serialization()),
+            });
         }
         Ok(url)
     }
@@ -188,13 +319,13 @@ impl Api {
     async fn send(
         &self,
         request: RequestBuilder,
-        what: &str,
+        call: &Call,
         deadline: Instant,
         wait: Duration,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, HttpError> {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(out_of_time(what, wait));
+            return Err(out_of_time(call, wait));
         }
         request
             .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
@@ -203,9 +334,12 @@ impl Api {
             .await
             .map_err(|e| {
                 if e.is_timeout() {
-                    out_of_time(what, wait)
+                    out_of_time(call, wait)
                 } else {
-                    format!("{what}: {}", describe(&e.without_url()))
+                    HttpError::Request {
+                        call: call.clone(),
+                        source: e.without_url(),
+                    }
                 }
             })
     }
@@ -221,38 +355,34 @@ fn post_body(names: &NameSet, key_type: Option<KeyType>) -> serde_json::Value {
     body
 }
 
-fn out_of_time(what: &str, wait: Duration) -> String {
-    format!(
-        "{what}: no answer within --wait {}; the server may still be working: run again later",
-        format_duration(wait)
-    )
+fn out_of_time(call: &Call, wait: Duration) -> HttpError {
+    HttpError::OutOfTime {
+        call: call.clone(),
+        wait,
+    }
 }
 
 /// Reads a body of at most [`MAX_BODY_BYTES`].
 async fn read_body(
     mut response: Response,
-    what: &str,
+    call: &Call,
     deadline: Instant,
     wait: Duration,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, HttpError> {
     let mut body = Vec::new();
     loop {
         let chunk = tokio::time::timeout_at(deadline, response.chunk())
             .await
-            .map_err(|_| out_of_time(what, wait))?
-            .map_err(|e| {
-                format!(
-                    "{what}: reading the answer: {}",
-                    error_chain(&e.without_url())
-                )
+            .map_err(|_| out_of_time(call, wait))?
+            .map_err(|e| HttpError::Read {
+                call: call.clone(),
+                source: e.without_url(),
             })?;
         let Some(chunk) = chunk else {
             return Ok(body);
         };
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(format!(
-                "{what}: the answer is larger than {MAX_BODY_BYTES} bytes; is --server certfleet?"
-            ));
+            return Err(HttpError::TooLarge { call: call.clone() });
         }
         body.extend_from_slice(&chunk);
     }
@@ -265,11 +395,14 @@ struct ErrorBody {
     message: String,
 }
 
-/// One line for a refusal: request, status, the server's code and message, and `Retry-After`.
-fn refusal(what: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> String {
-    let detail = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(error) => format!("{}: {}", sanitize(&error.code), sanitize(&error.message)),
-        Err(_) if body.is_empty() => "no body".to_owned(),
+/// A refusal: request, status, the server's code and message, and `Retry-After`.
+fn refusal(call: Call, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> HttpError {
+    let said = match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(error) => ServerSaid::Error {
+            code: sanitize(&error.code),
+            message: sanitize(&error.message),
+        },
+        Err(_) if body.is_empty() => ServerSaid::Nothing,
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             let mut text = sanitize(text.trim());
@@ -281,17 +414,15 @@ fn refusal(what: &str, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> 
                 text.truncate(cut);
                 text.push_str("...");
             }
-            format!("not certfleet's JSON error: {text}")
+            ServerSaid::Other(text)
         }
     };
-    let mut line = format!("{what}: {status}: {detail}");
-    if let Some(delay) = retry_after(headers) {
-        line.push_str(&format!(
-            " (the server says retry after {})",
-            format_duration(delay)
-        ));
+    HttpError::Refused {
+        call,
+        status,
+        said,
+        retry_after: retry_after(headers),
     }
-    line
 }
 
 /// `Retry-After` as seconds or an HTTP date (RFC 9110 section 10.2.3), at least one second.
@@ -403,18 +534,35 @@ mod tests {
         assert_eq!(retry_after(&HeaderMap::new()), None);
     }
 
+    fn call(method: Method) -> Call {
+        Call::new(
+            method,
+            &Url::parse("https://h.example/api/certificate").expect("URL"),
+        )
+    }
+
+    /// The line `refusal` prints.
+    fn refusal(method: Method, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> String {
+        super::refusal(call(method), status, headers, body).to_string()
+    }
+
     #[test]
     fn refusals_name_status_code_and_message_on_one_line() {
         let json = br#"{"code":"unauthorized","message":"bad key\n\u001b[31mred"}"#;
-        let line = refusal("GET u", StatusCode::UNAUTHORIZED, &HeaderMap::new(), json);
+        let line = refusal(
+            Method::GET,
+            StatusCode::UNAUTHORIZED,
+            &HeaderMap::new(),
+            json,
+        );
         assert_eq!(
             line,
-            "GET u: 401 Unauthorized: unauthorized: bad key  [31mred"
+            "GET https://h.example/api/certificate: 401 Unauthorized: unauthorized: bad key  [31mred"
         );
 
         let limited = headers(&[("retry-after", "300")]);
         let body = br#"{"code":"rate_limited","message":"slow down"}"#;
-        let line = refusal("POST u", StatusCode::TOO_MANY_REQUESTS, &limited, body);
+        let line = refusal(Method::POST, StatusCode::TOO_MANY_REQUESTS, &limited, body);
         assert!(
             line.ends_with("rate_limited: slow down (the server says retry after 5m)"),
             "{line}"
@@ -422,7 +570,7 @@ mod tests {
 
         let html = "<html>".repeat(100);
         let line = refusal(
-            "GET u",
+            Method::GET,
             StatusCode::BAD_GATEWAY,
             &HeaderMap::new(),
             html.as_bytes(),
@@ -432,7 +580,7 @@ mod tests {
             "{line}"
         );
         assert!(line.len() < 300, "{line}");
-        let line = refusal("GET u", StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"");
+        let line = refusal(Method::GET, StatusCode::BAD_GATEWAY, &HeaderMap::new(), b"");
         assert!(line.ends_with("502 Bad Gateway: no body"), "{line}");
     }
 }

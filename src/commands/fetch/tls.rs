@@ -11,6 +11,37 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
+use super::FlagPath;
+
+/// Why the trust flags cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// `--ca-file` cannot be read.
+    #[error("{file}: cannot read it: {source}")]
+    Unreadable {
+        file: FlagPath,
+        source: std::io::Error,
+    },
+    /// `--ca-file` is not a PEM bundle reqwest accepts.
+    #[error("{file}: not PEM certificates: {source}")]
+    NotPem {
+        file: FlagPath,
+        source: reqwest::Error,
+    },
+    /// `--ca-file` decodes, but to no certificate.
+    #[error("{file}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    NoCertificate { file: FlagPath },
+    /// `--pin-sha256` is not 64 hex digits (colons aside); `text` is the flag's value.
+    #[error(
+        "--pin-sha256 {text:?}: expected the certificate's SHA-256 fingerprint, 64 hex digits \
+         (openssl x509 -in cert.pem -noout -fingerprint -sha256)"
+    )]
+    Pin { text: String },
+    /// rustls refused the pinning configuration.
+    #[error("TLS setup failed: {source}")]
+    Setup { source: rustls::Error },
+}
+
 /// The server-certificate policy chosen on the command line.
 #[derive(Debug)]
 pub(super) enum Trust {
@@ -26,17 +57,21 @@ pub(super) enum Trust {
 
 impl Trust {
     /// From `--ca-file` and `--pin-sha256` (clap refuses both at once).
-    pub(super) fn new(ca_file: Option<&Path>, pin: Option<&str>) -> Result<Self, String> {
+    pub(super) fn new(ca_file: Option<&Path>, pin: Option<&str>) -> Result<Self, TrustError> {
         if let Some(path) = ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("--ca-file {}: cannot read it: {e}", path.display()))?;
-            let roots = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("--ca-file {}: not PEM certificates: {e}", path.display()))?;
+            let file = || FlagPath::new("--ca-file", path);
+            let pem = std::fs::read(path).map_err(|source| TrustError::Unreadable {
+                file: file(),
+                source,
+            })?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                TrustError::NotPem {
+                    file: file(),
+                    source,
+                }
+            })?;
             if roots.is_empty() {
-                return Err(format!(
-                    "--ca-file {}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-                    path.display()
-                ));
+                return Err(TrustError::NoCertificate { file: file() });
             }
             return Ok(Self::Roots(roots));
         }
@@ -50,7 +85,7 @@ impl Trust {
     pub(super) fn apply(
         &self,
         builder: reqwest::ClientBuilder,
-    ) -> Result<reqwest::ClientBuilder, String> {
+    ) -> Result<reqwest::ClientBuilder, TrustError> {
         Ok(match self {
             Self::System => builder,
             Self::Roots(roots) => builder.tls_certs_only(roots.iter().cloned()),
@@ -61,13 +96,10 @@ impl Trust {
 
 /// Parses a SHA-256 fingerprint: 64 hex digits, colons and case ignored (the forms `openssl
 /// x509 -fingerprint -sha256` and `sha256sum` print).
-fn parse_pin(text: &str) -> Result<[u8; 32], String> {
+fn parse_pin(text: &str) -> Result<[u8; 32], TrustError> {
     let hex: String = text.chars().filter(|&c| c != ':').collect();
-    let problem = || {
-        format!(
-            "--pin-sha256 {text:?}: expected the certificate's SHA-256 fingerprint, 64 hex digits \
-             (openssl x509 -in cert.pem -noout -fingerprint -sha256)"
-        )
+    let problem = || TrustError::Pin {
+        text: text.to_owned(),
     };
     if hex.len() != 64 || !hex.is_ascii() {
         return Err(problem());
@@ -83,7 +115,7 @@ fn parse_pin(text: &str) -> Result<[u8; 32], String> {
 /// A rustls client config that accepts only the pinned certificate. The handshake's
 /// signatures are still verified, with the aws-lc-rs provider's algorithms, so the peer must
 /// hold the pinned certificate's private key.
-fn pinned_config(pin: [u8; 32]) -> Result<rustls::ClientConfig, String> {
+fn pinned_config(pin: [u8; 32]) -> Result<rustls::ClientConfig, TrustError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = PinVerifier {
         pin,
@@ -91,7 +123,7 @@ fn pinned_config(pin: [u8; 32]) -> Result<rustls::ClientConfig, String> {
     };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .map_err(|source| TrustError::Setup { source })?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
@@ -186,8 +218,8 @@ mod tests {
     fn pins_ignore_colons_and_case() {
         let plain = "ab".repeat(32);
         let colons = vec!["AB"; 32].join(":");
-        assert_eq!(parse_pin(&plain), Ok([0xab; 32]));
-        assert_eq!(parse_pin(&colons), Ok([0xab; 32]));
+        assert_eq!(parse_pin(&plain).expect("plain"), [0xab; 32]);
+        assert_eq!(parse_pin(&colons).expect("colons"), [0xab; 32]);
         for bad in [
             "",
             "ab",
@@ -196,7 +228,7 @@ mod tests {
             &"é".repeat(32),
         ] {
             let err = parse_pin(bad).expect_err(bad);
-            assert!(err.contains("64 hex digits"), "{err}");
+            assert!(err.to_string().contains("64 hex digits"), "{err}");
         }
     }
 
