@@ -32,7 +32,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use certfleet::akash::address::compressed;
-use certfleet::akash::cli::mint;
+use certfleet::akash::mint;
 use certfleet::akash::{
     Address, Algorithm, ChainKeys, ChainOptions, KeyCache, KeySource, MemoryOnly, Validity,
     Verifier,

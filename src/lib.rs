@@ -23,7 +23,8 @@
 //! The commands (`serve`, `check-config`, `fetch`, `akash`) live beside `main.rs`, in the binary.
 
 pub mod acme;
-pub mod akash;
+/// The Akash token verifier, its own crate (`crates/akash`), under its old path.
+pub use certfleet_akash as akash;
 pub mod api;
 pub mod app;
 pub mod auth;

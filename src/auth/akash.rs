@@ -21,8 +21,8 @@ use aws_lc_rs::digest;
 
 use super::{Authenticator, Outcome, Principal};
 use crate::akash::{
-    Address, Algorithm, ChainKeys, ChainOptions, KeyCache, KeySource, Rejection, Token, Validity,
-    Verified, Verifier,
+    Address, Algorithm, ChainKeys, ChainKeysError, ChainOptions, KeyCache, KeyCacheError,
+    KeySource, Rejection, Token, Validity, Verified, Verifier,
 };
 use crate::config::{AkashConfig, AkashKeySource};
 use crate::store::Store;
@@ -38,6 +38,24 @@ pub struct AkashAuth {
     principals: HashMap<Address, Principal>,
     audience: Option<Address>,
     cache: TokenCache,
+}
+
+/// Why `auth.akash` cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum AkashAuthError {
+    /// `keySource: chain` without the endpoint to ask (config validation refuses this too).
+    #[error("auth.akash.restUrl is required with keySource: chain")]
+    NoRestUrl,
+    /// The HTTP client for the chain cannot be built (`caCertificates`, the TLS backend).
+    #[error("auth.akash: {0}")]
+    Chain(#[source] ChainKeysError),
+}
+
+/// `App::start` gathers its setup errors as text.
+impl From<AkashAuthError> for String {
+    fn from(error: AkashAuthError) -> Self {
+        error.to_string()
+    }
 }
 
 /// Why a token was not accepted.
@@ -71,19 +89,17 @@ impl From<Rejection> for Refusal {
 
 impl AkashAuth {
     /// Builds the method from `auth.akash`, keeping keys found on chain in `cache`.
-    pub fn new(config: &AkashConfig, cache: Arc<dyn KeyCache>) -> Result<Self, String> {
+    pub fn new(config: &AkashConfig, cache: Arc<dyn KeyCache>) -> Result<Self, AkashAuthError> {
         let keys = match config.key_source {
             AkashKeySource::Recover => KeySource::Recover,
             AkashKeySource::Chain => {
                 let rest_url = config
                     .rest_url
                     .as_deref()
-                    .ok_or("auth.akash.restUrl is required with keySource: chain")?;
+                    .ok_or(AkashAuthError::NoRestUrl)?;
                 let mut options = ChainOptions::new(rest_url);
                 options.ca_certificates.clone_from(&config.ca_certificates);
-                KeySource::Chain(
-                    ChainKeys::new(options, cache).map_err(|e| format!("auth.akash: {e}"))?,
-                )
+                KeySource::Chain(ChainKeys::new(options, cache).map_err(AkashAuthError::Chain)?)
             }
         };
         let validity = Validity {
@@ -117,7 +133,7 @@ impl AkashAuth {
 
     /// Every check at `now`: the verified token and the principal it speaks for.
     pub async fn verify(&self, token: &str, now: i64) -> Result<(Verified, Principal), Refusal> {
-        let token = Token::parse(token).map_err(Refusal::Invalid)?;
+        let token = Token::parse(token).map_err(|e| Refusal::Invalid(e.to_string()))?;
         let claims = self.verifier.check_claims(&token, now)?;
         let principal = self
             .principals
@@ -187,18 +203,18 @@ pub struct StoreKeyCache(pub Arc<dyn Store>);
 
 #[async_trait]
 impl KeyCache for StoreKeyCache {
-    async fn load(&self, address: &Address) -> Result<Option<Vec<u8>>, String> {
+    async fn load(&self, address: &Address) -> Result<Option<Vec<u8>>, KeyCacheError> {
         self.0
             .akash_pubkey(address.as_str())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(KeyCacheError::new)
     }
 
-    async fn save(&self, address: &Address, key: &[u8; 33]) -> Result<(), String> {
+    async fn save(&self, address: &Address, key: &[u8; 33]) -> Result<(), KeyCacheError> {
         self.0
             .save_akash_pubkey(address.as_str(), key)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(KeyCacheError::new)
     }
 }
 

@@ -1,12 +1,19 @@
-//! `certfleet akash verify` and `certfleet akash token`.
+//! `certfleet akash verify` and `certfleet akash token`. The verifier and the signing are the
+//! library's (`certfleet::akash`, the `certfleet-akash` crate); these read flags, files and
+//! the config, and print.
+
+mod token;
+mod verify;
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use certfleet::akash::cli::{TokenArgs, VerifyArgs};
 use certfleet::config::LogConfig;
+
+pub use self::token::TokenArgs;
+pub use self::verify::VerifyArgs;
 
 /// `certfleet akash ...`.
 #[derive(Debug, Subcommand)]
@@ -25,7 +32,7 @@ const CANNOT_TELL: u8 = 2;
 pub fn run(command: AkashCommand, config: Option<&Path>) -> ExitCode {
     certfleet::observe::logging::init(&LogConfig::default());
     match command {
-        AkashCommand::Token(args) => match certfleet::akash::cli::token(&args) {
+        AkashCommand::Token(args) => match token::token(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("certfleet: {err}");
@@ -41,7 +48,7 @@ pub fn run(command: AkashCommand, config: Option<&Path>) -> ExitCode {
                 },
             };
             match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime.block_on(certfleet::akash::cli::verify(args, config)),
+                Ok(runtime) => runtime.block_on(verify::verify(args, config)),
                 Err(err) => {
                     eprintln!("certfleet: cannot start the async runtime: {err}");
                     ExitCode::from(CANNOT_TELL)

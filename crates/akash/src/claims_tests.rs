@@ -55,7 +55,7 @@ fn edit(mut claims: Value, pointer: &str, value: Option<Value>) -> Value {
     claims
 }
 
-fn parse(claims: &Value) -> Result<Claims, String> {
+fn parse(claims: &Value) -> Result<Claims, ClaimsError> {
     let Value::Object(map) = claims else {
         panic!("claims are an object")
     };
@@ -488,7 +488,7 @@ fn every_claim_rule() {
     for (name, claims, expected) in &cases {
         match (parse(claims), expected) {
             (Ok(_), None) => {}
-            (Err(e), Some(part)) if e.contains(part) => {}
+            (Err(e), Some(part)) if e.to_string().contains(part) => {}
             (got, _) => failures.push(format!("{name}: expected {expected:?}, got {got:?}")),
         }
     }
@@ -593,7 +593,7 @@ fn time_rules() {
         let got = rules.check(&claims(*iat, *nbf, *exp), *now);
         match (&got, expected) {
             (Ok(()), None) => {}
-            (Err(e), Some(part)) if e.contains(part) => {}
+            (Err(e), Some(part)) if e.to_string().contains(part) => {}
             _ => panic!(
                 "iat {iat} nbf {nbf} exp {exp} now {now} {rules:?}: {got:?}, expected {expected:?}"
             ),
@@ -608,4 +608,53 @@ fn scope_names_round_trip() {
         assert_eq!(scope.name(), name);
     }
     assert_eq!(Scope::from_name("Logs"), None);
+}
+
+#[test]
+fn whole_messages_name_the_path_and_the_rule() {
+    let g = || edit(base(), "/leases", Some(granular()));
+    let dep = "/leases/permissions/1/deployments/0";
+    let message = |claims: &Value| parse(claims).expect_err("refused").to_string();
+    assert_eq!(
+        message(&edit(
+            g(),
+            "/leases/permissions/1/provider",
+            Some(json!(PROVIDER))
+        )),
+        format!(
+            "leases.permissions[1].provider: {PROVIDER} is listed twice; give each provider one \
+             entry"
+        )
+    );
+    assert_eq!(
+        message(&edit(g(), &format!("{dep}/scope/0"), Some(json!("tail")))),
+        "leases.permissions[1].deployments[0].scope[0] \"tail\" is not a scope (one of \
+         send-manifest, get-manifest, logs, shell, events, status, restart, hostname-migrate, \
+         ip-migrate, attestation)"
+    );
+    assert_eq!(
+        message(&edit(g(), &format!("{dep}/gseq"), Some(json!(0)))),
+        "leases.permissions[1].deployments[0].oseq is 1 but gseq is 0 (any group); an order \
+         needs its group"
+    );
+    let bech32_error =
+        bech32::primitives::decode::CheckedHrpstring::new::<bech32::Bech32>("akash1")
+            .expect_err("no data, no checksum");
+    assert_eq!(
+        message(&edit(base(), "/iss", Some(json!("akash1")))),
+        format!("iss: \"akash1\" is not an Akash address: not valid bech32 ({bech32_error})")
+    );
+    let usual = Validity {
+        leeway: Duration::from_secs(30),
+        max_lifetime: Some(Duration::from_secs(900)),
+    };
+    let mut long = parse(&base()).expect("valid");
+    long.expires_at = long.not_before + 3600;
+    assert_eq!(
+        usual.check(&long, 1000).expect_err("too long").to_string(),
+        "the token is valid for 1h (exp - nbf), longer than the 15m allowed; the Akash SDK's \
+         JwtTokenManager.generateToken makes tokens valid for 1 hour unless exp is given: pass \
+         exp: Math.floor(Date.now() / 1000) + 900 (15 minutes), or mint one with `certfleet \
+         akash token --lifetime 15m`"
+    );
 }

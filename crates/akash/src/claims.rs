@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::address::{Address, printable};
-use crate::util::duration::format_duration;
+use crate::address::{Address, AddressError, printable};
+use crate::duration::format_duration;
 
 /// One action a token may permit on a lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -169,29 +169,34 @@ pub struct DeploymentPermission {
 
 impl Claims {
     /// Applies every rule to a decoded payload.
-    pub fn parse(claims: &Map<String, Value>) -> Result<Self, String> {
+    pub fn parse(claims: &Map<String, Value>) -> Result<Self, ClaimsError> {
         let issuer = match claims.get("iss") {
-            Some(Value::String(iss)) => Address::parse(iss).map_err(|e| format!("iss: {e}"))?,
-            Some(_) => return Err("iss is not a string".to_owned()),
-            None => return Err("iss is missing (the signer's akash1 address)".to_owned()),
+            Some(Value::String(iss)) => {
+                Address::parse(iss).map_err(|source| ClaimsError::Address {
+                    path: "iss".to_owned(),
+                    source: Box::new(source),
+                })?
+            }
+            Some(_) => return Err(not_a("iss", "a string")),
+            None => return Err(ClaimsError::MissingIssuer),
         };
         let issued_at = timestamp(claims, "iat")?;
         let not_before = timestamp(claims, "nbf")?;
         let expires_at = timestamp(claims, "exp")?;
         match claims.get("version") {
             Some(Value::String(v)) if v == "v1" => {}
-            Some(_) => return Err("version is not \"v1\"".to_owned()),
-            None => return Err("version is missing (it must be \"v1\")".to_owned()),
+            Some(_) => return Err(ClaimsError::UnknownVersion),
+            None => return Err(ClaimsError::MissingVersion),
         }
         let jti = match claims.get("jti") {
             None => None,
             Some(Value::String(jti)) if !jti.is_empty() => Some(jti.clone()),
-            Some(_) => return Err("jti is not a non-empty string".to_owned()),
+            Some(_) => return Err(not_a("jti", "a non-empty string")),
         };
         let leases = match claims.get("leases") {
             Some(Value::Object(leases)) => parse_leases(leases)?,
-            Some(_) => return Err("leases is not an object".to_owned()),
-            None => return Err("leases is missing".to_owned()),
+            Some(_) => return Err(not_a("leases", "an object")),
+            None => return Err(missing("leases")),
         };
         Ok(Self {
             issuer,
@@ -213,6 +218,132 @@ impl Claims {
     }
 }
 
+/// A claim rule a token breaks. `path` names the offending value as the token spells it
+/// (`leases.permissions[0].deployments[1].scope[2]`); untrusted text in a message is cut to 64
+/// printable characters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsError {
+    /// A required claim or field is absent.
+    #[error("{path} is missing")]
+    Missing {
+        /// Where it should be.
+        path: String,
+    },
+    /// No `iss`.
+    #[error("iss is missing (the signer's akash1 address)")]
+    MissingIssuer,
+    /// No `version`.
+    #[error("version is missing (it must be \"v1\")")]
+    MissingVersion,
+    /// A `version` other than `"v1"`.
+    #[error("version is not \"v1\"")]
+    UnknownVersion,
+    /// A value of the wrong type or out of its range.
+    #[error("{path} is not {expected}")]
+    NotA {
+        /// The value.
+        path: String,
+        /// What it must be, such as "a string" or "a whole number above 0".
+        expected: &'static str,
+    },
+    /// An address (`iss`, a provider) that is not an Akash account address.
+    #[error("{path}: {source}")]
+    Address {
+        /// The value.
+        path: String,
+        /// Why it is not an address (boxed: it is large and rare, and every claim check
+        /// returns this type).
+        source: Box<AddressError>,
+    },
+    /// An empty list where the rules ask for at least one item.
+    #[error("{path} is empty")]
+    Empty {
+        /// The list.
+        path: String,
+    },
+    /// A field that means nothing with this `access` (the reference refuses it too).
+    #[error("{path} is not allowed with {with}")]
+    NotAllowed {
+        /// The field.
+        path: String,
+        /// The access it comes with, such as "access full".
+        with: &'static str,
+    },
+    /// An `access` other than `full`, `scoped` and `granular`.
+    #[error("{path} \"{access}\" is not full, scoped or granular")]
+    UnknownAccess {
+        /// The value.
+        path: String,
+        /// What it says.
+        access: String,
+    },
+    /// A scope name this version of AEP-64 does not define.
+    #[error("{path} \"{name}\" is not a scope (one of {known})", known = scope_names())]
+    UnknownScope {
+        /// The item.
+        path: String,
+        /// What it says.
+        name: String,
+    },
+    /// A scope listed twice in one list.
+    #[error("{path} \"{scope}\" is listed twice")]
+    DuplicateScope {
+        /// The second item.
+        path: String,
+        /// The scope.
+        scope: Scope,
+    },
+    /// Two `leases.permissions` entries for one provider.
+    #[error("{path}: {provider} is listed twice; give each provider one entry")]
+    DuplicateProvider {
+        /// The second entry's `provider`.
+        path: String,
+        /// The provider.
+        provider: Address,
+    },
+    /// A service listed twice in one deployment's `services`.
+    #[error("{path}: \"{service}\" is listed twice")]
+    DuplicateService {
+        /// The second item.
+        path: String,
+        /// The service.
+        service: String,
+    },
+    /// An `oseq` without the `gseq` of its group.
+    #[error("{path} is set without gseq; set gseq too")]
+    OrderWithoutGroup {
+        /// The `oseq`.
+        path: String,
+    },
+    /// An `oseq` in "any group" (`gseq` 0): an order exists only within its group.
+    #[error("{path} is {oseq} but gseq is 0 (any group); an order needs its group")]
+    OrderInAnyGroup {
+        /// The `oseq`.
+        path: String,
+        /// Its value.
+        oseq: u32,
+    },
+}
+
+fn missing(path: &str) -> ClaimsError {
+    ClaimsError::Missing {
+        path: path.to_owned(),
+    }
+}
+
+fn not_a(path: &str, expected: &'static str) -> ClaimsError {
+    ClaimsError::NotA {
+        path: path.to_owned(),
+        expected,
+    }
+}
+
+/// Every scope's wire name, for the message about an unknown one.
+fn scope_names() -> String {
+    let names: Vec<&str> = SCOPES.iter().map(|(_, n)| *n).collect();
+    names.join(", ")
+}
+
 /// When a token may be used: `nbf - leeway <= now < exp + leeway`, and at most
 /// `max_lifetime` between `nbf` and `exp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,58 +356,97 @@ pub struct Validity {
 
 impl Validity {
     /// Checks the token's times at `now` (Unix seconds).
-    pub fn check(&self, claims: &Claims, now: i64) -> Result<(), String> {
+    pub fn check(&self, claims: &Claims, now: i64) -> Result<(), ValidityError> {
         let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
         let (nbf, exp) = (claims.not_before, claims.expires_at);
         if exp <= nbf {
-            return Err(format!(
-                "the token's exp ({exp}) is not after its nbf ({nbf}): it is never valid"
-            ));
+            return Err(ValidityError::NeverValid { nbf, exp });
         }
         if let Some(max) = self.max_lifetime {
             let lifetime = exp - nbf;
             if u64::try_from(lifetime).unwrap_or(u64::MAX) > max.as_secs() {
-                return Err(format!(
-                    "the token is valid for {} (exp - nbf), longer than the {} allowed; the \
-                     Akash SDK's JwtTokenManager.generateToken makes tokens valid for 1 hour \
-                     unless exp is given: pass exp: Math.floor(Date.now() / 1000) + 900 (15 \
-                     minutes), or mint one with `certfleet akash token --lifetime 15m`",
-                    format_duration(Duration::from_secs(u64::try_from(lifetime).unwrap_or(0))),
-                    format_duration(max)
-                ));
+                return Err(ValidityError::TooLong {
+                    lifetime: Duration::from_secs(u64::try_from(lifetime).unwrap_or(0)),
+                    max,
+                });
             }
         }
         if now.saturating_add(leeway) < nbf {
-            return Err(format!(
-                "the token is not valid yet: nbf is {}s in the future",
-                nbf - now
-            ));
+            return Err(ValidityError::NotYetValid { in_secs: nbf - now });
         }
         if now >= exp.saturating_add(leeway) {
-            return Err(format!("the token expired {}s ago (exp)", now - exp));
+            return Err(ValidityError::Expired {
+                ago_secs: now - exp,
+            });
         }
         if now.saturating_add(leeway) < claims.issued_at {
-            return Err(format!(
-                "the token's iat is {}s in the future",
-                claims.issued_at - now
-            ));
+            return Err(ValidityError::IssuedInFuture {
+                in_secs: claims.issued_at - now,
+            });
         }
         Ok(())
     }
 }
 
+/// A time rule a token breaks at the time it is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValidityError {
+    /// `exp` is not after `nbf`.
+    #[error("the token's exp ({exp}) is not after its nbf ({nbf}): it is never valid")]
+    NeverValid {
+        /// `nbf`, Unix seconds.
+        nbf: i64,
+        /// `exp`, Unix seconds.
+        exp: i64,
+    },
+    /// `exp - nbf` is more than [`Validity::max_lifetime`]. The message names the usual cause,
+    /// the TypeScript SDK's one-hour default, and how to mint a shorter token.
+    #[error(
+        "the token is valid for {} (exp - nbf), longer than the {} allowed; the Akash SDK's \
+         JwtTokenManager.generateToken makes tokens valid for 1 hour unless exp is given: pass \
+         exp: Math.floor(Date.now() / 1000) + 900 (15 minutes), or mint one with `certfleet \
+         akash token --lifetime 15m`",
+        format_duration(*.lifetime),
+        format_duration(*.max)
+    )]
+    TooLong {
+        /// `exp - nbf`.
+        lifetime: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
+    /// `nbf` is ahead of the clock by more than the leeway.
+    #[error("the token is not valid yet: nbf is {in_secs}s in the future")]
+    NotYetValid {
+        /// Seconds from now to `nbf`.
+        in_secs: i64,
+    },
+    /// `exp` has passed by more than the leeway.
+    #[error("the token expired {ago_secs}s ago (exp)")]
+    Expired {
+        /// Seconds from `exp` to now.
+        ago_secs: i64,
+    },
+    /// `iat` is ahead of the clock by more than the leeway.
+    #[error("the token's iat is {in_secs}s in the future")]
+    IssuedInFuture {
+        /// Seconds from now to `iat`.
+        in_secs: i64,
+    },
+}
+
 /// A required NumericDate (RFC 7519 section 2), here an integer number of seconds.
-fn timestamp(claims: &Map<String, Value>, key: &str) -> Result<i64, String> {
+fn timestamp(claims: &Map<String, Value>, key: &str) -> Result<i64, ClaimsError> {
     match claims.get(key) {
-        None => Err(format!("{key} is missing")),
+        None => Err(missing(key)),
         Some(value) => value
             .as_i64()
             .filter(|t| *t >= 0)
-            .ok_or_else(|| format!("{key} is not a whole, non-negative number of seconds")),
+            .ok_or_else(|| not_a(key, "a whole, non-negative number of seconds")),
     }
 }
 
-fn parse_leases(leases: &Map<String, Value>) -> Result<Leases, String> {
+fn parse_leases(leases: &Map<String, Value>) -> Result<Leases, ClaimsError> {
     let has = |key: &str| leases.contains_key(key);
     match access(leases.get("access"), "leases.access")? {
         "full" => {
@@ -299,10 +469,10 @@ fn parse_leases(leases: &Map<String, Value>) -> Result<Leases, String> {
                 let path = format!("leases.permissions[{i}]");
                 let permission = parse_permission(item, &path)?;
                 if !providers.insert(permission.provider.clone()) {
-                    return Err(format!(
-                        "{path}.provider: {} is listed twice; give each provider one entry",
-                        permission.provider
-                    ));
+                    return Err(ClaimsError::DuplicateProvider {
+                        path: format!("{path}.provider"),
+                        provider: permission.provider,
+                    });
                 }
                 permissions.push(permission);
             }
@@ -311,16 +481,19 @@ fn parse_leases(leases: &Map<String, Value>) -> Result<Leases, String> {
     }
 }
 
-fn parse_permission(item: &Value, path: &str) -> Result<Permission, String> {
+fn parse_permission(item: &Value, path: &str) -> Result<Permission, ClaimsError> {
     let Value::Object(permission) = item else {
-        return Err(format!("{path} is not an object"));
+        return Err(not_a(path, "an object"));
     };
     let provider = match permission.get("provider") {
         Some(Value::String(text)) => {
-            Address::parse(text).map_err(|e| format!("{path}.provider: {e}"))?
+            Address::parse(text).map_err(|source| ClaimsError::Address {
+                path: format!("{path}.provider"),
+                source: Box::new(source),
+            })?
         }
-        Some(_) => return Err(format!("{path}.provider is not a string")),
-        None => return Err(format!("{path}.provider is missing")),
+        Some(_) => return Err(not_a(&format!("{path}.provider"), "a string")),
+        None => return Err(missing(&format!("{path}.provider"))),
     };
     let has = |key: &str| permission.contains_key(key);
     let access = match access(permission.get("access"), &format!("{path}.access"))? {
@@ -358,38 +531,43 @@ fn parse_permission(item: &Value, path: &str) -> Result<Permission, String> {
     Ok(Permission { provider, access })
 }
 
-fn parse_deployment(item: &Value, path: &str) -> Result<DeploymentPermission, String> {
+fn parse_deployment(item: &Value, path: &str) -> Result<DeploymentPermission, ClaimsError> {
     let Value::Object(deployment) = item else {
-        return Err(format!("{path} is not an object"));
+        return Err(not_a(path, "an object"));
     };
     let scope = scopes(deployment.get("scope"), &format!("{path}.scope"))?;
     let dseq = match deployment.get("dseq") {
-        None => return Err(format!("{path}.dseq is missing")),
+        None => return Err(missing(&format!("{path}.dseq"))),
         Some(value) => value
             .as_u64()
             .filter(|d| *d > 0)
-            .ok_or_else(|| format!("{path}.dseq is not a whole number above 0"))?,
+            .ok_or_else(|| not_a(&format!("{path}.dseq"), "a whole number above 0"))?,
     };
-    let sequence = |key: &str| -> Result<Option<u32>, String> {
+    let sequence = |key: &str| -> Result<Option<u32>, ClaimsError> {
         deployment
             .get(key)
             .map(|value| {
                 value
                     .as_u64()
                     .and_then(|n| u32::try_from(n).ok())
-                    .ok_or_else(|| format!("{path}.{key} is not a whole number from 0 to 2^32-1"))
+                    .ok_or_else(|| {
+                        not_a(&format!("{path}.{key}"), "a whole number from 0 to 2^32-1")
+                    })
             })
             .transpose()
     };
     let (gseq, oseq) = (sequence("gseq")?, sequence("oseq")?);
     match (gseq, oseq) {
         (None, Some(_)) => {
-            return Err(format!("{path}.oseq is set without gseq; set gseq too"));
+            return Err(ClaimsError::OrderWithoutGroup {
+                path: format!("{path}.oseq"),
+            });
         }
         (Some(0), Some(o)) if o > 0 => {
-            return Err(format!(
-                "{path}.oseq is {o} but gseq is 0 (any group); an order needs its group"
-            ));
+            return Err(ClaimsError::OrderInAnyGroup {
+                path: format!("{path}.oseq"),
+                oseq: o,
+            });
         }
         _ => {}
     }
@@ -399,14 +577,19 @@ fn parse_deployment(item: &Value, path: &str) -> Result<DeploymentPermission, St
         match item {
             Value::String(name) if !name.is_empty() => {
                 if services.contains(name) {
-                    return Err(format!(
-                        "{path}.services[{k}]: \"{}\" is listed twice",
-                        printable(name)
-                    ));
+                    return Err(ClaimsError::DuplicateService {
+                        path: format!("{path}.services[{k}]"),
+                        service: printable(name),
+                    });
                 }
                 services.push(name.clone());
             }
-            _ => return Err(format!("{path}.services[{k}] is not a non-empty string")),
+            _ => {
+                return Err(not_a(
+                    &format!("{path}.services[{k}]"),
+                    "a non-empty string",
+                ));
+            }
         }
     }
     Ok(DeploymentPermission {
@@ -419,53 +602,57 @@ fn parse_deployment(item: &Value, path: &str) -> Result<DeploymentPermission, St
 }
 
 /// `access`: `full`, `scoped` or `granular`.
-fn access<'a>(value: Option<&'a Value>, path: &str) -> Result<&'a str, String> {
+fn access<'a>(value: Option<&'a Value>, path: &str) -> Result<&'a str, ClaimsError> {
     match value {
         Some(Value::String(a)) if ["full", "scoped", "granular"].contains(&a.as_str()) => Ok(a),
-        Some(Value::String(a)) => Err(format!(
-            "{path} \"{}\" is not full, scoped or granular",
-            printable(a)
-        )),
-        Some(_) => Err(format!("{path} is not a string")),
-        None => Err(format!("{path} is missing")),
+        Some(Value::String(a)) => Err(ClaimsError::UnknownAccess {
+            path: path.to_owned(),
+            access: printable(a),
+        }),
+        Some(_) => Err(not_a(path, "a string")),
+        None => Err(missing(path)),
     }
 }
 
-fn forbid(present: bool, path: &str, with: &str) -> Result<(), String> {
+fn forbid(present: bool, path: &str, with: &'static str) -> Result<(), ClaimsError> {
     if present {
-        Err(format!("{path} is not allowed with {with}"))
+        Err(ClaimsError::NotAllowed {
+            path: path.to_owned(),
+            with,
+        })
     } else {
         Ok(())
     }
 }
 
-fn non_empty_array<'a>(value: Option<&'a Value>, path: &str) -> Result<&'a [Value], String> {
+fn non_empty_array<'a>(value: Option<&'a Value>, path: &str) -> Result<&'a [Value], ClaimsError> {
     match value {
         Some(Value::Array(items)) if !items.is_empty() => Ok(items),
-        Some(Value::Array(_)) => Err(format!("{path} is empty")),
-        Some(_) => Err(format!("{path} is not a list")),
-        None => Err(format!("{path} is missing")),
+        Some(Value::Array(_)) => Err(ClaimsError::Empty {
+            path: path.to_owned(),
+        }),
+        Some(_) => Err(not_a(path, "a list")),
+        None => Err(missing(path)),
     }
 }
 
 /// A non-empty list of known scopes without duplicates.
-fn scopes(value: Option<&Value>, path: &str) -> Result<Scopes, String> {
+fn scopes(value: Option<&Value>, path: &str) -> Result<Scopes, ClaimsError> {
     let items = non_empty_array(value, path)?;
     let mut set = Scopes::default();
     for (i, item) in items.iter().enumerate() {
         let Value::String(name) = item else {
-            return Err(format!("{path}[{i}] is not a string"));
+            return Err(not_a(&format!("{path}[{i}]"), "a string"));
         };
-        let scope = Scope::from_name(name).ok_or_else(|| {
-            let known: Vec<&str> = SCOPES.iter().map(|(_, n)| *n).collect();
-            format!(
-                "{path}[{i}] \"{}\" is not a scope (one of {})",
-                printable(name),
-                known.join(", ")
-            )
+        let scope = Scope::from_name(name).ok_or_else(|| ClaimsError::UnknownScope {
+            path: format!("{path}[{i}]"),
+            name: printable(name),
         })?;
         if set.contains(scope) {
-            return Err(format!("{path}[{i}] \"{scope}\" is listed twice"));
+            return Err(ClaimsError::DuplicateScope {
+                path: format!("{path}[{i}]"),
+                scope,
+            });
         }
         set.0 |= 1 << scope.bit();
     }

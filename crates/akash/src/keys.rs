@@ -29,8 +29,8 @@ use base64::engine::general_purpose::STANDARD;
 use k256::ecdsa::VerifyingKey;
 use serde_json::Value;
 
-use super::Rejection;
-use super::address::{Address, compressed};
+use crate::Rejection;
+use crate::address::{Address, compressed};
 
 /// The only key type that signs Akash tokens.
 const SECP256K1_PUBKEY: &str = "/cosmos.crypto.secp256k1.PubKey";
@@ -53,12 +53,28 @@ pub enum KeySource {
 }
 
 /// A persistent home for public keys found on chain (they never change once set).
+///
+/// A failing cache never fails a verification: a failed `load` is logged and the chain asked,
+/// a failed `save` is logged and the key kept in memory.
 #[async_trait]
 pub trait KeyCache: Send + Sync + fmt::Debug {
     /// The stored 33-byte compressed key of `address`, if any.
-    async fn load(&self, address: &Address) -> Result<Option<Vec<u8>>, String>;
+    async fn load(&self, address: &Address) -> Result<Option<Vec<u8>>, KeyCacheError>;
     /// Stores the key of `address`.
-    async fn save(&self, address: &Address, key: &[u8; 33]) -> Result<(), String>;
+    async fn save(&self, address: &Address, key: &[u8; 33]) -> Result<(), KeyCacheError>;
+}
+
+/// Why a [`KeyCache`] could not load or store a key: the implementation's own error (a
+/// database's, say), shown as it is.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct KeyCacheError(Box<dyn std::error::Error + Send + Sync>);
+
+impl KeyCacheError {
+    /// Wraps the cache's own error (or a message: `&str` and `String` convert too).
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(source.into())
+    }
 }
 
 /// No persistence: keys live only in the process's memory.
@@ -67,11 +83,11 @@ pub struct MemoryOnly;
 
 #[async_trait]
 impl KeyCache for MemoryOnly {
-    async fn load(&self, _address: &Address) -> Result<Option<Vec<u8>>, String> {
+    async fn load(&self, _address: &Address) -> Result<Option<Vec<u8>>, KeyCacheError> {
         Ok(None)
     }
 
-    async fn save(&self, _address: &Address, _key: &[u8; 33]) -> Result<(), String> {
+    async fn save(&self, _address: &Address, _key: &[u8; 33]) -> Result<(), KeyCacheError> {
         Ok(())
     }
 }
@@ -154,26 +170,31 @@ impl fmt::Debug for ChainKeys {
 
 impl ChainKeys {
     /// A key source asking `options.rest_url`, persisting keys in `cache`.
-    pub fn new(options: ChainOptions, cache: Arc<dyn KeyCache>) -> Result<Self, String> {
+    pub fn new(options: ChainOptions, cache: Arc<dyn KeyCache>) -> Result<Self, ChainKeysError> {
         let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("certfleet/", env!("CARGO_PKG_VERSION")))
+            // certfleet-akash/<version>: the chain's operators see which software asks.
+            .user_agent(concat!(
+                env!("CARGO_PKG_NAME"),
+                "/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .connect_timeout(options.timeout)
             .timeout(options.timeout)
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &options.ca_certificates {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("caCertificates: cannot read {}: {e}", path.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!(
-                    "caCertificates: {} is not a PEM bundle: {e}",
-                    path.display()
-                )
+            let pem = std::fs::read(path).map_err(|source| ChainKeysError::ReadCaCertificates {
+                path: path.clone(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                ChainKeysError::CaCertificatesNotPem {
+                    path: path.clone(),
+                    source,
+                }
             })?;
             builder = builder.tls_certs_merge(certs);
         }
-        let http = builder
-            .build()
-            .map_err(|e| format!("build the HTTP client for the chain: {e}"))?;
+        let http = builder.build().map_err(ChainKeysError::Client)?;
         Ok(Self {
             options,
             http,
@@ -463,17 +484,53 @@ fn key_of(bytes: &[u8], address: &Address) -> Option<VerifyingKey> {
 }
 
 /// A JSON body of at most [`MAX_BODY_BYTES`].
-async fn read_json(mut response: reqwest::Response) -> Result<Value, String> {
+async fn read_json(mut response: reqwest::Response) -> Result<Value, BodyError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("read the body: {}", e.without_url()))?
+        // The URL is in the message already ("GET {url}: ..."), once.
+        .map_err(|e| BodyError::Read(e.without_url()))?
     {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(format!("the body is larger than {MAX_BODY_BYTES} bytes"));
+            return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&body).map_err(|e| format!("the body is not JSON: {e}"))
+    serde_json::from_slice(&body).map_err(BodyError::NotJson)
+}
+
+/// Why a REST answer's body could not be read.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("read the body: {0}")]
+    Read(#[source] reqwest::Error),
+    #[error("the body is larger than {max} bytes", max = MAX_BODY_BYTES)]
+    TooLarge,
+    #[error("the body is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+}
+
+/// Why [`ChainKeys::new`] could not build its HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainKeysError {
+    /// [`ChainOptions::ca_certificates`] cannot be read.
+    #[error("caCertificates: cannot read {}: {source}", .path.display())]
+    ReadCaCertificates {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// [`ChainOptions::ca_certificates`] holds no PEM certificates reqwest accepts.
+    #[error("caCertificates: {} is not a PEM bundle: {source}", .path.display())]
+    CaCertificatesNotPem {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// The TLS backend refused the client's settings.
+    #[error("build the HTTP client for the chain: {0}")]
+    Client(#[source] reqwest::Error),
 }

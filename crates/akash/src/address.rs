@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use bech32::primitives::decode::CheckedHrpstring;
+use bech32::primitives::decode::{CheckedHrpstring, CheckedHrpstringError};
 use bech32::{Bech32, Hrp};
 use k256::ecdsa::VerifyingKey;
 use ripemd::Ripemd160;
@@ -24,28 +24,30 @@ pub struct Address {
 impl Address {
     /// Parses an `akash1...` address: bech32 with a valid checksum, lowercase, the `akash`
     /// prefix and 20 bytes of data (an account controlled by a secp256k1 key).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let shown = printable(text);
+    pub fn parse(text: &str) -> Result<Self, AddressError> {
+        let shown = || printable(text);
         if text.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(format!(
-                "\"{shown}\" is not an Akash address: write it in lowercase (akash1...)"
-            ));
+            return Err(AddressError::Uppercase { shown: shown() });
         }
-        let checked = CheckedHrpstring::new::<Bech32>(text)
-            .map_err(|e| format!("\"{shown}\" is not an Akash address: not valid bech32 ({e})"))?;
+        let checked =
+            CheckedHrpstring::new::<Bech32>(text).map_err(|source| AddressError::NotBech32 {
+                shown: shown(),
+                source,
+            })?;
         if checked.hrp().as_str() != HRP {
-            return Err(format!(
-                "\"{shown}\" is not an Akash address: its prefix is {}, not {HRP}",
-                checked.hrp()
-            ));
+            return Err(AddressError::Prefix {
+                shown: shown(),
+                prefix: checked.hrp().to_string(),
+            });
         }
         let data: Vec<u8> = checked.byte_iter().collect();
-        let bytes: [u8; ADDRESS_BYTES] = data.as_slice().try_into().map_err(|_| {
-            format!(
-                "\"{shown}\" is not an Akash account address: it holds {} bytes, not {ADDRESS_BYTES}",
-                data.len()
-            )
-        })?;
+        let bytes: [u8; ADDRESS_BYTES] =
+            data.as_slice()
+                .try_into()
+                .map_err(|_| AddressError::Length {
+                    shown: shown(),
+                    len: data.len(),
+                })?;
         Ok(Self {
             text: text.to_owned(),
             bytes,
@@ -84,6 +86,54 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// Why text is not an Akash account address. `shown` is the text as given, cut to 64
+/// printable characters (it comes from untrusted tokens and configs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// Bech32 is case-insensitive, but an address is compared as text: one spelling only.
+    #[error("\"{shown}\" is not an Akash address: write it in lowercase (akash1...)")]
+    Uppercase {
+        /// The text, for the message.
+        shown: String,
+    },
+    /// Not bech32 (BIP-173), or its checksum does not match.
+    #[error("\"{shown}\" is not an Akash address: not valid bech32 ({source})")]
+    NotBech32 {
+        /// The text, for the message.
+        shown: String,
+        /// What the bech32 decoder found.
+        source: CheckedHrpstringError,
+    },
+    /// Valid bech32 of another chain or kind of key (`cosmos1...`, `akashvaloper1...`).
+    #[error("\"{shown}\" is not an Akash address: its prefix is {prefix}, not {hrp}", hrp = HRP)]
+    Prefix {
+        /// The text, for the message.
+        shown: String,
+        /// The human-readable part it has.
+        prefix: String,
+    },
+    /// An `akash1` string that does not hold a 20-byte account hash (a module or contract
+    /// address, say).
+    #[error(
+        "\"{shown}\" is not an Akash account address: it holds {len} bytes, not {bytes}",
+        bytes = ADDRESS_BYTES
+    )]
+    Length {
+        /// The text, for the message.
+        shown: String,
+        /// How many bytes it holds.
+        len: usize,
+    },
+}
+
+/// Lets code that gathers problems as text, such as certfleet's config report, take the error
+/// as it takes a message.
+impl From<AddressError> for String {
+    fn from(error: AddressError) -> Self {
+        error.to_string()
     }
 }
 
@@ -155,7 +205,7 @@ mod tests {
             ("", "bech32"),
             ("akash1", "bech32"),
         ] {
-            let err = Address::parse(bad).expect_err(bad);
+            let err = Address::parse(bad).expect_err(bad).to_string();
             assert!(err.contains(why), "{bad}: {err}");
         }
     }

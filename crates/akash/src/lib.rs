@@ -1,47 +1,65 @@
 //! Akash provider-API tokens (AEP-64): JWTs a tenant's wallet signs with its secp256k1 key,
-//! verified without a shared secret. A library that certfleet's `auth.akash` method and a
-//! provider gateway both use.
+//! verified without a shared secret. certfleet's `auth.akash` method uses this crate, and so can
+//! a provider gateway that verifies its tenants' tokens: it brings no database, no HTTP server
+//! and no ACME client, only the crypto, the claim rules and an HTTP client for the chain.
 //!
 //! Reading order: [`token`] (the wire form and the signature, `ES256K` and `ES256KADR36`),
 //! [`address`] (bech32 `akash1...` and how a key derives one), [`claims`] (every claim rule,
 //! and time), [`keys`] (the public key from the chain, cached for good, or recovered from the
-//! signature), [`permission`] (what a token permits on one lease); [`cli`] is
-//! `certfleet akash verify` and `certfleet akash token`.
+//! signature), [`permission`] (what a token permits on one lease); [`mint`] signs a token, for
+//! tests and tools.
+//!
+//! A gateway checks each request's token, then whether it permits the action on the lease:
 //!
 //! ```no_run
-//! # async fn gateway(token: &str, me: &certfleet::akash::Address, lease: certfleet::akash::Lease<'_>) {
 //! use std::time::Duration;
-//! use certfleet::akash::{KeySource, Scope, Validity, Verifier, permits};
 //!
+//! use certfleet_akash::{Address, KeySource, Lease, Scope, Validity, Verifier, permits};
+//!
+//! # async fn gateway(token: &str, now: i64) -> Result<(), Box<dyn std::error::Error>> {
 //! let verifier = Verifier::new(
 //!     KeySource::Recover,
 //!     Validity { leeway: Duration::from_secs(30), max_lifetime: Some(Duration::from_secs(900)) },
 //! );
-//! let now = 1_800_000_000;
-//! match verifier.verify(token, now).await {
-//!     Ok(verified) if permits(&verified.claims, me, Scope::Logs, &lease) => { /* serve */ }
-//!     Ok(_) => { /* 403 */ }
-//!     Err(rejection) => { /* 401, or 503 if rejection.is_unavailable() */ }
+//! let me = Address::parse("akash1yg3jgffxyu5zj23t9skjutesxyerxdp46ed34h")?; // the provider
+//! let tenant = Address::parse("akash1zyfpx9q4zct3sxg6rvwp68slyqsjygey0quqf3")?; // lease owner
+//!
+//! // Err: 401, or 503 when `rejection.is_unavailable()` (the chain cannot be asked now).
+//! let verified = verifier.verify(token, now).await?;
+//! let lease = Lease { owner: &tenant, dseq: 1234, gseq: 1, oseq: 1, service: "web" };
+//! if permits(&verified.claims, &me, Scope::Logs, &lease) {
+//!     // serve the logs
+//! } else {
+//!     // 403
 //! }
+//! # Ok(())
 //! # }
 //! ```
+//!
+//! With [`KeySource::Chain`], keys come from the chain's REST endpoint instead
+//! ([`ChainKeys::new`] with [`ChainOptions::new`] and a [`KeyCache`], such as [`MemoryOnly`]).
 
 pub mod address;
 pub mod claims;
-pub mod cli;
+mod duration;
 pub mod keys;
+mod mint;
 pub mod permission;
 pub mod token;
 
 use k256::ecdsa::VerifyingKey;
 
-pub use self::address::Address;
+pub use self::address::{Address, AddressError};
 pub use self::claims::{
-    Claims, DeploymentPermission, Leases, Permission, ProviderAccess, Scope, Scopes, Validity,
+    Claims, ClaimsError, DeploymentPermission, Leases, Permission, ProviderAccess, Scope, Scopes,
+    Validity, ValidityError,
 };
-pub use self::keys::{ChainKeys, ChainOptions, KeyCache, KeySource, MemoryOnly};
+pub use self::keys::{
+    ChainKeys, ChainKeysError, ChainOptions, KeyCache, KeyCacheError, KeySource, MemoryOnly,
+};
+pub use self::mint::{MintError, mint};
 pub use self::permission::{Lease, permits};
-pub use self::token::{Algorithm, SignatureError, Token};
+pub use self::token::{Algorithm, RecoveryError, SignatureError, Token, TokenError};
 
 /// Why a token was not accepted. The message never quotes the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,7 +115,7 @@ impl Verifier {
 
     /// Verifies a whole token at `now` (Unix seconds).
     pub async fn verify(&self, token: &str, now: i64) -> Result<Verified, Rejection> {
-        let token = Token::parse(token).map_err(Rejection::Invalid)?;
+        let token = Token::parse(token).map_err(|e| Rejection::Invalid(e.to_string()))?;
         let claims = self.check_claims(&token, now)?;
         self.check_signature(&token, claims).await
     }
@@ -108,7 +126,7 @@ impl Verifier {
             .map_err(|e| Rejection::Invalid(format!("the token's claims: {e}")))?;
         self.validity
             .check(&claims, now)
-            .map_err(Rejection::Invalid)?;
+            .map_err(|e| Rejection::Invalid(e.to_string()))?;
         Ok(claims)
     }
 

@@ -21,7 +21,7 @@ use k256::elliptic_curve::scalar::IsHigh as _;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::address::{Address, printable};
+use crate::address::{Address, AddressError, printable};
 
 /// A bearer token longer than this is not an Akash token worth decoding (the API's whole header
 /// limit is 16 KiB).
@@ -187,11 +187,9 @@ impl Token {
     /// Splits and decodes a token: exactly three unpadded base64url segments, a header whose
     /// `alg` is `ES256K` or `ES256KADR36` (its other fields are ignored), a JSON object payload
     /// with an `iss` address, and a 64-byte low-S signature.
-    pub fn parse(token: &str) -> Result<Self, String> {
-        const NOT_A_JWS: &str =
-            "the token is not a compact JWS (three base64url segments: header.payload.signature)";
+    pub fn parse(token: &str) -> Result<Self, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(format!("the token is longer than {MAX_TOKEN_BYTES} bytes"));
+            return Err(TokenError::TooLong);
         }
         let mut segments = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) = (
@@ -200,34 +198,26 @@ impl Token {
             segments.next(),
             segments.next(),
         ) else {
-            return Err(NOT_A_JWS.to_owned());
+            return Err(TokenError::NotJws);
         };
-        let algorithm = header_algorithm(token)
-            .ok_or_else(|| "the token's header is not a JSON object with an alg".to_owned())
-            .and_then(|alg| {
-                Algorithm::from_name(&alg).ok_or_else(|| {
-                    format!(
-                        "the token's alg \"{}\" is not ES256K or ES256KADR36",
-                        printable(&alg)
-                    )
-                })
-            })?;
+        let alg = header_algorithm(token).ok_or(TokenError::NoAlgorithm)?;
+        let algorithm = Algorithm::from_name(&alg).ok_or_else(|| TokenError::UnknownAlgorithm {
+            alg: printable(&alg),
+        })?;
         let payload_bytes = URL_SAFE_NO_PAD
             .decode(payload)
-            .map_err(|_| "the token's payload is not unpadded base64url".to_owned())?;
-        let claims: Map<String, Value> = serde_json::from_slice(&payload_bytes)
-            .map_err(|_| "the token's payload is not a JSON object".to_owned())?;
+            .map_err(TokenError::PayloadNotBase64)?;
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&payload_bytes).map_err(TokenError::PayloadNotObject)?;
         let issuer = match claims.get("iss") {
-            Some(Value::String(iss)) => {
-                Address::parse(iss).map_err(|e| format!("the token's iss: {e}"))?
-            }
-            Some(_) => return Err("the token's iss is not a string".to_owned()),
-            None => return Err("the token has no iss (the signer's akash1 address)".to_owned()),
+            Some(Value::String(iss)) => Address::parse(iss).map_err(TokenError::Issuer)?,
+            Some(_) => return Err(TokenError::IssuerNotString),
+            None => return Err(TokenError::NoIssuer),
         };
         let signature_bytes = URL_SAFE_NO_PAD
             .decode(signature)
-            .map_err(|_| "the token's signature is not unpadded base64url".to_owned())?;
-        let signature = parse_signature(&signature_bytes).map_err(|e| format!("{e}"))?;
+            .map_err(TokenError::SignatureNotBase64)?;
+        let signature = parse_signature(&signature_bytes)?;
         let signing_input = &token[..header.len() + 1 + payload.len()];
         Ok(Self {
             algorithm,
@@ -248,7 +238,7 @@ impl Token {
         &self.issuer
     }
 
-    /// The decoded payload, unchecked: [`super::Claims::parse`] applies the rules.
+    /// The decoded payload, unchecked: [`crate::Claims::parse`] applies the rules.
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
     }
@@ -272,16 +262,71 @@ impl Token {
     /// Recovers the signing key from the signature, trying each recovery id, and returns it
     /// only if its address is `iss` and the signature verifies under it. Works for wallets
     /// that never sent a transaction (no public key on chain yet).
-    pub fn recover_key(&self) -> Result<VerifyingKey, String> {
+    pub fn recover_key(&self) -> Result<VerifyingKey, RecoveryError> {
         let prehash = Sha256::digest(self.signed_message());
         recover_prehash(&prehash, &self.signature, &self.issuer).map_err(|e| match e {
-            SignatureError::NotSigner => format!(
-                "the signature was not made by the key of {} (iss)",
-                self.issuer
-            ),
-            other => other.to_string(),
+            SignatureError::NotSigner => RecoveryError::NotSigner {
+                issuer: self.issuer.clone(),
+            },
+            other => RecoveryError::Signature(other),
         })
     }
+}
+
+/// Why [`Token::parse`] refused a token. Never quotes the token; at most its `alg`, cut short.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    #[error("the token is longer than {max} bytes", max = MAX_TOKEN_BYTES)]
+    TooLong,
+    /// Not three dot-separated segments.
+    #[error("the token is not a compact JWS (three base64url segments: header.payload.signature)")]
+    NotJws,
+    /// The header is not base64url JSON with a string `alg`.
+    #[error("the token's header is not a JSON object with an alg")]
+    NoAlgorithm,
+    /// An `alg` other than the two of Akash tokens.
+    #[error("the token's alg \"{alg}\" is not ES256K or ES256KADR36")]
+    UnknownAlgorithm {
+        /// The `alg`, cut to 64 printable characters.
+        alg: String,
+    },
+    /// The payload segment does not decode.
+    #[error("the token's payload is not unpadded base64url")]
+    PayloadNotBase64(#[source] base64::DecodeError),
+    /// The payload is not a JSON object.
+    #[error("the token's payload is not a JSON object")]
+    PayloadNotObject(#[source] serde_json::Error),
+    /// `iss` is not an Akash address.
+    #[error("the token's iss: {0}")]
+    Issuer(#[source] AddressError),
+    /// `iss` is there but not a string.
+    #[error("the token's iss is not a string")]
+    IssuerNotString,
+    /// No `iss`, so no signer to check against.
+    #[error("the token has no iss (the signer's akash1 address)")]
+    NoIssuer,
+    /// The signature segment does not decode.
+    #[error("the token's signature is not unpadded base64url")]
+    SignatureNotBase64(#[source] base64::DecodeError),
+    /// The signature is not a 64-byte low-S `R || S`.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+/// Why [`Token::recover_key`] found no key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecoveryError {
+    /// No key recovered from the signature derives to `iss`: another wallet signed it, or the
+    /// token was changed after signing.
+    #[error("the signature was not made by the key of {issuer} (iss)")]
+    NotSigner {
+        /// The token's `iss`.
+        issuer: Address,
+    },
+    /// The key with the address did not verify the signature.
+    #[error(transparent)]
+    Signature(SignatureError),
 }
 
 #[cfg(test)]
@@ -398,7 +443,7 @@ mod tests {
             ),
         ];
         for (token, why) in cases {
-            let err = Token::parse(&token).expect_err(why);
+            let err = Token::parse(&token).expect_err(why).to_string();
             assert!(err.contains(why), "{why}: {err}");
         }
         // Only alg counts: no typ, an unknown kid, extra fields.

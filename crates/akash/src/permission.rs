@@ -6,8 +6,8 @@
 //! `full`, `scoped`, or per deployment (`dseq`; `gseq` and `oseq` of 0 mean any group and any
 //! order), with the actions and the services it names.
 
-use super::address::Address;
-use super::claims::{Claims, Leases, ProviderAccess, Scope};
+use crate::address::Address;
+use crate::claims::{Claims, Leases, ProviderAccess, Scope};
 
 /// One lease (RFC-free: the Akash market's lease id) and the service a request touches.
 #[derive(Debug, Clone, Copy)]
