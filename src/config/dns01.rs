@@ -17,7 +17,7 @@ use super::{
     report::{Report, Reported, non_empty},
     secret::Secret,
 };
-use crate::domain::DomainName;
+use crate::domain::{DomainName, in_zone};
 use crate::util::duration::parse_duration;
 
 const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4";
@@ -54,11 +54,7 @@ impl Dns01Entry {
     /// Whether this entry handles `name` (a wildcard counts as its base name).
     pub fn matches(&self, name: &str) -> bool {
         let name = name.strip_prefix("*.").unwrap_or(name);
-        self.zones.is_empty()
-            || self
-                .zones
-                .iter()
-                .any(|zone| crate::dns::in_zone(name, zone))
+        self.zones.is_empty() || self.zones.iter().any(|zone| in_zone(name, zone))
     }
 }
 

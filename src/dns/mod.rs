@@ -183,11 +183,3 @@ pub(crate) fn with_query(url: &str, query: &[(&str, &str)]) -> String {
         .finish();
     format!("{url}?{encoded}")
 }
-
-/// Whether `name` (no trailing dot) is `zone` or below it.
-pub fn in_zone(name: &str, zone: &str) -> bool {
-    name == zone
-        || name
-            .strip_suffix(zone)
-            .is_some_and(|rest| rest.ends_with('.'))
-}

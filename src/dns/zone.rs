@@ -12,7 +12,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
 use super::wire::{self, plain};
-use super::{DnsError, DnsProvider, in_zone};
+use super::{DnsError, DnsProvider};
+use crate::domain::in_zone;
 
 /// The zone of `fqdn`: the longest of `configured` that holds it; else the SOA walk through
 /// `servers`; else `provider.find_zone`.
