@@ -84,7 +84,7 @@ struct Failure {
 
 impl Cloudflare {
     /// A provider calling `settings.api_url`.
-    pub fn new(settings: Settings) -> Result<Self, String> {
+    pub fn new(settings: Settings) -> Result<Self, DnsError> {
         Ok(Self {
             http: http_client(NAME, settings.timeout)?,
             settings,

@@ -181,7 +181,7 @@ struct Failure {
 
 impl GoogleCloudDns {
     /// A provider calling `settings.api_url`.
-    pub fn new(settings: Settings) -> Result<Self, String> {
+    pub fn new(settings: Settings) -> Result<Self, DnsError> {
         Ok(Self {
             http: http_client(NAME, settings.timeout)?,
             settings,
@@ -200,10 +200,10 @@ impl GoogleCloudDns {
         }
         let request = match &self.settings.credentials {
             Credentials::ServiceAccount(key) => {
-                let assertion = assertion(key).map_err(|message| Failure {
+                let assertion = assertion(key).map_err(|_| Failure {
                     status: None,
                     reason: String::new(),
-                    message,
+                    message: "sign the token request".to_owned(),
                 })?;
                 let form = form_urlencoded::Serializer::new(String::new())
                     .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
@@ -547,7 +547,7 @@ impl DnsProvider for GoogleCloudDns {
 }
 
 /// The signed JWT a service account trades for an access token (RFC 7523 section 2.1).
-fn assertion(key: &ServiceAccountKey) -> Result<String, String> {
+fn assertion(key: &ServiceAccountKey) -> Result<String, aws_lc_rs::error::Unspecified> {
     let now = crate::util::clock::now();
     let mut header = json!({"alg": "RS256", "typ": "JWT"});
     if let Some(kid) = &key.private_key_id {
@@ -566,14 +566,12 @@ fn assertion(key: &ServiceAccountKey) -> Result<String, String> {
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let mut signature = vec![0u8; key.key.public_modulus_len()];
-    key.key
-        .sign(
-            &RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            input.as_bytes(),
-            &mut signature,
-        )
-        .map_err(|_| "sign the token request".to_owned())?;
+    key.key.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )?;
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
