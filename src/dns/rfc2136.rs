@@ -22,28 +22,11 @@ use serde_json::{Value, json};
 
 use super::wire::{self, WireError, parse_name};
 use super::{DnsError, DnsProvider, TxtRecord};
-use crate::config::{Secret, TsigAlgorithm};
+use crate::config::{Rfc2136Config, TsigAlgorithm};
 
 const NAME: &str = "rfc2136";
 /// Allowed clock difference between certfleet and the server (RFC 8945 section 10: 300 s).
 const FUDGE: u16 = 300;
-
-/// How to reach the primary server.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `host:port` of the primary (port 53 when absent).
-    pub nameserver: String,
-    /// The TSIG key's name as the server knows it.
-    pub key_name: String,
-    /// The TSIG secret, base64 (as `tsig-keygen` prints it).
-    pub secret: Secret,
-    /// `hmac-sha256` or `hmac-sha512`.
-    pub algorithm: TsigAlgorithm,
-    /// TTL of created records, seconds.
-    pub ttl: u32,
-    /// Bound on each exchange with the server.
-    pub timeout: Duration,
-}
 
 /// Why an RFC 2136 update (or its TSIG key) failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,19 +99,19 @@ impl std::fmt::Debug for Rfc2136 {
 }
 
 impl Rfc2136 {
-    /// A provider sending signed updates to `settings.nameserver`.
-    pub fn new(settings: Settings) -> Result<Self, DnsError> {
-        let config = &settings;
-        let step = || format!("load the TSIG key {}", config.key_name);
+    /// A provider sending updates signed with the entry's TSIG key to `config.nameserver`,
+    /// creating records with `ttl`, each exchange bounded by `timeout`.
+    pub fn new(config: &Rfc2136Config, ttl: u32, timeout: Duration) -> Result<Self, DnsError> {
+        let step = || format!("load the TSIG key {}", config.tsig_key_name);
         let fail = |e: Rfc2136Error| DnsError::at(NAME, step(), e);
         let secret = STANDARD
-            .decode(config.secret.expose().trim())
+            .decode(config.tsig_secret.expose().trim())
             .map_err(|e| fail(Rfc2136Error::SecretNotBase64(e)))?;
-        let algorithm = match config.algorithm {
+        let algorithm = match config.tsig_algorithm {
             TsigAlgorithm::HmacSha256 => HickoryAlgorithm::HmacSha256,
             TsigAlgorithm::HmacSha512 => HickoryAlgorithm::HmacSha512,
         };
-        let key_name = parse_name(&config.key_name).map_err(|e| fail(e.into()))?;
+        let key_name = parse_name(&config.tsig_key_name).map_err(|e| fail(e.into()))?;
         let signer = TSigner::new(secret, algorithm, key_name, FUDGE)
             .map_err(|e| fail(Rfc2136Error::Key(e)))?;
         // RFC 2136 updates go to port 53 unless the entry names another.
@@ -143,10 +126,10 @@ impl Rfc2136 {
         };
         Ok(Self {
             nameserver,
-            key_name: settings.key_name,
+            key_name: config.tsig_key_name.clone(),
             signer,
-            ttl: settings.ttl,
-            timeout: settings.timeout,
+            ttl,
+            timeout,
         })
     }
 
