@@ -68,7 +68,8 @@ impl App {
             let dns01 = Dns01Solver::new(
                 &config.challenges.dns01,
                 config.challenges.resolvers.clone(),
-            )?;
+            )
+            .map_err(|e| e.to_string())?;
             issuer = issuer.with_dns01(dns01);
         }
         let issuer = Arc::new(issuer);

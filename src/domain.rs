@@ -1,4 +1,5 @@
-//! Names, parsed once at the edge: [`DomainName`], [`NameSet`], [`DomainPattern`], [`KeyType`].
+//! Names, parsed once at the edge: [`DomainName`], [`NameSet`], [`DomainPattern`], [`KeyType`],
+//! and [`in_zone`], the zone test every DNS-01 step shares.
 //!
 //! Everything past the API layer holds these types, never raw strings, so a name is normalised
 //! (lowercase, IDNA to punycode, no trailing dot) and checked (lengths, characters, not an IP
@@ -288,6 +289,16 @@ impl fmt::Display for DomainPattern {
     }
 }
 
+/// Whether `name` is `zone` itself or a name below it, both in certfleet's form (lowercase, no
+/// trailing dot): `www.example.com` is in `example.com`, `badexample.com` is not. Comparing
+/// whole labels is what a zone cut means (RFC 1034 section 4.2).
+pub fn in_zone(name: &str, zone: &str) -> bool {
+    name == zone
+        || name
+            .strip_suffix(zone)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
 /// The private key algorithm of a certificate; part of a certificate's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum KeyType {
@@ -414,6 +425,15 @@ mod tests {
             assert_eq!(FailureKind::parse(kind.as_str()), kind);
         }
         assert_eq!(FailureKind::parse("internal_error"), FailureKind::Ca);
+    }
+
+    #[test]
+    fn in_zone_compares_whole_labels() {
+        assert!(in_zone("example.com", "example.com"));
+        assert!(in_zone("_acme-challenge.www.example.com", "example.com"));
+        assert!(!in_zone("badexample.com", "example.com"));
+        assert!(!in_zone("example.com", "www.example.com"));
+        assert!(!in_zone("example.org", "example.com"));
     }
 
     #[test]

@@ -1150,9 +1150,9 @@ fn dns01_entries_resolve_with_aliases_files_and_defaults() {
         (120, Duration::from_secs(30), Duration::from_secs(120))
     );
     match &cf.provider {
-        certfleet::config::DnsProviderConfig::Cloudflare { api_token, api_url } => {
-            assert_eq!(api_token.expose(), "cf-token-from-file");
-            assert_eq!(api_url, "https://api.cloudflare.com/client/v4");
+        certfleet::config::DnsProviderConfig::Cloudflare(cf) => {
+            assert_eq!(cf.api_token.expose(), "cf-token-from-file");
+            assert_eq!(cf.api_url, "https://api.cloudflare.com/client/v4");
         }
         other => panic!("{other:?}"),
     }
@@ -1164,10 +1164,10 @@ fn dns01_entries_resolve_with_aliases_files_and_defaults() {
     );
     assert!(matches!(
         rfc.provider,
-        certfleet::config::DnsProviderConfig::Rfc2136 {
+        certfleet::config::DnsProviderConfig::Rfc2136(certfleet::config::Rfc2136Config {
             tsig_algorithm: certfleet::config::TsigAlgorithm::HmacSha512,
             ..
-        }
+        })
     ));
     let printed = loaded.config.to_redacted_yaml();
     assert!(

@@ -12,7 +12,9 @@ mod dns;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use certfleet::config::{Secret, TsigAlgorithm};
+use certfleet::config::{
+    CloudflareConfig, GcloudConfig, Rfc2136Config, Secret, ServiceAccountKey, TsigAlgorithm,
+};
 use certfleet::dns::{DnsProvider, TxtRecord, cloudflare, gcloud, rfc2136, wire, zone};
 
 use common::{Pebble, PebbleOptions};
@@ -98,25 +100,26 @@ async fn visible(server: SocketAddr, fqdn: &str, values: &[&str]) {
 }
 
 fn rfc2136_provider(bind: &Bind, secret: &str, key_name: &str) -> rfc2136::Rfc2136 {
-    rfc2136::Rfc2136::new(rfc2136::Settings {
+    let config = Rfc2136Config {
         nameserver: bind.addr(),
-        key_name: key_name.to_owned(),
-        secret: Secret::new(secret.to_owned()),
-        algorithm: TsigAlgorithm::HmacSha256,
-        ttl: 60,
-        timeout: TIMEOUT,
-    })
-    .expect("rfc2136 provider")
+        tsig_key_name: key_name.to_owned(),
+        tsig_secret: Secret::new(secret.to_owned()),
+        tsig_algorithm: TsigAlgorithm::HmacSha256,
+    };
+    rfc2136::Rfc2136::new(&config, 60, TIMEOUT).expect("rfc2136 provider")
 }
 
 fn cloudflare_provider(fake: &CloudflareFake, token: &str) -> cloudflare::Cloudflare {
-    cloudflare::Cloudflare::new(cloudflare::Settings {
+    let config = CloudflareConfig {
         api_url: fake.api_url(),
         api_token: Secret::new(token.to_owned()),
-        ttl: 120,
-        timeout: TIMEOUT,
-    })
-    .expect("cloudflare provider")
+    };
+    cloudflare::Cloudflare::new(&config, 120, TIMEOUT).expect("cloudflare provider")
+}
+
+fn service_account_key(fake: &GcloudFake) -> gcloud::Credentials {
+    let key = ServiceAccountKey::from_json(&fake.service_account_json()).expect("key");
+    gcloud::Credentials::ServiceAccount(key)
 }
 
 fn gcloud_provider(
@@ -124,14 +127,13 @@ fn gcloud_provider(
     credentials: gcloud::Credentials,
     project: Option<&str>,
 ) -> gcloud::GoogleCloudDns {
-    gcloud::GoogleCloudDns::new(gcloud::Settings {
+    let config = GcloudConfig {
         api_url: fake.api_url(),
         project: project.map(str::to_owned),
-        credentials,
-        ttl: 120,
-        timeout: TIMEOUT,
-    })
-    .expect("gcloud provider")
+        service_account: None,
+    };
+    gcloud::GoogleCloudDns::with_credentials(&config, credentials, 120, TIMEOUT)
+        .expect("gcloud provider")
 }
 
 #[tokio::test]
@@ -257,7 +259,7 @@ async fn gcloud_passes_the_suite_with_a_service_account_and_with_the_platform_id
     let pebble = Pebble::start(PebbleOptions::default()).await;
     let server: SocketAddr = pebble.dns_server().parse().expect("address");
     let fake = GcloudFake::start(&["example.test"], Some(pebble.challtestsrv_url())).await;
-    let key = gcloud::Credentials::service_account(&fake.service_account_json()).expect("key");
+    let key = service_account_key(&fake);
     let provider = gcloud_provider(&fake, key, None);
     let found = zone::find(
         "_acme-challenge.www.example.test",
@@ -287,7 +289,7 @@ async fn gcloud_passes_the_suite_with_a_service_account_and_with_the_platform_id
 #[tokio::test]
 async fn gcloud_keeps_values_another_writer_added_and_retries_conflicts() {
     let fake = GcloudFake::start(&["example.test"], None).await;
-    let key = gcloud::Credentials::service_account(&fake.service_account_json()).expect("key");
+    let key = service_account_key(&fake);
     let provider = gcloud_provider(&fake, key, Some(dns::gcloud_fake::PROJECT));
     let fqdn = "_acme-challenge.example.test";
     fake.put_rrset("zone-0", fqdn, &["someone-else"]);
@@ -340,7 +342,7 @@ fn gcloud_refuses_keys_that_are_not_service_account_keys() {
             "lacks private_key",
         ),
     ] {
-        let err = gcloud::Credentials::service_account(json).expect_err(json);
-        assert!(err.contains(want), "{json}: {err}");
+        let err = ServiceAccountKey::from_json(json).expect_err(json);
+        assert!(err.to_string().contains(want), "{json}: {err}");
     }
 }

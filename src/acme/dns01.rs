@@ -27,6 +27,39 @@ use crate::dns::{self, DnsError, DnsProvider, TxtRecord, propagation, zone};
 /// Bound on one SOA query of the zone walk.
 const SOA_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a DNS-01 step failed before or after its provider was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum Dns01Error {
+    /// No `challenges.dns01` entry's zones hold the name.
+    #[error("dns: no challenges.dns01 entry has a zone holding {name}")]
+    NoEntry {
+        /// The name to validate.
+        name: String,
+    },
+    /// A stored record's entry is gone or now another provider's (the configuration changed
+    /// since the record was created), so it cannot be deleted through it.
+    #[error(
+        "dns: challenges.dns01[{entry}] is no longer the {provider} entry that created TXT \
+         record {fqdn} (value {value}); delete that record by hand"
+    )]
+    EntryChanged {
+        /// The entry's index, as stored.
+        entry: usize,
+        /// The provider that created the record.
+        provider: String,
+        /// The record's name.
+        fqdn: String,
+        /// The record's value.
+        value: String,
+    },
+    /// A stored handle is not one this solver wrote.
+    #[error("dns: unreadable stored DNS-01 handle: {0}")]
+    Handle(#[source] serde_json::Error),
+    /// The provider failed.
+    #[error(transparent)]
+    Provider(#[from] DnsError),
+}
+
 /// Presents DNS-01 responses through the configured providers.
 #[derive(Debug)]
 pub struct Dns01Solver {
@@ -57,7 +90,7 @@ struct Handle {
 
 impl Dns01Solver {
     /// A solver over `entries` (built with `dns::build`), checking propagation at `resolvers`.
-    pub fn new(entries: &[Dns01Entry], resolvers: Vec<SocketAddr>) -> Result<Self, String> {
+    pub fn new(entries: &[Dns01Entry], resolvers: Vec<SocketAddr>) -> Result<Self, DnsError> {
         let routes = entries
             .iter()
             .map(|entry| {
@@ -66,7 +99,7 @@ impl Dns01Solver {
                     entry: entry.clone(),
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, DnsError>>()?;
         Ok(Self { routes, resolvers })
     }
 
@@ -87,15 +120,13 @@ impl Dns01Solver {
         self.routes.iter().any(|route| route.entry.matches(name))
     }
 
-    fn route_for(&self, name: &str) -> Result<(usize, &Route), IssueError> {
+    fn route_for(&self, name: &str) -> Result<(usize, &Route), Dns01Error> {
         self.routes
             .iter()
             .enumerate()
             .find(|(_, route)| route.entry.matches(name))
-            .ok_or_else(|| {
-                IssueError::Dns(format!(
-                    "dns: no challenges.dns01 entry has a zone holding {name}"
-                ))
+            .ok_or_else(|| Dns01Error::NoEntry {
+                name: name.to_owned(),
             })
     }
 
@@ -113,14 +144,15 @@ impl Dns01Solver {
     }
 
     /// The stored handle's route, checked against the configuration.
-    fn route_of(&self, handle: &Handle) -> Result<&Route, String> {
+    fn route_of(&self, handle: &Handle) -> Result<&Route, Dns01Error> {
         match self.routes.get(handle.entry) {
             Some(route) if route.provider.name() == handle.provider => Ok(route),
-            _ => Err(format!(
-                "dns: challenges.dns01[{}] is no longer the {} entry that created TXT record {} \
-                 (value {}); delete that record by hand",
-                handle.entry, handle.provider, handle.record.fqdn, handle.record.value
-            )),
+            _ => Err(Dns01Error::EntryChanged {
+                entry: handle.entry,
+                provider: handle.provider.clone(),
+                fqdn: handle.record.fqdn.clone(),
+                value: handle.record.value.clone(),
+            }),
         }
     }
 }
@@ -137,7 +169,7 @@ impl Solver for Dns01Solver {
         _token: &str,
         key_authorization: &str,
     ) -> Result<Presented, IssueError> {
-        let (entry, route) = self.route_for(name)?;
+        let (entry, route) = self.route_for(name).map_err(issue_error)?;
         // RFC 8555 section 8.4: a wildcard's record is that of its base name.
         let base = name.strip_prefix("*.").unwrap_or(name);
         let fqdn = format!("_acme-challenge.{base}");
@@ -150,7 +182,7 @@ impl Solver for Dns01Solver {
             SOA_TIMEOUT,
         )
         .await
-        .map_err(dns_error)?;
+        .map_err(issue_error)?;
         let handle = Handle {
             entry,
             provider: route.provider.name().to_owned(),
@@ -173,13 +205,13 @@ impl Solver for Dns01Solver {
         _token: &str,
         _key_authorization: &str,
     ) -> Result<Presented, IssueError> {
-        let mut handle = decode(&prepared.handle).map_err(IssueError::Internal)?;
-        let route = self.route_of(&handle).map_err(IssueError::Dns)?;
+        let mut handle = decode(&prepared.handle).map_err(issue_error)?;
+        let route = self.route_of(&handle).map_err(issue_error)?;
         let provider_handle = route
             .provider
             .add_txt(&handle.record)
             .await
-            .map_err(dns_error)?;
+            .map_err(issue_error)?;
         tracing::info!(provider = %handle.provider, record = %handle.record.fqdn, zone = %handle.record.zone, "DNS-01 TXT record created");
         handle.provider_handle = Some(provider_handle);
         Ok(Presented {
@@ -192,8 +224,8 @@ impl Solver for Dns01Solver {
         let mut records = Vec::new();
         let (mut timeout, mut interval) = (Duration::ZERO, Duration::MAX);
         for item in presented {
-            let handle = decode(&item.handle).map_err(IssueError::Internal)?;
-            let route = self.route_of(&handle).map_err(IssueError::Dns)?;
+            let handle = decode(&item.handle).map_err(issue_error)?;
+            let route = self.route_of(&handle).map_err(issue_error)?;
             timeout = timeout.max(route.entry.propagation_timeout);
             interval = interval.min(route.entry.polling_interval);
             records.push(handle.record);
@@ -203,17 +235,25 @@ impl Solver for Dns01Solver {
         }
         propagation::wait_visible(&records, &self.resolvers, timeout, interval)
             .await
-            .map_err(dns_error)
+            .map_err(issue_error)
     }
 
+    // The `Solver` trait takes cleanup failures as text: they are logged and retried, not
+    // answered to a client.
     async fn cleanup(&self, presented: &Presented) -> Result<(), String> {
+        self.delete(presented).await.map_err(|e| e.to_string())
+    }
+}
+
+impl Dns01Solver {
+    /// Deletes the record `presented` names, through the entry that created it.
+    async fn delete(&self, presented: &Presented) -> Result<(), Dns01Error> {
         let handle = decode(&presented.handle)?;
         let route = self.route_of(&handle)?;
         route
             .provider
             .delete_txt(&handle.record, handle.provider_handle.as_ref())
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         tracing::info!(provider = %handle.provider, record = %handle.record.fqdn, "DNS-01 TXT record deleted");
         Ok(())
     }
@@ -227,9 +267,13 @@ pub fn txt_value(key_authorization: &str) -> String {
     ))
 }
 
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(dns_error)`
-fn dns_error(err: DnsError) -> IssueError {
-    IssueError::Dns(err.to_string())
+/// A DNS-01 failure as the order flow reports it: a handle it cannot read is certfleet's own
+/// fault (500), everything else the DNS side's (502 `dns_error`).
+fn issue_error(err: impl Into<Dns01Error>) -> IssueError {
+    match err.into() {
+        err @ Dns01Error::Handle(_) => IssueError::Internal(err.to_string()),
+        err => IssueError::Dns(err.to_string()),
+    }
 }
 
 fn encode(handle: &Handle) -> String {
@@ -237,8 +281,8 @@ fn encode(handle: &Handle) -> String {
     serde_json::to_string(handle).unwrap_or_default()
 }
 
-fn decode(text: &str) -> Result<Handle, String> {
-    serde_json::from_str(text).map_err(|e| format!("dns: unreadable stored DNS-01 handle: {e}"))
+fn decode(text: &str) -> Result<Handle, Dns01Error> {
+    serde_json::from_str(text).map_err(Dns01Error::Handle)
 }
 
 #[cfg(test)]
@@ -267,8 +311,9 @@ mod tests {
             },
             provider_handle: None,
         };
-        assert_eq!(decode(&encode(&handle)), Ok(handle.clone()));
+        assert_eq!(decode(&encode(&handle)).expect("decodes"), handle);
         handle.provider_handle = Some(serde_json::json!({"zoneId": "z", "recordId": "r"}));
-        assert_eq!(decode(&encode(&handle)), Ok(handle));
+        assert_eq!(decode(&encode(&handle)).expect("decodes"), handle);
+        assert!(matches!(decode("{}"), Err(Dns01Error::Handle(_))));
     }
 }

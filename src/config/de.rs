@@ -7,6 +7,10 @@
 //! - never quotes a value in a message (the value may be a secret), only its kind;
 //! - reads a whole number as text where text is expected (`issueWait: 0`, `kid: 12345`);
 //! - splits an environment string on commas where a list is expected.
+//!
+//! [`from_subtree`] does the same for one part of the tree read later, once it is known which
+//! struct that part is (a `challenges.dns01` entry, by its `provider`), and [`fields`] tells
+//! which keys a struct takes, from the struct itself.
 
 use std::{cell::RefCell, fmt};
 
@@ -19,6 +23,7 @@ use serde_json::Value;
 
 use super::{
     error::{ConfigError, Problem},
+    report::{Report, Reported},
     tree::{Origins, kind},
 };
 
@@ -27,14 +32,7 @@ pub(super) fn from_tree<T: for<'de> Deserialize<'de>>(
     tree: &Value,
     origins: &Origins,
 ) -> Result<T, ConfigError> {
-    let problems = RefCell::new(Vec::new());
-    let result = T::deserialize(PathDe {
-        value: tree,
-        path: String::new(),
-        origins,
-        problems: &problems,
-    });
-    let mut problems = problems.into_inner();
+    let (result, mut problems) = deserialize_at::<T>(tree, "", origins);
     match result {
         Ok(value) if problems.is_empty() => return Ok(value),
         Ok(_) => {}
@@ -48,6 +46,56 @@ pub(super) fn from_tree<T: for<'de> Deserialize<'de>>(
         }
     }
     Err(ConfigError::Invalid(problems))
+}
+
+/// Deserializes `value`, the subtree at `path`, into `T` as [`from_tree`] does the whole tree,
+/// every problem recorded in `report`: for a part whose struct is known only once another key
+/// has been read (a `challenges.dns01` entry's keys depend on its `provider`).
+pub(super) fn from_subtree<T: for<'de> Deserialize<'de>>(
+    value: &Value,
+    path: &str,
+    report: &mut Report<'_>,
+) -> Result<T, Reported> {
+    let (result, problems) = deserialize_at::<T>(value, path, report.origins());
+    let mut reported = None;
+    for problem in problems {
+        reported = Some(report.error(&problem.key, problem.message));
+    }
+    match (result, reported) {
+        (Ok(value), None) => Ok(value),
+        (Ok(_), Some(reported)) => Err(reported),
+        (Err(error), _) => {
+            let key = error.path.unwrap_or_else(|| path.to_owned());
+            Err(report.error(&key, error.message))
+        }
+    }
+}
+
+/// The keys of struct `T` as serde reads them (renamed, in declaration order), taken from its
+/// `Deserialize` impl: what a `deserialize_struct` call is given, so a list of valid keys is
+/// never written by hand. Empty for a type that is not a struct.
+pub(super) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    match T::deserialize(FieldsOf) {
+        Err(Fields(fields)) => fields,
+        // `FieldsOf` produces no value, so no type can be built from it.
+        Ok(_) => &[],
+    }
+}
+
+/// Runs `T`'s deserialization over `value` at `path`: its result, and the unknown keys found.
+fn deserialize_at<T: for<'de> Deserialize<'de>>(
+    value: &Value,
+    path: &str,
+    origins: &Origins,
+) -> (Result<T, DeError>, Vec<Problem>) {
+    let problems = RefCell::new(Vec::new());
+    let result = T::deserialize(PathDe {
+        value,
+        path: path.to_owned(),
+        origins,
+        problems: &problems,
+    });
+    (result, problems.into_inner())
 }
 
 /// A deserialization error, with the path of the deepest key it arose at.
@@ -351,5 +399,69 @@ fn unexpected_kind(unexpected: &Unexpected<'_>) -> &'static str {
         Unexpected::Seq => "a list",
         Unexpected::Map => "a mapping",
         _ => "a value of another kind",
+    }
+}
+
+/// A deserializer that only listens: it refuses every request, and a `deserialize_struct`
+/// request's refusal carries the struct's field list (see [`fields`]).
+struct FieldsOf;
+
+/// The refusal of [`FieldsOf`]: the fields asked for, or none.
+#[derive(Debug)]
+struct Fields(&'static [&'static str]);
+
+impl fmt::Display for Fields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fields {}", self.0.join(", "))
+    }
+}
+
+impl std::error::Error for Fields {}
+
+impl de::Error for Fields {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        Self(&[])
+    }
+}
+
+impl<'de> de::Deserializer<'de> for FieldsOf {
+    type Error = Fields;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Fields> {
+        Err(Fields(&[]))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Fields> {
+        Err(Fields(fields))
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)] // only its field list is read
+    struct Sample {
+        api_token: Option<String>,
+        tsig_key_name: Option<String>,
+    }
+
+    #[test]
+    fn fields_are_the_struct_s_own_renamed_keys() {
+        assert_eq!(fields::<Sample>(), ["apiToken", "tsigKeyName"]);
+        assert!(fields::<String>().is_empty());
     }
 }

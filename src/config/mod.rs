@@ -4,13 +4,14 @@
 //! 1. `tree.rs`: YAML text to a generic tree, then environment overrides applied to that tree;
 //! 2. `de.rs`: the tree into the raw serde structs of `raw.rs`, errors naming the key path;
 //! 3. `resolve.rs`: one section file at a time (`server.rs`, `storage.rs`, `acme.rs`,
-//!    `challenges.rs` with `dns01.rs`, `auth.rs` with `psk.rs`, `jwt.rs` and `akash.rs`,
+//!    `challenges.rs` with `dns01/`, `auth.rs` with `psk.rs`, `jwt.rs` and `akash.rs`,
 //!    `log.rs`, `tls.rs`), each defining its typed section and resolving it: defaults, secret
 //!    files read, values parsed into types and checked, every problem collected in the
 //!    `report.rs` [`Report`](report::Report), so one run reports them all.
 //!
 //! Each section file uses only `raw.rs`, `report.rs`, `print.rs` (how `check-config` prints
-//! values), `secret.rs` and the sections it contains; `resolve.rs` uses the sections. This module
+//! values), `secret.rs` and the sections it contains (`dns01/` also `de.rs`, to read each entry
+//! once its provider is known); `resolve.rs` uses the sections. This module
 //! is the bottom layer of certfleet: it uses `domain` and `util` and no subsystem, and everything
 //! past it holds a [`Config`]: no code elsewhere parses a config string.
 
@@ -43,7 +44,10 @@ pub use self::{
     akash::{AkashConfig, AkashKeySource, AkashPrincipal},
     auth::AuthConfig,
     challenges::{ChallengesConfig, Http01Config},
-    dns01::{Dns01Entry, DnsProviderConfig, TsigAlgorithm},
+    dns01::{
+        CloudflareConfig, Dns01Entry, DnsProviderConfig, GcloudConfig, Rfc2136Config,
+        ServiceAccountKey, ServiceAccountKeyError, TsigAlgorithm,
+    },
     error::{ConfigError, Problem},
     jwt::JwtConfig,
     log::{LogConfig, LogFormat},

@@ -4,8 +4,13 @@
 //! struct's list of valid keys from these definitions, so a key added here is accepted and
 //! listed in "unknown key" messages with no other change. These structs hold secrets as plain
 //! strings and so deliberately derive no `Debug`.
+//!
+//! A `challenges.dns01` entry is the exception: which keys it takes depends on its `provider`,
+//! so each provider's struct lives with that provider's settings in `dns01/`.
 
 use serde::Deserialize;
+
+use super::dns01::RawDns01Entry;
 
 /// The whole file.
 #[derive(Deserialize, Default)]
@@ -94,32 +99,9 @@ pub(super) struct RawEab {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawChallenges {
     pub http01: Option<RawHttp01>,
+    /// Each entry's keys depend on its provider: see `dns01/`.
     pub dns01: Option<Vec<RawDns01Entry>>,
     pub resolvers: Option<Vec<String>>,
-}
-
-/// One item of `challenges.dns01`: the keys of every provider (`dns01.rs` refuses those that
-/// do not belong to the entry's provider).
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(super) struct RawDns01Entry {
-    pub provider: Option<String>,
-    pub zones: Option<Vec<String>>,
-    pub api_token: Option<String>,
-    pub api_token_file: Option<String>,
-    pub api_url: Option<String>,
-    pub project: Option<String>,
-    pub service_account: Option<String>,
-    pub service_account_file: Option<String>,
-    pub nameserver: Option<String>,
-    pub tsig_key_name: Option<String>,
-    pub tsig_secret: Option<String>,
-    pub tsig_secret_file: Option<String>,
-    pub tsig_algorithm: Option<String>,
-    pub ttl: Option<String>,
-    pub timeout: Option<String>,
-    pub propagation_timeout: Option<String>,
-    pub polling_interval: Option<String>,
 }
 
 /// `challenges.http01`.

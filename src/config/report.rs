@@ -42,6 +42,12 @@ impl<'a> Report<'a> {
         (self.problems, self.warnings)
     }
 
+    /// Which keys came from the environment: for `de::from_subtree`, which reads part of the
+    /// tree during resolution.
+    pub(super) fn origins(&self) -> &'a Origins {
+        self.origins
+    }
+
     /// Records a problem with `key`; `message` says what is wrong and how to fix it.
     pub(super) fn error(&mut self, key: &str, message: impl Into<String>) -> Reported {
         self.problems.push(Problem {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{DnsError, DnsProvider, TxtRecord, http_client, transport_error, with_query};
-use crate::config::Secret;
+use crate::config::CloudflareConfig;
 
 const NAME: &str = "cloudflare";
 /// Cloudflare's code for "An identical record already exists."
@@ -27,23 +27,12 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
 /// Records per page when listing (the API's maximum for DNS records is far higher).
 const PER_PAGE: u32 = 100;
 
-/// How to reach Cloudflare.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `https://api.cloudflare.com/client/v4`, or a proxy or test fake.
-    pub api_url: String,
-    /// An API token (never a global API key).
-    pub api_token: Secret,
-    /// TTL of created records, seconds (Cloudflare's minimum is 60; 1 means automatic).
-    pub ttl: u32,
-    /// Bound on each API call.
-    pub timeout: Duration,
-}
-
 /// The Cloudflare provider.
 #[derive(Debug)]
 pub struct Cloudflare {
-    settings: Settings,
+    config: CloudflareConfig,
+    /// TTL of created records, seconds (Cloudflare's minimum is 60; 1 means automatic).
+    ttl: u32,
     http: reqwest::Client,
     /// Zone name -> zone id, as the API answered.
     zone_ids: Mutex<HashMap<String, String>>,
@@ -83,11 +72,13 @@ struct Failure {
 }
 
 impl Cloudflare {
-    /// A provider calling `settings.api_url`.
-    pub fn new(settings: Settings) -> Result<Self, String> {
+    /// A provider calling `config.api_url`, creating records with `ttl`, each call bounded by
+    /// `timeout`.
+    pub fn new(config: &CloudflareConfig, ttl: u32, timeout: Duration) -> Result<Self, DnsError> {
         Ok(Self {
-            http: http_client(NAME, settings.timeout)?,
-            settings,
+            http: http_client(NAME, timeout)?,
+            config: config.clone(),
+            ttl,
             zone_ids: Mutex::new(HashMap::new()),
         })
     }
@@ -167,7 +158,7 @@ impl Cloudflare {
         body: Option<&Value>,
     ) -> Result<Envelope, Failure> {
         let url = with_query(
-            &format!("{}{path}", self.settings.api_url.trim_end_matches('/')),
+            &format!("{}{path}", self.config.api_url.trim_end_matches('/')),
             query,
         );
         let mut attempt = 0;
@@ -175,7 +166,7 @@ impl Cloudflare {
             let mut request = self
                 .http
                 .request(method.clone(), &url)
-                .bearer_auth(self.settings.api_token.expose());
+                .bearer_auth(self.config.api_token.expose());
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -222,7 +213,7 @@ impl DnsProvider for Cloudflare {
             "type": "TXT",
             "name": record.fqdn,
             "content": record.value,
-            "ttl": self.settings.ttl,
+            "ttl": self.ttl,
             "comment": "certfleet ACME DNS-01 challenge",
         });
         let path = format!("/zones/{zone_id}/dns_records");

@@ -14,17 +14,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::signature::RSA_PKCS1_SHA256;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Method, StatusCode};
-use rustls_pki_types::PrivatePkcs8KeyDer;
-use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex as AsyncMutex, OnceCell};
 
 use super::{DnsError, DnsProvider, TxtRecord, http_client, transport_error, with_query};
+use crate::config::{GcloudConfig, ServiceAccountKey};
 
 const NAME: &str = "gcloud";
 /// The OAuth scope for reading and changing Cloud DNS records.
@@ -41,25 +40,10 @@ const CHANGE_POLLS: u32 = 120;
 /// Access tokens are renewed this long before they expire.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
 
-/// How to reach Cloud DNS.
-#[derive(Debug)]
-pub struct Settings {
-    /// `https://dns.googleapis.com/dns/v1`, or a test fake.
-    pub api_url: String,
-    /// The project holding the zones; else the key's `project_id`, else the metadata server's.
-    pub project: Option<String>,
-    /// Who certfleet is.
-    pub credentials: Credentials,
-    /// TTL of created rrsets, seconds.
-    pub ttl: u32,
-    /// Bound on each API call.
-    pub timeout: Duration,
-}
-
 /// Where access tokens come from.
 #[derive(Debug)]
 pub enum Credentials {
-    /// A service-account key (`"type": "service_account"` JSON).
+    /// A service-account key, parsed from its JSON with the config.
     ServiceAccount(ServiceAccountKey),
     /// The metadata server at this base URL (`http://metadata.google.internal`).
     Metadata {
@@ -68,65 +52,13 @@ pub enum Credentials {
     },
 }
 
-/// The parts of a service-account key JSON certfleet uses. The private key never prints.
-pub struct ServiceAccountKey {
-    client_email: String,
-    private_key_id: Option<String>,
-    token_uri: String,
-    project_id: Option<String>,
-    key: RsaKeyPair,
-}
-
-impl std::fmt::Debug for ServiceAccountKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceAccountKey")
-            .field("client_email", &self.client_email)
-            .field("token_uri", &self.token_uri)
-            .field("private_key", &"<redacted>")
-            .finish_non_exhaustive()
-    }
-}
-
 impl Credentials {
-    /// Parses a service-account key JSON; the message says what is missing, never the key.
-    pub fn service_account(json: &str) -> Result<Self, String> {
-        #[derive(Deserialize)]
-        struct Raw {
-            #[serde(rename = "type")]
-            kind: Option<String>,
-            client_email: Option<String>,
-            private_key: Option<String>,
-            private_key_id: Option<String>,
-            token_uri: Option<String>,
-            project_id: Option<String>,
+    /// The entry's service-account key, else the platform's identity.
+    pub fn of(config: &GcloudConfig) -> Self {
+        match &config.service_account {
+            Some(key) => Self::ServiceAccount(key.clone()),
+            None => Self::metadata_server(),
         }
-        let raw: Raw = serde_json::from_str(json).map_err(|_| {
-            "is not JSON; paste the service-account key file Google Cloud gave you".to_owned()
-        })?;
-        if raw.kind.as_deref() != Some("service_account") {
-            return Err(format!(
-                "is a {:?} credential, not a service-account key (\"type\": \"service_account\"); \
-                 create a JSON key for a service account, or leave it out to use the platform's \
-                 identity",
-                raw.kind.unwrap_or_default()
-            ));
-        }
-        let missing =
-            |field: &str| format!("lacks {field}; use the key file exactly as downloaded");
-        let pem = raw.private_key.ok_or_else(|| missing("private_key"))?;
-        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
-            .map_err(|_| "private_key is not a PKCS#8 PEM key".to_owned())?;
-        let key = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der())
-            .map_err(|_| "private_key is not an RSA key".to_owned())?;
-        Ok(Self::ServiceAccount(ServiceAccountKey {
-            client_email: raw.client_email.ok_or_else(|| missing("client_email"))?,
-            private_key_id: raw.private_key_id,
-            token_uri: raw
-                .token_uri
-                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".to_owned()),
-            project_id: raw.project_id,
-            key,
-        }))
     }
 
     /// The platform's identity, from the metadata server (`GCE_METADATA_HOST` overrides its
@@ -142,7 +74,14 @@ impl Credentials {
 /// The Google Cloud DNS provider.
 #[derive(Debug)]
 pub struct GoogleCloudDns {
-    settings: Settings,
+    /// `https://dns.googleapis.com/dns/v1`, or a test fake.
+    api_url: String,
+    /// The configured project; else the key's `project_id`, else the metadata server's.
+    configured_project: Option<String>,
+    /// Who certfleet is.
+    credentials: Credentials,
+    /// TTL of created rrsets, seconds.
+    ttl: u32,
     http: reqwest::Client,
     token: AsyncMutex<Option<(String, Instant)>>,
     project: OnceCell<String>,
@@ -180,11 +119,26 @@ struct Failure {
 }
 
 impl GoogleCloudDns {
-    /// A provider calling `settings.api_url`.
-    pub fn new(settings: Settings) -> Result<Self, String> {
+    /// A provider calling `config.api_url` with the entry's credentials (its key, else the
+    /// platform's identity), creating rrsets with `ttl`, each call bounded by `timeout`.
+    pub fn new(config: &GcloudConfig, ttl: u32, timeout: Duration) -> Result<Self, DnsError> {
+        Self::with_credentials(config, Credentials::of(config), ttl, timeout)
+    }
+
+    /// As [`GoogleCloudDns::new`], with `credentials` instead of the entry's (a metadata
+    /// server at another address).
+    pub fn with_credentials(
+        config: &GcloudConfig,
+        credentials: Credentials,
+        ttl: u32,
+        timeout: Duration,
+    ) -> Result<Self, DnsError> {
         Ok(Self {
-            http: http_client(NAME, settings.timeout)?,
-            settings,
+            http: http_client(NAME, timeout)?,
+            api_url: config.api_url.clone(),
+            configured_project: config.project.clone(),
+            credentials,
+            ttl,
             token: AsyncMutex::new(None),
             project: OnceCell::new(),
             managed_zones: Mutex::new(HashMap::new()),
@@ -198,12 +152,12 @@ impl GoogleCloudDns {
             let _ = until;
             return Ok(token.clone());
         }
-        let request = match &self.settings.credentials {
+        let request = match &self.credentials {
             Credentials::ServiceAccount(key) => {
-                let assertion = assertion(key).map_err(|message| Failure {
+                let assertion = assertion(key).map_err(|_| Failure {
                     status: None,
                     reason: String::new(),
-                    message,
+                    message: "sign the token request".to_owned(),
                 })?;
                 let form = form_urlencoded::Serializer::new(String::new())
                     .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
@@ -254,10 +208,10 @@ impl GoogleCloudDns {
     async fn project(&self) -> Result<&str, Failure> {
         self.project
             .get_or_try_init(|| async {
-                if let Some(project) = &self.settings.project {
+                if let Some(project) = &self.configured_project {
                     return Ok(project.clone());
                 }
-                match &self.settings.credentials {
+                match &self.credentials {
                     Credentials::ServiceAccount(key) => key.project_id.clone().ok_or(Failure {
                         status: None,
                         reason: String::new(),
@@ -303,7 +257,7 @@ impl GoogleCloudDns {
         let url = with_query(
             &format!(
                 "{}/projects/{project}{path}",
-                self.settings.api_url.trim_end_matches('/')
+                self.api_url.trim_end_matches('/')
             ),
             query,
         );
@@ -484,7 +438,7 @@ impl DnsProvider for GoogleCloudDns {
     async fn add_txt(&self, record: &TxtRecord) -> Result<Value, DnsError> {
         let step = format!("create TXT record in zone {}", record.zone);
         let zone = self.zone_for(record, &step).await?;
-        let ttl = self.settings.ttl;
+        let ttl = self.ttl;
         self.edit_rrset(&zone, record, &step, |current| {
             let quoted = format!("\"{}\"", record.value);
             match current {
@@ -547,7 +501,7 @@ impl DnsProvider for GoogleCloudDns {
 }
 
 /// The signed JWT a service account trades for an access token (RFC 7523 section 2.1).
-fn assertion(key: &ServiceAccountKey) -> Result<String, String> {
+fn assertion(key: &ServiceAccountKey) -> Result<String, aws_lc_rs::error::Unspecified> {
     let now = crate::util::clock::now();
     let mut header = json!({"alg": "RS256", "typ": "JWT"});
     if let Some(kid) = &key.private_key_id {
@@ -565,15 +519,14 @@ fn assertion(key: &ServiceAccountKey) -> Result<String, String> {
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let mut signature = vec![0u8; key.key.public_modulus_len()];
-    key.key
-        .sign(
-            &RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            input.as_bytes(),
-            &mut signature,
-        )
-        .map_err(|_| "sign the token request".to_owned())?;
+    let signer = key.private_key();
+    let mut signature = vec![0u8; signer.public_modulus_len()];
+    signer.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        input.as_bytes(),
+        &mut signature,
+    )?;
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 

@@ -6,8 +6,9 @@
 //! - [`propagation`]: wait until every value is visible before the CA is told to validate;
 //! - cleanup: `acme/dns01.rs` deletes by the stored handle, after success, failure or restart.
 //!
-//! Adding a provider is one file here, one arm of [`DnsProviderConfig`] and one of [`build`],
-//! and one run of the conformance suite (`tests/dns_conformance.rs`).
+//! Each provider is one file here taking its own settings struct from the config (one arm of
+//! [`DnsProviderConfig`]); [`build`] makes the provider of each arm. docs/dns-providers.md lists
+//! the steps of adding one.
 
 pub mod cloudflare;
 pub mod gcloud;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use self::wire::WireError;
 use crate::config::{Dns01Entry, DnsProviderConfig};
 
 /// One TXT record a provider adds or deletes: `fqdn` (no trailing dot, lowercase) in `zone`.
@@ -69,89 +71,81 @@ pub trait DnsProvider: Send + Sync + fmt::Debug {
     }
 }
 
-/// A provider's failure: who, at which step, and the provider's own message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A provider's failure: who, at which step, and why (the provider's own words, or the DNS or
+/// HTTP error underneath). Never holds a credential.
+#[derive(Debug, thiserror::Error)]
+#[error("{provider}: {step}: {reason}")]
 pub struct DnsError {
     /// `cloudflare`, `gcloud`, `rfc2136`, or `dns` for the shared steps.
     pub provider: String,
     /// What was being done: `create TXT record in zone example.com`.
     pub step: String,
-    /// What went wrong, in the provider's words: `403 9109 Invalid access token`.
-    pub message: String,
+    /// What went wrong (boxed: errors travel through every `Result` of the DNS path, which
+    /// stay small this way).
+    #[source]
+    pub reason: Box<Reason>,
+}
+
+/// Why a provider's step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Reason {
+    /// In the provider's words, or why its answer cannot be used: `403 9109 Invalid access
+    /// token`, `the token sees no zone named example.com`.
+    #[error("{0}")]
+    Provider(String),
+    /// A DNS exchange (the SOA walk, the propagation check).
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// An RFC 2136 update, or its TSIG key.
+    #[error(transparent)]
+    Rfc2136(#[from] rfc2136::Rfc2136Error),
+    /// The HTTP client of an API-based provider could not be built.
+    #[error(transparent)]
+    HttpClient(reqwest::Error),
 }
 
 impl DnsError {
-    /// A failure of `provider` at `step`.
+    /// A failure of `provider` at `step`, in the provider's own words.
     pub fn new(provider: &str, step: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::at(provider, step, Reason::Provider(message.into()))
+    }
+
+    /// A failure of `provider` at `step` for `reason` (a [`WireError`], an
+    /// [`rfc2136::Rfc2136Error`], ...).
+    pub fn at(provider: &str, step: impl Into<String>, reason: impl Into<Reason>) -> Self {
         Self {
             provider: provider.to_owned(),
             step: step.into(),
-            message: message.into(),
+            reason: Box::new(reason.into()),
         }
     }
 }
-
-impl fmt::Display for DnsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: {}", self.provider, self.step, self.message)
-    }
-}
-
-impl std::error::Error for DnsError {}
 
 /// Builds the provider of one `challenges.dns01` entry: the registry of providers.
-pub fn build(entry: &Dns01Entry) -> Result<Arc<dyn DnsProvider>, String> {
+pub fn build(entry: &Dns01Entry) -> Result<Arc<dyn DnsProvider>, DnsError> {
+    let (ttl, timeout) = (entry.ttl, entry.timeout);
     Ok(match &entry.provider {
-        DnsProviderConfig::Cloudflare { api_token, api_url } => {
-            Arc::new(cloudflare::Cloudflare::new(cloudflare::Settings {
-                api_url: api_url.clone(),
-                api_token: api_token.clone(),
-                ttl: entry.ttl,
-                timeout: entry.timeout,
-            })?)
+        DnsProviderConfig::Cloudflare(config) => {
+            Arc::new(cloudflare::Cloudflare::new(config, ttl, timeout)?)
         }
-        DnsProviderConfig::Gcloud {
-            project,
-            service_account,
-            api_url,
-        } => {
-            let credentials = match service_account {
-                Some(json) => gcloud::Credentials::service_account(json.expose())?,
-                None => gcloud::Credentials::metadata_server(),
-            };
-            Arc::new(gcloud::GoogleCloudDns::new(gcloud::Settings {
-                api_url: api_url.clone(),
-                project: project.clone(),
-                credentials,
-                ttl: entry.ttl,
-                timeout: entry.timeout,
-            })?)
+        DnsProviderConfig::Gcloud(config) => {
+            Arc::new(gcloud::GoogleCloudDns::new(config, ttl, timeout)?)
         }
-        DnsProviderConfig::Rfc2136 {
-            nameserver,
-            tsig_key_name,
-            tsig_secret,
-            tsig_algorithm,
-        } => Arc::new(rfc2136::Rfc2136::new(rfc2136::Settings {
-            nameserver: nameserver.clone(),
-            key_name: tsig_key_name.clone(),
-            secret: tsig_secret.clone(),
-            algorithm: *tsig_algorithm,
-            ttl: entry.ttl,
-            timeout: entry.timeout,
-        })?),
+        DnsProviderConfig::Rfc2136(config) => {
+            Arc::new(rfc2136::Rfc2136::new(config, ttl, timeout)?)
+        }
     })
 }
 
 /// The HTTP client of the API-based providers: rustls on the system's roots, bounded in time.
-pub(crate) fn http_client(provider: &str, timeout: Duration) -> Result<reqwest::Client, String> {
+pub(crate) fn http_client(provider: &str, timeout: Duration) -> Result<reqwest::Client, DnsError> {
     reqwest::Client::builder()
         .user_agent(concat!("certfleet/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(|e| format!("{provider}: build the HTTP client: {e}"))
+        .map_err(|e| DnsError::at(provider, "build the HTTP client", Reason::HttpClient(e)))
 }
 
 /// A transport failure in words, without the URL's query (which never holds a secret here,
@@ -182,12 +176,4 @@ pub(crate) fn with_query(url: &str, query: &[(&str, &str)]) -> String {
         .extend_pairs(query)
         .finish();
     format!("{url}?{encoded}")
-}
-
-/// Whether `name` (no trailing dot) is `zone` or below it.
-pub fn in_zone(name: &str, zone: &str) -> bool {
-    name == zone
-        || name
-            .strip_suffix(zone)
-            .is_some_and(|rest| rest.ends_with('.'))
 }

@@ -62,7 +62,7 @@ pub async fn wait_visible(
             let answer = match seen {
                 Ok(values) if values.is_empty() => "no TXT record".to_owned(),
                 Ok(values) => format!("only {}", values.join(", ")),
-                Err(why) => why,
+                Err(why) => why.to_string(),
             };
             return Err(DnsError::new(
                 "dns",
@@ -82,7 +82,7 @@ pub async fn wait_visible(
 
 /// The addresses of `zone`'s name servers (NS, then A/AAAA), asked of the system's resolvers.
 async fn authoritative_servers(zone: &str) -> Result<Vec<SocketAddr>, DnsError> {
-    let fail = |why: String| {
+    let fail = |why: &dyn std::fmt::Display| {
         DnsError::new(
             "dns",
             format!("find the authoritative servers of {zone}"),
@@ -91,11 +91,11 @@ async fn authoritative_servers(zone: &str) -> Result<Vec<SocketAddr>, DnsError> 
     };
     let resolvers = super::zone::system_resolvers();
     let Some(resolver) = resolvers.first().copied() else {
-        return Err(fail("no nameserver in /etc/resolv.conf".to_owned()));
+        return Err(fail(&"no nameserver in /etc/resolv.conf"));
     };
     let ns = wire::query(resolver, zone, RecordType::NS, QUERY_TIMEOUT)
         .await
-        .map_err(&fail)?;
+        .map_err(|e| fail(&e))?;
     let hosts: Vec<String> = ns
         .answers
         .iter()
@@ -120,7 +120,7 @@ async fn authoritative_servers(zone: &str) -> Result<Vec<SocketAddr>, DnsError> 
         }
     }
     if servers.is_empty() {
-        return Err(fail(format!(
+        return Err(fail(&format!(
             "{resolver} names no reachable NS for the zone (NS: {})",
             if hosts.is_empty() {
                 "none".to_owned()

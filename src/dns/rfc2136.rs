@@ -6,40 +6,76 @@
 //! The server must let the key update TXT records below the zone, e.g. in BIND:
 //! `update-policy { grant acme-key zonesub TXT; };`.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use hickory_proto::ProtoError;
+use hickory_proto::dnssec::DnsSecError;
 use hickory_proto::op::{Message, ResponseCode, update_message};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::rdata::tsig::{TsigAlgorithm as HickoryAlgorithm, TsigError};
 use hickory_proto::rr::{RData, Record, RecordSet, TSigner};
 use serde_json::{Value, json};
 
-use super::wire::{self, parse_name};
+use super::wire::{self, WireError, parse_name};
 use super::{DnsError, DnsProvider, TxtRecord};
-use crate::config::{Secret, TsigAlgorithm};
+use crate::config::{Rfc2136Config, TsigAlgorithm};
 
 const NAME: &str = "rfc2136";
 /// Allowed clock difference between certfleet and the server (RFC 8945 section 10: 300 s).
 const FUDGE: u16 = 300;
 
-/// How to reach the primary server.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// `host:port` of the primary (port 53 when absent).
-    pub nameserver: String,
-    /// The TSIG key's name as the server knows it.
-    pub key_name: String,
-    /// The TSIG secret, base64 (as `tsig-keygen` prints it).
-    pub secret: Secret,
-    /// `hmac-sha256` or `hmac-sha512`.
-    pub algorithm: TsigAlgorithm,
-    /// TTL of created records, seconds.
-    pub ttl: u32,
-    /// Bound on each exchange with the server.
-    pub timeout: Duration,
+/// Why an RFC 2136 update (or its TSIG key) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Rfc2136Error {
+    /// `tsigSecret` is not base64.
+    #[error("the TSIG secret is not base64")]
+    SecretNotBase64(#[source] base64::DecodeError),
+    /// hickory refuses the key (an algorithm it cannot sign with).
+    #[error("TSIG key: {0}")]
+    Key(#[source] DnsSecError),
+    /// A name that is not a DNS name, or a DNS exchange that failed.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The record is not below the zone the update is for.
+    #[error("{fqdn} is not in zone {zone}")]
+    NotInZone {
+        /// The record's name.
+        fqdn: String,
+        /// The zone of the update.
+        zone: String,
+    },
+    /// The update could not be signed.
+    #[error("sign the update: {0}")]
+    Sign(#[source] ProtoError),
+    /// The signed update could not be encoded.
+    #[error("encode the update: {0}")]
+    Encode(#[source] ProtoError),
+    /// The server answered with an error code (RFC 2136 section 2.2, RFC 8945 section 5.3).
+    #[error("{}", refusal(.server, .code, .tsig, .key, .zone))]
+    Refused {
+        /// The server.
+        server: SocketAddr,
+        /// Its response code.
+        code: ResponseCode,
+        /// The TSIG error of its answer, if it carries one.
+        tsig: Option<TsigError>,
+        /// The key the update was signed with.
+        key: String,
+        /// The zone of the update.
+        zone: String,
+    },
+    /// NOERROR, but the answer's signature does not verify (RFC 8945 section 5.3.2).
+    #[error("{server} answered NOERROR without a valid TSIG signature: {source}")]
+    Unsigned {
+        /// The server.
+        server: SocketAddr,
+        /// hickory's reason.
+        source: ProtoError,
+    },
 }
 
 /// The RFC 2136 provider.
@@ -63,43 +99,50 @@ impl std::fmt::Debug for Rfc2136 {
 }
 
 impl Rfc2136 {
-    /// A provider sending signed updates to `settings.nameserver`.
-    pub fn new(settings: Settings) -> Result<Self, String> {
+    /// A provider sending updates signed with the entry's TSIG key to `config.nameserver`,
+    /// creating records with `ttl`, each exchange bounded by `timeout`.
+    pub fn new(config: &Rfc2136Config, ttl: u32, timeout: Duration) -> Result<Self, DnsError> {
+        let step = || format!("load the TSIG key {}", config.tsig_key_name);
+        let fail = |e: Rfc2136Error| DnsError::at(NAME, step(), e);
         let secret = STANDARD
-            .decode(settings.secret.expose().trim())
-            .map_err(|_| "rfc2136: the TSIG secret is not base64".to_owned())?;
-        let algorithm = match settings.algorithm {
+            .decode(config.tsig_secret.expose().trim())
+            .map_err(|e| fail(Rfc2136Error::SecretNotBase64(e)))?;
+        let algorithm = match config.tsig_algorithm {
             TsigAlgorithm::HmacSha256 => HickoryAlgorithm::HmacSha256,
             TsigAlgorithm::HmacSha512 => HickoryAlgorithm::HmacSha512,
         };
-        let key_name = parse_name(&settings.key_name).map_err(|e| format!("rfc2136: {e}"))?;
+        let key_name = parse_name(&config.tsig_key_name).map_err(|e| fail(e.into()))?;
         let signer = TSigner::new(secret, algorithm, key_name, FUDGE)
-            .map_err(|e| format!("rfc2136: TSIG key: {e}"))?;
-        let nameserver = if settings
+            .map_err(|e| fail(Rfc2136Error::Key(e)))?;
+        // RFC 2136 updates go to port 53 unless the entry names another.
+        let nameserver = if config
             .nameserver
             .rsplit_once(':')
             .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
         {
-            settings.nameserver
+            config.nameserver.clone()
         } else {
-            format!("{}:53", settings.nameserver)
+            format!("{}:53", config.nameserver)
         };
         Ok(Self {
             nameserver,
-            key_name: settings.key_name,
+            key_name: config.tsig_key_name.clone(),
             signer,
-            ttl: settings.ttl,
-            timeout: settings.timeout,
+            ttl,
+            timeout,
         })
     }
 
     /// The update for `record` (append or delete by data), zone and name checked first so that
     /// the message builders' assertions cannot fire.
-    fn update(&self, record: &TxtRecord, delete: bool) -> Result<Message, String> {
+    fn update(&self, record: &TxtRecord, delete: bool) -> Result<Message, Rfc2136Error> {
         let zone = parse_name(&record.zone)?;
         let name = parse_name(&record.fqdn)?;
         if !zone.zone_of(&name) {
-            return Err(format!("{} is not in zone {}", record.fqdn, record.zone));
+            return Err(Rfc2136Error::NotInZone {
+                fqdn: record.fqdn.clone(),
+                zone: record.zone.clone(),
+            });
         }
         let txt = Record::from_rdata(
             name,
@@ -115,61 +158,64 @@ impl Rfc2136 {
     }
 
     /// Signs `message`, sends it over TCP, and checks the answer's code and signature.
-    async fn send(&self, mut message: Message, zone: &str) -> Result<(), String> {
+    async fn send(&self, mut message: Message, zone: &str) -> Result<(), Rfc2136Error> {
         let server = wire::resolve_server(&self.nameserver).await?;
         let now = u64::try_from(crate::util::clock::now()).unwrap_or_default();
         let verifier = message
             .finalize(&self.signer, now)
-            .map_err(|e| format!("sign the update: {e}"))?;
-        let bytes = message
-            .to_vec()
-            .map_err(|e| format!("encode the update: {e}"))?;
+            .map_err(Rfc2136Error::Sign)?;
+        let bytes = message.to_vec().map_err(Rfc2136Error::Encode)?;
         let answer = wire::exchange_tcp(server, &bytes, self.timeout).await?;
         let response = wire::decode(&answer, message.metadata.id, server)?;
         let code = response.metadata.response_code;
         if code != ResponseCode::NoError {
-            let tsig = response.signature.as_ref().and_then(|sig| sig.data.error);
-            return Err(self.refusal(code, tsig, zone, server));
+            return Err(Rfc2136Error::Refused {
+                server,
+                code,
+                tsig: response.signature.as_ref().and_then(|sig| sig.data.error),
+                key: self.key_name.clone(),
+                zone: zone.to_owned(),
+            });
         }
         match verifier {
-            Some(mut verifier) => verifier.verify(&answer).map(drop).map_err(|e| {
-                format!("{server} answered NOERROR without a valid TSIG signature: {e}")
-            }),
+            Some(mut verifier) => verifier
+                .verify(&answer)
+                .map(drop)
+                .map_err(|source| Rfc2136Error::Unsigned { server, source }),
             None => Ok(()),
         }
     }
+}
 
-    /// What a refusal means, in the server's terms and what to check.
-    fn refusal(
-        &self,
-        code: ResponseCode,
-        tsig: Option<TsigError>,
-        zone: &str,
-        server: std::net::SocketAddr,
-    ) -> String {
-        let key = &self.key_name;
-        match (code, tsig) {
-            (ResponseCode::NotAuth, Some(TsigError::BadSig)) => format!(
-                "{server} answered NOTAUTH (TSIG BADSIG): the signature of key {key} does not verify; check tsigSecret and tsigAlgorithm"
-            ),
-            (ResponseCode::NotAuth, Some(TsigError::BadKey)) => format!(
-                "{server} answered NOTAUTH (TSIG BADKEY): the server knows no key {key} with this algorithm; check tsigKeyName and tsigAlgorithm"
-            ),
-            (ResponseCode::NotAuth, Some(TsigError::BadTime)) => format!(
-                "{server} answered NOTAUTH (TSIG BADTIME): the clocks of certfleet and the server differ by more than {FUDGE}s"
-            ),
-            (ResponseCode::NotAuth, _) => format!(
-                "{server} answered NOTAUTH: it is not authoritative for {zone}, or refused key {key}"
-            ),
-            (ResponseCode::Refused, _) => format!(
-                "{server} answered REFUSED: its update-policy does not let key {key} update TXT records in {zone} \
-                 (BIND: update-policy {{ grant {key} zonesub TXT; }};)"
-            ),
-            (ResponseCode::NotZone, _) => {
-                format!("{server} answered NOTZONE: {zone} is not a zone it serves")
-            }
-            (code, _) => format!("{server} answered {code}"),
+/// What a refusal means, in the server's terms, and what to check.
+fn refusal(
+    server: &SocketAddr,
+    code: &ResponseCode,
+    tsig: &Option<TsigError>,
+    key: &str,
+    zone: &str,
+) -> String {
+    match (*code, *tsig) {
+        (ResponseCode::NotAuth, Some(TsigError::BadSig)) => format!(
+            "{server} answered NOTAUTH (TSIG BADSIG): the signature of key {key} does not verify; check tsigSecret and tsigAlgorithm"
+        ),
+        (ResponseCode::NotAuth, Some(TsigError::BadKey)) => format!(
+            "{server} answered NOTAUTH (TSIG BADKEY): the server knows no key {key} with this algorithm; check tsigKeyName and tsigAlgorithm"
+        ),
+        (ResponseCode::NotAuth, Some(TsigError::BadTime)) => format!(
+            "{server} answered NOTAUTH (TSIG BADTIME): the clocks of certfleet and the server differ by more than {FUDGE}s"
+        ),
+        (ResponseCode::NotAuth, _) => format!(
+            "{server} answered NOTAUTH: it is not authoritative for {zone}, or refused key {key}"
+        ),
+        (ResponseCode::Refused, _) => format!(
+            "{server} answered REFUSED: its update-policy does not let key {key} update TXT records in {zone} \
+             (BIND: update-policy {{ grant {key} zonesub TXT; }};)"
+        ),
+        (ResponseCode::NotZone, _) => {
+            format!("{server} answered NOTZONE: {zone} is not a zone it serves")
         }
+        (code, _) => format!("{server} answered {code}"),
     }
 }
 
@@ -183,10 +229,10 @@ impl DnsProvider for Rfc2136 {
         let step = format!("create TXT record in zone {}", record.zone);
         let message = self
             .update(record, false)
-            .map_err(|e| DnsError::new(NAME, &step, e))?;
+            .map_err(|e| DnsError::at(NAME, &step, e))?;
         self.send(message, &record.zone)
             .await
-            .map_err(|e| DnsError::new(NAME, step, e))?;
+            .map_err(|e| DnsError::at(NAME, step, e))?;
         // The record is its own handle: name and data identify it exactly.
         Ok(json!({}))
     }
@@ -199,10 +245,10 @@ impl DnsProvider for Rfc2136 {
         let step = format!("delete TXT record in zone {}", record.zone);
         let message = self
             .update(record, true)
-            .map_err(|e| DnsError::new(NAME, &step, e))?;
+            .map_err(|e| DnsError::at(NAME, &step, e))?;
         self.send(message, &record.zone)
             .await
-            .map_err(|e| DnsError::new(NAME, step, e))
+            .map_err(|e| DnsError::at(NAME, step, e))
     }
 
     fn authoritative_server(&self) -> Option<&str> {

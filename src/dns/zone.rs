@@ -11,8 +11,20 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 
-use super::wire::{self, plain};
-use super::{DnsError, DnsProvider, in_zone};
+use super::wire::{self, WireError, plain};
+use super::{DnsError, DnsProvider};
+use crate::domain::in_zone;
+
+/// Why one server's SOA walk found no zone.
+#[derive(Debug, thiserror::Error)]
+pub enum SoaWalkError {
+    /// The query itself failed.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The server answers SOA queries with an error code (challtestsrv: NOTIMP).
+    #[error("SOA query answered {0}")]
+    Answered(ResponseCode),
+}
 
 /// The zone of `fqdn`: the longest of `configured` that holds it; else the SOA walk through
 /// `servers`; else `provider.find_zone`.
@@ -62,13 +74,13 @@ pub async fn soa_walk(
     server: SocketAddr,
     fqdn: &str,
     timeout: Duration,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, SoaWalkError> {
     let mut candidate = fqdn.trim_end_matches('.').to_owned();
     while candidate.contains('.') {
         let response = wire::query(server, &candidate, RecordType::SOA, timeout).await?;
         match response.metadata.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
-            code => return Err(format!("SOA query answered {code}")),
+            code => return Err(SoaWalkError::Answered(code)),
         }
         let soa_owner = response
             .answers
