@@ -12,16 +12,18 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::acme::dns01::Dns01Solver;
+use crate::acme::http::ClientError;
 use crate::acme::{Issuer, http01};
-use crate::auth::akash::{AkashAuth, StoreKeyCache};
+use crate::auth::akash::{AkashAuth, AkashAuthError, StoreKeyCache};
 use crate::auth::jwt::JwtAuth;
 use crate::auth::psk::PskAuth;
 use crate::auth::{AuthChain, Authenticator, HasAuth};
 use crate::config::Config;
+use crate::dns::DnsError;
 use crate::domain::KeyType;
 use crate::service::CertService;
-use crate::store::{self, Store};
-use crate::tls::{ServerTls, serve_tls};
+use crate::store::{self, Store, StoreError};
+use crate::tls::{ServerTls, TlsError, serve_tls};
 
 /// The state every request shares.
 #[derive(Debug)]
@@ -38,6 +40,29 @@ pub struct App {
     pub issue_wait: Duration,
     /// The API listener's TLS; `None` serves plain HTTP.
     pub tls: Option<ServerTls>,
+}
+
+/// Why the service could not start: the subsystem that refused, with its own error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The ACME server's HTTP client could not be built.
+    #[error(transparent)]
+    Acme(#[from] ClientError),
+    /// A DNS-01 provider could not be set up.
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    /// `auth.jwt` could not be set up.
+    #[error("{0}")]
+    Jwt(String),
+    /// `auth.akash` could not be set up.
+    #[error(transparent)]
+    Akash(#[from] AkashAuthError),
+    /// certfleet's own TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The sockets the service answers on, bound by the caller.
@@ -59,17 +84,14 @@ impl HasAuth for Arc<App> {
 
 impl App {
     /// Opens the store (applying migrations) and builds the issuer and the auth chain.
-    pub async fn start(config: &Config) -> Result<Arc<Self>, String> {
-        let store = store::open(&config.storage)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub async fn start(config: &Config) -> Result<Arc<Self>, StartError> {
+        let store = store::open(&config.storage).await?;
         let mut issuer = Issuer::new(&config.acme, store.clone())?;
         if !config.challenges.dns01.is_empty() {
             let dns01 = Dns01Solver::new(
                 &config.challenges.dns01,
                 config.challenges.resolvers.clone(),
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             issuer = issuer.with_dns01(dns01);
         }
         let issuer = Arc::new(issuer);
@@ -79,7 +101,7 @@ impl App {
         }
         if let Some(jwt) = &config.auth.jwt {
             // Keys load in the background: until then bearer tokens get 503, PSK works.
-            let jwt = JwtAuth::new(jwt)?;
+            let jwt = JwtAuth::new(jwt).map_err(StartError::Jwt)?;
             jwt.start();
             methods.push(Arc::new(jwt));
         }

@@ -14,7 +14,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::acme::IssueError;
+use crate::acme::{IssueError, NoSolver};
 use crate::domain::FailureKind;
 use crate::service::ForceError;
 use crate::store::StoreError;
@@ -285,6 +285,17 @@ impl ApiError {
                 retry_after,
             },
             FailureKind::Ca => Self::CaError(message),
+        }
+    }
+}
+
+impl From<NoSolver> for ApiError {
+    /// A wildcard only DNS-01 can validate is a name this server cannot certify; a plain name
+    /// asked for with `dns-01` is a request it cannot serve.
+    fn from(err: NoSolver) -> Self {
+        match err.wildcard {
+            true => Self::InvalidDomain(err.to_string()),
+            false => Self::InvalidBody(err.to_string()),
         }
     }
 }

@@ -236,7 +236,7 @@ async fn private_keys_are_sealed_at_rest_and_survive_key_rotation() {
     let err = certfleet::app::App::start(&loaded.config)
         .await
         .expect_err("unknown key refused");
-    assert!(err.contains("previousEncryptionKeys"), "{err}");
+    assert!(err.to_string().contains("previousEncryptionKeys"), "{err}");
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::IssueError;
-use super::solver::{Presented, Solver};
+use super::solver::{CleanupError, Presented, Solver};
 use crate::config::Dns01Entry;
 use crate::dns::{self, DnsError, DnsProvider, TxtRecord, propagation, zone};
 
@@ -238,10 +238,8 @@ impl Solver for Dns01Solver {
             .map_err(issue_error)
     }
 
-    // The `Solver` trait takes cleanup failures as text: they are logged and retried, not
-    // answered to a client.
-    async fn cleanup(&self, presented: &Presented) -> Result<(), String> {
-        self.delete(presented).await.map_err(|e| e.to_string())
+    async fn cleanup(&self, presented: &Presented) -> Result<(), CleanupError> {
+        Ok(self.delete(presented).await?)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -29,27 +29,50 @@ pub async fn with_retry_after<F: Future>(work: F) -> (F::Output, Option<Duration
         .await
 }
 
+/// Why the ACME server's HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `acme.caCertificates` cannot be read.
+    #[error("acme.caCertificates: cannot read {}: {source}", path.display())]
+    ReadRoots {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `acme.caCertificates` is not a PEM bundle.
+    #[error("acme.caCertificates: {} is not a PEM bundle: {source}", path.display())]
+    NotPem {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        source: reqwest::Error,
+    },
+    /// The TLS stack refused the settings.
+    #[error("build the ACME HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
 /// Builds the reqwest client used for the ACME server.
-pub fn client(extra_roots: Option<&Path>) -> Result<reqwest::Client, String> {
+pub fn client(extra_roots: Option<&Path>) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("certfleet/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
         .https_only(true);
     if let Some(path) = extra_roots {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("acme.caCertificates: cannot read {}: {e}", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            format!(
-                "acme.caCertificates: {} is not a PEM bundle: {e}",
-                path.display()
-            )
+        let pem = std::fs::read(path).map_err(|source| ClientError::ReadRoots {
+            path: path.to_owned(),
+            source,
         })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::NotPem {
+                path: path.to_owned(),
+                source,
+            })?;
         builder = builder.tls_certs_merge(certs);
     }
-    builder
-        .build()
-        .map_err(|e| format!("build the ACME HTTP client: {e}"))
+    builder.build().map_err(ClientError::Build)
 }
 
 /// instant-acme's [`HttpClient`] over a reqwest client, counting and timing every request by

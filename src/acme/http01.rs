@@ -15,8 +15,17 @@ use axum::routing::get;
 use instant_acme::ChallengeType;
 
 use super::IssueError;
-use super::solver::{Presented, Solver};
-use crate::store::Store;
+use super::solver::{CleanupError, Presented, Solver};
+use crate::store::{Store, StoreError};
+
+/// An HTTP-01 token that could not be removed from the store.
+#[derive(Debug, thiserror::Error)]
+#[error("http-01: remove token for {name}: {source}")]
+struct RemoveTokenError {
+    /// The name it validated.
+    name: String,
+    source: StoreError,
+}
 
 /// Presents HTTP-01 responses by writing them to the store.
 #[derive(Debug, Clone)]
@@ -52,11 +61,17 @@ impl Solver for Http01Solver {
         Ok(prepared.clone())
     }
 
-    async fn cleanup(&self, presented: &Presented) -> Result<(), String> {
+    async fn cleanup(&self, presented: &Presented) -> Result<(), CleanupError> {
         self.store
             .delete_http01(&presented.handle)
             .await
-            .map_err(|e| format!("http-01: remove token for {}: {e}", presented.name))
+            .map_err(|source| {
+                RemoveTokenError {
+                    name: presented.name.clone(),
+                    source,
+                }
+                .into()
+            })
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use instant_acme::{
     Account, AccountCredentials, ChallengeType, ExternalAccountKey, NewAccount, Order, Problem,
     RetryPolicy,
@@ -70,6 +71,11 @@ pub enum IssueError {
 }
 
 impl IssueError {
+    /// certfleet's own failure, from any error: its message is kept, for the log.
+    pub fn internal(err: impl std::error::Error) -> Self {
+        Self::Internal(err.to_string())
+    }
+
     /// The kind of failure the back-off records, `None` for certfleet's own failures (retried at
     /// once) and for a back-off already under way.
     pub fn kind(&self) -> Option<FailureKind> {
@@ -88,6 +94,20 @@ impl From<StoreError> for IssueError {
     fn from(err: StoreError) -> Self {
         Self::Internal(err.to_string())
     }
+}
+
+/// A name that needs DNS-01 (a wildcard, or a request for `dns-01`) and that no
+/// `challenges.dns01` entry holds.
+#[derive(Debug, Clone, Error)]
+#[error(
+    "{name}: {} DNS-01, and no challenges.dns01 entry of this server has a zone holding it",
+    if *.wildcard { "a wildcard certificate needs" } else { "the request asks for" }
+)]
+pub struct NoSolver {
+    /// The name.
+    pub name: String,
+    /// Whether it is a wildcard (which only DNS-01 can validate).
+    pub wildcard: bool,
 }
 
 /// Obtains certificates from one ACME directory with one account.
@@ -115,12 +135,15 @@ impl std::fmt::Debug for Issuer {
 
 impl Issuer {
     /// An issuer for `config`'s directory, storing into `store`.
-    pub fn new(config: &AcmeConfig, store: Arc<dyn Store>) -> Result<Self, String> {
+    pub fn new(config: &AcmeConfig, store: Arc<dyn Store>) -> Result<Self, http::ClientError> {
         let http = http::client(config.ca_certificates.as_deref())?;
-        let eab = match &config.eab {
-            Some(eab) => Some((eab.kid.clone(), decode_hmac_key(eab.hmac_key.expose())?)),
-            None => None,
-        };
+        let eab = config.eab.as_ref().map(|eab| {
+            // The config holds the key re-encoded as unpadded base64url, so this cannot fail.
+            let key = URL_SAFE_NO_PAD
+                .decode(eab.hmac_key.expose())
+                .unwrap_or_default();
+            (eab.kid.clone(), key)
+        });
         Ok(Self {
             directory_url: config.directory_url.clone(),
             email: config.email.clone(),
@@ -149,7 +172,7 @@ impl Issuer {
         &self,
         name: &str,
         choice: solver::ChallengeChoice,
-    ) -> Result<Arc<dyn Solver>, String> {
+    ) -> Result<Arc<dyn Solver>, NoSolver> {
         use solver::ChallengeChoice;
         let dns = self.dns01.as_ref().filter(|dns| dns.matches(name));
         let wildcard = name.starts_with("*.");
@@ -159,15 +182,10 @@ impl Issuer {
         match dns {
             _ if !use_dns => Ok(self.http01.clone()),
             Some(dns) => Ok(dns.clone()),
-            None => Err(format!(
-                "{name}: {} DNS-01, and no challenges.dns01 entry of this server has a zone \
-                 holding it",
-                if wildcard {
-                    "a wildcard certificate needs"
-                } else {
-                    "the request asks for"
-                }
-            )),
+            None => Err(NoSolver {
+                name: name.to_owned(),
+                wildcard,
+            }),
         }
     }
 
@@ -374,17 +392,4 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// EAB HMAC keys are base64url (RFC 8555 section 7.3.4); some CAs hand out standard base64.
-fn decode_hmac_key(text: &str) -> Result<Vec<u8>, String> {
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    let trimmed = text.trim().trim_end_matches('=');
-    URL_SAFE_NO_PAD
-        .decode(trimmed)
-        .or_else(|_| STANDARD.decode(text.trim()))
-        .map_err(|_| {
-            "acme.eab.hmacKey: not base64url; paste the HMAC key exactly as the CA gave it"
-                .to_owned()
-        })
 }

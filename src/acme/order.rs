@@ -309,13 +309,13 @@ impl Issuer {
         {
             Some(pem) => pem,
             None => {
-                let pem = cert::new_key(key.key_type).map_err(IssueError::Internal)?;
+                let pem = cert::new_key(key.key_type).map_err(IssueError::internal)?;
                 self.store.set_order_key(key, &pem).await?;
                 hit("order-key-saved").await;
                 pem
             }
         };
-        let material = cert::csr(&key.names, &key_pem).map_err(IssueError::Internal)?;
+        let material = cert::csr(&key.names, &key_pem).map_err(IssueError::internal)?;
         order
             .finalize_csr(&material.csr_der)
             .await
@@ -333,9 +333,9 @@ impl Issuer {
             .await?
             .and_then(|record| record.key_pem)
             .ok_or_else(|| IssueError::Internal("the order's private key is missing".to_owned()))?;
-        let material = cert::csr(&key.names, &key_pem).map_err(IssueError::Internal)?;
-        let chain =
-            cert::check_chain(pem, &key.names, &material.spki_der).map_err(IssueError::Ca)?;
+        let material = cert::csr(&key.names, &key_pem).map_err(IssueError::internal)?;
+        let chain = cert::check_chain(pem, &key.names, &material.spki_der)
+            .map_err(|e| IssueError::Ca(e.to_string()))?;
         let renew_after = match self.ari_renewal_time(&chain.full_pem).await {
             Some(at) => at,
             None => crate::schedule::renewal_time(

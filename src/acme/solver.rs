@@ -36,6 +36,10 @@ pub enum ChallengeChoice {
     Dns01,
 }
 
+/// Why a cleanup failed: the solver's own error. Cleanup failures are logged and retried at the
+/// next start, never answered to a client.
+pub type CleanupError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Makes challenge responses visible and removes them.
 #[async_trait]
 pub trait Solver: Send + Sync + fmt::Debug {
@@ -70,5 +74,5 @@ pub trait Solver: Send + Sync + fmt::Debug {
     }
 
     /// Removes what `present` made visible. Already gone is success.
-    async fn cleanup(&self, presented: &Presented) -> Result<(), String>;
+    async fn cleanup(&self, presented: &Presented) -> Result<(), CleanupError>;
 }

@@ -211,12 +211,7 @@ fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
 /// with `dns-01`, needs a `challenges.dns01` entry whose zones hold it.
 fn check_challenges(app: &App, key: &CertKey, choice: ChallengeChoice) -> Result<(), ApiError> {
     for name in key.names.names() {
-        if let Err(why) = app.certs.issuer().solver_for(name.as_str(), choice) {
-            return Err(match name.is_wildcard() {
-                true => ApiError::InvalidDomain(why),
-                false => ApiError::InvalidBody(why),
-            });
-        }
+        app.certs.issuer().solver_for(name.as_str(), choice)?;
     }
     Ok(())
 }

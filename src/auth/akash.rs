@@ -51,13 +51,6 @@ pub enum AkashAuthError {
     Chain(#[source] ChainKeysError),
 }
 
-/// `App::start` gathers its setup errors as text.
-impl From<AkashAuthError> for String {
-    fn from(error: AkashAuthError) -> Self {
-        error.to_string()
-    }
-}
-
 /// Why a token was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use certfleet::domain::{DomainError, DomainName, KeyType, NameSet};
-use certfleet::util::duration::parse_duration;
+use certfleet::util::duration::{DurationError, parse_duration};
 
 use self::bundle::{Bundle, BundleError};
 use self::credential::{Credential, CredentialError};
@@ -98,10 +98,12 @@ pub enum PlanError {
     /// `--ca-file` or `--pin-sha256` is unusable.
     #[error(transparent)]
     Trust(#[from] TrustError),
-    /// `--wait` is not a duration; `reason` is the duration parser's message (it has no error
-    /// type of its own).
-    #[error("--wait: {reason}")]
-    Wait { reason: String },
+    /// `--wait` is not a duration.
+    #[error("--wait: {source}")]
+    Wait {
+        /// What is wrong with it.
+        source: DurationError,
+    },
     /// `--wait` is below one second.
     #[error("--wait: give at least 1s (the default is 10m)")]
     WaitTooShort,
@@ -302,7 +304,7 @@ impl Plan {
             return Err(PlanError::TrustOverHttp { server });
         }
         let trust = Trust::new(args.ca_file.as_deref(), args.pin_sha256.as_deref())?;
-        let wait = parse_duration(&args.wait).map_err(|reason| PlanError::Wait { reason })?;
+        let wait = parse_duration(&args.wait).map_err(|source| PlanError::Wait { source })?;
         if wait < Duration::from_secs(1) {
             return Err(PlanError::WaitTooShort);
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use tokio::net::TcpListener;
 
-use certfleet::app::{App, Listeners};
+use certfleet::app::{App, Listeners, StartError};
 use certfleet::config::Loaded;
 
 /// Loads the config, starts logging as it says, and serves.
@@ -19,7 +19,28 @@ pub fn run(config: Option<&Path>) -> ExitCode {
     super::run_async(serve(loaded))
 }
 
-async fn serve(loaded: Loaded) -> Result<(), String> {
+/// Why `serve` stopped.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    /// A listener's address cannot be bound.
+    #[error("{key}: cannot listen on {address}: {source}; choose another address or free the port")]
+    Bind {
+        /// The config key of the address.
+        key: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The service could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// Serving failed.
+    #[error("serving failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+async fn serve(loaded: Loaded) -> Result<(), ServeError> {
     let Loaded { config, warnings } = loaded;
     for warning in &warnings {
         tracing::warn!("{warning}");
@@ -52,13 +73,17 @@ async fn serve(loaded: Loaded) -> Result<(), String> {
     );
     app.serve(listeners, shutdown_signal())
         .await
-        .map_err(|e| format!("serving failed: {e}"))
+        .map_err(ServeError::Serve)
 }
 
-async fn bind(key: &str, address: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(address).await.map_err(|e| {
-        format!("{key}: cannot listen on {address}: {e}; choose another address or free the port")
-    })
+async fn bind(key: &'static str, address: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Bind {
+            key,
+            address,
+            source,
+        })
 }
 
 /// Resolves on SIGINT or SIGTERM (what Kubernetes and systemd send).

@@ -5,7 +5,7 @@
 //! function returns `Err(Reported)` once its problem is recorded; the whole config is built only
 //! when nothing was reported.
 
-use std::{fs, net::SocketAddr, path::PathBuf};
+use std::{fmt, fs, net::SocketAddr, path::PathBuf};
 
 use super::{error::Problem, secret::Secret, tree::Origins};
 
@@ -49,11 +49,11 @@ impl<'a> Report<'a> {
     }
 
     /// Records a problem with `key`; `message` says what is wrong and how to fix it.
-    pub(super) fn error(&mut self, key: &str, message: impl Into<String>) -> Reported {
+    pub(super) fn error(&mut self, key: &str, message: impl fmt::Display) -> Reported {
         self.problems.push(Problem {
             key: key.to_owned(),
             env_var: self.origins.var_for(key).map(str::to_owned),
-            message: message.into(),
+            message: message.to_string(),
         });
         Reported(())
     }

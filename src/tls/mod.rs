@@ -13,14 +13,14 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-pub use resolver::{Resolver, Served, fingerprint};
+pub use resolver::{Resolver, Served, ServedError, fingerprint};
 pub use serve::serve_tls;
 
 use crate::acme::solver::ChallengeChoice;
 use crate::config::TlsConfig;
 use crate::domain::{CertKey, KeyType};
 use crate::service::CertService;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::util::clock;
 
 /// How often certificate files and the self-obtained certificate are checked for a new one.
@@ -55,7 +55,7 @@ impl ServerTls {
         config: &TlsConfig,
         store: &dyn Store,
         key_type: KeyType,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TlsError> {
         let fallback = fallback(store).await?;
         tracing::info!(
             sha256 = %fallback.fingerprint,
@@ -86,7 +86,7 @@ impl ServerTls {
         ))
         // TLS 1.2 and 1.3 only, with rustls' modern cipher suites.
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(TlsError::Setup)?
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -181,45 +181,73 @@ impl ServerTls {
     }
 }
 
-fn load_files(cert: &Path, key: &Path) -> Result<Served, String> {
-    let read = |name: &str, path: &Path| {
-        std::fs::read_to_string(path).map_err(|e| format!("{name} {}: {e}", path.display()))
+/// Why certfleet's own TLS cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// `server.tls.certFile` or `keyFile` cannot be read.
+    #[error("{key} {}: {source}", path.display())]
+    Read {
+        /// The config key.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The files do not make a certificate to serve.
+    #[error("server.tls: {0}")]
+    Files(#[source] ServedError),
+    /// The stored fallback certificate does not make one.
+    #[error("stored fallback certificate: {0}")]
+    StoredFallback(#[source] ServedError),
+    /// The fallback certificate could not be generated.
+    #[error("fallback certificate: {0}")]
+    Generate(#[source] rcgen::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// rustls refused the protocol settings.
+    #[error("TLS setup: {0}")]
+    Setup(#[source] rustls::Error),
+    /// The fallback stored by another process vanished before it could be read.
+    #[error("the fallback certificate vanished")]
+    Vanished,
+}
+
+fn load_files(cert: &Path, key: &Path) -> Result<Served, TlsError> {
+    let read = |key: &'static str, path: &Path| {
+        std::fs::read_to_string(path).map_err(|source| TlsError::Read {
+            key,
+            path: path.to_owned(),
+            source,
+        })
     };
     Served::from_pem(
         &read("server.tls.certFile", cert)?,
         &read("server.tls.keyFile", key)?,
     )
-    .map_err(|e| format!("server.tls: {e}"))
+    .map_err(TlsError::Files)
 }
 
 /// The fallback identity from the store, generated (self-signed ECDSA P-256) on first start.
-async fn fallback(store: &dyn Store) -> Result<Served, String> {
-    if let Some((cert, key)) = store
-        .server_identity("fallback")
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        return Served::from_pem(&cert, &key)
-            .map_err(|e| format!("stored fallback certificate: {e}"));
+async fn fallback(store: &dyn Store) -> Result<Served, TlsError> {
+    if let Some((cert, key)) = store.server_identity("fallback").await? {
+        return Served::from_pem(&cert, &key).map_err(TlsError::StoredFallback);
     }
-    let key = rcgen::KeyPair::generate().map_err(|e| format!("fallback key: {e}"))?;
+    let key = rcgen::KeyPair::generate().map_err(TlsError::Generate)?;
     let mut params = rcgen::CertificateParams::new(vec!["certfleet.invalid".to_owned()])
-        .map_err(|e| format!("fallback certificate: {e}"))?;
+        .map_err(TlsError::Generate)?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "certfleet fallback");
-    let cert = params
-        .self_signed(&key)
-        .map_err(|e| format!("fallback certificate: {e}"))?;
+    let cert = params.self_signed(&key).map_err(TlsError::Generate)?;
     store
         .save_server_identity("fallback", &cert.pem(), &key.serialize_pem(), clock::now())
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     // Another process may have stored its own first: serve whatever the store holds.
     let (cert, key) = store
         .server_identity("fallback")
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the fallback certificate vanished")?;
-    Served::from_pem(&cert, &key)
+        .await?
+        .ok_or(TlsError::Vanished)?;
+    Served::from_pem(&cert, &key).map_err(TlsError::StoredFallback)
 }

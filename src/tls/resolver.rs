@@ -9,7 +9,30 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::util::pem;
+use crate::util::pem::{self, PemError};
+
+/// Why a certificate and key cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServedError {
+    /// The chain is not readable PEM.
+    #[error("unreadable certificate PEM: {0}")]
+    Chain(#[source] PemError),
+    /// The chain holds no certificate.
+    #[error("no certificate in the PEM")]
+    NoCertificate,
+    /// The key is not readable PEM.
+    #[error("unreadable private key PEM: {0}")]
+    Key(#[source] PemError),
+    /// rustls cannot sign with the key.
+    #[error("unsupported private key: {0}")]
+    UnsupportedKey(#[source] rustls::Error),
+    /// The key is not the leaf's.
+    #[error("the private key does not match the certificate: {0}")]
+    Mismatch(#[source] rustls::Error),
+    /// The leaf is not a parseable X.509 certificate.
+    #[error("unparseable certificate: {0}")]
+    Unparseable(#[source] x509_parser::nom::Err<x509_parser::error::X509Error>),
+}
 
 /// A certificate ready to serve, with what SNI selection needs to know about it.
 #[derive(Debug, Clone)]
@@ -28,20 +51,15 @@ pub struct Served {
 
 impl Served {
     /// Parses a PEM chain (leaf first) and its PEM private key.
-    pub fn from_pem(chain_pem: &str, key_pem: &str) -> Result<Self, String> {
-        let chain =
-            pem::certificates(chain_pem).map_err(|e| format!("unreadable certificate PEM: {e}"))?;
-        let leaf = chain.first().ok_or("no certificate in the PEM")?.clone();
-        let key =
-            pem::private_key(key_pem).map_err(|e| format!("unreadable private key PEM: {e}"))?;
+    pub fn from_pem(chain_pem: &str, key_pem: &str) -> Result<Self, ServedError> {
+        let chain = pem::certificates(chain_pem).map_err(ServedError::Chain)?;
+        let leaf = chain.first().ok_or(ServedError::NoCertificate)?.clone();
+        let key = pem::private_key(key_pem).map_err(ServedError::Key)?;
         let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
-            .map_err(|e| format!("unsupported private key: {e}"))?;
+            .map_err(ServedError::UnsupportedKey)?;
         let certified = CertifiedKey::new(chain, signing);
-        certified
-            .keys_match()
-            .map_err(|e| format!("the private key does not match the certificate: {e}"))?;
-        let (_, parsed) = X509Certificate::from_der(&leaf)
-            .map_err(|e| format!("unparseable certificate: {e}"))?;
+        certified.keys_match().map_err(ServedError::Mismatch)?;
+        let (_, parsed) = X509Certificate::from_der(&leaf).map_err(ServedError::Unparseable)?;
         let names = pem::dns_names(&parsed)
             .map(str::to_ascii_lowercase)
             .collect();
@@ -179,7 +197,8 @@ mod tests {
             .self_signed(&a)
             .expect("cert");
         let err = Served::from_pem(&cert.pem(), &b.serialize_pem()).expect_err("mismatch");
-        assert!(err.contains("does not match"), "{err}");
+        assert!(matches!(err, ServedError::Mismatch(_)), "{err}");
+        assert!(err.to_string().contains("does not match"), "{err}");
         assert!(Served::from_pem("garbage", &a.serialize_pem()).is_err());
     }
 }

@@ -11,20 +11,22 @@ const EXAMPLES: &str = "write durations like 90s, 15m, 1h30m, 500ms or 2d (or 0 
 /// A bare number other than `0` is refused rather than read as seconds: `60` could as well mean
 /// minutes, and a config value that silently means something else is worse than an error.
 /// The error message quotes the input and says how to write it.
-pub fn parse_duration(input: &str) -> Result<Duration, String> {
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
+    let problem = |kind| DurationError {
+        input: input.to_owned(),
+        kind,
+    };
     if input == "0" {
         return Ok(Duration::ZERO);
     }
     if input.is_empty() {
-        return Err(format!("the duration is empty; {EXAMPLES}"));
+        return Err(problem(Problem::Empty));
     }
     if input.starts_with('-') {
-        return Err(format!("\"{input}\" is negative; {EXAMPLES}"));
+        return Err(problem(Problem::Negative));
     }
     if input.contains('.') {
-        return Err(format!(
-            "\"{input}\" has a fraction; use a smaller unit instead (1h30m, not 1.5h)"
-        ));
+        return Err(problem(Problem::Fraction));
     }
     let mut total = Duration::ZERO;
     let mut rest = input;
@@ -38,24 +40,62 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
             .unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_end);
         if digits.is_empty() {
-            return Err(format!("\"{input}\" is not a duration; {EXAMPLES}"));
+            return Err(problem(Problem::NotADuration));
         }
         if unit.is_empty() {
-            return Err(format!("\"{input}\" has no unit; {EXAMPLES}"));
+            return Err(problem(Problem::NoUnit));
         }
-        let count: u64 = digits
-            .parse()
-            .map_err(|_| format!("\"{input}\" is too large; {EXAMPLES}"))?;
+        let count: u32 = digits.parse().map_err(|_| problem(Problem::TooLarge))?;
         let part = unit_length(unit)
-            .ok_or_else(|| format!("\"{input}\" has an unknown unit \"{unit}\"; {EXAMPLES}"))?
-            .checked_mul(u32::try_from(count).map_err(|_| format!("\"{input}\" is too large"))?)
-            .ok_or_else(|| format!("\"{input}\" is too large"))?;
+            .ok_or_else(|| problem(Problem::UnknownUnit(unit.to_owned())))?
+            .checked_mul(count)
+            .ok_or_else(|| problem(Problem::TooLarge))?;
         total = total
             .checked_add(part)
-            .ok_or_else(|| format!("\"{input}\" is too large"))?;
+            .ok_or_else(|| problem(Problem::TooLarge))?;
         rest = next;
     }
     Ok(total)
+}
+
+/// Why a duration was refused: the input (a config value, never a secret) and what is wrong.
+/// Its message quotes the input and says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct DurationError {
+    input: String,
+    kind: Problem,
+}
+
+/// What is wrong with a duration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Problem {
+    Empty,
+    Negative,
+    Fraction,
+    NotADuration,
+    NoUnit,
+    UnknownUnit(String),
+    TooLarge,
+}
+
+impl DurationError {
+    fn message(&self) -> String {
+        let input = &self.input;
+        match &self.kind {
+            Problem::Empty => format!("the duration is empty; {EXAMPLES}"),
+            Problem::Negative => format!("\"{input}\" is negative; {EXAMPLES}"),
+            Problem::Fraction => {
+                format!("\"{input}\" has a fraction; use a smaller unit instead (1h30m, not 1.5h)")
+            }
+            Problem::NotADuration => format!("\"{input}\" is not a duration; {EXAMPLES}"),
+            Problem::NoUnit => format!("\"{input}\" has no unit; {EXAMPLES}"),
+            Problem::UnknownUnit(unit) => {
+                format!("\"{input}\" has an unknown unit \"{unit}\"; {EXAMPLES}")
+            }
+            Problem::TooLarge => format!("\"{input}\" is too large; {EXAMPLES}"),
+        }
+    }
 }
 
 /// Formats a duration the way [`parse_duration`] reads it, so `check-config` prints values a

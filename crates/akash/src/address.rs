@@ -129,14 +129,6 @@ pub enum AddressError {
     },
 }
 
-/// Lets code that gathers problems as text, such as certfleet's config report, take the error
-/// as it takes a message.
-impl From<AddressError> for String {
-    fn from(error: AddressError) -> Self {
-        error.to_string()
-    }
-}
-
 /// The 33-byte SEC1 compressed encoding of a public key, the form Cosmos stores and hashes.
 pub fn compressed(key: &VerifyingKey) -> [u8; 33] {
     let point = key.to_sec1_point(true);

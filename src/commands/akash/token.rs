@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use certfleet::akash::{Address, Algorithm, MintError, mint};
 use certfleet::util::clock;
-use certfleet::util::duration::{format_duration, parse_duration};
+use certfleet::util::duration::{DurationError, format_duration, parse_duration};
 
 /// The derivation path of Cosmos wallets (coin type 118), as Keplr and the Akash CLI use.
 pub const HD_PATH: &str = "m/44'/118'/0'/0/0";
@@ -64,7 +64,7 @@ pub enum TokenError {
     Algorithm(String),
     /// `--lifetime` is not a duration.
     #[error("--lifetime: {0}")]
-    Lifetime(String),
+    Lifetime(#[source] DurationError),
     /// `--lifetime 0`.
     #[error("--lifetime must be at least 1s")]
     ZeroLifetime,
