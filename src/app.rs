@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -17,27 +16,19 @@ use crate::acme::{Issuer, http01};
 use crate::auth::akash::{AkashAuth, AkashAuthError, StoreKeyCache};
 use crate::auth::jwt::JwtAuth;
 use crate::auth::psk::PskAuth;
-use crate::auth::{AuthChain, Authenticator, HasAuth};
+use crate::api::Shared;
+use crate::auth::{AuthChain, Authenticator};
 use crate::config::Config;
 use crate::dns::DnsError;
-use crate::domain::KeyType;
 use crate::service::CertService;
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, StoreError};
 use crate::tls::{ServerTls, TlsError, serve_tls};
 
-/// The state every request shares.
+/// The running service's parts.
 #[derive(Debug)]
 pub struct App {
-    /// The database.
-    pub store: Arc<dyn Store>,
-    /// Certificates: cache, store, issuance.
-    pub certs: Arc<CertService>,
-    /// The configured authentication methods.
-    pub auth: AuthChain,
-    /// `acme.keyType`: the key type of requests that name none.
-    pub default_key_type: KeyType,
-    /// `server.issueWait`: how long a request waits for an issuance before 202.
-    pub issue_wait: Duration,
+    /// What every API request shares: the certificate service, the store, the auth chain.
+    pub api: Arc<Shared>,
     /// The API listener's TLS; `None` serves plain HTTP.
     pub tls: Option<ServerTls>,
 }
@@ -76,12 +67,6 @@ pub struct Listeners {
     pub metrics: Option<TcpListener>,
 }
 
-impl HasAuth for Arc<App> {
-    fn auth(&self) -> &AuthChain {
-        &self.auth
-    }
-}
-
 impl App {
     /// Opens the store (applying migrations) and builds the issuer and the auth chain.
     pub async fn start(config: &Config) -> Result<Arc<Self>, StartError> {
@@ -116,15 +101,17 @@ impl App {
         };
         Ok(Arc::new(Self {
             tls,
-            certs: Arc::new(CertService::new(
-                store.clone(),
-                issuer,
-                config.storage.lease_ttl,
-            )),
-            store,
-            auth: AuthChain::new(methods),
-            default_key_type: config.acme.key_type,
-            issue_wait: config.server.issue_wait,
+            api: Arc::new(Shared {
+                certs: Arc::new(CertService::new(
+                    store.clone(),
+                    issuer,
+                    config.storage.lease_ttl,
+                )),
+                store,
+                auth: AuthChain::new(methods),
+                default_key_type: config.acme.key_type,
+                issue_wait: config.server.issue_wait,
+            }),
         }))
     }
 
@@ -134,11 +121,11 @@ impl App {
     fn start_background(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
         let app = self.clone();
         // Unfinished orders are resumed by the worker's first pass.
-        tokio::spawn(async move { app.certs.issuer().warm_up().await });
+        tokio::spawn(async move { app.api.certs.issuer().warm_up().await });
         tokio::spawn(crate::service::worker::run(
-            self.certs.clone(),
-            self.store.clone(),
-            self.certs.stored(),
+            self.api.certs.clone(),
+            self.api.store.clone(),
+            self.api.certs.stored(),
             stop,
         ));
     }
@@ -166,7 +153,7 @@ impl App {
             crate::observe::metrics::spawn_upkeep(handle);
             axum::serve(
                 listener,
-                crate::observe::metrics::router(handle, self.store.clone()),
+                crate::observe::metrics::router(handle, self.api.store.clone()),
             )
             .with_graceful_shutdown(stopped(stop_rx.clone()))
         });
@@ -176,7 +163,7 @@ impl App {
             None => None,
         };
         // `Router::layer`, so the middleware sees the matched route template.
-        let router = crate::api::router(self.clone()).layer(crate::observe::ObserveLayer);
+        let router = crate::api::router(self.api.clone()).layer(crate::observe::ObserveLayer);
         let api_server = async {
             match &self.tls {
                 Some(tls) => serve_tls(api, tls.acceptor(), router, stop_rx.clone()).await,
@@ -188,10 +175,10 @@ impl App {
                 }
             }
         };
-        let http01_server = axum::serve(http01, http01::router(self.store.clone(), https_port))
+        let http01_server = axum::serve(http01, http01::router(self.api.store.clone(), https_port))
             .with_graceful_shutdown(stopped(stop_rx.clone()));
         if let Some(tls) = &self.tls {
-            tls.spawn_reloader(self.certs.clone(), stop_rx.clone());
+            tls.spawn_reloader(self.api.certs.clone(), stop_rx.clone());
         }
         self.start_background(stop_rx.clone());
         tokio::spawn(async move {

@@ -394,8 +394,9 @@ impl FailureKind {
         Self::Dns,
     ];
 
-    /// The stored form. These are the API codes the first versions stored, so databases written
-    /// by them read back unchanged.
+    /// The stored form and the issuance metric's `outcome` label: the API code a failure of this
+    /// kind is answered with (`error.rs` maps it and tests that the two agree), which is also
+    /// what the first versions stored, so their databases read back unchanged.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rejected => "domain_rejected",

@@ -456,6 +456,14 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_kind_is_answered_with_the_code_it_is_stored_as() {
+        for kind in FailureKind::ALL {
+            let err = ApiError::failure(kind, String::new(), Duration::from_secs(1));
+            assert_eq!(err.status_and_code().1, kind.as_str(), "{kind:?}");
+        }
+    }
+
+    #[test]
     fn internal_details_stay_in_the_log() {
         let response = ApiError::Internal("database path /secret/x".to_owned()).into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -458,7 +458,7 @@ async fn https_with_ca_file_or_pin_and_a_wrong_pin_refused() {
     let service = Service::start(&pebble).await;
     let ca = TestCa::new();
     let (port, task) = serve_tls(
-        certfleet::api::router(service.app.clone()),
+        certfleet::api::router(service.app.api.clone()),
         ca.rustls_server_config(),
     )
     .await;

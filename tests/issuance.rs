@@ -167,7 +167,7 @@ async fn concurrent_requests_for_one_name_set_share_one_order() {
     assert_eq!(serials.len(), 1, "every client got the same certificate");
     assert_eq!(pebble.orders_count(), 1, "one ACME order for 20 requests");
     assert_eq!(pebble.issued_count(), 1);
-    assert_eq!(service.app.certs.issuer().orders_created(), 1);
+    assert_eq!(service.app.api.certs.issuer().orders_created(), 1);
 }
 
 #[tokio::test]

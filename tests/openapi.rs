@@ -194,7 +194,7 @@ fn references(value: &Value, found: &mut Vec<String>) {
 #[tokio::test]
 async fn the_document_is_openapi_3_1_json_served_without_credentials() {
     let service = service("").await;
-    let router = certfleet::api::router(service.app.clone());
+    let router = certfleet::api::router(service.app.api.clone());
     let document = document(&router).await;
 
     let version = document["openapi"].as_str().expect("openapi");
@@ -245,7 +245,7 @@ async fn the_document_is_openapi_3_1_json_served_without_credentials() {
 #[tokio::test]
 async fn the_document_lists_exactly_the_routes() {
     let service = service("").await;
-    let router = certfleet::api::router(service.app.clone());
+    let router = certfleet::api::router(service.app.api.clone());
     let document = document(&router).await;
 
     let documented = operations(&document);
@@ -352,7 +352,7 @@ async fn the_certificate_schema_is_the_body_of_a_real_certificate() {
     let pebble = Pebble::start(PebbleOptions::default()).await;
     // Waits 1 ms before answering 202: the issuance goes on, and is read back with GET.
     let service = Service::start_with(&pebble, "1ms", |yaml| yaml).await;
-    let router = certfleet::api::router(service.app.clone());
+    let router = certfleet::api::router(service.app.api.clone());
     let document = document(&router).await;
     let codes = enum_values(&document, "ErrorCode");
     let cert_path = "/api/certificate";
@@ -461,7 +461,7 @@ async fn the_certificate_schema_is_the_body_of_a_real_certificate() {
 #[tokio::test]
 async fn every_error_code_is_in_the_document() {
     let service = service("").await;
-    let router = certfleet::api::router(service.app.clone());
+    let router = certfleet::api::router(service.app.api.clone());
     let document = document(&router).await;
     let codes = enum_values(&document, "ErrorCode");
     let documented_statuses: BTreeSet<u16> = operations(&document)
@@ -498,7 +498,7 @@ async fn the_documented_key_types_and_challenges_are_accepted() {
         "  dns01:\n    - provider: rfc2136\n      zones: [\"example.test\"]\n      nameserver: \"127.0.0.1:9\"\n      tsigKeyName: k\n      tsigSecret: \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\"\n",
     )
     .await;
-    let router = certfleet::api::router(service.app.clone());
+    let router = certfleet::api::router(service.app.api.clone());
     let document = document(&router).await;
     let request = schema(&document, "CertificateRequest");
     assert_eq!(request["additionalProperties"], false);

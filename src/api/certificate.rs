@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::ApiJson;
 use super::body::{Rendered, Renderings};
 use crate::acme::solver::ChallengeChoice;
-use crate::app::App;
+use super::Shared;
 use crate::auth::{Principal, policy};
 use crate::domain::{CertKey, KeyType, NameSet};
 use crate::error::ApiError;
@@ -68,7 +68,7 @@ pub struct CertRequest {
     ),
 )]
 pub async fn post(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     State(renderings): State<Arc<Renderings>>,
     principal: Principal,
     ApiJson(request): ApiJson<CertRequest>,
@@ -110,7 +110,7 @@ pub async fn post(
     ),
 )]
 pub async fn renew(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     State(renderings): State<Arc<Renderings>>,
     principal: Principal,
     ApiJson(request): ApiJson<CertRequest>,
@@ -152,7 +152,7 @@ pub async fn renew(
     ),
 )]
 pub async fn get(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     State(renderings): State<Arc<Renderings>>,
     principal: Principal,
     RawQuery(query): RawQuery,
@@ -181,7 +181,7 @@ pub async fn get(
 
 /// Waits `server.issueWait` for the issuance: 200 with the certificate, its error, or 202.
 async fn wait_for(
-    app: &App,
+    app: &Shared,
     renderings: &Renderings,
     principal: &Principal,
     key: &CertKey,
@@ -209,7 +209,7 @@ fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
 
 /// Every name has a solver for the request's challenge choice: a wildcard, or a name asked for
 /// with `dns-01`, needs a `challenges.dns01` entry whose zones hold it.
-fn check_challenges(app: &App, key: &CertKey, choice: ChallengeChoice) -> Result<(), ApiError> {
+fn check_challenges(app: &Shared, key: &CertKey, choice: ChallengeChoice) -> Result<(), ApiError> {
     for name in key.names.names() {
         app.certs.issuer().solver_for(name.as_str(), choice)?;
     }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::App;
+use super::Shared;
 use crate::error::ErrorBody;
 
 /// The body of a health answer.
@@ -46,7 +46,7 @@ pub async fn live() -> Json<Health> {
     ),
 )]
 pub async fn ready(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
 ) -> Result<Json<Health>, (StatusCode, Json<ErrorBody<'static>>)> {
     match app.store.ping().await {
         Ok(()) => Ok(Json(Health { status: "ready" })),

@@ -10,6 +10,7 @@ mod health;
 mod openapi;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, Request};
@@ -20,7 +21,9 @@ use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::App;
+use crate::domain::KeyType;
+use crate::service::CertService;
+use crate::store::Store;
 use crate::auth::{AuthChain, HasAuth};
 use crate::error::ApiError;
 
@@ -31,8 +34,23 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// enough that nobody needs a bigger parsing buffer (hyper's own limit answers 431 beyond it).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// What the routes need, shared by every request; [`crate::app`] builds it from the config.
+#[derive(Debug)]
+pub struct Shared {
+    /// Certificates: cache, store, issuance.
+    pub certs: Arc<CertService>,
+    /// The database (readiness).
+    pub store: Arc<dyn Store>,
+    /// The configured authentication methods.
+    pub auth: AuthChain,
+    /// `acme.keyType`: the key type of requests that name none.
+    pub default_key_type: KeyType,
+    /// `server.issueWait`: how long a request waits for an issuance before 202.
+    pub issue_wait: Duration,
+}
+
 /// Every API route, each with its OpenAPI documentation; the document is rendered here, once.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: Arc<Shared>) -> Router {
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(certificate::post, certificate::get))
         .routes(routes!(certificate::renew))
@@ -62,12 +80,12 @@ pub fn router(app: Arc<App>) -> Router {
 /// document rendered when the router was built.
 #[derive(Debug, Clone)]
 struct ApiState {
-    app: Arc<App>,
+    app: Arc<Shared>,
     renderings: Arc<body::Renderings>,
     document: openapi::Document,
 }
 
-impl FromRef<ApiState> for Arc<App> {
+impl FromRef<ApiState> for Arc<Shared> {
     fn from_ref(state: &ApiState) -> Self {
         state.app.clone()
     }
@@ -87,7 +105,7 @@ impl FromRef<ApiState> for openapi::Document {
 
 impl HasAuth for ApiState {
     fn auth(&self) -> &AuthChain {
-        self.app.auth()
+        &self.app.auth
     }
 }
 

@@ -16,8 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::acme::solver::ChallengeChoice;
 use crate::acme::{IssueError, Issuer};
-use crate::domain::CertKey;
-use crate::error::ApiError;
+use crate::domain::{CertKey, FailureKind};
 use crate::schedule::backoff;
 use crate::store::{Failure, RenewalClaim, Store, StoreError, StoredCert};
 
@@ -391,7 +390,9 @@ impl CertService {
         let result = self.issuer.issue(key, choice).await;
         let outcome = match &result {
             Ok(_) => "success",
-            Err(err) => ApiError::from(err.clone()).status_and_code().1,
+            // A kind's name is the API code its failure is answered with (`error.rs` checks),
+            // so the label needs no mapping of its own.
+            Err(err) => err.kind().map_or("internal_error", FailureKind::as_str),
         };
         crate::observe::metrics::issuance(need.trigger(), outcome);
         match (&result, result.as_ref().err().and_then(IssueError::kind)) {
