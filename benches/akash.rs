@@ -358,7 +358,8 @@ auth:
         .expect("the bench config is valid")
         .config;
     let app = App::start(&config).await.expect("certfleet starts");
-    app.api.store
+    app.api
+        .store
         .save_certificate(&util::self_signed_certificate(&NAMES))
         .await
         .expect("save the certificate");

@@ -197,7 +197,8 @@ auth:
     let app = App::start(&config).await.expect("certfleet starts");
 
     let cert = fixture_certificate();
-    app.api.store
+    app.api
+        .store
         .save_certificate(&cert)
         .await
         .expect("save the certificate");

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::ApiJson;
+use super::Shared;
 use super::body::{Rendered, Renderings};
 use crate::acme::solver::ChallengeChoice;
-use super::Shared;
 use crate::auth::{Principal, policy};
 use crate::domain::{CertKey, KeyType, NameSet};
 use crate::error::ApiError;

@@ -21,11 +21,11 @@ use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::{AuthChain, HasAuth};
 use crate::domain::KeyType;
+use crate::error::ApiError;
 use crate::service::CertService;
 use crate::store::Store;
-use crate::auth::{AuthChain, HasAuth};
-use crate::error::ApiError;
 
 /// The largest request body accepted: a request names at most 100 names.
 const MAX_BODY_BYTES: usize = 64 * 1024;

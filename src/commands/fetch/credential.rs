@@ -6,7 +6,8 @@ use std::path::Path;
 
 use reqwest::header::{HeaderValue, InvalidHeaderValue};
 
-use super::{API_KEY_ENV, FetchArgs, FlagPath, TOKEN_ENV, files};
+use super::args::{API_KEY_ENV, FetchArgs, FlagPath, TOKEN_ENV};
+use super::files;
 
 /// Why no usable credential was found. No variant holds the secret or any part of it.
 #[derive(Debug, thiserror::Error)]

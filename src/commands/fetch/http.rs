@@ -11,10 +11,11 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::args::UrlError;
 use super::bundle::CertBody;
+use super::credential::Credential;
 use super::credential::CredentialError;
 use super::tls::{Trust, TrustError};
-use super::{Credential, UrlError};
 use certfleet::domain::{DomainName, KeyType, NameSet};
 use certfleet::util::duration::format_duration;
 

@@ -11,7 +11,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::FlagPath;
+use super::args::FlagPath;
 
 /// Why the trust flags cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,93 @@
+//! What `certfleet fetch` is given: its flags, the environment variables it reads, and how
+//! messages name a flag's file. Every other part of the client builds on these.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use reqwest::Url;
+
+/// Where the API key comes from when no `--api-key-file` / `--token-file` is given.
+pub const API_KEY_ENV: &str = "CERTFLEET_API_KEY";
+/// Where the bearer token comes from when no `--api-key-file` / `--token-file` is given.
+pub const TOKEN_ENV: &str = "CERTFLEET_TOKEN";
+
+/// The error of parsing a URL (`url::ParseError`, named through reqwest's re-exported `Url`
+/// so the client needs no direct dependency on the `url` crate).
+pub type UrlError = <Url as FromStr>::Err;
+
+/// A file given by a flag, as messages name it: `--ca-file /etc/certfleet/ca.pem`.
+#[derive(Debug, Clone)]
+pub struct FlagPath {
+    /// The flag, e.g. `--token-file`.
+    pub flag: &'static str,
+    /// The file as given.
+    pub path: PathBuf,
+}
+
+impl FlagPath {
+    pub(super) fn new(flag: &'static str, path: &Path) -> Self {
+        Self {
+            flag,
+            path: path.to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for FlagPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.flag, self.path.display())
+    }
+}
+
+/// The flags of `certfleet fetch`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// certfleet's base URL, e.g. https://certs.example.com:8443 (http:// only on loopback
+    /// without a warning: the key and the certificate's private key would travel in clear).
+    #[arg(long, value_name = "URL")]
+    pub server: String,
+
+    /// A name on the certificate; repeat for more names (one certificate for all of them).
+    #[arg(long = "domain", value_name = "NAME", required = true)]
+    pub domains: Vec<String>,
+
+    /// The directory receiving cert.pem, chain.pem, fullchain.pem, key.pem and .etag (created
+    /// with mode 0700 when missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The key type: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096 (default: the
+    /// server's acme.keyType).
+    #[arg(long, value_name = "TYPE")]
+    pub key_type: Option<String>,
+
+    /// A file holding the pre-shared API key (sent as `Authorization: APIKey ...`). Wins over
+    /// CERTFLEET_API_KEY and CERTFLEET_TOKEN.
+    #[arg(long, value_name = "FILE", conflicts_with = "token_file")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// A file holding a bearer token (OIDC or Akash JWT). Wins over CERTFLEET_API_KEY and
+    /// CERTFLEET_TOKEN; the file is read again on every run, so a refreshed token is picked up.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// Trust only the CA certificates in this PEM file for the server's HTTPS (not the
+    /// system's roots).
+    #[arg(long, value_name = "FILE", conflicts_with = "pin_sha256")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Accept only a server certificate whose SHA-256 fingerprint (of its DER) is HEX; colons
+    /// and case are ignored. No chain or name check: the pin is the trust.
+    #[arg(long, value_name = "HEX")]
+    pub pin_sha256: Option<String>,
+
+    /// A shell command (`sh -c`) run after the files changed, e.g. "systemctl reload nginx".
+    /// When it fails, it runs again on the next run, changed or not, until it succeeds once.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+
+    /// The longest a run may take, waiting for an issuance included (90s, 10m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub wait: String,
+}
