@@ -20,6 +20,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src/ src/
 COPY migrations/ migrations/
 COPY benches/ benches/
+COPY crates/ crates/
 # The registry and target caches survive between builds (BuildKit, buildah); the binary is
 # copied out of the cached target dir in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
