@@ -2,7 +2,7 @@
 //! JSON body extractor and the framework-level rejections, all answered as JSON errors).
 //!
 //! Every route is registered with its OpenAPI documentation (`utoipa_axum::routes!`), so the
-//! document served at `GET /openapi.json` ([`openapi`]) and the router come from one source.
+//! document served at `GET /openapi.json` (`api/openapi.rs`) and the router come from one source.
 
 mod body;
 mod certificate;

@@ -7,7 +7,7 @@
 //!    `challenges.rs` with `dns01/`, `auth.rs` with `psk.rs`, `jwt.rs` and `akash.rs`,
 //!    `log.rs`, `tls.rs`), each defining its typed section and resolving it: defaults, secret
 //!    files read, values parsed into types and checked, every problem collected in the
-//!    `report.rs` [`Report`](report::Report), so one run reports them all.
+//!    `report.rs` `Report`, so one run reports them all.
 //!
 //! Each section file uses only `raw.rs`, `report.rs`, `print.rs` (how `check-config` prints
 //! values), `secret.rs` and the sections it contains (`dns01/` also `de.rs`, to read each entry

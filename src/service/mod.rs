@@ -26,7 +26,7 @@ const FORCED_RENEWAL_INTERVAL: i64 = 3600;
 /// Why a forced renewal was not started.
 #[derive(Debug, thiserror::Error)]
 pub enum ForceError {
-    /// A forced renewal of this identity ran less than [`FORCED_RENEWAL_INTERVAL`] ago.
+    /// A forced renewal of this identity ran less than an hour ago.
     #[error(
         "{key} was renewed on request less than an hour ago; the current certificate stays valid"
     )]
