@@ -9,6 +9,8 @@
 //! - Until the first load succeeds, [`KeySource::current`] is `None` and bearer tokens are
 //!   answered 503 `auth_unavailable`.
 
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use reqwest::Url;
+use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -47,6 +49,186 @@ const JWK_BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
+
+/// Why a [`KeySource`] cannot be set up from `auth.jwt`.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySourceError {
+    /// `auth.jwt.caCertificates` cannot be read.
+    #[error("auth.jwt.caCertificates: cannot read {}: {source}", .path.display())]
+    ReadCaCertificates {
+        /// The file as configured.
+        path: PathBuf,
+        /// Why it cannot be read.
+        source: std::io::Error,
+    },
+    /// `auth.jwt.caCertificates` holds something other than PEM certificates.
+    #[error("auth.jwt.caCertificates: {} is not a PEM bundle: {source}", .path.display())]
+    CaCertificatesNotPem {
+        /// The file as configured.
+        path: PathBuf,
+        /// What the PEM parser made of it.
+        source: reqwest::Error,
+    },
+    /// The HTTP client cannot be built (the TLS backend, the roots).
+    #[error("auth.jwt: build the HTTP client: {source}")]
+    HttpClient {
+        /// The client builder's error.
+        source: reqwest::Error,
+    },
+}
+
+/// `App::start` gathers its setup errors as text.
+impl From<KeySourceError> for String {
+    fn from(error: KeySourceError) -> Self {
+        error.to_string()
+    }
+}
+
+/// The error of parsing a URL (`url::ParseError`, named through reqwest's re-exported `Url`
+/// so certfleet needs no direct dependency on the `url` crate).
+pub type UrlError = <Url as FromStr>::Err;
+
+/// Why one load of the provider's keys failed, by step. The `Display` is what the loader
+/// logs; it names the URL but never a token.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// OpenID Connect Discovery: finding the issuer and its `jwks_uri`.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// Fetching or parsing the JWKS at the discovered `jwks_uri`.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
+}
+
+/// Why OpenID Connect Discovery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// `auth.jwt.issuerUrl` does not make a discovery URL (config validation refuses such
+    /// issuers too).
+    #[error("discovery URL {url}: {source}")]
+    Url {
+        /// The discovery URL as built from the issuer.
+        url: String,
+        /// Why it does not parse.
+        source: UrlError,
+    },
+    /// The discovery document could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The document is JSON but lacks `issuer` or `jwks_uri` as strings.
+    #[error("{url} is not an OpenID discovery document (issuer, jwks_uri): {source}")]
+    NotDiscovery {
+        /// The discovery URL.
+        url: Url,
+        /// Why it does not deserialize.
+        source: serde_json::Error,
+    },
+    /// The document names another issuer than the configured one (OIDC Discovery section
+    /// 4.3).
+    #[error(
+        "{url} names the issuer {found:?}, not the configured {configured:?}; set \
+         auth.jwt.issuerUrl to the issuer your tokens carry"
+    )]
+    IssuerMismatch {
+        /// The discovery URL.
+        url: Url,
+        /// The document's `issuer`.
+        found: String,
+        /// `auth.jwt.issuerUrl`.
+        configured: String,
+    },
+    /// `jwks_uri` does not parse as a URL.
+    #[error("{url}: jwks_uri {jwks_uri:?} is not a URL: {source}")]
+    JwksUriNotUrl {
+        /// The discovery URL.
+        url: Url,
+        /// The document's `jwks_uri`.
+        jwks_uri: String,
+        /// Why it does not parse.
+        source: UrlError,
+    },
+    /// `jwks_uri` is plain HTTP to a host other than loopback.
+    #[error("{url}: jwks_uri {jwks_uri} is not https:// (http:// is accepted only on loopback)")]
+    JwksUriInsecure {
+        /// The discovery URL.
+        url: Url,
+        /// The document's `jwks_uri`.
+        jwks_uri: Url,
+    },
+}
+
+/// Why the JWKS at the discovered `jwks_uri` gave no keys.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    /// The JWKS could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The document is JSON but not a JWK set.
+    #[error("{url}: {source}")]
+    NotJwkSet {
+        /// The `jwks_uri`.
+        url: Url,
+        /// What is wrong with it.
+        source: NotJwkSet,
+    },
+    /// The set holds no key certfleet can verify signatures with.
+    #[error(
+        "{url} holds no usable signing key (RSA of 2048 bits or more, P-256, P-384 or \
+         Ed25519, for signatures)"
+    )]
+    NoUsableKey {
+        /// The `jwks_uri`.
+        url: Url,
+    },
+}
+
+/// A JSON document without the `keys` array of a JWK set (RFC 7517 section 5).
+#[derive(Debug, thiserror::Error)]
+#[error("not a JWK set (no \"keys\" array)")]
+pub struct NotJwkSet;
+
+/// Why a GET of a discovery document or JWKS failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No response: connection, TLS, timeout.
+    #[error("GET {url}: {source}")]
+    Send {
+        /// The URL requested.
+        url: Url,
+        /// reqwest's error, without its copy of the URL (`url` says it once).
+        source: reqwest::Error,
+    },
+    /// A response other than 2xx (redirects are not followed).
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        /// The URL requested.
+        url: Url,
+        /// The response's status.
+        status: StatusCode,
+    },
+    /// The body broke off.
+    #[error("GET {url}: read the body: {source}")]
+    Body {
+        /// The URL requested.
+        url: Url,
+        /// reqwest's error, without its copy of the URL.
+        source: reqwest::Error,
+    },
+    /// The body is larger than [`MAX_BODY_BYTES`].
+    #[error("GET {url}: the body is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge {
+        /// The URL requested.
+        url: Url,
+    },
+    /// The body is not JSON.
+    #[error("GET {url}: the body is not JSON: {source}")]
+    NotJson {
+        /// The URL requested.
+        url: Url,
+        /// The JSON parser's error.
+        source: serde_json::Error,
+    },
+}
 
 /// The keys of one successful load.
 #[derive(Debug)]
@@ -181,7 +363,7 @@ struct Endpoints {
 
 impl KeySource {
     /// A source for `config`'s provider; nothing is fetched until [`KeySource::spawn_loader`].
-    pub fn new(config: &JwtConfig) -> Result<Self, String> {
+    pub fn new(config: &JwtConfig) -> Result<Self, KeySourceError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("certfleet/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(REQUEST_TIMEOUT)
@@ -190,23 +372,21 @@ impl KeySource {
             // Fetches are minutes apart: a pooled connection would be stale by then.
             .pool_max_idle_per_host(0);
         if let Some(path) = &config.ca_certificates {
-            let pem = std::fs::read(path).map_err(|e| {
-                format!(
-                    "auth.jwt.caCertificates: cannot read {}: {e}",
-                    path.display()
-                )
+            let pem = std::fs::read(path).map_err(|source| KeySourceError::ReadCaCertificates {
+                path: path.clone(),
+                source,
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                format!(
-                    "auth.jwt.caCertificates: {} is not a PEM bundle: {e}",
-                    path.display()
-                )
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                KeySourceError::CaCertificatesNotPem {
+                    path: path.clone(),
+                    source,
+                }
             })?;
             builder = builder.tls_certs_merge(certs);
         }
         let http = builder
             .build()
-            .map_err(|e| format!("auth.jwt: build the HTTP client: {e}"))?;
+            .map_err(|source| KeySourceError::HttpClient { source })?;
         Ok(Self {
             issuer_url: config.issuer_url.clone(),
             http,
@@ -292,12 +472,12 @@ impl KeySource {
     }
 
     /// One load under the fetch lock; returns the JWKS's max-age.
-    async fn reload(&self) -> Result<Option<Duration>, String> {
+    async fn reload(&self) -> Result<Option<Duration>, LoadError> {
         let mut state = self.fetch.lock().await;
         self.load(&mut state).await
     }
 
-    async fn load(&self, state: &mut FetchState) -> Result<Option<Duration>, String> {
+    async fn load(&self, state: &mut FetchState) -> Result<Option<Duration>, LoadError> {
         let endpoints = match &state.endpoints {
             Some(endpoints) => endpoints.clone(),
             None => {
@@ -330,7 +510,7 @@ impl KeySource {
 
     /// OpenID Connect Discovery 1.0 section 4: the document at the issuer's well-known path,
     /// whose `issuer` must be the configured one (section 4.3).
-    async fn discover(&self) -> Result<Endpoints, String> {
+    async fn discover(&self) -> Result<Endpoints, DiscoveryError> {
         #[derive(Deserialize)]
         struct Discovery {
             issuer: String,
@@ -340,24 +520,34 @@ impl KeySource {
             "{}/.well-known/openid-configuration",
             self.issuer_url.trim_end_matches('/')
         );
-        let url = Url::parse(&url).map_err(|e| format!("discovery URL {url}: {e}"))?;
+        let url = match Url::parse(&url) {
+            Ok(parsed) => parsed,
+            Err(source) => return Err(DiscoveryError::Url { url, source }),
+        };
         let (body, _) = self.get_json(&url).await?;
-        let doc: Discovery = serde_json::from_value(body).map_err(|e| {
-            format!("{url} is not an OpenID discovery document (issuer, jwks_uri): {e}")
-        })?;
+        let doc: Discovery = match serde_json::from_value(body) {
+            Ok(doc) => doc,
+            Err(source) => return Err(DiscoveryError::NotDiscovery { url, source }),
+        };
         if doc.issuer.trim_end_matches('/') != self.issuer_url.trim_end_matches('/') {
-            return Err(format!(
-                "{url} names the issuer {:?}, not the configured {:?}; set auth.jwt.issuerUrl to \
-                 the issuer your tokens carry",
-                doc.issuer, self.issuer_url
-            ));
+            return Err(DiscoveryError::IssuerMismatch {
+                url,
+                found: doc.issuer,
+                configured: self.issuer_url.clone(),
+            });
         }
-        let jwks_uri = Url::parse(&doc.jwks_uri)
-            .map_err(|e| format!("{url}: jwks_uri {:?} is not a URL: {e}", doc.jwks_uri))?;
+        let jwks_uri = match Url::parse(&doc.jwks_uri) {
+            Ok(jwks_uri) => jwks_uri,
+            Err(source) => {
+                return Err(DiscoveryError::JwksUriNotUrl {
+                    url,
+                    jwks_uri: doc.jwks_uri,
+                    source,
+                });
+            }
+        };
         if !secure_or_loopback(&jwks_uri) {
-            return Err(format!(
-                "{url}: jwks_uri {jwks_uri} is not https:// (http:// is accepted only on loopback)"
-            ));
+            return Err(DiscoveryError::JwksUriInsecure { url, jwks_uri });
         }
         Ok(Endpoints {
             issuer: doc.issuer,
@@ -368,15 +558,15 @@ impl KeySource {
     async fn fetch_keys(
         &self,
         endpoints: &Endpoints,
-    ) -> Result<(KeySet, Option<Duration>), String> {
+    ) -> Result<(KeySet, Option<Duration>), JwksError> {
         let url = &endpoints.jwks_uri;
         let (body, max_age) = self.get_json(url).await?;
-        let keys = parse_jwks(&body).map_err(|e| format!("{url}: {e}"))?;
+        let keys = parse_jwks(&body).map_err(|source| JwksError::NotJwkSet {
+            url: url.clone(),
+            source,
+        })?;
         if keys.is_empty() {
-            return Err(format!(
-                "{url} holds no usable signing key (RSA of 2048 bits or more, P-256, P-384 or \
-                 Ed25519, for signatures)"
-            ));
+            return Err(JwksError::NoUsableKey { url: url.clone() });
         }
         let set = KeySet {
             issuer: endpoints.issuer.clone(),
@@ -387,17 +577,23 @@ impl KeySource {
     }
 
     /// GETs a JSON document of at most [`MAX_BODY_BYTES`], with its `Cache-Control` max-age.
-    async fn get_json(&self, url: &Url) -> Result<(Value, Option<Duration>), String> {
+    async fn get_json(&self, url: &Url) -> Result<(Value, Option<Duration>), FetchError> {
         let mut response = self
             .http
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+            .map_err(|e| FetchError::Send {
+                url: url.clone(),
+                source: e.without_url(),
+            })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("GET {url}: HTTP {status}"));
+            return Err(FetchError::Status {
+                url: url.clone(),
+                status,
+            });
         }
         let max_age = response
             .headers()
@@ -406,20 +602,19 @@ impl KeySource {
             .filter_map(|v| v.to_str().ok())
             .find_map(max_age);
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {url}: read the body: {}", e.without_url()))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(|e| FetchError::Body {
+            url: url.clone(),
+            source: e.without_url(),
+        })? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(format!(
-                    "GET {url}: the body is larger than {MAX_BODY_BYTES} bytes"
-                ));
+                return Err(FetchError::TooLarge { url: url.clone() });
             }
             body.extend_from_slice(&chunk);
         }
-        let json = serde_json::from_slice(&body)
-            .map_err(|e| format!("GET {url}: the body is not JSON: {e}"))?;
+        let json = serde_json::from_slice(&body).map_err(|source| FetchError::NotJson {
+            url: url.clone(),
+            source,
+        })?;
         Ok((json, max_age))
     }
 }
@@ -460,9 +655,9 @@ fn refresh_interval(max_age: Option<Duration>) -> Duration {
 
 /// The usable signing keys of a JWKS document. Keys of other types, for encryption, with an
 /// unknown or symmetric `alg`, or too weak are skipped: one odd key must not hide the others.
-fn parse_jwks(body: &Value) -> Result<Vec<Key>, String> {
+fn parse_jwks(body: &Value) -> Result<Vec<Key>, NotJwkSet> {
     let Some(items) = body.get("keys").and_then(Value::as_array) else {
-        return Err("not a JWK set (no \"keys\" array)".to_owned());
+        return Err(NotJwkSet);
     };
     Ok(items.iter().take(MAX_KEYS).filter_map(parse_jwk).collect())
 }
@@ -617,6 +812,143 @@ mod tests {
         ));
         assert!(matches!(set.lookup(None, Algorithm::EdDSA), Lookup::Keys(k) if k.len() == 1));
         assert!(parse_jwks(&json!({"no": "keys"})).is_err());
+    }
+
+    /// The loader logs these texts and operators search for them: the typed errors must read
+    /// exactly as the messages they replaced.
+    #[test]
+    fn load_errors_read_as_before() {
+        let url = Url::parse("https://idp.test/.well-known/openid-configuration").expect("url");
+        let jwks = Url::parse("https://idp.test/jwks").expect("url");
+        let url_error = Url::parse("no scheme").expect_err("not a URL");
+        let json_error = serde_json::from_slice::<Value>(b"{").expect_err("not JSON");
+        let not_object = serde_json::from_value::<u8>(json!("x")).expect_err("not a number");
+        let cases: [(LoadError, String); 10] = [
+            (
+                DiscoveryError::Url {
+                    url: "idp/.well-known/openid-configuration".to_owned(),
+                    source: url_error,
+                }
+                .into(),
+                format!("discovery URL idp/.well-known/openid-configuration: {url_error}"),
+            ),
+            (
+                DiscoveryError::Fetch(FetchError::Status {
+                    url: url.clone(),
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                })
+                .into(),
+                format!("GET {url}: HTTP 503 Service Unavailable"),
+            ),
+            (
+                DiscoveryError::NotDiscovery {
+                    url: url.clone(),
+                    source: serde_json::from_value::<u8>(json!("x")).expect_err("not a number"),
+                }
+                .into(),
+                format!(
+                    "{url} is not an OpenID discovery document (issuer, jwks_uri): {not_object}"
+                ),
+            ),
+            (
+                DiscoveryError::IssuerMismatch {
+                    url: url.clone(),
+                    found: "https://other.test".to_owned(),
+                    configured: "https://idp.test".to_owned(),
+                }
+                .into(),
+                format!(
+                    "{url} names the issuer \"https://other.test\", not the configured \
+                     \"https://idp.test\"; set auth.jwt.issuerUrl to the issuer your tokens carry"
+                ),
+            ),
+            (
+                DiscoveryError::JwksUriNotUrl {
+                    url: url.clone(),
+                    jwks_uri: "no scheme".to_owned(),
+                    source: url_error,
+                }
+                .into(),
+                format!("{url}: jwks_uri \"no scheme\" is not a URL: {url_error}"),
+            ),
+            (
+                DiscoveryError::JwksUriInsecure {
+                    url: url.clone(),
+                    jwks_uri: Url::parse("http://idp.test/jwks").expect("url"),
+                }
+                .into(),
+                format!(
+                    "{url}: jwks_uri http://idp.test/jwks is not https:// (http:// is accepted \
+                     only on loopback)"
+                ),
+            ),
+            (
+                JwksError::Fetch(FetchError::TooLarge { url: jwks.clone() }).into(),
+                format!("GET {jwks}: the body is larger than 1048576 bytes"),
+            ),
+            (
+                JwksError::Fetch(FetchError::NotJson {
+                    url: jwks.clone(),
+                    source: json_error,
+                })
+                .into(),
+                format!(
+                    "GET {jwks}: the body is not JSON: {}",
+                    serde_json::from_slice::<Value>(b"{").expect_err("not JSON")
+                ),
+            ),
+            (
+                JwksError::NotJwkSet {
+                    url: jwks.clone(),
+                    source: NotJwkSet,
+                }
+                .into(),
+                format!("{jwks}: not a JWK set (no \"keys\" array)"),
+            ),
+            (
+                JwksError::NoUsableKey { url: jwks.clone() }.into(),
+                format!(
+                    "{jwks} holds no usable signing key (RSA of 2048 bits or more, P-256, P-384 \
+                     or Ed25519, for signatures)"
+                ),
+            ),
+        ];
+        for (error, text) in cases {
+            assert_eq!(error.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn load_errors_keep_their_sources() {
+        use std::error::Error as _;
+        let url = Url::parse("https://idp.test/jwks").expect("url");
+        let error = LoadError::from(JwksError::Fetch(FetchError::NotJson {
+            url,
+            source: serde_json::from_slice::<Value>(b"{").expect_err("not JSON"),
+        }));
+        // Transparent wrappers: the JSON error is the first source, not the fetch error again.
+        assert!(
+            error
+                .source()
+                .is_some_and(|s| s.downcast_ref::<serde_json::Error>().is_some())
+        );
+        assert!(matches!(
+            error,
+            LoadError::Jwks(JwksError::Fetch(FetchError::NotJson { .. }))
+        ));
+    }
+
+    #[test]
+    fn setup_errors_read_as_before() {
+        let path = PathBuf::from("/nonexistent/roots.pem");
+        let io = std::fs::read(&path).expect_err("no such file");
+        let text = format!("auth.jwt.caCertificates: cannot read /nonexistent/roots.pem: {io}");
+        let error = KeySourceError::ReadCaCertificates {
+            path: path.clone(),
+            source: io,
+        };
+        assert_eq!(error.to_string(), text);
+        assert_eq!(String::from(error), text);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::jwks::{KeySet, KeySource, Lookup};
+use super::jwks::{KeySet, KeySource, KeySourceError, Lookup};
 use super::{Authenticator, Outcome, Principal};
 use crate::config::JwtConfig;
 use crate::domain::DomainPattern;
@@ -73,7 +73,8 @@ enum Reject {
 
 impl JwtAuth {
     /// Builds the method from `auth.jwt`; call [`JwtAuth::start`] to begin loading keys.
-    pub fn new(config: &JwtConfig) -> Result<Self, String> {
+    /// Fails only when the HTTP client for the provider cannot be set up.
+    pub fn new(config: &JwtConfig) -> Result<Self, KeySourceError> {
         let leeway = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
         Ok(Self {
             rules: Rules {
@@ -192,7 +193,7 @@ impl Authenticator for JwtAuth {
         }
         let header = match parse_header(credentials) {
             Ok(header) => header,
-            Err(reason) => return Outcome::Invalid(reason),
+            Err(reason) => return Outcome::Invalid(reason.to_string()),
         };
         if AKASH_ALGORITHMS.contains(&header.alg.as_str()) {
             return Outcome::NotMine;
@@ -228,25 +229,46 @@ struct Header {
     crit: Option<Value>,
 }
 
+/// Why a bearer token's JOSE header cannot be read. The `Display` goes to the client (401);
+/// the sources describe only the header (a position, a symbol, a JSON type), never the payload
+/// or signature, which are not decoded by then.
+#[derive(Debug, thiserror::Error)]
+enum HeaderError {
+    /// Five segments: a JWE (RFC 7516 section 7.1), which this method does not decrypt.
+    #[error("encrypted tokens (JWE) are not accepted; send a signed JWT")]
+    Encrypted,
+    /// Not the three segments of a compact JWS.
+    #[error("the bearer token is not a JWT (header.payload.signature)")]
+    Segments,
+    /// The header is longer than [`MAX_HEADER_CHARS`].
+    #[error("the token's header is too large")]
+    TooLarge,
+    /// The header segment is not base64url. To the client this is the same as [`Self::Segments`]:
+    /// either way what it sent is not a JWT.
+    #[error("the bearer token is not a JWT (header.payload.signature)")]
+    NotBase64(#[source] base64::DecodeError),
+    /// The decoded header is not a JSON object with a string `alg`.
+    #[error("the token's header is not a JOSE header with an alg")]
+    NotJose(#[source] serde_json::Error),
+}
+
 /// Decodes the header of a compact JWS, the one part read before knowing whose token it is.
-fn parse_header(token: &str) -> Result<Header, String> {
-    const NOT_A_JWT: &str = "the bearer token is not a JWT (header.payload.signature)";
+fn parse_header(token: &str) -> Result<Header, HeaderError> {
     let segments = token.split('.').count();
     if segments == 5 {
-        return Err("encrypted tokens (JWE) are not accepted; send a signed JWT".to_owned());
+        return Err(HeaderError::Encrypted);
     }
     if segments != 3 {
-        return Err(NOT_A_JWT.to_owned());
+        return Err(HeaderError::Segments);
     }
     let encoded = token.split('.').next().unwrap_or_default();
     if encoded.len() > MAX_HEADER_CHARS {
-        return Err("the token's header is too large".to_owned());
+        return Err(HeaderError::TooLarge);
     }
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded)
-        .map_err(|_| NOT_A_JWT.to_owned())?;
-    serde_json::from_slice(&bytes)
-        .map_err(|_| "the token's header is not a JOSE header with an alg".to_owned())
+        .map_err(HeaderError::NotBase64)?;
+    serde_json::from_slice(&bytes).map_err(HeaderError::NotJose)
 }
 
 /// `typ` absent (Kubernetes service-account tokens), `JWT`, or `at+jwt` (RFC 9068 section
@@ -585,9 +607,23 @@ mod tests {
             encode(json!({"alg": "ES256K", "typ": "JWT"}))
         );
         assert_eq!(parse_header(&token).expect("header").alg, "ES256K");
-        assert!(parse_header("a.b.c.d.e").is_err_and(|e| e.contains("JWE")));
-        assert!(parse_header("not-a-jwt").is_err());
-        assert!(parse_header(&format!("{}.e30.c2ln", encode(json!({"typ": "JWT"})))).is_err());
+        // The reasons are what the client reads in the 401: their text is part of the API.
+        let reason = |token: &str| parse_header(token).map(|_| ()).map_err(|e| e.to_string());
+        assert_eq!(
+            reason("a.b.c.d.e"),
+            Err("encrypted tokens (JWE) are not accepted; send a signed JWT".to_owned())
+        );
+        let not_a_jwt = Err("the bearer token is not a JWT (header.payload.signature)".to_owned());
+        assert_eq!(reason("not-a-jwt"), not_a_jwt);
+        assert_eq!(reason("!!.e30.c2ln"), not_a_jwt);
+        assert_eq!(
+            reason(&format!("{}.e30.c2ln", "e".repeat(MAX_HEADER_CHARS + 1))),
+            Err("the token's header is too large".to_owned())
+        );
+        assert_eq!(
+            reason(&format!("{}.e30.c2ln", encode(json!({"typ": "JWT"})))),
+            Err("the token's header is not a JOSE header with an alg".to_owned())
+        );
     }
 
     fn rules(domains_claim: Option<&str>) -> Rules {
