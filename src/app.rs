@@ -15,6 +15,7 @@ use crate::acme::http::ClientError;
 use crate::acme::{Issuer, http01};
 use crate::api::Shared;
 use crate::auth::akash::{AkashAuth, AkashAuthError, StoreKeyCache};
+use crate::auth::jwks::KeySourceError;
 use crate::auth::jwt::JwtAuth;
 use crate::auth::psk::PskAuth;
 use crate::auth::{AuthChain, Authenticator};
@@ -46,8 +47,8 @@ pub enum StartError {
     #[error(transparent)]
     Dns(#[from] DnsError),
     /// `auth.jwt` could not be set up.
-    #[error("{0}")]
-    Jwt(String),
+    #[error(transparent)]
+    Jwt(#[from] KeySourceError),
     /// `auth.akash` could not be set up.
     #[error(transparent)]
     Akash(#[from] AkashAuthError),
@@ -86,7 +87,7 @@ impl App {
         }
         if let Some(jwt) = &config.auth.jwt {
             // Keys load in the background: until then bearer tokens get 503, PSK works.
-            let jwt = JwtAuth::new(jwt).map_err(StartError::Jwt)?;
+            let jwt = JwtAuth::new(jwt)?;
             jwt.start();
             methods.push(Arc::new(jwt));
         }

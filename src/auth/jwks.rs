@@ -77,13 +77,6 @@ pub enum KeySourceError {
     },
 }
 
-/// `App::start` gathers its setup errors as text.
-impl From<KeySourceError> for String {
-    fn from(error: KeySourceError) -> Self {
-        error.to_string()
-    }
-}
-
 /// The error of parsing a URL (`url::ParseError`, named through reqwest's re-exported `Url`
 /// so certfleet needs no direct dependency on the `url` crate).
 pub type UrlError = <Url as FromStr>::Err;
@@ -948,7 +941,6 @@ mod tests {
             source: io,
         };
         assert_eq!(error.to_string(), text);
-        assert_eq!(String::from(error), text);
     }
 
     #[test]
