@@ -4,7 +4,7 @@
 //! packages; install them with `CERTFLEET_BENCH_DEPS=1 scripts/install-test-deps.sh`): the bench
 //! fails, never skips, when one is missing.
 //!
-//! On one Pebble (the tests' harness, `tests/common/`):
+//! On one Pebble (the integration tests' harness, `tests/it/common/`):
 //! 1. certbot `certonly --standalone` on Pebble's HTTP-01 port: one run that registers the account
 //!    (not counted), then [`SINGLE_RUNS`] timed runs for distinct names; the median wall time of
 //!    the whole command.
@@ -19,7 +19,10 @@
 //! freshly issued certificate for certfleet, and Pebble's count of issued certificates grows by
 //! exactly the number of issuances.
 
-#[path = "../tests/common/mod.rs"]
+// The integration tests' harness; this benchmark uses the Pebble and in-process service parts of
+// it, so the rest is dead code here (and only here: the test crate uses all of it).
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

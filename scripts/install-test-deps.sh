@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real components certfleet's tests and demo run against (Debian packages):
 # Pebble and pebble-challtestsrv (ACME CA), BIND (RFC 2136 DNS-01 tests), openssl (demo), wrk and certbot (benchmarks),
-# PostgreSQL (tests/store_story.rs and the replica tests start their own server from its binaries),
+# PostgreSQL (tests/it/store_story.rs and the replica tests start their own server from its binaries),
 # Debian trixie's pebble 2.6 (ARI tests, unpacked under target/test-tools); and
 # the npm packages of the tests' OpenID provider (tests/oidc) and Akash SDK (tests/akash).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
@@ -21,7 +21,7 @@ if [ "${CERTFLEET_DEMO_DEPS:-0}" = 1 ]; then
   exit 0
 fi
 
-# The OpenID provider tests/oidc.rs starts: npm oidc-provider, pinned in tests/oidc's
+# The OpenID provider tests/it/oidc.rs starts: npm oidc-provider, pinned in tests/oidc's
 # package-lock.json, run with the machine's node (20+).
 oidc_dir="$(cd "$(dirname "$0")/../tests/oidc" && pwd)"
 if [ ! -d "$oidc_dir/node_modules" ]; then
@@ -33,7 +33,7 @@ if [ ! -d "$oidc_dir/node_modules" ]; then
   npm ci --prefix "$oidc_dir" --no-audit --no-fund >/dev/null
 fi
 
-# The Akash SDK tests/akash.rs mints provider-API tokens with: npm @akashnetwork/chain-sdk and
+# The Akash SDK tests/it/akash.rs mints provider-API tokens with: npm @akashnetwork/chain-sdk and
 # CosmJS, pinned in tests/akash's package-lock.json, run with the machine's node (20+).
 akash_dir="$(cd "$(dirname "$0")/../tests/akash" && pwd)"
 if [ ! -d "$akash_dir/node_modules/@akashnetwork/chain-sdk" ] ||
@@ -50,7 +50,7 @@ need=()
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-# BIND for the RFC 2136 DNS-01 tests (tests/dns_conformance.rs, tests/dns01.rs start named).
+# BIND for the RFC 2136 DNS-01 tests (tests/it/dns_conformance.rs, tests/it/dns01.rs start named).
 [ -x /usr/sbin/named ] || need+=(bind9)
 command -v tsig-keygen >/dev/null 2>&1 || need+=(bind9-utils)
 command -v dig >/dev/null 2>&1 || need+=(dnsutils)

@@ -97,7 +97,7 @@ pub struct ErrorBody<'a> {
     pub message: &'a str,
 }
 
-/// Every stable `code` of an error body: each [`ApiError`]'s (`tests/openapi.rs` checks that
+/// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
 pub const ERROR_CODES: [&str; 20] = [

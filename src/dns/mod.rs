@@ -41,7 +41,7 @@ pub struct TxtRecord {
 
 /// A DNS provider: adds and deletes single TXT records through its own API.
 ///
-/// Contract (checked for every provider by `tests/dns_conformance.rs`):
+/// Contract (checked for every provider by `tests/it/dns_conformance.rs`):
 /// - `add_txt` adds one value and never touches other values of the same name (`example.com`
 ///   and `*.example.com` share `_acme-challenge.example.com`); adding a value that is already
 ///   there succeeds and returns a handle to it;

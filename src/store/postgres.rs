@@ -1,7 +1,7 @@
 //! The PostgreSQL backend: one database shared by every replica. What is PostgreSQL's own: how
 //! it connects (pool size, TLS to the server with a private CA), and its migrations, applied
 //! under the migrator's advisory lock so replicas may start together. Every statement is the SQL
-//! store's ([`super::sql`]), so both backends answer alike; `tests/store_story.rs` runs one story
+//! store's ([`super::sql`]), so both backends answer alike; `tests/it/store_story.rs` runs one story
 //! against both.
 
 use std::str::FromStr;

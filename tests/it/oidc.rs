@@ -8,12 +8,8 @@
 //! Needs node (20+) and `tests/oidc/node_modules` (`scripts/install-test-deps.sh` runs
 //! `npm ci --prefix tests/oidc`): without them these tests FAIL with that hint, never skip.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::{hmac, rand::SystemRandom, signature};
@@ -24,7 +20,9 @@ use rcgen::{KeyPair, PKCS_RSA_SHA256, PublicKeyData, RsaKeySize};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::common;
 use common::free_port;
+use common::process::Process;
 use common::service::{ADMIN_KEY, Service, json};
 use common::{Pebble, PebbleOptions};
 
@@ -488,7 +486,7 @@ fn signing_input(header: &Value, claims: &Value) -> String {
 
 struct Provider {
     port: u16,
-    process: Option<NodeProcess>,
+    process: Option<Process>,
     client: reqwest::Client,
     dir: TempDir,
 }
@@ -568,7 +566,7 @@ impl Provider {
         body["count"].as_u64().expect("count")
     }
 
-    async fn spawn(&self, key: &SigningKey) -> NodeProcess {
+    async fn spawn(&self, key: &SigningKey) -> Process {
         let script = oidc_dir().join("provider.mjs");
         assert!(
             oidc_dir().join("node_modules/oidc-provider").is_dir(),
@@ -581,18 +579,16 @@ impl Provider {
             .arg(&script)
             .arg(self.port.to_string())
             .arg(&key_file)
-            .current_dir(oidc_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let process = NodeProcess::spawn(&mut command);
+            .current_dir(oidc_dir());
+        let mut process = Process::spawn("the OIDC provider", &mut command)
+            .unwrap_or_else(|e| panic!("cannot run node: {e}; {INSTALL_HINT}"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let output = process.output();
+            let output = process.log();
             if output.contains(&format!("listening {}", self.port)) {
                 return process;
             }
-            let exited = process.exited();
+            let exited = process.exit_status().is_some();
             assert!(
                 !exited && Instant::now() < deadline,
                 "the OIDC provider did not start (exited: {exited}); {INSTALL_HINT}\n{output}"
@@ -610,58 +606,4 @@ fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
-}
-
-/// node, its output drained into a buffer by two threads, killed and reaped on `Drop`.
-struct NodeProcess {
-    child: Mutex<Child>,
-    output: Arc<Mutex<String>>,
-}
-
-impl NodeProcess {
-    fn spawn(command: &mut Command) -> NodeProcess {
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run node: {e}; {INSTALL_HINT}"));
-        let output = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().expect("piped");
-        let stderr = child.stderr.take().expect("piped");
-        for stream in [
-            Box::new(stdout) as Box<dyn std::io::Read + Send>,
-            Box::new(stderr),
-        ] {
-            let output = Arc::clone(&output);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut output = output.lock().unwrap_or_else(PoisonError::into_inner);
-                    output.push_str(&line);
-                    output.push('\n');
-                }
-            });
-        }
-        NodeProcess {
-            child: Mutex::new(child),
-            output,
-        }
-    }
-
-    fn output(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn exited(&self) -> bool {
-        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
-        matches!(child.try_wait(), Ok(Some(_)))
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let child = self.child.get_mut().unwrap_or_else(PoisonError::into_inner);
-        let _ = child.kill();
-        let _ = child.wait();
-    }
 }

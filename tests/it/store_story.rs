@@ -1,9 +1,7 @@
 //! One storage story, run against every backend: SQLite, and a real PostgreSQL server started
-//! by the test (`tests/common/postgres.rs`). The story calls every `Store` method the way the
+//! by the test (`tests/it/common/postgres.rs`). The story calls every `Store` method the way the
 //! app does and checks the answers, so the backends cannot drift apart. After it, what only
 //! PostgreSQL has: replicas starting together on one fresh database, and TLS to the database.
-
-mod common;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +15,7 @@ use certfleet::store::{
 use futures_util::future::join_all;
 use tempfile::TempDir;
 
+use crate::common;
 use common::ca::TestCa;
 use common::postgres::Postgres;
 

@@ -7,10 +7,6 @@
 //! request); a chain outage after that changes nothing for them. Failures are retried with
 //! back-off, and an address that failed is not asked again until its back-off ends.
 
-mod common;
-#[path = "akash/support.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,9 +17,11 @@ use certfleet::akash::{Address, ChainKeys, ChainOptions, MemoryOnly, Rejection};
 use k256::ecdsa::SigningKey;
 use serde_json::json;
 
+use crate::common;
+use crate::common::akash as sdk;
 use common::service::{Service, base_yaml, json};
 use common::{Pebble, PebbleOptions};
-use support::{
+use sdk::{
     Account, CosmosFake, WALLET_A, WALLET_B, WALLET_C, WALLET_D, akash_yaml, expect_error,
     get_cert, mint, now, post_cert,
 };

@@ -1,12 +1,11 @@
 //! The certificate lifecycle against a real Pebble: renewal by the worker alone, failure
 //! back-off, private keys sealed at rest and key rotation, the ACME profile check.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::common;
 use common::service::{ADMIN_KEY, Service, base_yaml, json};
 use common::{Pebble, PebbleOptions};
 

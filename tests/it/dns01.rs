@@ -4,9 +4,6 @@
 //! give 502 `dns_error` and leave no record behind; two providers serve two zones; records a
 //! killed process left behind are removed at the next start.
 
-mod common;
-mod dns;
-
 use std::time::{Duration, Instant};
 
 use certfleet::acme::solver::{Presented, Solver};
@@ -16,6 +13,8 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
+use crate::common;
+use crate::dns;
 use common::service::{ADMIN_KEY, Service, json};
 use common::{Pebble, PebbleOptions};
 use dns::Fault;

@@ -119,7 +119,7 @@ fn discover(dir: &Path, path: &[Seg], keys: Vec<String>, found: &mut BTreeSet<St
 fn accepted_keys(dir: &Path) -> BTreeSet<String> {
     let top = keys_of(dir, &[]).expect(
         "check-config should refuse an unknown top-level key with \"unknown key; expected one \
-         of ...\"; if that message changed, update keys_of in tests/docs.rs",
+         of ...\"; if that message changed, update keys_of in tests/it/docs.rs",
     );
     assert!(top.contains(&"server".to_owned()), "{top:?}");
     let mut found = BTreeSet::new();

@@ -1,12 +1,10 @@
-//! Proves the test harness in `tests/common/` against the real Pebble: each test fails if the
+//! Proves the test harness in `tests/it/common/` against the real Pebble: each test fails if the
 //! harness is broken (wrong trust, wrong ports, wrong config keys, a log marker Pebble does not
 //! print, a proxy answer an ACME client would not take as a rate limit).
 //!
 //! End-to-end issuance through certfleet lives in its own test files; the one order placed here
 //! goes through instant-acme directly, to prove `set_txt`, `add_a`, `issued_count` and
 //! `orders_count`.
-
-mod common;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -29,6 +27,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 
+use crate::common;
 use common::{Pebble, PebbleOptions, RateLimitProxy, TestCa, free_port};
 
 #[tokio::test]

@@ -2,78 +2,17 @@
 //! the persisted steps of its order (every failpoint in turn), then restarted. Every certificate
 //! must be issued exactly once, and nothing presented to the CA may be left behind.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use certfleet::util::failpoint::POINTS;
 use serde_json::json;
 
+use crate::common;
+use common::process;
 use common::service::ADMIN_KEY;
 use common::{Pebble, PebbleOptions, free_port};
 
 const ISSUANCES: usize = 50;
-
-struct Certfleet {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Certfleet {
-    /// Starts the binary; with `failpoint`, it stops for good at that step.
-    fn start(config: &std::path::Path, failpoint: Option<&str>) -> Certfleet {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_certfleet"));
-        command
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
-            .env("RUST_LOG", "warn")
-            .env_remove("CERTFLEET_FAILPOINT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(point) = failpoint {
-            command.env("CERTFLEET_FAILPOINT", point);
-        }
-        let mut child = command.spawn().expect("start certfleet");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Certfleet { child, lines }
-    }
-
-    /// Waits for a stderr line containing `needle`.
-    fn wait_for_line(&self, needle: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.contains(needle) => return,
-                Ok(line) => seen.push(line),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        panic!(
-            "certfleet never printed {needle:?}; it printed:\n{}",
-            seen.join("\n")
-        );
-    }
-
-    /// SIGKILL: no cleanup of any kind runs.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL certfleet");
-        self.child.wait().expect("reap certfleet");
-    }
-}
 
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -127,7 +66,7 @@ async fn every_kill_point_recovers_without_a_second_certificate() {
         let point = POINTS[i % POINTS.len()];
         let name = format!("crash{i}.example.test");
 
-        let doomed = Certfleet::start(&config, Some(point));
+        let mut doomed = process::serve(&config, Some("warn"), Some(point));
         wait_ready(&client, &base).await;
         let response = client
             .post(format!("{base}/api/certificate"))
@@ -147,7 +86,7 @@ async fn every_kill_point_recovers_without_a_second_certificate() {
         );
         doomed.kill();
 
-        let survivor = Certfleet::start(&config, None);
+        let mut survivor = process::serve(&config, Some("warn"), None);
         wait_ready(&client, &base).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

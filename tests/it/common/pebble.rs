@@ -6,16 +6,14 @@
 //! domain validates against a server on loopback; DNS-01 TXT records are set with `set_txt`.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use super::process::Process;
 use super::{TestCa, free_port};
 
 const PEBBLE_BIN: &str = "/usr/bin/pebble";
@@ -141,15 +139,15 @@ impl Pebble {
                     };
                 }
                 Err(why) => {
-                    let output = format!("{}{}", pebble.output(), challtestsrv.output());
+                    let output = format!("{}{}", pebble.log(), challtestsrv.log());
                     if attempt < START_ATTEMPTS && output.contains(BIND_FAILED) {
                         continue; // A port was taken meanwhile: the children die on drop.
                     }
                     panic!(
                         "Pebble did not start ({why}, attempt {attempt})\n\
                          --- pebble output ---\n{}\n--- pebble-challtestsrv output ---\n{}",
-                        pebble.output(),
-                        challtestsrv.output(),
+                        pebble.log(),
+                        challtestsrv.log(),
                     );
                 }
             }
@@ -202,20 +200,20 @@ impl Pebble {
 
     /// How many certificates Pebble has issued so far (counted in its log, see `ISSUED_MARKER`).
     pub fn issued_count(&self) -> usize {
-        self.pebble.output().matches(ISSUED_MARKER).count()
+        self.pebble.log().matches(ISSUED_MARKER).count()
     }
 
     /// How many orders Pebble has created so far (counted in its log, see `ORDER_MARKER`).
     pub fn orders_count(&self) -> usize {
-        self.pebble.output().matches(ORDER_MARKER).count()
+        self.pebble.log().matches(ORDER_MARKER).count()
     }
 
     /// Pebble's captured stdout and stderr so far, followed by challtestsrv's.
     pub fn log(&self) -> String {
         format!(
             "{}--- pebble-challtestsrv ---\n{}",
-            self.pebble.output(),
-            self.challtestsrv.output()
+            self.pebble.log(),
+            self.challtestsrv.log()
         )
     }
 
@@ -309,6 +307,7 @@ fn spawn_challtestsrv(ports: &Ports) -> Process {
         .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
         .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]);
     Process::spawn("pebble-challtestsrv", &mut command)
+        .unwrap_or_else(|e| panic!("spawn pebble-challtestsrv: {e}; {INSTALL_HINT}"))
 }
 
 fn spawn_pebble(opts: &PebbleOptions, ports: &Ports, config_path: &Path) -> Process {
@@ -335,6 +334,7 @@ fn spawn_pebble(opts: &PebbleOptions, ports: &Ports, config_path: &Path) -> Proc
         .env_remove("PEBBLE_CHAIN_LENGTH")
         .env_remove("PEBBLE_ALTERNATE_ROOTS");
     Process::spawn("pebble", &mut command)
+        .unwrap_or_else(|e| panic!("spawn pebble: {e}; {INSTALL_HINT}"))
 }
 
 /// Polls until Pebble's directory and management API and challtestsrv's management API
@@ -352,12 +352,12 @@ async fn wait_ready(
     loop {
         for process in [&mut *pebble, &mut *challtestsrv] {
             if let Some(status) = process.exit_status() {
-                return Err(format!("{} exited early with {status}", process.name));
+                return Err(format!("{} exited early with {status}", process.name()));
             }
             // challtestsrv logs a failed bind and keeps running: without this check it would
             // wait out START_TIMEOUT, or its port would answer for someone else.
-            if process.output().contains(BIND_FAILED) {
-                return Err(format!("{} could not bind a port", process.name));
+            if process.log().contains(BIND_FAILED) {
+                return Err(format!("{} could not bind a port", process.name()));
             }
         }
         let Err(last_error) = probe(client, &directory, &roots, &challtestsrv_addr).await else {
@@ -402,73 +402,4 @@ async fn probe(
         .and_then(reqwest::Response::error_for_status)
         .map_err(|e| format!("GET {roots}: {e}"))?;
     Ok(())
-}
-
-/// A child process whose stdout and stderr are drained into one buffer by two threads (so the
-/// pipes never fill up and block it), killed and reaped on `Drop`.
-#[derive(Debug)]
-struct Process {
-    name: &'static str,
-    child: Child,
-    output: Arc<Mutex<String>>,
-}
-
-impl Process {
-    fn spawn(name: &'static str, command: &mut Command) -> Process {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}; {INSTALL_HINT}"));
-        let output = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        drain(stdout, Arc::clone(&output));
-        drain(stderr, Arc::clone(&output));
-        Process {
-            name,
-            child,
-            output,
-        }
-    }
-
-    fn output(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    fn exit_status(&mut self) -> Option<ExitStatus> {
-        self.child
-            .try_wait()
-            .unwrap_or_else(|e| panic!("wait for {}: {e}", self.name))
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        // Already exited is fine: kill fails then, and wait returns the saved status.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Appends each line of `pipe` to `output` until EOF (the child exited).
-fn drain(pipe: impl Read + Send + 'static, output: Arc<Mutex<String>>) {
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => output
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push_str(&String::from_utf8_lossy(&line)),
-            }
-        }
-    });
 }

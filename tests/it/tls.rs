@@ -3,8 +3,6 @@
 //! the self-obtained certificate from Pebble swapped in after a renewal, the fallback's
 //! fingerprint stable across restarts.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,6 +13,7 @@ use rcgen::{
 };
 use serde_json::json;
 
+use crate::common;
 use common::service::{ADMIN_KEY, Service};
 use common::{Pebble, PebbleOptions};
 

@@ -1,8 +1,6 @@
-//! DNS test helpers shared by `tests/dns_conformance.rs` and `tests/dns01.rs`: a real BIND, and
+//! DNS test helpers shared by `tests/it/dns_conformance.rs` and `tests/it/dns01.rs`: a real BIND, and
 //! in-process fakes of the Cloudflare v4 and Google Cloud DNS v1 APIs (which cannot run here)
 //! that publish every TXT change to pebble-challtestsrv so that Pebble can validate through them.
-
-#![allow(dead_code)]
 
 pub mod bind;
 pub mod cloudflare_fake;

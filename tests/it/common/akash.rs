@@ -1,12 +1,9 @@
-//! Shared by tests/akash.rs and tests/akash_chain.rs: tokens minted by the real Akash SDK
+//! Shared by tests/it/akash.rs and tests/it/akash_chain.rs: tokens minted by the real Akash SDK
 //! (`node tests/akash/mint.mjs`), an in-process fake of the Cosmos REST auth module, and HTTP
 //! helpers for bearer requests.
 //!
 //! Needs node (20+) and `tests/akash/node_modules` (`scripts/install-test-deps.sh` runs
 //! `npm ci --prefix tests/akash`): without them these tests FAIL with that hint, never skip.
-
-// Each test binary uses part of this module.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::Write as _;

@@ -3,8 +3,6 @@
 //! routes, the certificate schema is exactly a real certificate body (issued by Pebble), and
 //! every error code the API can answer with is in the document's enum.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -15,6 +13,7 @@ use certfleet::error::ApiError;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use crate::common;
 use common::service::{ADMIN_KEY, Service};
 use common::{Pebble, PebbleOptions};
 
@@ -45,7 +44,7 @@ const UNDOCUMENTED_PATHS: [&str; 10] = [
     "/no/such/route",
 ];
 
-/// certfleet with a directory nobody answers at (as in tests/api.rs), plus `extra_yaml`.
+/// certfleet with a directory nobody answers at (as in tests/it/api.rs), plus `extra_yaml`.
 async fn service(extra_yaml: &str) -> Service {
     let dir = tempfile::tempdir().expect("tempdir");
     let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());

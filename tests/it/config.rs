@@ -993,7 +993,7 @@ fn several_errors_reported_together() {
 
 #[test]
 fn example_config_loads() {
-    let text = include_str!("../config.example.yaml");
+    let text = include_str!("../../config.example.yaml");
     let loaded = load(text, &[]);
     let c = &loaded.config;
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:8443");

@@ -2,87 +2,36 @@
 //! expiry gauge equals the certificate's notAfter; outcome, ACME, auth and HTTP series move), JSON
 //! log lines carrying the request id, and exactly one audit line per private key handed out.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::common;
+use common::process;
 use common::service::{ADMIN_KEY, FLEET_A_KEY, base_yaml};
 use common::{Pebble, PebbleOptions, free_port};
 
 const NAME: &str = "metrics.example.test";
 
-/// `certfleet serve` with its stderr collected.
-struct Certfleet {
-    child: Child,
-    log: Arc<Mutex<String>>,
+/// The JSON log lines of `log` (every line must be one).
+fn json_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
+        })
+        .collect()
 }
 
-impl Certfleet {
-    fn start(config: &std::path::Path) -> Certfleet {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_certfleet"))
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
-            // The config's log.level decides, as in production.
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start certfleet");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Certfleet { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The JSON log lines (every line must be one).
-    fn lines(&self) -> Vec<Value> {
-        self.log()
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
-            })
-            .collect()
-    }
-
-    fn audit_lines(&self) -> Vec<Value> {
-        self.lines()
-            .into_iter()
-            .filter(|line| line["target"] == "certfleet::audit")
-            .collect()
-    }
-}
-
-impl Drop for Certfleet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The audit lines among the JSON log lines of `log`.
+fn audit_lines(log: &str) -> Vec<Value> {
+    json_lines(log)
+        .into_iter()
+        .filter(|line| line["target"] == "certfleet::audit")
+        .collect()
 }
 
 /// One scraped series: its labels and value.
@@ -155,7 +104,8 @@ async fn metrics_and_audit_lines_account_for_each_delivery() {
     ) + "log:\n  format: json\n  level: info\n";
     let config = dir.path().join("certfleet.yaml");
     std::fs::write(&config, yaml).expect("write the config");
-    let certfleet = Certfleet::start(&config);
+    // The config's log.level decides, as in production.
+    let certfleet = process::serve(&config, None, None);
     let base = format!("http://127.0.0.1:{api}");
     let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
     let client = reqwest::Client::builder()
@@ -336,7 +286,7 @@ async fn metrics_and_audit_lines_account_for_each_delivery() {
     assert_eq!(on_api.status(), 404);
 
     // Exactly one audit line per key handed out: the POST and the 200 GET, not the 304.
-    let audits = certfleet.audit_lines();
+    let audits = audit_lines(&certfleet.log());
     assert_eq!(audits.len(), 2, "audit lines: {audits:#?}");
     for (line, id) in audits.iter().zip(["client-chosen-42", fetched_id.as_str()]) {
         assert_eq!(line["message"], "private key delivered");

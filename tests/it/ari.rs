@@ -1,8 +1,6 @@
 //! ACME Renewal Information (RFC 9773) against Pebble 2.6: the renewal time is a point in the
 //! CA's suggested window, and a renewal order names the certificate it replaces.
 
-mod common;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use instant_acme::{Account, AccountCredentials, Identifier, NewOrder};
@@ -11,6 +9,7 @@ use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
 
+use crate::common;
 use certfleet::acme::ari;
 use certfleet::acme::http::{AcmeHttp, client};
 use certfleet::store::seal::Sealer;

@@ -1,8 +1,6 @@
 //! End to end against a real Pebble: certificates issued over HTTP-01 through the API, stored in
 //! SQLite, and the CA's failures turned into the API's errors.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use rcgen::PublicKeyData;
@@ -13,6 +11,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use futures_util::future::join_all;
 
+use crate::common;
 use common::service::{ADMIN_KEY, FLEET_A_KEY, Service, json};
 use common::{Pebble, PebbleOptions, RateLimitProxy};
 

@@ -7,17 +7,15 @@
 //! Needs node (20+) and `tests/akash/node_modules` (`scripts/install-test-deps.sh`), and Pebble:
 //! without them these tests FAIL with an install hint, never skip.
 
-mod common;
-#[path = "akash/support.rs"]
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::common;
+use crate::common::akash as sdk;
 use common::service::{Service, json};
 use common::{Pebble, PebbleOptions};
-use support::{
+use sdk::{
     WALLET_A, WALLET_B, WALLET_C, WALLET_D, akash_yaml, change_one_char, expect_error,
     flip_one_byte, get_cert, mint, now, post_cert, with_der_signature, with_header, with_high_s,
 };
@@ -51,7 +49,7 @@ fn lease_shapes(provider: &str) -> Vec<(&'static str, Value)> {
 }
 
 /// Every (algorithm, lease shape) token of wallet A, 10 minutes long, named `ALG/shape`.
-fn sdk_tokens() -> support::Minted {
+fn sdk_tokens() -> sdk::Minted {
     // The provider address inside granular shapes: wallet C's (any valid address).
     let provider = mint(&json!({"wallets": {"c": WALLET_C}, "tokens": []}))
         .address("c")
@@ -153,7 +151,7 @@ async fn hostile_variants_of_sdk_tokens_are_401_never_500() {
     let names = ["akash.example.test"];
     // Short tokens, minted now: accepted (and cached) while valid, refused once exp has passed
     // (leeway 0s), checked at the end.
-    let short_exp = support::now() + 4;
+    let short_exp = sdk::now() + 4;
     let short = mint(&json!({"wallets": {"a": WALLET_A}, "tokens": [
         {"name": "ES256K", "wallet": "a", "alg": "ES256K", "exp": short_exp},
         {"name": "ES256KADR36", "wallet": "a", "alg": "ES256KADR36", "exp": short_exp},
@@ -259,7 +257,7 @@ async fn hostile_variants_of_sdk_tokens_are_401_never_500() {
         );
     }
 
-    while support::now() < short_exp {
+    while sdk::now() < short_exp {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for alg in ["ES256K", "ES256KADR36"] {

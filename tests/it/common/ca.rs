@@ -21,7 +21,7 @@ use tempfile::TempDir;
 /// temporary directory that lives as long as this value.
 #[derive(Debug)]
 pub struct TestCa {
-    dir: TempDir,
+    _dir: TempDir,
     ca_pem: String,
     ca_pem_path: PathBuf,
     leaf_cert_path: PathBuf,
@@ -77,7 +77,7 @@ impl TestCa {
         write(&leaf_key_path, &leaf_key.serialize_pem());
 
         TestCa {
-            dir,
+            _dir: dir,
             ca_pem,
             ca_pem_path,
             leaf_cert_path,
@@ -105,11 +105,6 @@ impl TestCa {
     /// The leaf's PKCS#8 private key (PEM file).
     pub fn leaf_key_path(&self) -> &Path {
         &self.leaf_key_path
-    }
-
-    /// The directory holding the PEM files (other test files may be written beside them).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// A rustls server configuration presenting the leaf, with ALPN `h2` and `http/1.1` (what

@@ -2,16 +2,15 @@
 //! loopback port, accepting TXT updates below them signed with a TSIG key (hmac-sha256), as
 //! ../shared/TESTING.md describes. Killed on `Drop`.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use tempfile::TempDir;
 
 use crate::common::free_port;
+use crate::common::process::Process;
 
 const NAMED_BIN: &str = "/usr/sbin/named";
 const INSTALL_HINT: &str = "install BIND with `apt-get install -y bind9 bind9-utils dnsutils` \
@@ -22,8 +21,7 @@ pub const KEY_NAME: &str = "acme-key";
 /// A running `named` serving `zones`.
 #[derive(Debug)]
 pub struct Bind {
-    child: Child,
-    output: Arc<Mutex<String>>,
+    named: Process,
     port: u16,
     secret: String,
     _dir: TempDir,
@@ -62,20 +60,15 @@ impl Bind {
         let secret = base64::engine::general_purpose::STANDARD.encode(key);
         let port = free_port();
         let conf = write_config(dir.path(), port, &secret, zones);
-        let mut child = Command::new(NAMED_BIN)
-            .args(["-g", "-n", "1", "-c"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn named: {e}; {INSTALL_HINT}"));
-        let output = Arc::new(Mutex::new(String::new()));
-        drain(child.stdout.take().expect("stdout"), output.clone());
-        drain(child.stderr.take().expect("stderr"), output.clone());
+        let named = Process::spawn(
+            "named",
+            Command::new(NAMED_BIN)
+                .args(["-g", "-n", "1", "-c"])
+                .arg(&conf),
+        )
+        .unwrap_or_else(|e| panic!("spawn named: {e}; {INSTALL_HINT}"));
         Bind {
-            child,
-            output,
+            named,
             port,
             secret,
             _dir: dir,
@@ -94,17 +87,14 @@ impl Bind {
 
     /// named's output so far.
     pub fn log(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.named.log()
     }
 
     async fn wait_ready(&mut self, zone: &str) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let server = self.addr().parse().expect("address");
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait for named") {
+            if let Some(status) = self.named.exit_status() {
                 return Err(format!("named exited with {status}"));
             }
             let answer = certfleet::dns::wire::query(
@@ -122,13 +112,6 @@ impl Bind {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for Bind {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -171,18 +154,4 @@ key "{KEY_NAME}" {{
     let path = dir.join("named.conf");
     std::fs::write(&path, conf).expect("write named.conf");
     path
-}
-
-fn drain(pipe: impl Read + Send + 'static, output: Arc<Mutex<String>>) {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = String::new();
-        while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-            output
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push_str(&line);
-            line.clear();
-        }
-    });
 }

@@ -78,11 +78,6 @@ impl Postgres {
         panic!("PostgreSQL could not bind a loopback port in 3 tries:\n{last_log}");
     }
 
-    /// The server's loopback port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Creates the database `name`, owned by the `certfleet` role, and returns its URL for that
     /// role (what `storage.url` holds), with `query` appended (e.g. `?sslmode=verify-full`).
     pub async fn create_database(&self, name: &str, query: &str) -> String {

@@ -3,8 +3,6 @@
 //! small scripted stub for what a correct server never sends (a key that does not match) and
 //! for the exact request sequence (404 -> POST -> 202 -> GET the Location).
 
-mod common;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -28,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::common;
 use common::service::{ADMIN_KEY, FLEET_A_KEY, Service};
 use common::{Pebble, PebbleOptions, TestCa, free_port};
 

@@ -6,9 +6,6 @@
 //! Zone discovery too: the SOA walk against BIND, the provider-API fallback against challtestsrv
 //! (which answers SOA with NOTIMP).
 
-mod common;
-mod dns;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,6 +14,8 @@ use certfleet::config::{
 };
 use certfleet::dns::{DnsProvider, TxtRecord, cloudflare, gcloud, rfc2136, wire, zone};
 
+use crate::common;
+use crate::dns;
 use common::{Pebble, PebbleOptions};
 use dns::Fault;
 use dns::bind::{Bind, KEY_NAME};

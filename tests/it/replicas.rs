@@ -2,18 +2,15 @@
 //! own loopback address: no certificate is ever ordered twice, HTTP-01 is answered by whichever
 //! replica the CA reaches, a replica killed mid-issuance is taken over, renewals happen once.
 
-mod common;
-
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::json;
 
+use crate::common;
+use common::process::{self, Process};
 use common::service::{ADMIN_KEY, base_yaml};
 use common::{Pebble, PebbleOptions, free_port};
 
@@ -21,10 +18,9 @@ const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// One certfleet process on 127.0.0.`host`.
 struct Replica {
-    child: Child,
+    process: Process,
     ip: String,
     base: String,
-    log: Arc<Mutex<String>>,
 }
 
 impl Replica {
@@ -38,44 +34,15 @@ impl Replica {
                 .replace("API_PORT", &api.to_string()),
         )
         .expect("write config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_certfleet"));
-        command
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", "info")
-            .env_remove("CERTFLEET_FAILPOINT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(point) = failpoint {
-            command.env("CERTFLEET_FAILPOINT", point);
-        }
-        let mut child = command.spawn().expect("start certfleet");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
         Replica {
-            child,
+            process: process::serve(&config, Some("info"), failpoint),
             base: format!("http://{ip}:{api}"),
             ip,
-            log,
         }
     }
 
     fn log(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.process.log()
     }
 
     /// Names this replica placed an order for (from its own log).
@@ -87,17 +54,6 @@ impl Replica {
             .filter_map(|rest| rest.split_whitespace().next())
             .map(str::to_owned)
             .collect()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -279,7 +235,7 @@ async fn a_killed_replica_is_taken_over(db_url: &str, dir: &Path) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    doomed.kill();
+    doomed.process.kill();
     stuck.abort();
 
     // The survivors serve every name, k0 included (taken over, not ordered again).

@@ -1,14 +1,13 @@
-//! Test harness shared by the integration tests (`mod common;`): a throw-away CA for the
-//! servers' own HTTPS, a real Pebble ACME CA with pebble-challtestsrv as its DNS, and a
-//! fault-injecting proxy that answers new-order with `rateLimited`.
+//! The harness the integration tests share (`crate::common`): a throw-away CA for the servers'
+//! own HTTPS, a real Pebble ACME CA with pebble-challtestsrv as its DNS, a fault-injecting proxy
+//! that answers new-order with `rateLimited`, a real PostgreSQL, tokens from the real Akash SDK,
+//! certfleet in-process (`service`) and as the real binary (`process`).
 
-// Every file under tests/ is its own crate that compiles this module and uses only part of it,
-// so items unused by one test binary are used by another: dead-code warnings here are noise.
-#![allow(dead_code)]
-
+pub mod akash;
 pub mod ca;
 pub mod pebble;
 pub mod postgres;
+pub mod process;
 pub mod proxy;
 pub mod service;
 
@@ -16,13 +15,9 @@ use std::collections::HashSet;
 use std::net::TcpListener;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-// Short paths for the tests (`common::Pebble`); as with dead code, a re-export one test
-// binary does not use is used by another.
-#[allow(unused_imports)]
+// Short paths for the tests (`common::Pebble`).
 pub use ca::TestCa;
-#[allow(unused_imports)]
 pub use pebble::{Pebble, PebbleOptions};
-#[allow(unused_imports)]
 pub use proxy::RateLimitProxy;
 
 /// A loopback TCP port that was free a moment ago: bind `127.0.0.1:0`, read the port, drop.

@@ -1,0 +1,34 @@
+//! certfleet's integration tests, one crate: the harness is compiled once and every test runs
+//! in one binary (`cargo test --test it`; a module's tests with `cargo test --test it api::`).
+//!
+//! The tests run against the real components (../shared/TESTING.md): Pebble, BIND, PostgreSQL,
+//! an OIDC provider and the Akash SDK under node, certfleet in-process and as the real binary.
+//! A missing component makes its tests fail with an install hint, never skip them:
+//! `scripts/install-test-deps.sh` installs them all.
+
+// The harness.
+mod common;
+mod dns;
+
+// The tests, one module per subject.
+mod akash;
+mod akash_chain;
+mod akash_wycheproof;
+mod api;
+mod ari;
+mod config;
+mod crash;
+mod dns01;
+mod dns_conformance;
+mod docs;
+mod fetch;
+mod issuance;
+mod layers;
+mod lifecycle;
+mod observability;
+mod oidc;
+mod openapi;
+mod pebble_harness;
+mod replicas;
+mod store_story;
+mod tls;
