@@ -65,7 +65,12 @@ impl DomainName {
             return Err(DomainError::Empty);
         }
         let bare = trimmed.trim_start_matches('[').trim_end_matches(']');
-        if bare.parse::<IpAddr>().is_ok() {
+        // Only digits, dots and hex digits with colons can be an address: most names skip the
+        // parse (this runs for every name of every request).
+        let may_be_address = bare
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'%'));
+        if may_be_address && bare.parse::<IpAddr>().is_ok() {
             return Err(DomainError::IpAddress(input.to_owned()));
         }
         let (wildcard, rest) = match trimmed.strip_prefix("*.") {
@@ -122,11 +127,10 @@ fn check_ascii_name(input: &str, ascii: &str) -> Result<(), DomainError> {
     if ascii.len() > 253 {
         return Err(DomainError::TooLong(truncate_for_message(input)));
     }
-    let labels: Vec<&str> = ascii.split('.').collect();
-    if labels.len() < 2 {
+    if !ascii.contains('.') {
         return Err(DomainError::SingleLabel(input.to_owned()));
     }
-    for label in &labels {
+    for label in ascii.split('.') {
         if label.is_empty() {
             return Err(DomainError::EmptyLabel(input.to_owned()));
         }
@@ -150,8 +154,9 @@ fn check_ascii_name(input: &str, ascii: &str) -> Result<(), DomainError> {
         }
     }
     // An all-numeric top-level label is how dotted IPv4 forms like 1.2.3 or 10.1 look.
-    if labels
-        .last()
+    if ascii
+        .rsplit('.')
+        .next()
         .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
     {
         return Err(DomainError::InvalidLabel(

@@ -246,12 +246,14 @@ fn parse_request(
 }
 
 fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiError> {
-    let mut names = Vec::new();
+    // The values borrow from the query unless they were percent-encoded: a cached fetch parses
+    // its names without copying them first.
+    let mut domains = Vec::new();
     let mut key_type = None;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         match name.as_ref() {
-            "domain" => names.extend(value.split(',').map(str::to_owned)),
-            "keyType" => key_type = Some(value.into_owned()),
+            "domain" => domains.push(value),
+            "keyType" => key_type = Some(value),
             other => {
                 return Err(ApiError::InvalidBody(format!(
                     "unknown query parameter {other:?}: use domain (repeatable) and keyType"
@@ -259,18 +261,19 @@ fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiErr
             }
         }
     }
-    if names.is_empty() {
+    if domains.is_empty() {
         return Err(ApiError::InvalidBody(
             "name the certificate: ?domain=x[&domain=y]".to_owned(),
         ));
     }
+    let names: Vec<&str> = domains.iter().flat_map(|value| value.split(',')).collect();
     Ok(CertKey {
         names: parse_names(&names)?,
         key_type: parse_key_type(key_type.as_deref(), default_key_type)?,
     })
 }
 
-fn parse_names(inputs: &[String]) -> Result<NameSet, ApiError> {
+fn parse_names<S: AsRef<str>>(inputs: &[S]) -> Result<NameSet, ApiError> {
     NameSet::parse(inputs).map_err(|e| ApiError::InvalidDomain(e.to_string()))
 }
 

@@ -9,15 +9,19 @@ mod certificate;
 mod health;
 mod openapi;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, Request};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use tower::{Layer, Service};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -58,7 +62,7 @@ pub fn router(app: Arc<Shared>) -> Router {
         .routes(routes!(health::ready))
         .routes(routes!(openapi::document))
         .split_for_parts();
-    // `limit_headers` below answers on every route.
+    // `LimitHeaders` below answers on every route.
     openapi::on_every_operation::<openapi::HeadersTooLarge>(
         &mut document,
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -72,7 +76,7 @@ pub fn router(app: Arc<Shared>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(limit_headers))
+        .layer(LimitHeaders)
         .with_state(state)
 }
 
@@ -118,16 +122,72 @@ async fn method_not_allowed() -> ApiError {
 }
 
 /// Answers 431 with a JSON body when the headers are larger than [`MAX_HEADER_BYTES`].
-async fn limit_headers(request: Request, next: Next) -> Response {
-    let size: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + 4)
-        .sum();
-    if size > MAX_HEADER_BYTES {
-        return ApiError::HeadersTooLarge.into_response();
+///
+/// A hand-written layer rather than `middleware::from_fn`: it runs for every request, and
+/// `from_fn` clones the route's service and boxes a future each time.
+#[derive(Debug, Clone, Copy)]
+struct LimitHeaders;
+
+impl<S> Layer<S> for LimitHeaders {
+    type Service = LimitHeadersService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LimitHeadersService { inner }
     }
-    next.run(request).await
+}
+
+#[derive(Debug, Clone)]
+struct LimitHeadersService<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for LimitHeadersService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Limited<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let size: usize = request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if size > MAX_HEADER_BYTES {
+            return Limited::Refused(Some(ApiError::HeadersTooLarge.into_response()));
+        }
+        Limited::Passed(self.inner.call(request))
+    }
+}
+
+/// [`LimitHeadersService`]'s answer: the refusal, or the route's own.
+#[derive(Debug)]
+enum Limited<F> {
+    Refused(Option<Response>),
+    Passed(F),
+}
+
+impl<F> Future for Limited<F>
+where
+    F: Future<Output = Result<Response, Infallible>> + Unpin,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Limited::Refused(response) => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| ApiError::HeadersTooLarge.into_response()))),
+            Limited::Passed(inner) => Pin::new(inner).poll(cx),
+        }
+    }
 }
 
 /// A JSON body whose every rejection is one of the API's JSON errors.

@@ -104,7 +104,7 @@ impl AkashAuth {
             .iter()
             .map(|p| {
                 let principal = Principal {
-                    name: p.address.to_string(),
+                    name: p.address.to_string().into(),
                     method: "akash",
                     domains: Arc::from(p.domains.clone()),
                 };
@@ -259,7 +259,7 @@ mod tests {
 
     fn principal(name: &str) -> Principal {
         Principal {
-            name: name.to_owned(),
+            name: name.into(),
             method: "akash",
             domains: Arc::from(vec![DomainPattern::any()]),
         }
@@ -270,7 +270,7 @@ mod tests {
         let cache = TokenCache::default();
         cache.insert([1; 32], &principal("a"), 100, 50);
         assert_eq!(
-            cache.get(&[1; 32], 99).map(|p| p.name),
+            cache.get(&[1; 32], 99).map(|p| p.name.to_string()),
             Some("a".to_owned())
         );
         assert!(cache.get(&[1; 32], 100).is_none());

@@ -354,7 +354,11 @@ impl Rules {
             Some(claim) => Arc::from(domain_patterns(claims.get(claim.as_str()), claim)?),
         };
         let principal = Principal {
-            name: name.chars().filter(|c| !c.is_control()).collect(),
+            name: name
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+                .into(),
             method: "jwt",
             domains,
         };
@@ -654,7 +658,7 @@ mod tests {
             .check(&claims(good.clone()), &set, now)
             .expect("valid");
         assert_eq!(
-            (principal.name.as_str(), principal.method, exp),
+            (&*principal.name, principal.method, exp),
             ("client-a", "jwt", now + 300)
         );
         assert_eq!(principal.domains.len(), 1);
@@ -706,7 +710,7 @@ mod tests {
     fn cache_never_outlives_exp_or_the_keys() {
         let cache = TokenCache::default();
         let principal = Principal {
-            name: "a".to_owned(),
+            name: "a".into(),
             method: "jwt",
             domains: Arc::from(vec![]),
         };

@@ -25,8 +25,9 @@ use crate::error::ApiError;
 /// An authenticated client and the names it may request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// A name for logs: the PSK's name, a token's subject.
-    pub name: String,
+    /// A name for logs: the PSK's name, a token's subject (shared: every request of a PSK or
+    /// of a cached token clones it).
+    pub name: Arc<str>,
     /// Which method authenticated it (`psk`, `jwt`, ...).
     pub method: &'static str,
     /// The patterns of names it may request.

@@ -39,7 +39,7 @@ impl PskAuth {
             .map(|key| Entry {
                 digest: sha256(key.key.expose()),
                 principal: Principal {
-                    name: key.name.clone(),
+                    name: key.name.as_str().into(),
                     method: "psk",
                     domains: Arc::from(key.domains.clone()),
                 },

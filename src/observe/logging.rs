@@ -2,9 +2,12 @@
 //! `log.level` unless `RUST_LOG` is set. Spans carry the request id, so every line a request
 //! causes names it (see [`crate::observe`]).
 
+use std::io::Write as _;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
+use super::audit;
 use crate::config::{LogConfig, LogFormat};
 
 /// Installs the process's logger, writing to stderr. Call once, before anything logs.
@@ -14,21 +17,24 @@ pub fn init(config: &LogConfig) {
 
 /// [`init`] with another destination (benchmarks log to a sink: the formatting is paid for,
 /// the terminal is spared).
+///
+/// Plain output (JSON, or text without colours) also goes to the audit line's fast path
+/// ([`audit`]), which writes its lines to the same destination in the same format.
 pub fn init_with_writer<W>(config: &LogConfig, writer: W)
 where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    W: for<'w> MakeWriter<'w> + Clone + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match config.format {
-        // Colours only for a person at a terminal: log collectors get plain text.
-        LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
+        .with_writer(writer.clone());
+    // Colours only for a person at a terminal: log collectors get plain text.
+    let colours =
+        config.format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let installed = match config.format {
+        LogFormat::Text => builder.with_ansi(colours).try_init(),
         // Event fields at the top level, and the request's span (its id) on every line.
         LogFormat::Json => builder
             .json()
@@ -37,4 +43,13 @@ where
             .with_span_list(false)
             .try_init(),
     };
+    if installed.is_ok() && !colours {
+        audit::write_directly(
+            config.format,
+            Box::new(move |line| {
+                // As the logger does: one write per line, and a failed write loses only it.
+                let _ = writer.make_writer().write_all(line);
+            }),
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! with a [`KeyDelivery`]; the middleware turns the mark into the audit line, so the line is
 //! written once per response that really leaves with a key, and never holds the key itself.
 
+pub mod audit;
 pub mod logging;
 pub mod metrics;
 
@@ -32,14 +33,13 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest client-chosen request id kept; longer ones are replaced.
 const MAX_CLIENT_ID: usize = 64;
 
-/// The audit log's target: filter on it to route audit lines (`certfleet::audit=info`).
-pub const AUDIT_TARGET: &str = "certfleet::audit";
+pub use audit::AUDIT_TARGET;
 
 /// Put on a response whose body carries a private key: who received which certificate.
 #[derive(Debug, Clone)]
 pub struct KeyDelivery {
     /// The principal's name (the PSK's name, the token's subject, the Akash address).
-    pub principal: String,
+    pub principal: Arc<str>,
     /// The method that authenticated it: `psk`, `jwt` or `akash`.
     pub method: &'static str,
     /// The certificate handed out; the line names it by names, key type and serial.
@@ -112,29 +112,15 @@ where
 /// The audit line: who, which names, when (the line's time), from where. Never the key.
 fn audit(delivery: &KeyDelivery, remote: Option<SocketAddr>, id: &HeaderValue) {
     let cert = &delivery.cert;
-    tracing::info!(
-        target: AUDIT_TARGET,
-        principal = %delivery.principal,
-        method = delivery.method,
-        names = %cert.names,
-        key_type = cert.key_type.as_str(),
-        serial = %cert.serial,
-        remote = %Remote(remote),
-        request_id = %id.to_str().unwrap_or_default(),
-        "private key delivered"
-    );
-}
-
-/// The client's address for the audit line, formatted only if the line is written.
-struct Remote(Option<SocketAddr>);
-
-impl std::fmt::Display for Remote {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(address) => address.fmt(f),
-            None => f.write_str("unknown"),
-        }
-    }
+    audit::record(&audit::AuditLine {
+        principal: &delivery.principal,
+        method: delivery.method,
+        names: &cert.names,
+        key_type: cert.key_type.as_str(),
+        serial: &cert.serial,
+        remote,
+        request_id: id.to_str().unwrap_or_default(),
+    });
 }
 
 /// The client's id when it is a sane token (so a proxy's id ties its logs to ours), else a new
