@@ -1,5 +1,6 @@
 //! `/api/certificate`: get a certificate (issuing it if needed), read it, or force a renewal.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
@@ -250,7 +251,7 @@ fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiErr
     // its names without copying them first.
     let mut domains = Vec::new();
     let mut key_type = None;
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+    for (name, value) in query_pairs(query) {
         match name.as_ref() {
             "domain" => domains.push(value),
             "keyType" => key_type = Some(value),
@@ -271,6 +272,26 @@ fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiErr
         names: parse_names(&names)?,
         key_type: parse_key_type(key_type.as_deref(), default_key_type)?,
     })
+}
+
+/// The query's `name=value` pairs, decoded as `application/x-www-form-urlencoded`. A query with
+/// nothing to decode (no `%`, no `+`: what clients send for DNS names) is split in place.
+fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    let plain = !query.contains(['%', '+']);
+    let split = plain.then(|| {
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (Cow::Borrowed(name), Cow::Borrowed(value))
+            })
+    });
+    let decoded = (!plain).then(|| form_urlencoded::parse(query.as_bytes()));
+    split
+        .into_iter()
+        .flatten()
+        .chain(decoded.into_iter().flatten())
 }
 
 fn parse_names<S: AsRef<str>>(inputs: &[S]) -> Result<NameSet, ApiError> {
@@ -379,6 +400,31 @@ mod tests {
             "domain=a.example.com&keyType=dsa",
         ] {
             assert!(parse_query(bad, KeyType::EcdsaP256).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_queries_split_as_form_urlencoded_decodes_them() {
+        for query in [
+            "",
+            "domain=a.example.com",
+            "domain=a.example.com&domain=b.example.com,c.example.com&keyType=rsa-2048",
+            "&&domain=a&&",
+            "domain",
+            "domain=&keyType=",
+            "=x",
+            "a=b=c",
+            "domain=%61.example.com",
+            "domain=a+b",
+            "domain=a%2Cb&x=%",
+        ] {
+            let ours: Vec<(String, String)> = query_pairs(query)
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            let theirs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(ours, theirs, "{query:?}");
         }
     }
 }

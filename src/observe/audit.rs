@@ -65,14 +65,14 @@ pub fn write_directly(format: LogFormat, write: WriteLine) {
     let _ = DIRECT.set(Direct { format, write });
 }
 
-/// Writes the audit line, if the log filter lets INFO lines of [`AUDIT_TARGET`] through. Call it
-/// inside the request's span (for the `tracing` path).
-pub fn record(line: &AuditLine<'_>) {
+/// Writes the audit line, if the log filter lets INFO lines of [`AUDIT_TARGET`] through;
+/// `request` is the request's span, which a `tracing` event is written in.
+pub fn record(request: &tracing::Span, line: &AuditLine<'_>) {
     if !tracing::enabled!(target: AUDIT_TARGET, tracing::Level::INFO) {
         return;
     }
     let Some(direct) = DIRECT.get() else {
-        emit(line);
+        request.in_scope(|| emit(line));
         return;
     };
     BUF.with_borrow_mut(|buf| {

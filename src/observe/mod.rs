@@ -23,7 +23,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use tower::{Layer, Service};
-use tracing::Instrument as _;
+use tracing::{Instrument as _, Span};
 
 use crate::store::StoredCert;
 
@@ -90,7 +90,9 @@ where
             .map(|info| info.0);
         let method = request.method().clone();
         let span = tracing::info_span!("request", id = %id.to_str().unwrap_or_default());
-        let inner = span.in_scope(|| self.inner.call(request));
+        // The route's call only builds its future: the handler runs, and logs, when it is
+        // polled inside the span.
+        let inner = self.inner.call(request);
         Box::pin(async move {
             let Ok(mut response) = inner.instrument(span.clone()).await;
             metrics::http_request(
@@ -101,7 +103,7 @@ where
             );
             if let Some(delivery) = response.extensions_mut().remove::<KeyDelivery>() {
                 metrics::key_delivered(delivery.method);
-                span.in_scope(|| audit(&delivery, remote, &id));
+                audit(&delivery, remote, &id, &span);
             }
             response.headers_mut().insert(REQUEST_ID, id);
             Ok(response)
@@ -110,17 +112,20 @@ where
 }
 
 /// The audit line: who, which names, when (the line's time), from where. Never the key.
-fn audit(delivery: &KeyDelivery, remote: Option<SocketAddr>, id: &HeaderValue) {
+fn audit(delivery: &KeyDelivery, remote: Option<SocketAddr>, id: &HeaderValue, span: &Span) {
     let cert = &delivery.cert;
-    audit::record(&audit::AuditLine {
-        principal: &delivery.principal,
-        method: delivery.method,
-        names: &cert.names,
-        key_type: cert.key_type.as_str(),
-        serial: &cert.serial,
-        remote,
-        request_id: id.to_str().unwrap_or_default(),
-    });
+    audit::record(
+        span,
+        &audit::AuditLine {
+            principal: &delivery.principal,
+            method: delivery.method,
+            names: &cert.names,
+            key_type: cert.key_type.as_str(),
+            serial: &cert.serial,
+            remote,
+            request_id: id.to_str().unwrap_or_default(),
+        },
+    );
 }
 
 /// The client's id when it is a sane token (so a proxy's id ties its logs to ours), else a new
