@@ -1,22 +1,24 @@
 //! `/api/certificate`: get a certificate (issuing it if needed), read it, or force a renewal.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::ApiJson;
-use super::Shared;
 use super::body::{Rendered, Renderings};
+use super::{ApiJson, ApiState, Shared};
 use crate::acme::solver::ChallengeChoice;
 use crate::auth::{Principal, policy};
 use crate::domain::{CertKey, KeyType, NameSet};
 use crate::error::ApiError;
 use crate::observe::KeyDelivery;
 use crate::service::{self, Pending};
+use crate::store::StoredCert;
 use crate::util::clock;
 
 /// How long a client told 202 should wait before asking again.
@@ -69,20 +71,20 @@ pub struct CertRequest {
     ),
 )]
 pub async fn post(
-    State(app): State<Arc<Shared>>,
-    State(renderings): State<Arc<Renderings>>,
+    State(state): State<ApiState>,
     principal: Principal,
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
+    let (app, renderings) = (&state.app, &state.renderings);
     let (key, choice) = parse_request(request, app.default_key_type)?;
     authorize(&principal, &key)?;
-    check_challenges(&app, &key, choice)?;
+    check_challenges(app, &key, choice)?;
     let now = clock::now();
-    if let Some(hit) = app.certs.valid(&key, now).await? {
-        return Ok(deliver(&principal, &renderings.of(&key, &hit), true));
+    if let Some(cert) = app.certs.valid(&key, now).await? {
+        return Ok(deliver(principal, &renderings.of(&key, &cert), cert, true));
     }
     let pending = app.certs.issue(&key, now, choice);
-    wait_for(&app, &renderings, &principal, &key, pending).await
+    wait_for(app, renderings, principal, &key, pending).await
 }
 
 /// `POST /api/certificate/renew`: a new certificate, at most once per identity per hour.
@@ -111,16 +113,16 @@ pub async fn post(
     ),
 )]
 pub async fn renew(
-    State(app): State<Arc<Shared>>,
-    State(renderings): State<Arc<Renderings>>,
+    State(state): State<ApiState>,
     principal: Principal,
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
+    let (app, renderings) = (&state.app, &state.renderings);
     let (key, choice) = parse_request(request, app.default_key_type)?;
     authorize(&principal, &key)?;
-    check_challenges(&app, &key, choice)?;
+    check_challenges(app, &key, choice)?;
     let pending = app.certs.force(&key, clock::now(), choice).await?;
-    wait_for(&app, &renderings, &principal, &key, pending).await
+    wait_for(app, renderings, principal, &key, pending).await
 }
 
 /// `GET /api/certificate?domain=...`: the stored certificate for exactly that name set. Never
@@ -153,24 +155,24 @@ pub async fn renew(
     ),
 )]
 pub async fn get(
-    State(app): State<Arc<Shared>>,
-    State(renderings): State<Arc<Renderings>>,
+    State(state): State<ApiState>,
     principal: Principal,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
+    let (app, renderings) = (&state.app, &state.renderings);
     let key = parse_query(query.as_deref().unwrap_or(""), app.default_key_type)?;
     authorize(&principal, &key)?;
-    if let Some(hit) = app.certs.valid(&key, clock::now()).await? {
-        let hit = renderings.of(&key, &hit);
-        if if_none_match(&headers, &hit.etag) {
+    if let Some(cert) = app.certs.valid(&key, clock::now()).await? {
+        let hit = renderings.of(&key, &cert);
+        if if_none_match(&tags, &hit.etag) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             response
                 .headers_mut()
                 .insert(header::ETAG, hit.etag_header.clone());
             return Ok(response);
         }
-        return Ok(deliver(&principal, &hit, true));
+        return Ok(deliver(principal, &hit, cert, true));
     }
     if app.certs.is_issuing(&key) {
         return Ok(accepted(&key));
@@ -184,12 +186,12 @@ pub async fn get(
 async fn wait_for(
     app: &Shared,
     renderings: &Renderings,
-    principal: &Principal,
+    principal: Principal,
     key: &CertKey,
     pending: Pending,
 ) -> Result<Response, ApiError> {
     match tokio::time::timeout(app.issue_wait, service::finished(pending)).await {
-        Ok(Ok(cert)) => Ok(deliver(principal, &renderings.of(key, &cert), false)),
+        Ok(Ok(cert)) => Ok(deliver(principal, &renderings.of(key, &cert), cert, false)),
         Ok(Err(err)) => Err(err.into()),
         Err(_) => Ok(accepted(key)),
     }
@@ -309,7 +311,12 @@ fn parse_key_type(input: Option<&str>, default: KeyType) -> Result<KeyType, ApiE
 
 /// 200 with the certificate. `no-store`: the body holds a private key, so the response is
 /// marked for the audit line ([`crate::observe`]).
-fn deliver(principal: &Principal, entry: &Rendered, cached: bool) -> Response {
+fn deliver(
+    principal: Principal,
+    entry: &Rendered,
+    cert: Arc<StoredCert>,
+    cached: bool,
+) -> Response {
     let mut response = entry.body(cached).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -318,10 +325,11 @@ fn deliver(principal: &Principal, entry: &Rendered, cached: bool) -> Response {
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::ETAG, entry.etag_header.clone());
+    // Moved, not cloned: each clone of a shared `Arc` is a counter both CPUs write.
     response.extensions_mut().insert(KeyDelivery {
-        principal: principal.name.clone(),
+        principal: principal.name,
         method: principal.method,
-        cert: entry.cert.clone(),
+        cert,
     });
     response
 }
@@ -348,9 +356,23 @@ fn accepted(key: &CertKey) -> Response {
 }
 
 /// RFC 9110 section 13.1.2: weak comparison, `*` matches any current representation.
-fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
+/// The request's `If-None-Match` values, the one header GET reads: taken alone, where the
+/// `HeaderMap` extractor would copy every header of every request.
+#[derive(Debug)]
+pub struct IfNoneMatch(Vec<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let tags = parts.headers.get_all(header::IF_NONE_MATCH);
+        Ok(Self(tags.iter().cloned().collect()))
+    }
+}
+
+/// Whether one of the `If-None-Match` values names `etag` (weakly) or is `*`.
+fn if_none_match(values: &[HeaderValue], etag: &str) -> bool {
+    values
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
@@ -374,11 +396,18 @@ mod tests {
             ("abc", false),
         ];
         for (value, want) in cases {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
-            assert_eq!(if_none_match(&headers, etag), want, "{value}");
+            assert_eq!(
+                if_none_match(&[HeaderValue::from_static(value)], etag),
+                want,
+                "{value}"
+            );
         }
-        assert!(!if_none_match(&HeaderMap::new(), etag));
+        let two = [
+            HeaderValue::from_static("\"x\""),
+            HeaderValue::from_static("\"abc\""),
+        ];
+        assert!(if_none_match(&two, etag), "every value counts");
+        assert!(!if_none_match(&[], etag));
     }
 
     #[test]

@@ -67,11 +67,11 @@ pub fn router(app: Arc<Shared>) -> Router {
         &mut document,
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     );
-    let state = ApiState {
+    let state = ApiState(Arc::new(ApiParts {
         app,
-        renderings: Arc::default(),
+        renderings: body::Renderings::default(),
         document: openapi::Document::render(&document),
-    };
+    }));
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -81,23 +81,29 @@ pub fn router(app: Arc<Shared>) -> Router {
 }
 
 /// The router's state: the app, the certificates' rendered responses, and the OpenAPI
-/// document rendered when the router was built.
+/// document rendered when the router was built. One `Arc`: axum clones the state for every
+/// request, and every clone is a shared counter both CPUs write.
 #[derive(Debug, Clone)]
-struct ApiState {
+struct ApiState(Arc<ApiParts>);
+
+#[derive(Debug)]
+struct ApiParts {
     app: Arc<Shared>,
-    renderings: Arc<body::Renderings>,
+    renderings: body::Renderings,
     document: openapi::Document,
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.0
+    }
 }
 
 impl FromRef<ApiState> for Arc<Shared> {
     fn from_ref(state: &ApiState) -> Self {
         state.app.clone()
-    }
-}
-
-impl FromRef<ApiState> for Arc<body::Renderings> {
-    fn from_ref(state: &ApiState) -> Self {
-        state.renderings.clone()
     }
 }
 

@@ -150,6 +150,37 @@ pub fn auth_failure(method: &'static str, reason: &'static str) {
     counter!(AUTH_FAILURES, "method" => method, "reason" => reason).increment(1);
 }
 
+/// The route label of a request: its matched route template, or `other`. Interned (a router
+/// has a fixed handful of templates), so the label outlives the request without holding on to
+/// the request's `MatchedPath`, whose clones write a counter shared by every CPU.
+pub fn route_label(matched: Option<&str>) -> &'static str {
+    static INTERNED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let Some(path) = matched else {
+        return "other";
+    };
+    SEEN.with_borrow_mut(|seen| {
+        if let Some(label) = seen.iter().find(|label| **label == path) {
+            return *label;
+        }
+        let mut interned = INTERNED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let label = match interned.iter().find(|label| **label == path) {
+            Some(label) => *label,
+            None => {
+                let label: &'static str = Box::leak(path.to_owned().into_boxed_str());
+                interned.push(label);
+                label
+            }
+        };
+        seen.push(label);
+        label
+    })
+}
+
 /// One API request, labelled by its route template (`other` when no route matched).
 ///
 /// This runs for every request, so the series' handles are kept per thread after their first
@@ -346,6 +377,20 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_labels_are_interned_once_per_template() {
+        let first = route_label(Some("/api/certificate"));
+        assert_eq!(first, "/api/certificate");
+        let again = route_label(Some(&String::from("/api/certificate")));
+        assert!(std::ptr::eq(first, again), "one label per template");
+        let elsewhere = std::thread::spawn(|| route_label(Some("/api/certificate")))
+            .join()
+            .expect("thread");
+        assert!(std::ptr::eq(first, elsewhere), "shared across threads");
+        assert_eq!(route_label(None), "other");
+        assert_eq!(route_label(Some("/healthz")), "/healthz");
+    }
 
     #[test]
     fn gauges_are_valid_text_format() {

@@ -83,7 +83,12 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
         let id = request_id(request.headers().get(&REQUEST_ID));
-        let route = request.extensions().get::<MatchedPath>().cloned();
+        let route = metrics::route_label(
+            request
+                .extensions()
+                .get::<MatchedPath>()
+                .map(MatchedPath::as_str),
+        );
         let remote = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -94,16 +99,15 @@ where
         // polled inside the span.
         let inner = self.inner.call(request);
         Box::pin(async move {
-            let Ok(mut response) = inner.instrument(span.clone()).await;
-            metrics::http_request(
-                route.as_ref().map_or("other", MatchedPath::as_str),
-                &method,
-                response.status(),
-                started.elapsed(),
-            );
+            // The span is kept inside the instrumented future, not cloned: a clone writes the
+            // subscriber's shared reference counts, on every request.
+            let mut instrumented = std::pin::pin!(inner.instrument(span));
+            let Ok(mut response) = instrumented.as_mut().await;
+            let span = instrumented.span();
+            metrics::http_request(route, &method, response.status(), started.elapsed());
             if let Some(delivery) = response.extensions_mut().remove::<KeyDelivery>() {
                 metrics::key_delivered(delivery.method);
-                audit(&delivery, remote, &id, &span);
+                audit(&delivery, remote, &id, span);
             }
             response.headers_mut().insert(REQUEST_ID, id);
             Ok(response)
