@@ -326,23 +326,16 @@ mod tests {
         }
     }
 
-    /// What the process's logger (as `logging` configures it) writes for the `tracing` event.
+    /// What the process's logger (the one `logging` installs) writes for the `tracing` event.
     fn through_the_logger(format: LogFormat, line: &AuditLine<'_>) -> String {
         let captured = Captured::default();
-        let builder = tracing_subscriber::fmt()
-            .with_writer(captured.clone())
-            .with_ansi(false);
-        let dispatch = match format {
-            LogFormat::Text => tracing::Dispatch::new(builder.finish()),
-            LogFormat::Json => tracing::Dispatch::new(
-                builder
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .finish(),
-            ),
-        };
+        let logger = super::super::logging::subscriber(
+            format,
+            false,
+            tracing_subscriber::EnvFilter::new("info"),
+            captured.clone(),
+        );
+        let dispatch = tracing::Dispatch::new(logger);
         tracing::dispatcher::with_default(&dispatch, || {
             let span = tracing::info_span!("request", id = %line.request_id);
             span.in_scope(|| emit(line));

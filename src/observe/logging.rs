@@ -27,22 +27,11 @@ where
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer.clone());
     // Colours only for a person at a terminal: log collectors get plain text.
     let colours =
         config.format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let installed = match config.format {
-        LogFormat::Text => builder.with_ansi(colours).try_init(),
-        // Event fields at the top level, and the request's span (its id) on every line.
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
+    let logger = subscriber(config.format, colours, filter, writer.clone());
+    let installed = tracing::subscriber::set_global_default(logger);
     if installed.is_ok() && !colours {
         audit::write_directly(
             config.format,
@@ -51,5 +40,33 @@ where
                 let _ = writer.make_writer().write_all(line);
             }),
         );
+    }
+}
+
+/// The logger [`init`] installs: `format`, with `colours` or not, lines through `filter`,
+/// written with `writer`. (The audit line's tests compare its fast path against this.)
+pub(super) fn subscriber<W>(
+    format: LogFormat,
+    colours: bool,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.with_ansi(colours).finish()),
+        // Event fields at the top level, and the request's span (its id) on every line.
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .finish(),
+        ),
     }
 }
