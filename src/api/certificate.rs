@@ -325,7 +325,7 @@ fn deliver(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::ETAG, entry.etag_header.clone());
-    // Moved, not cloned: each clone of a shared `Arc` is a counter both CPUs write.
+    // Moved, not cloned: this runs for every certificate handed out.
     response.extensions_mut().insert(KeyDelivery {
         principal: principal.name,
         method: principal.method,
@@ -355,7 +355,6 @@ fn accepted(key: &CertKey) -> Response {
     response
 }
 
-/// RFC 9110 section 13.1.2: weak comparison, `*` matches any current representation.
 /// The request's `If-None-Match` values, the one header GET reads: taken alone, where the
 /// `HeaderMap` extractor would copy every header of every request.
 #[derive(Debug)]
@@ -370,7 +369,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     }
 }
 
-/// Whether one of the `If-None-Match` values names `etag` (weakly) or is `*`.
+/// Whether one of the `If-None-Match` values names `etag` or is `*` (RFC 9110 section 13.1.2:
+/// weak comparison, `*` matches any current representation).
 fn if_none_match(values: &[HeaderValue], etag: &str) -> bool {
     values
         .iter()

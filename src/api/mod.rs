@@ -82,7 +82,7 @@ pub fn router(app: Arc<Shared>) -> Router {
 
 /// The router's state: the app, the certificates' rendered responses, and the OpenAPI
 /// document rendered when the router was built. One `Arc`: axum clones the state for every
-/// request, and every clone is a shared counter both CPUs write.
+/// request.
 #[derive(Debug, Clone)]
 struct ApiState(Arc<ApiParts>);
 

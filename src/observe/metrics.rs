@@ -151,8 +151,8 @@ pub fn auth_failure(method: &'static str, reason: &'static str) {
 }
 
 /// The route label of a request: its matched route template, or `other`. Interned (a router
-/// has a fixed handful of templates), so the label outlives the request without holding on to
-/// the request's `MatchedPath`, whose clones write a counter shared by every CPU.
+/// has a fixed handful of templates), so the label outlives the request without a clone of the
+/// request's `MatchedPath`, and [`http_request`] finds its series by pointer.
 pub fn route_label(matched: Option<&str>) -> &'static str {
     static INTERNED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
     thread_local! {
@@ -181,46 +181,41 @@ pub fn route_label(matched: Option<&str>) -> &'static str {
     })
 }
 
-/// One API request, labelled by its route template (`other` when no route matched).
+/// One API request, labelled by its route template ([`route_label`]).
 ///
 /// This runs for every request, so the series' handles are kept per thread after their first
 /// use (a registry lookup hashes every label each time), and nothing runs while metrics are off.
-pub fn http_request(route: &str, method: &Method, status: StatusCode, elapsed: Duration) {
+pub fn http_request(route: &'static str, method: &Method, status: StatusCode, elapsed: Duration) {
     if HANDLE.get().is_none() {
         return;
     }
     let (method, status) = (method_label(method), status.as_u16());
     HTTP_SERIES.with_borrow_mut(|series| {
-        let per_route = match series.get_mut(route) {
-            Some(per_route) => per_route,
-            None => series.entry(route.to_owned()).or_default(),
-        };
-        let index = match per_route
+        // Labels are interned: one template, one pointer.
+        let index = match series
             .iter()
-            .position(|s| s.method == method && s.status == status)
+            .position(|s| std::ptr::eq(s.route, route) && s.method == method && s.status == status)
         {
             Some(index) => index,
             None => {
                 let labels = |with_status: bool| {
-                    let mut labels = vec![
-                        Label::new("route", route.to_owned()),
-                        Label::new("method", method),
-                    ];
+                    let mut labels = vec![Label::new("route", route), Label::new("method", method)];
                     if with_status {
                         labels.push(Label::new("status", status_label(status)));
                     }
                     labels
                 };
-                per_route.push(HttpSeries {
+                series.push(HttpSeries {
+                    route,
                     method,
                     status,
                     count: counter!(HTTP_REQUESTS, labels(true)),
                     duration: metrics::histogram!(HTTP_DURATION, labels(false)),
                 });
-                per_route.len() - 1
+                series.len() - 1
             }
         };
-        let handles = &per_route[index];
+        let handles = &series[index];
         handles.count.increment(1);
         handles.duration.record(elapsed.as_secs_f64());
     });
@@ -228,6 +223,7 @@ pub fn http_request(route: &str, method: &Method, status: StatusCode, elapsed: D
 
 /// The handles of one route's series for one method and status.
 struct HttpSeries {
+    route: &'static str,
     method: &'static str,
     status: u16,
     count: metrics::Counter,
@@ -238,9 +234,9 @@ thread_local! {
     /// [`key_delivered`]'s handles, by method.
     static DELIVERIES: std::cell::RefCell<Vec<(&'static str, metrics::Counter)>> =
         const { std::cell::RefCell::new(Vec::new()) };
-    /// [`http_request`]'s handles, by route template: a handful of routes, methods, statuses.
-    static HTTP_SERIES: std::cell::RefCell<std::collections::HashMap<String, Vec<HttpSeries>>> =
-        std::cell::RefCell::default();
+    /// [`http_request`]'s handles: a handful of routes, methods and statuses.
+    static HTTP_SERIES: std::cell::RefCell<Vec<HttpSeries>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One response that carried a private key (per request too: handles kept per thread).

@@ -99,8 +99,8 @@ where
         // polled inside the span.
         let inner = self.inner.call(request);
         Box::pin(async move {
-            // The span is kept inside the instrumented future, not cloned: a clone writes the
-            // subscriber's shared reference counts, on every request.
+            // The span is kept inside the instrumented future and borrowed back, not cloned: a
+            // clone goes through the subscriber, on every request.
             let mut instrumented = std::pin::pin!(inner.instrument(span));
             let Ok(mut response) = instrumented.as_mut().await;
             let span = instrumented.span();
