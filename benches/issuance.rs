@@ -39,6 +39,10 @@ use common::{Pebble, PebbleOptions};
 const SINGLE_RUNS: usize = 5;
 /// Issuances at once through the API.
 const PARALLEL: usize = 20;
+/// Issuances at once under load: the CA client's connections, nonces and polling shared.
+const LOAD: usize = 100;
+/// The load batch must take at most this many single issuances.
+const TARGET_LOAD: f64 = 3.0;
 /// certfleet's single issuance must take at most this fraction of certbot's.
 const TARGET_VS_CERTBOT: f64 = 0.5;
 /// The parallel batch must take at most this many single issuances.
@@ -104,6 +108,12 @@ async fn run() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let parallel = issue(&service, &pebble, &names).await.as_secs_f64();
     println!("  certfleet {PARALLEL} in parallel: {parallel:>7.3} s (wall time of the batch)");
+    let names: Vec<String> = (1..=LOAD)
+        .map(|i| format!("load-{i}.bench.example.test"))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let load = issue(&service, &pebble, &names).await.as_secs_f64();
+    println!("  certfleet {LOAD} in parallel: {load:>7.3} s (wall time of the batch)");
     service.stop().await;
 
     println!(
@@ -118,6 +128,11 @@ async fn run() {
     println!(
         "RESULT parallel{PARALLEL}_vs_single {parallel_ratio:.3} target <= {TARGET_PARALLEL} {}",
         verdict(parallel_ratio <= TARGET_PARALLEL)
+    );
+    let load_ratio = load / single_median;
+    println!(
+        "RESULT parallel{LOAD}_vs_single {load_ratio:.3} target <= {TARGET_LOAD} {}",
+        verdict(load_ratio <= TARGET_LOAD)
     );
 }
 

@@ -19,7 +19,7 @@ use crate::auth::jwks::KeySourceError;
 use crate::auth::jwt::JwtAuth;
 use crate::auth::psk::PskAuth;
 use crate::auth::{AuthChain, Authenticator};
-use crate::config::Config;
+use crate::config::{CertificateSeries, Config};
 use crate::dns::DnsError;
 use crate::service::CertService;
 use crate::store::{self, StoreError};
@@ -32,6 +32,8 @@ pub struct App {
     pub api: Arc<Shared>,
     /// The API listener's TLS; `None` serves plain HTTP.
     pub tls: Option<ServerTls>,
+    /// `server.metricsCertificates`: which certificates `/metrics` lists one by one.
+    pub metrics_certificates: CertificateSeries,
 }
 
 /// Why the service could not start: the subsystem that refused, with its own error.
@@ -102,6 +104,7 @@ impl App {
         };
         Ok(Arc::new(Self {
             tls,
+            metrics_certificates: config.server.metrics_certificates,
             api: Arc::new(Shared {
                 certs: Arc::new(CertService::new(
                     store.clone(),
@@ -154,7 +157,11 @@ impl App {
             crate::observe::metrics::spawn_upkeep(handle);
             axum::serve(
                 listener,
-                crate::observe::metrics::router(handle, self.api.store.clone()),
+                crate::observe::metrics::router(
+                    handle,
+                    self.api.store.clone(),
+                    self.metrics_certificates,
+                ),
             )
             .with_graceful_shutdown(stopped(stop_rx.clone()))
         });

@@ -53,7 +53,7 @@ pub use self::{
     log::{LogConfig, LogFormat},
     psk::PskKey,
     secret::Secret,
-    server::ServerConfig,
+    server::{CertificateSeries, ServerConfig},
     storage::{Database, EncryptionKey, PostgresConfig, SqliteConfig, StorageConfig},
     tls::{TlsAcmeConfig, TlsConfig},
 };

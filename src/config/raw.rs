@@ -38,6 +38,7 @@ pub(super) struct RawLog {
 pub(super) struct RawServer {
     pub listen: Option<String>,
     pub metrics_listen: Option<String>,
+    pub metrics_certificates: Option<String>,
     pub issue_wait: Option<String>,
     pub tls: Option<RawTls>,
 }

@@ -35,12 +35,34 @@ pub struct ServerConfig {
     /// `None` when set to `""`, which turns the listener off.
     #[serde(serialize_with = "as_optional_listen")]
     pub metrics_listen: Option<SocketAddr>,
+    /// `server.metricsCertificates`: which certificates get series of their own on `/metrics`
+    /// (default `due`).
+    pub metrics_certificates: CertificateSeries,
     /// `server.issueWait`: how long a request waits for an issuance before answering 202
     /// (default 60s; more than 0 and at most 10m).
     #[serde(serialize_with = "as_duration")]
     pub issue_wait: Duration,
     /// `server.tls`: certfleet's own certificate; `None` serves plain HTTP (warned at start).
     pub tls: Option<TlsConfig>,
+}
+
+/// Which certificates `/metrics` describes one by one. Every mode also exports the counts by
+/// state and the earliest expiry, so a scrape stays small at any fleet size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateSeries {
+    /// Only those whose renewal time has passed (due, failing, expired): what the alerts need,
+    /// at most [`CertificateSeries::DUE_LIMIT`], earliest renewal first.
+    Due,
+    /// Every stored certificate (a large fleet makes a large scrape: about 250 bytes each).
+    All,
+    /// None: only the counts.
+    None,
+}
+
+impl CertificateSeries {
+    /// The most per-certificate series `due` exports; the rest are counted, not listed.
+    pub const DUE_LIMIT: u32 = 1_000;
 }
 
 /// Resolves `server`.
@@ -57,6 +79,18 @@ pub(super) fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerCo
         )
         .map(Some),
     };
+    let metrics_certificates = match raw.metrics_certificates.as_deref() {
+        None | Some("due") => Ok(CertificateSeries::Due),
+        Some("all") => Ok(CertificateSeries::All),
+        Some("none") => Ok(CertificateSeries::None),
+        Some(other) => Err(report.error(
+            "server.metricsCertificates",
+            format!(
+                "\"{other}\" is not a choice; use due (default: series only for certificates \
+                 whose renewal time has passed), all, or none"
+            ),
+        )),
+    };
     let issue_wait = issue_wait(raw.issue_wait, report);
     let tls = super::tls::tls(raw.tls, report);
     let (listen, metrics_listen) = (listen?, metrics_listen?);
@@ -72,6 +106,7 @@ pub(super) fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerCo
     Ok(ServerConfig {
         listen,
         metrics_listen,
+        metrics_certificates: metrics_certificates?,
         issue_wait: issue_wait?,
         tls: tls?,
     })

@@ -3,9 +3,11 @@
 //!
 //! Counters and histograms are recorded through the `metrics` facade into one process-wide
 //! Prometheus recorder, installed by [`install`] when the listener is on (without it the
-//! recording calls do nothing). The per-certificate gauges are not recorded at all: each scrape
+//! recording calls do nothing). The certificate gauges are not recorded at all: each scrape
 //! reads them from the store, so they are right on every replica and a deleted certificate
-//! leaves no stale series. docs/operations.md lists the series and example alerts.
+//! leaves no stale series. Per-certificate series are bounded (`server.metricsCertificates`):
+//! by default only the certificates whose renewal time has passed, which is what the alerts
+//! watch, plus counts for all. docs/operations.md lists the series and example alerts.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
@@ -19,7 +21,9 @@ use axum::routing::get;
 use metrics::{Label, SharedString, counter, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::store::Store;
+use crate::config::CertificateSeries;
+use crate::store::{Store, StoreError};
+use crate::util::clock;
 
 /// notAfter of each stored certificate, Unix seconds.
 pub const CERTIFICATE_EXPIRY: &str = "certfleet_certificate_expiry_timestamp_seconds";
@@ -27,6 +31,12 @@ pub const CERTIFICATE_EXPIRY: &str = "certfleet_certificate_expiry_timestamp_sec
 pub const CERTIFICATE_RENEWAL: &str = "certfleet_certificate_renewal_timestamp_seconds";
 /// Issuance attempts by trigger and outcome.
 pub const ISSUANCES: &str = "certfleet_issuances_total";
+/// Stored certificates by state.
+pub const CERTIFICATES: &str = "certfleet_certificates";
+/// The earliest notAfter of any stored certificate, Unix seconds.
+pub const EARLIEST_EXPIRY: &str = "certfleet_certificate_earliest_expiry_timestamp_seconds";
+/// Certificates the per-certificate gauges leave out.
+pub const UNLISTED: &str = "certfleet_certificates_unlisted";
 /// Requests to the ACME server by endpoint and status.
 pub const ACME_REQUESTS: &str = "certfleet_acme_requests_total";
 /// Duration of requests to the ACME server by endpoint.
@@ -299,41 +309,33 @@ fn method_label(method: &Method) -> &'static str {
 struct Exporter {
     handle: &'static PrometheusHandle,
     store: Arc<dyn Store>,
+    series: CertificateSeries,
 }
 
-/// The metrics listener's routes: `GET /metrics`, nothing else.
-pub fn router(handle: &'static PrometheusHandle, store: Arc<dyn Store>) -> Router {
+/// The metrics listener's routes: `GET /metrics`, nothing else. `series` chooses which
+/// certificates get series of their own (`server.metricsCertificates`).
+pub fn router(
+    handle: &'static PrometheusHandle,
+    store: Arc<dyn Store>,
+    series: CertificateSeries,
+) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
-        .with_state(Exporter { handle, store })
+        .with_state(Exporter {
+            handle,
+            store,
+            series,
+        })
 }
 
-/// `GET /metrics`: the recorded series, then one expiry and one renewal gauge per certificate.
+/// `GET /metrics`: the recorded series, then the certificates read from the store.
 async fn scrape(State(exporter): State<Exporter>) -> Response {
     let mut text = exporter.handle.render();
-    match exporter.store.schedule().await {
-        Ok(entries) => {
-            let expiry = entries.iter().map(|e| (&e.names, &e.key_type, e.not_after));
-            let renewal = entries
-                .iter()
-                .map(|e| (&e.names, &e.key_type, e.renew_after));
-            write_gauges(
-                &mut text,
-                CERTIFICATE_EXPIRY,
-                "notAfter of each stored certificate (Unix time)",
-                expiry,
-            );
-            write_gauges(
-                &mut text,
-                CERTIFICATE_RENEWAL,
-                "when each stored certificate is due for renewal (Unix time)",
-                renewal,
-            );
-        }
-        Err(err) => {
-            // The other series are still worth having; the gap shows on the dashboards.
-            tracing::warn!(error = %err, "metrics: cannot read the certificates");
-        }
+    if let Err(err) =
+        write_certificates(&mut text, &*exporter.store, exporter.series, clock::now()).await
+    {
+        // The other series are still worth having; the gap shows on the dashboards.
+        tracing::warn!(error = %err, "metrics: cannot read the certificates");
     }
     let mut response = text.into_response();
     response.headers_mut().insert(
@@ -341,6 +343,80 @@ async fn scrape(State(exporter): State<Exporter>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// The certificate families: the counts by state and the earliest expiry, always; then one
+/// expiry and one renewal gauge per certificate that `series` lists, and how many it left out.
+///
+/// The counts are one pass over the table and `due` reads only the due rows through the
+/// renewal index, so at 100,000 certificates a scrape stays a few kilobytes.
+async fn write_certificates(
+    out: &mut String,
+    store: &dyn Store,
+    series: CertificateSeries,
+    now: i64,
+) -> Result<(), StoreError> {
+    let census = store.census(now).await?;
+    let _ = writeln!(
+        out,
+        "# HELP {CERTIFICATES} stored certificates by state (valid, due, backing_off, expired)\n\
+         # TYPE {CERTIFICATES} gauge"
+    );
+    for (state, count) in [
+        ("valid", census.valid),
+        ("due", census.due),
+        ("backing_off", census.backing_off),
+        ("expired", census.expired),
+    ] {
+        let _ = writeln!(out, "{CERTIFICATES}{{state=\"{state}\"}} {count}");
+    }
+    if let Some(earliest) = census.earliest_expiry {
+        let _ = writeln!(
+            out,
+            "# HELP {EARLIEST_EXPIRY} the earliest notAfter of any stored certificate (Unix time)\n\
+             # TYPE {EARLIEST_EXPIRY} gauge\n{EARLIEST_EXPIRY} {earliest}"
+        );
+    }
+    let (entries, eligible) = match series {
+        CertificateSeries::None => (Vec::new(), 0),
+        CertificateSeries::Due => (
+            store
+                .schedule(Some(now), CertificateSeries::DUE_LIMIT)
+                .await?,
+            census.due + census.backing_off + census.expired,
+        ),
+        CertificateSeries::All => {
+            let all = store.schedule(None, u32::MAX).await?;
+            let count = all.len() as u64;
+            (all, count)
+        }
+    };
+    if series != CertificateSeries::None {
+        let expiry = entries.iter().map(|e| (&e.names, &e.key_type, e.not_after));
+        let renewal = entries
+            .iter()
+            .map(|e| (&e.names, &e.key_type, e.renew_after));
+        write_gauges(
+            out,
+            CERTIFICATE_EXPIRY,
+            "notAfter of each stored certificate (Unix time)",
+            expiry,
+        );
+        write_gauges(
+            out,
+            CERTIFICATE_RENEWAL,
+            "when each stored certificate is due for renewal (Unix time)",
+            renewal,
+        );
+    }
+    let unlisted = eligible.saturating_sub(entries.len() as u64);
+    let _ = writeln!(
+        out,
+        "# HELP {UNLISTED} certificates server.metricsCertificates would list but left out \
+         (past the limit of {limit})\n# TYPE {UNLISTED} gauge\n{UNLISTED} {unlisted}",
+        limit = CertificateSeries::DUE_LIMIT,
+    );
+    Ok(())
 }
 
 /// Appends one gauge family in the Prometheus text format (names and key types are normalised

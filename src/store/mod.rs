@@ -141,6 +141,22 @@ pub struct ScheduleEntry {
     pub renew_after: i64,
 }
 
+/// How many stored certificates are in each state at one moment. The states partition the
+/// store: every certificate is in exactly one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Before its renewal time.
+    pub valid: u64,
+    /// At or past its renewal time, not expired, and not backing off from a failure.
+    pub due: u64,
+    /// At or past its renewal time, not expired, and waiting out a back-off after a failure.
+    pub backing_off: u64,
+    /// Past its `notAfter`.
+    pub expired: u64,
+    /// The earliest `notAfter` of any stored certificate, Unix seconds.
+    pub earliest_expiry: Option<i64>,
+}
+
 impl StoredCert {
     /// Whether the certificate is still within its validity period at `now`.
     pub fn is_valid_at(&self, now: i64) -> bool {
@@ -274,8 +290,17 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The earliest time anything becomes due (a renewal time, or a back-off ending).
     async fn next_due(&self) -> Result<Option<i64>, StoreError>;
 
-    /// Every stored certificate's expiry and renewal time, for the metrics listener.
-    async fn schedule(&self) -> Result<Vec<ScheduleEntry>, StoreError>;
+    /// Stored certificates' expiry and renewal times, for the metrics listener: with
+    /// `renewal_by: Some(t)` only those whose renewal time is at or before `t`, earliest renewal
+    /// first; with `None` every certificate, by names and key type. At most `limit` entries.
+    async fn schedule(
+        &self,
+        renewal_by: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ScheduleEntry>, StoreError>;
+
+    /// How many stored certificates are in each state at `now`, and the earliest expiry.
+    async fn census(&self, now: i64) -> Result<Census, StoreError>;
 
     /// certfleet's own TLS identity `name` (`fallback`): certificate and private key PEM.
     async fn server_identity(&self, name: &str) -> Result<Option<(String, String)>, StoreError>;

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::backend::{Arg, Backend, Row};
 use super::seal::Sealer;
 use super::{
-    Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError,
+    Census, Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError,
     StoredCert,
 };
 use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
@@ -532,15 +532,33 @@ impl<B: Backend> Store for SqlStore<B> {
         })
     }
 
-    async fn schedule(&self) -> Result<Vec<ScheduleEntry>, StoreError> {
-        let rows = self
-            .fetch_all(
-                "list the certificates' schedule",
-                "SELECT names, key_type, not_after, renew_after FROM certificates \
-                 ORDER BY names, key_type",
-                &[],
-            )
-            .await?;
+    async fn schedule(
+        &self,
+        renewal_by: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<ScheduleEntry>, StoreError> {
+        let limit = i64::from(limit);
+        let rows = match renewal_by {
+            // The renewal worker's index (renew_after) finds these without a scan.
+            Some(by) => {
+                self.fetch_all(
+                    "list the certificates due for renewal",
+                    "SELECT names, key_type, not_after, renew_after FROM certificates \
+                     WHERE renew_after <= $1 ORDER BY renew_after, names, key_type LIMIT $2",
+                    &[by.into(), limit.into()],
+                )
+                .await?
+            }
+            None => {
+                self.fetch_all(
+                    "list the certificates' schedule",
+                    "SELECT names, key_type, not_after, renew_after FROM certificates \
+                     ORDER BY names, key_type LIMIT $1",
+                    &[limit.into()],
+                )
+                .await?
+            }
+        };
         rows.iter()
             .map(|row| {
                 Ok(ScheduleEntry {
@@ -551,6 +569,38 @@ impl<B: Backend> Store for SqlStore<B> {
                 })
             })
             .collect()
+    }
+
+    async fn census(&self, now: i64) -> Result<Census, StoreError> {
+        // One pass; CASE and COALESCE read the same in both engines. The states are tested in
+        // order (expired, valid, backing off, due), so each row lands in exactly one.
+        let row = self
+            .fetch_optional(
+                "count the certificates by state",
+                "SELECT \
+                   COALESCE(SUM(CASE WHEN c.not_after <= $1 THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN c.not_after > $1 AND c.renew_after > $1 \
+                                THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN c.not_after > $1 AND c.renew_after <= $1 \
+                                AND f.next_attempt > $1 THEN 1 ELSE 0 END), 0), \
+                   COUNT(*), MIN(c.not_after) \
+                 FROM certificates c \
+                 LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type",
+                &[now.into()],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(Census::default());
+        };
+        let count = |column| int(&row, column).map(|n| u64::try_from(n).unwrap_or(0));
+        let (expired, valid, backing_off, total) = (count(0)?, count(1)?, count(2)?, count(3)?);
+        Ok(Census {
+            valid,
+            due: total.saturating_sub(expired + valid + backing_off),
+            backing_off,
+            expired,
+            earliest_expiry: decode(row.optional_int(4))?,
+        })
     }
 
     async fn server_identity(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {

@@ -232,7 +232,7 @@ fn unknown_env_key_names_the_variable() {
     assert_eq!(
         m,
         "invalid configuration: server.lisen (from CERTFLEET_SERVER__LISEN): unknown key; \
-         expected one of listen, metricsListen, issueWait, tls"
+         expected one of listen, metricsListen, metricsCertificates, issueWait, tls"
     );
     let m = message("", &[("CERTFLEET_SREVER__LISTEN", "0.0.0.0:1")]);
     assert!(
@@ -258,7 +258,7 @@ fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
     let m = message("server:\n  lisen: \"0.0.0.0:1\"\n", &[]);
     assert_eq!(
         m,
-        "invalid configuration: server.lisen: unknown key; expected one of listen, metricsListen, issueWait, tls"
+        "invalid configuration: server.lisen: unknown key; expected one of listen, metricsListen, metricsCertificates, issueWait, tls"
     );
     let e = error(
         "srever: {}\nacme:\n  eab:\n    kid: x\n    hmac: y\nauth:\n  psk:\n    keys:\n      - name: a\n        keys: z\n",
@@ -313,6 +313,38 @@ fn metrics_listener_defaults_to_loopback_and_turns_off_with_empty() {
 }
 
 #[test]
+fn metrics_certificates_chooses_the_per_certificate_series() {
+    use certfleet::config::CertificateSeries;
+    assert_eq!(
+        load("", &[]).config.server.metrics_certificates,
+        CertificateSeries::Due
+    );
+    for (text, want) in [
+        ("due", CertificateSeries::Due),
+        ("all", CertificateSeries::All),
+        ("none", CertificateSeries::None),
+    ] {
+        let yaml = format!("server:\n  metricsCertificates: {text}\n");
+        let config = load(&yaml, &[]).config;
+        assert_eq!(config.server.metrics_certificates, want, "{text}");
+        assert!(
+            config
+                .to_redacted_yaml()
+                .contains(&format!("metricsCertificates: {text}")),
+            "{}",
+            config.to_redacted_yaml()
+        );
+    }
+    let from_env = load("", &[("CERTFLEET_SERVER__METRICS_CERTIFICATES", "all")]).config;
+    assert_eq!(from_env.server.metrics_certificates, CertificateSeries::All);
+    let m = message("server:\n  metricsCertificates: every\n", &[]);
+    assert!(
+        m.contains("server.metricsCertificates: \"every\" is not a choice; use due"),
+        "{m}"
+    );
+}
+
+#[test]
 fn log_format_and_level() {
     let config = load("", &[]).config;
     assert_eq!(config.log.format, LogFormat::Text);
@@ -344,7 +376,7 @@ fn log_format_and_level() {
 fn type_errors_name_the_path_without_the_value() {
     let m = message("server: 5\n", &[]);
     assert!(
-        m.contains("server: expected a mapping with keys listen, metricsListen, issueWait, tls, found a number"),
+        m.contains("server: expected a mapping with keys listen, metricsListen, metricsCertificates, issueWait, tls, found a number"),
         "{m}"
     );
     let m = message(

@@ -99,7 +99,7 @@ async fn metrics_and_audit_lines_account_for_each_delivery() {
     let yaml = base_yaml(&pebble, &db_url, "30s").replace(
         "server:\n",
         &format!(
-            "server:\n  listen: \"127.0.0.1:{api}\"\n  metricsListen: \"127.0.0.1:{metrics_port}\"\n"
+            "server:\n  listen: \"127.0.0.1:{api}\"\n  metricsListen: \"127.0.0.1:{metrics_port}\"\n  metricsCertificates: all\n"
         ),
     ) + "log:\n  format: json\n  level: info\n";
     let config = dir.path().join("certfleet.yaml");
@@ -223,6 +223,28 @@ async fn metrics_and_audit_lines_account_for_each_delivery() {
         &cert,
     );
     assert_eq!(renewal, renew_after);
+    // The aggregates that stay bounded at any fleet size.
+    for (state, count) in [
+        ("valid", 1.0),
+        ("due", 0.0),
+        ("backing_off", 0.0),
+        ("expired", 0.0),
+    ] {
+        assert_eq!(
+            value(&metrics, "certfleet_certificates", &[("state", state)]),
+            count,
+            "certificates in state {state}"
+        );
+    }
+    assert_eq!(
+        value(
+            &metrics,
+            "certfleet_certificate_earliest_expiry_timestamp_seconds",
+            &[]
+        ),
+        not_after
+    );
+    assert_eq!(value(&metrics, "certfleet_certificates_unlisted", &[]), 0.0);
     let issued = [("trigger", "request"), ("outcome", "success")];
     assert_eq!(value(&metrics, "certfleet_issuances_total", &issued), 1.0);
     for (endpoint, status) in [

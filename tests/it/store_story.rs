@@ -10,7 +10,8 @@ use certfleet::config::{Config, EncryptionKey, StorageConfig};
 use certfleet::domain::{CertKey, FailureKind, KeyType, NameSet};
 use certfleet::store::seal::Sealer;
 use certfleet::store::{
-    self, Failure, OrderRecord, PresentedRecord, RenewalClaim, Store, StoredCert,
+    self, Census, Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store,
+    StoredCert,
 };
 use futures_util::future::join_all;
 use tempfile::TempDir;
@@ -179,7 +180,11 @@ async fn story(backend: &Backend) {
     assert!(store.certificate(&a).await.expect("read").is_none());
     assert_eq!(store.due(T, 10).await.expect("due"), vec![]);
     assert_eq!(store.next_due().await.expect("next due"), None);
-    assert_eq!(store.schedule().await.expect("schedule"), vec![]);
+    assert_eq!(
+        store.schedule(None, u32::MAX).await.expect("schedule"),
+        vec![]
+    );
+    assert_eq!(store.census(T).await.expect("census"), Census::default());
     assert_eq!(store.orders().await.expect("orders"), vec![]);
 
     certificates(backend, &*store, &a, &a_rsa).await;
@@ -493,7 +498,7 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
     store.set_renew_after(c, T + 1000).await.expect("move");
     store.set_renew_after(a, T + 2000).await.expect("move");
     // The metrics' view: every certificate, backing off or not, with its current times.
-    let schedule = store.schedule().await.expect("schedule");
+    let schedule = store.schedule(None, u32::MAX).await.expect("schedule");
     let entry = |key: &CertKey| {
         schedule
             .iter()
@@ -506,6 +511,69 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
         [Some(T + 2000), Some(T - 300), Some(T + 1000), None]
     );
     assert!(schedule.iter().all(|e| e.not_after > e.renew_after));
+    // Bounded: the first entries by names, or only those renewing by a time, earliest first.
+    let listed = |entries: Vec<ScheduleEntry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.names).collect()
+    };
+    let all = listed(schedule.clone());
+    let first_two = listed(store.schedule(None, 2).await.expect("schedule"));
+    assert_eq!(first_two, all[..2]);
+    assert_eq!(
+        listed(store.schedule(Some(T + 1000), 10).await.expect("due list")),
+        [b.names.key(), c.names.key()]
+    );
+    assert_eq!(
+        listed(store.schedule(Some(T + 1000), 1).await.expect("due list")),
+        [b.names.key()]
+    );
+    assert_eq!(
+        listed(store.schedule(Some(T - 301), 10).await.expect("due list")),
+        Vec::<String>::new()
+    );
+    // The census: b is past its renewal time but backing off until T+600, then due; each
+    // certificate is counted once; all expire at T + 90 days.
+    let census = |now| store.census(now);
+    let expiry = Some(T + 90 * 86_400);
+    assert_eq!(
+        census(T).await.expect("census"),
+        Census {
+            valid: 3,
+            due: 0,
+            backing_off: 1,
+            expired: 0,
+            earliest_expiry: expiry
+        }
+    );
+    assert_eq!(
+        census(T + 700).await.expect("census"),
+        Census {
+            valid: 3,
+            due: 1,
+            backing_off: 0,
+            expired: 0,
+            earliest_expiry: expiry
+        }
+    );
+    assert_eq!(
+        census(T + 1500).await.expect("census"),
+        Census {
+            valid: 2,
+            due: 2,
+            backing_off: 0,
+            expired: 0,
+            earliest_expiry: expiry
+        }
+    );
+    assert_eq!(
+        census(T + 90 * 86_400).await.expect("census"),
+        Census {
+            valid: 0,
+            due: 0,
+            backing_off: 0,
+            expired: 4,
+            earliest_expiry: expiry
+        }
+    );
     assert_eq!(due(T, 10).await.expect("due"), vec![]);
     assert_eq!(store.next_due().await.expect("next"), Some(T + 600));
     assert_eq!(due(T + 600, 10).await.expect("due"), vec![b.clone()]);
