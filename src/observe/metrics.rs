@@ -378,7 +378,10 @@ async fn write_certificates(
         );
     }
     let (entries, eligible) = match series {
-        CertificateSeries::None => (Vec::new(), 0),
+        CertificateSeries::None => (
+            Vec::new(),
+            census.valid + census.due + census.backing_off + census.expired,
+        ),
         CertificateSeries::Due => (
             store
                 .schedule(Some(now), CertificateSeries::DUE_LIMIT)
@@ -412,8 +415,8 @@ async fn write_certificates(
     let unlisted = eligible.saturating_sub(entries.len() as u64);
     let _ = writeln!(
         out,
-        "# HELP {UNLISTED} certificates server.metricsCertificates would list but left out \
-         (past the limit of {limit})\n# TYPE {UNLISTED} gauge\n{UNLISTED} {unlisted}",
+        "# HELP {UNLISTED} certificates left out of the per-certificate series \
+         (server.metricsCertificates none, or due past its limit of {limit})\n# TYPE {UNLISTED} gauge\n{UNLISTED} {unlisted}",
         limit = CertificateSeries::DUE_LIMIT,
     );
     Ok(())

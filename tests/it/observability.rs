@@ -335,3 +335,188 @@ async fn metrics_and_audit_lines_account_for_each_delivery() {
         assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
     }
 }
+
+/// `server.metricsCertificates` on a real SQLite store holding certificates in every state and
+/// more due ones than `due` lists: the aggregates count each state, `due` lists the due rows
+/// only, earliest renewal first and at most its limit, `all` lists every row, `none` only the
+/// aggregates, and `certfleet_certificates_unlisted` counts what each left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_series_are_bounded_by_the_configured_choice() {
+    use certfleet::config::{CertificateSeries, Config};
+    use certfleet::domain::{CertKey, FailureKind, KeyType, NameSet};
+    use certfleet::observe::metrics;
+    use certfleet::store::{self, Failure, StoredCert};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = format!(
+        "storage:\n  url: \"sqlite://{}\"\n  encryptionKey: \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n",
+        dir.path().join("series.db").display()
+    );
+    let config = Config::from_yaml(&yaml, std::iter::empty())
+        .expect("config")
+        .config;
+    let store = store::open(&config.storage).await.expect("open the store");
+
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let day = 86_400;
+    let limit = CertificateSeries::DUE_LIMIT as usize;
+    let due_count = limit + 3;
+    let save = |name: String, not_after: i64, renew_after: i64| {
+        let store = store.clone();
+        async move {
+            let cert = StoredCert {
+                names: NameSet::parse(&[name.as_str()]).expect("name"),
+                key_type: KeyType::EcdsaP256,
+                cert_pem: "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n".into(),
+                key_pem: "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into(),
+                issuer_pem: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n".into(),
+                serial: format!("{name}-serial"),
+                not_before: now - day,
+                not_after,
+                renew_after,
+                issued_at: now - day,
+            };
+            store.save_certificate(&cert).await.expect("save");
+            cert.key()
+        }
+    };
+    for i in 0..2 {
+        save(
+            format!("valid-{i}.example.test"),
+            now + 90 * day,
+            now + 60 * day,
+        )
+        .await;
+    }
+    for i in 0..due_count {
+        let i = i64::try_from(i).expect("small");
+        save(
+            format!("due-{i}.example.test"),
+            now + 20 * day,
+            now - 100 - i,
+        )
+        .await;
+    }
+    let failing: CertKey = save(
+        "failing.example.test".into(),
+        now + 10 * day,
+        now - 40 * day,
+    )
+    .await;
+    store
+        .record_failure(
+            &failing,
+            &Failure {
+                count: 2,
+                next_attempt: now + 3600,
+                kind: FailureKind::ValidationFailed,
+                message: "validation failed".into(),
+            },
+        )
+        .await
+        .expect("record the failure");
+    save("expired.example.test".into(), now - 5, now - 50 * day).await;
+    let total = 2 + due_count + 2;
+
+    let handle = metrics::install();
+    for (mode, listed, unlisted) in [
+        (CertificateSeries::Due, limit, due_count + 2 - limit),
+        (CertificateSeries::All, total, 0),
+        (CertificateSeries::None, 0, total),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/metrics", listener.local_addr().expect("addr"));
+        let server = tokio::spawn(
+            axum::serve(listener, metrics::router(handle, store.clone(), mode)).into_future(),
+        );
+        let text = reqwest::get(&url)
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text");
+        server.abort();
+        let scraped = parse_metrics(&text);
+        for (state, count) in [
+            ("valid", 2),
+            ("due", due_count),
+            ("backing_off", 1),
+            ("expired", 1),
+        ] {
+            assert_eq!(
+                value(&scraped, "certfleet_certificates", &[("state", state)]),
+                count as f64,
+                "{mode:?}: {state}"
+            );
+        }
+        assert_eq!(
+            value(
+                &scraped,
+                "certfleet_certificate_earliest_expiry_timestamp_seconds",
+                &[]
+            ),
+            (now - 5) as f64
+        );
+        assert_eq!(
+            value(&scraped, "certfleet_certificates_unlisted", &[]),
+            unlisted as f64,
+            "{mode:?}"
+        );
+        let expiry = scraped.get("certfleet_certificate_expiry_timestamp_seconds");
+        let renewal = scraped.get("certfleet_certificate_renewal_timestamp_seconds");
+        assert_eq!(
+            expiry.map_or(0, Vec::len),
+            listed,
+            "{mode:?}: expiry series"
+        );
+        assert_eq!(
+            renewal.map_or(0, Vec::len),
+            listed,
+            "{mode:?}: renewal series"
+        );
+        let names = |series: Option<&Vec<Series>>| -> Vec<String> {
+            series
+                .into_iter()
+                .flatten()
+                .map(|s| s.labels["names"].clone())
+                .collect()
+        };
+        let listed_names = names(expiry);
+        match mode {
+            CertificateSeries::Due => {
+                // Earliest renewal first: the expired and the failing ones, then the due ones
+                // that have waited longest; never a valid one.
+                let longest = format!("due-{}.example.test", due_count - 1);
+                for name in ["expired.example.test", "failing.example.test", &longest] {
+                    assert!(listed_names.iter().any(|n| n == name), "{name} is listed");
+                }
+                let latest = "due-0.example.test".to_owned();
+                assert!(
+                    !listed_names.contains(&latest),
+                    "the latest due one is past the limit"
+                );
+                assert!(
+                    !listed_names.iter().any(|n| n.starts_with("valid-")),
+                    "no valid one"
+                );
+                let renewals: Vec<f64> = renewal.into_iter().flatten().map(|s| s.value).collect();
+                assert!(renewals.iter().all(|at| *at <= now as f64), "only due rows");
+            }
+            CertificateSeries::All => {
+                assert!(listed_names.iter().any(|n| n == "valid-1.example.test"));
+                let expired = value(
+                    &scraped,
+                    "certfleet_certificate_expiry_timestamp_seconds",
+                    &[
+                        ("names", "expired.example.test"),
+                        ("key_type", "ecdsa-p256"),
+                    ],
+                );
+                assert_eq!(expired, (now - 5) as f64);
+            }
+            CertificateSeries::None => assert!(listed_names.is_empty()),
+        }
+    }
+}
