@@ -27,7 +27,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Request, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use bytes::Bytes;
@@ -62,6 +62,10 @@ const NAMES: [&str; 2] = ["www.bench.example.test", "bench.example.test"];
 const QUERY: &str = "domain=bench.example.test&domain=www.bench.example.test";
 
 fn main() {
+    if let Ok(mode) = std::env::var(SPLIT_CHILD) {
+        split_child(&mode);
+        return;
+    }
     let wrk_version = Command::new("wrk").arg("--version").output();
     assert!(
         wrk_version.is_ok(),
@@ -117,6 +121,7 @@ fn main() {
         "RESULT fetch_ratio {ratio:.3} target >= {TARGET_RATIO} {}",
         verdict(ratio >= TARGET_RATIO)
     );
+    split();
 
     let idle_mb = kb_to_mb(idle_rss);
     println!(
@@ -152,28 +157,7 @@ async fn start() -> Setup {
         .prefix("certfleet-bench-fetch-")
         .tempdir()
         .expect("create a temporary directory");
-    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
-    let yaml = format!(
-        r#"server:
-  issueWait: 30s
-storage:
-  url: "{db_url}"
-acme:
-  # Nothing is issued in this bench: the directory points nowhere.
-  directoryUrl: "https://127.0.0.1:9/dir"
-challenges:
-  http01:
-    listen: "127.0.0.1:0"
-auth:
-  psk:
-    keys:
-      - name: admin
-        key: "{ADMIN_KEY}"
-      - name: bench-fleet
-        key: "{BENCH_KEY}"
-        domains: ["bench.example.test", "*.bench.example.test"]
-"#
-    );
+    let yaml = config_yaml(&dir);
     let config = Config::from_yaml(&yaml, std::iter::empty())
         .expect("the bench config is valid")
         .config;
@@ -256,6 +240,32 @@ auth:
         task,
         _dir: dir,
     }
+}
+
+/// certfleet's configuration in this bench: SQLite in `dir`, two PSKs, nothing to issue.
+fn config_yaml(dir: &tempfile::TempDir) -> String {
+    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    format!(
+        r#"server:
+  issueWait: 30s
+storage:
+  url: "{db_url}"
+acme:
+  # Nothing is issued in this bench: the directory points nowhere.
+  directoryUrl: "https://127.0.0.1:9/dir"
+challenges:
+  http01:
+    listen: "127.0.0.1:0"
+auth:
+  psk:
+    keys:
+      - name: admin
+        key: "{ADMIN_KEY}"
+      - name: bench-fleet
+        key: "{BENCH_KEY}"
+        domains: ["bench.example.test", "*.bench.example.test"]
+"#
+    )
 }
 
 /// A real ECDSA P-256 leaf signed by a self-signed issuer: the stored chain is leaf +
@@ -416,4 +426,160 @@ fn vm_rss_kb() -> u64 {
 #[allow(clippy::cast_precision_loss)] // kB counts are far below 2^52.
 fn kb_to_mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
+}
+
+/// The environment variable that makes this binary one child of [`split`], measuring one mode.
+const SPLIT_CHILD: &str = "CERTFLEET_BENCH_SPLIT_CHILD";
+/// Requests per batch of the split, and batches (the median batch counts).
+const SPLIT_REQUESTS: u32 = 50_000;
+const SPLIT_BATCHES: usize = 7;
+
+/// The split per layer: the same GET through the router in-process (no sockets, no kernel), once
+/// per mode, each in its own process since the logger and the metrics recorder are global:
+/// the bare handler; certfleet with metrics and logging off (the handler under the observe
+/// layer: request id, route label, authentication, query, cache, body, headers); with the
+/// metrics recorder on; with info logging in text (the request span and the audit line); in
+/// JSON. Printed as time per request and the difference each layer adds.
+fn split() {
+    let exe = std::env::current_exe().expect("this bench's path");
+    let modes = ["bare", "handler", "metrics", "text", "json"];
+    let mut us = Vec::with_capacity(modes.len());
+    for mode in modes {
+        let output = Command::new(&exe)
+            .env(SPLIT_CHILD, mode)
+            .output()
+            .unwrap_or_else(|e| panic!("run the split child {mode}: {e}"));
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "split child {mode} failed: {}\n{text}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let value: f64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix("SPLIT "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no SPLIT line from child {mode}:\n{text}"));
+        us.push(value);
+    }
+    println!(
+        "fetch split per layer: the same GET in-process through the router (no sockets), \
+         median of {SPLIT_BATCHES} batches of {SPLIT_REQUESTS}"
+    );
+    let [bare, handler, metrics, text, json] = us[..] else {
+        unreachable!("five modes")
+    };
+    println!("  bare handler                                  {bare:>6.2} us/request");
+    println!(
+        "  certfleet, metrics and logging off            {handler:>6.2} us  (+{:.2}: observe layer skeleton, auth, query, cache, body)",
+        handler - bare
+    );
+    println!(
+        "  + metrics recorder                            {metrics:>6.2} us  (+{:.2}: HTTP counter and histogram, delivery counter)",
+        metrics - handler
+    );
+    println!(
+        "  + info logging, text                          {text:>6.2} us  (+{:.2}: request span, audit line)",
+        text - metrics
+    );
+    println!(
+        "  + info logging, JSON instead                  {json:>6.2} us  (+{:.2} over metrics)",
+        json - metrics
+    );
+}
+
+/// One mode of [`split`]: prints `SPLIT <microseconds per request>`.
+fn split_child(mode: &str) {
+    use tower::ServiceExt as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("build the tokio runtime");
+    runtime.block_on(async {
+        let dir = tempfile::Builder::new()
+            .prefix("certfleet-bench-split-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let cert = fixture_certificate();
+        let body = expected_body(&cert);
+        let format = match mode {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        };
+        if let Some(format) = format {
+            certfleet::observe::logging::init_with_writer(
+                &LogConfig {
+                    format,
+                    level: "info".to_owned(),
+                },
+                std::io::sink,
+            );
+        }
+        if mode != "bare" && mode != "handler" {
+            certfleet::observe::metrics::install();
+        }
+        let router = if mode == "bare" {
+            Router::new().route(
+                "/api/certificate",
+                get(move || {
+                    let body = body.clone();
+                    async move {
+                        let mut response = body.into_response();
+                        response.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        );
+                        response
+                    }
+                }),
+            )
+        } else {
+            let config = Config::from_yaml(&config_yaml(&dir), std::iter::empty())
+                .expect("the bench config is valid")
+                .config;
+            let app = App::start(&config).await.expect("certfleet starts");
+            app.api
+                .store
+                .save_certificate(&cert)
+                .await
+                .expect("save the certificate");
+            certfleet::api::router(app.api.clone()).layer(certfleet::observe::ObserveLayer)
+        };
+        let remote: std::net::SocketAddr = "127.0.0.1:40000".parse().expect("an address");
+        let uri = format!("/api/certificate?{QUERY}");
+        let authorization = HeaderValue::from_str(&format!("APIKey {BENCH_KEY}")).expect("ASCII");
+        let call = |router: Router| {
+            let mut request = Request::get(uri.as_str())
+                .header(header::AUTHORIZATION, authorization.clone())
+                .body(axum::body::Body::empty())
+                .expect("a request");
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(remote));
+            async move {
+                let response = router.oneshot(request).await.expect("infallible");
+                assert_eq!(response.status(), 200, "GET in mode {mode}");
+                // The body is one frame of bytes already: taking it is what a server does.
+                let bytes = http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .expect("the body")
+                    .to_bytes();
+                std::hint::black_box(bytes);
+            }
+        };
+        for _ in 0..SPLIT_REQUESTS / 5 {
+            call(router.clone()).await;
+        }
+        let mut batches = Vec::with_capacity(SPLIT_BATCHES);
+        for _ in 0..SPLIT_BATCHES {
+            let started = std::time::Instant::now();
+            for _ in 0..SPLIT_REQUESTS {
+                call(router.clone()).await;
+            }
+            batches.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(SPLIT_REQUESTS));
+        }
+        println!("SPLIT {:.3}", median(&mut batches));
+    });
 }

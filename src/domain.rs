@@ -65,6 +65,17 @@ impl DomainName {
         if trimmed.is_empty() {
             return Err(DomainError::Empty);
         }
+        // What clients send nearly always: a name already in normal form. One pass accepts
+        // it; anything it does not accept (errors included) goes through the checks below,
+        // which alone decide what is refused and why.
+        if is_plain_normal(trimmed.strip_prefix("*.").unwrap_or(trimmed)) {
+            return Ok(Self(trimmed.to_owned()));
+        }
+        Self::parse_checked(input, trimmed)
+    }
+
+    /// [`Self::parse`] from the trimmed input, by the full checks.
+    fn parse_checked(input: &str, trimmed: &str) -> Result<Self, DomainError> {
         let bare = trimmed.trim_start_matches('[').trim_end_matches(']');
         // Only digits, dots and hex digits with colons can be an address: most names skip the
         // parse (this runs for every name of every request).
@@ -131,6 +142,43 @@ impl fmt::Display for DomainName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Whether `name` (no `*.`) certainly passes every check of [`DomainName::parse`] unchanged:
+/// lowercase letters, digits, hyphens and dots only, two or more labels of 1 to 63 characters
+/// with no hyphen at either edge, at most 253 characters, the last label not all digits (so
+/// neither an address nor a dotted IPv4 form). `false` says nothing: the full checks run.
+fn is_plain_normal(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.len() > 253 {
+        return false;
+    }
+    let (mut labels, mut len, mut digits_only, mut last) = (1usize, 0usize, true, b'.');
+    for &b in bytes {
+        match b {
+            b'.' => {
+                if len == 0 || last == b'-' {
+                    return false;
+                }
+                labels += 1;
+                len = 0;
+                digits_only = true;
+            }
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => {
+                if len == 0 && b == b'-' {
+                    return false;
+                }
+                len += 1;
+                if len > 63 {
+                    return false;
+                }
+                digits_only &= b.is_ascii_digit();
+            }
+            _ => return false,
+        }
+        last = b;
+    }
+    labels >= 2 && len > 0 && last != b'-' && !digits_only
 }
 
 /// Checks an all-ASCII, lowercase, non-wildcard name label by label.
@@ -472,6 +520,56 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    /// The one-pass acceptance never accepts what the full checks refuse or would change:
+    /// every string up to 6 characters over an alphabet of the interesting bytes, and random
+    /// longer ones.
+    #[test]
+    fn plain_names_pass_the_full_checks_unchanged() {
+        const ALPHABET: &[u8] = b"a0-.*A_:";
+        let mut checked = 0;
+        let mut check = |name: &str| {
+            let rest = name.strip_prefix("*.").unwrap_or(name);
+            if is_plain_normal(rest) {
+                let full = DomainName::parse_checked(name, name);
+                assert_eq!(full.as_ref().map(DomainName::as_str), Ok(name), "{name:?}");
+                checked += 1;
+            }
+        };
+        let mut name = Vec::new();
+        for len in 1..=6u32 {
+            for mut n in 0..ALPHABET.len().pow(len) {
+                name.clear();
+                for _ in 0..len {
+                    name.push(ALPHABET[n % ALPHABET.len()]);
+                    n /= ALPHABET.len();
+                }
+                check(std::str::from_utf8(&name).expect("ASCII"));
+            }
+        }
+        // Lengths around the 63-character label and 253-character name limits.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = 55 + usize::try_from(seed % 210).unwrap_or(0);
+            let text: String = (0..len)
+                .map(|i| {
+                    let pick = (seed >> (i % 50)) ^ (i as u64).wrapping_mul(0x9e37_79b9);
+                    if pick.is_multiple_of(23) {
+                        '.'
+                    } else if pick.is_multiple_of(41) {
+                        '-'
+                    } else {
+                        'q'
+                    }
+                })
+                .collect();
+            check(&text);
+        }
+        assert!(checked > 1_000, "only {checked} plain names generated");
     }
 
     #[test]

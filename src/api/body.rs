@@ -117,7 +117,7 @@ impl Rendered {
 /// The renderings of the certificates handed out, by identity.
 #[derive(Debug, Default)]
 pub(super) struct Renderings {
-    map: RwLock<HashMap<CertKey, Arc<Rendered>>>,
+    map: RwLock<HashMap<CertKey, Arc<Rendered>, foldhash::fast::RandomState>>,
 }
 
 impl Renderings {

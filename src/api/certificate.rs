@@ -14,7 +14,7 @@ use super::body::{Rendered, Renderings};
 use super::{ApiJson, ApiState, Shared};
 use crate::acme::solver::ChallengeChoice;
 use crate::auth::{Principal, policy};
-use crate::domain::{CertKey, KeyType, NameSet};
+use crate::domain::{CertKey, DomainName, KeyType, NameSet};
 use crate::error::ApiError;
 use crate::observe::KeyDelivery;
 use crate::service::{self, Pending};
@@ -250,12 +250,19 @@ fn parse_request(
 
 fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiError> {
     // The values borrow from the query unless they were percent-encoded: a cached fetch parses
-    // its names without copying them first.
-    let mut domains = Vec::new();
+    // its names where they are, straight into the set.
+    let mut names = Vec::new();
     let mut key_type = None;
     for (name, value) in query_pairs(query) {
         match name.as_ref() {
-            "domain" => domains.push(value),
+            "domain" => {
+                for part in value.split(',') {
+                    names.push(
+                        DomainName::parse(part)
+                            .map_err(|e| ApiError::InvalidDomain(e.to_string()))?,
+                    );
+                }
+            }
             "keyType" => key_type = Some(value),
             other => {
                 return Err(ApiError::InvalidBody(format!(
@@ -264,14 +271,13 @@ fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiErr
             }
         }
     }
-    if domains.is_empty() {
+    if names.is_empty() {
         return Err(ApiError::InvalidBody(
             "name the certificate: ?domain=x[&domain=y]".to_owned(),
         ));
     }
-    let names: Vec<&str> = domains.iter().flat_map(|value| value.split(',')).collect();
     Ok(CertKey {
-        names: parse_names(&names)?,
+        names: NameSet::new(names).map_err(|e| ApiError::InvalidDomain(e.to_string()))?,
         key_type: parse_key_type(key_type.as_deref(), default_key_type)?,
     })
 }
@@ -279,7 +285,7 @@ fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiErr
 /// The query's `name=value` pairs, decoded as `application/x-www-form-urlencoded`. A query with
 /// nothing to decode (no `%`, no `+`: what clients send for DNS names) is split in place.
 fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    let plain = !query.contains(['%', '+']);
+    let plain = !query.bytes().any(|b| b == b'%' || b == b'+');
     let split = plain.then(|| {
         query
             .split('&')

@@ -19,7 +19,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use async_trait::async_trait;
 use aws_lc_rs::digest;
 
-use super::{Authenticator, Outcome, Principal};
+use super::{Authenticator, Check, Outcome, Principal};
 use crate::akash::{
     Address, Algorithm, ChainKeys, ChainKeysError, ChainOptions, KeyCache, KeyCacheError,
     KeySource, Rejection, Token, Validity, Verified, Verifier,
@@ -152,41 +152,43 @@ impl AkashAuth {
     }
 }
 
-#[async_trait]
 impl Authenticator for AkashAuth {
     fn method(&self) -> &'static str {
         "akash"
     }
 
-    async fn authenticate(&self, scheme: &str, credentials: &str) -> Outcome {
+    fn authenticate<'a>(&'a self, scheme: &'a str, credentials: &'a str) -> Check<'a> {
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Outcome::NotMine;
+            return Check::Now(Outcome::NotMine);
         }
         let is_akash = crate::akash::token::header_algorithm(credentials)
             .is_some_and(|alg| Algorithm::from_name(&alg).is_some());
         if !is_akash {
-            return Outcome::NotMine;
+            return Check::Now(Outcome::NotMine);
         }
         let now = clock::now();
         let digest = sha256(credentials);
         if let Some(principal) = self.cache.get(&digest, now) {
-            return Outcome::Authenticated(principal);
+            return Check::Now(Outcome::Authenticated(principal));
         }
-        match self.verify(credentials, now).await {
-            Ok((verified, principal)) => {
-                self.cache
-                    .insert(digest, &principal, verified.claims.expires_at, now);
-                Outcome::Authenticated(principal)
-            }
-            Err(refusal) => {
-                tracing::debug!(reason = refusal.message(), "Akash token refused");
-                match refusal {
-                    Refusal::Invalid(m) => Outcome::Invalid(m),
-                    Refusal::Forbidden(m) => Outcome::InsufficientScope(m),
-                    Refusal::Unavailable(m) => Outcome::Unavailable(m),
+        // Verifying may wait for the chain (the provider's public key).
+        Check::Later(Box::pin(async move {
+            match self.verify(credentials, now).await {
+                Ok((verified, principal)) => {
+                    self.cache
+                        .insert(digest, &principal, verified.claims.expires_at, now);
+                    Outcome::Authenticated(principal)
+                }
+                Err(refusal) => {
+                    tracing::debug!(reason = refusal.message(), "Akash token refused");
+                    match refusal {
+                        Refusal::Invalid(m) => Outcome::Invalid(m),
+                        Refusal::Forbidden(m) => Outcome::InsufficientScope(m),
+                        Refusal::Unavailable(m) => Outcome::Unavailable(m),
+                    }
                 }
             }
-        }
+        }))
     }
 }
 

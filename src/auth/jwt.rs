@@ -16,7 +16,6 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use async_trait::async_trait;
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::jwks::{KeySet, KeySource, KeySourceError, Lookup};
-use super::{Authenticator, Outcome, Principal};
+use super::{Authenticator, Check, Outcome, Principal};
 use crate::config::JwtConfig;
 use crate::domain::DomainPattern;
 use crate::util::clock;
@@ -176,43 +175,45 @@ impl JwtAuth {
     }
 }
 
-#[async_trait]
 impl Authenticator for JwtAuth {
     fn method(&self) -> &'static str {
         "jwt"
     }
 
-    async fn authenticate(&self, scheme: &str, credentials: &str) -> Outcome {
+    fn authenticate<'a>(&'a self, scheme: &'a str, credentials: &'a str) -> Check<'a> {
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Outcome::NotMine;
+            return Check::Now(Outcome::NotMine);
         }
         let now = clock::now();
         let digest = sha256(credentials);
         if let Some(principal) = self.cache.get(&digest, now, self.keys.generation()) {
-            return Outcome::Authenticated(principal);
+            return Check::Now(Outcome::Authenticated(principal));
         }
         let header = match parse_header(credentials) {
             Ok(header) => header,
-            Err(reason) => return Outcome::Invalid(reason.to_string()),
+            Err(reason) => return Check::Now(Outcome::Invalid(reason.to_string())),
         };
         if AKASH_ALGORITHMS.contains(&header.alg.as_str()) {
-            return Outcome::NotMine;
+            return Check::Now(Outcome::NotMine);
         }
         if credentials.len() > self.max_token_bytes {
-            return Outcome::Invalid(format!(
+            return Check::Now(Outcome::Invalid(format!(
                 "the bearer token is longer than {} bytes (auth.jwt.maxTokenBytes)",
                 self.max_token_bytes
-            ));
+            )));
         }
-        match self.verify(credentials, digest, &header, now).await {
-            Ok(principal) => Outcome::Authenticated(principal),
-            Err(Reject::Invalid(reason)) => {
-                tracing::debug!(reason, "bearer token refused");
-                Outcome::Invalid(reason)
+        // Verifying may wait for the provider's keys.
+        Check::Later(Box::pin(async move {
+            match self.verify(credentials, digest, &header, now).await {
+                Ok(principal) => Outcome::Authenticated(principal),
+                Err(Reject::Invalid(reason)) => {
+                    tracing::debug!(reason, "bearer token refused");
+                    Outcome::Invalid(reason)
+                }
+                Err(Reject::Scope(reason)) => Outcome::InsufficientScope(reason),
+                Err(Reject::Unavailable(reason)) => Outcome::Unavailable(reason),
             }
-            Err(Reject::Scope(reason)) => Outcome::InsufficientScope(reason),
-            Err(Reject::Unavailable(reason)) => Outcome::Unavailable(reason),
-        }
+        }))
     }
 }
 

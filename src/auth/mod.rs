@@ -12,9 +12,10 @@ pub mod policy;
 pub mod psk;
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -50,14 +51,43 @@ pub enum Outcome {
     Unavailable(String),
 }
 
+/// How a method answers: at once, from what it holds in memory (a pre-shared key, a token it
+/// has verified before), or after work that may wait (fetching an identity provider's keys).
+/// The first costs nothing per request: it is what every cached fetch takes.
+pub enum Check<'a> {
+    /// The outcome, decided without waiting.
+    Now(Outcome),
+    /// The outcome, once the future completes.
+    Later(Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>),
+}
+
+impl fmt::Debug for Check<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Now(outcome) => f.debug_tuple("Now").field(outcome).finish(),
+            Check::Later(_) => f.write_str("Later(..)"),
+        }
+    }
+}
+
+impl Check<'_> {
+    /// The outcome, waiting for it if it is not there yet.
+    pub async fn outcome(self) -> Outcome {
+        match self {
+            Check::Now(outcome) => outcome,
+            Check::Later(future) => future.await,
+        }
+    }
+}
+
 /// One authentication method.
-#[async_trait]
 pub trait Authenticator: Send + Sync + fmt::Debug {
     /// The method's name in [`Principal::method`], logs and metrics (`psk`, `jwt`, `akash`).
     fn method(&self) -> &'static str;
 
     /// Looks at one `Authorization` header: `scheme` (e.g. `APIKey`, `Bearer`) and the rest.
-    async fn authenticate(&self, scheme: &str, credentials: &str) -> Outcome;
+    /// Answers [`Check::Now`] whenever it need not wait.
+    fn authenticate<'a>(&'a self, scheme: &'a str, credentials: &'a str) -> Check<'a>;
 }
 
 /// The configured methods, asked in order.
@@ -95,7 +125,7 @@ impl AuthChain {
             ));
         }
         for method in &self.methods {
-            let (reason, error) = match method.authenticate(scheme, credentials).await {
+            let (reason, error) = match method.authenticate(scheme, credentials).outcome().await {
                 Outcome::NotMine => continue,
                 Outcome::Authenticated(principal) => return Ok(principal),
                 Outcome::Invalid(why) => ("invalid", ApiError::Unauthorized(why)),

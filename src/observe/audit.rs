@@ -332,7 +332,7 @@ mod tests {
         let logger = super::super::logging::subscriber(
             format,
             false,
-            tracing_subscriber::EnvFilter::new("info"),
+            super::super::logging::filter("info"),
             captured.clone(),
         );
         let dispatch = tracing::Dispatch::new(logger);

@@ -20,9 +20,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
 use tracing::{Instrument as _, Span};
 
 use crate::store::StoredCert;
@@ -60,8 +61,8 @@ impl<S> Layer<S> for ObserveLayer {
 }
 
 /// Request id and span, metrics, audit line, `X-Request-Id` on the answer. A hand-written
-/// service rather than `middleware::from_fn`: it runs for every request, and this way it costs
-/// one allocation instead of three.
+/// service and future rather than `middleware::from_fn`: it runs for every request, and this
+/// way it costs no allocation of its own.
 #[derive(Debug, Clone)]
 pub struct Observe<S> {
     inner: S,
@@ -69,12 +70,11 @@ pub struct Observe<S> {
 
 impl<S> Service<Request> for Observe<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request, Response = Response, Error = Infallible>,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ObserveFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -97,21 +97,61 @@ where
         let span = tracing::info_span!("request", id = %id.to_str().unwrap_or_default());
         // The route's call only builds its future: the handler runs, and logs, when it is
         // polled inside the span.
-        let inner = self.inner.call(request);
-        Box::pin(async move {
-            // The span is kept inside the instrumented future and borrowed back, not cloned: a
-            // clone goes through the subscriber, on every request.
-            let mut instrumented = std::pin::pin!(inner.instrument(span));
-            let Ok(mut response) = instrumented.as_mut().await;
-            let span = instrumented.span();
-            metrics::http_request(route, &method, response.status(), started.elapsed());
+        ObserveFuture {
+            inner: self.inner.call(request).instrument(span),
+            request: Some(Seen {
+                started,
+                id,
+                route,
+                remote,
+                method,
+            }),
+        }
+    }
+}
+
+/// What [`Observe`] noted of a request before passing it on.
+#[derive(Debug)]
+struct Seen {
+    started: Instant,
+    id: HeaderValue,
+    route: &'static str,
+    remote: Option<SocketAddr>,
+    method: Method,
+}
+
+pin_project_lite::pin_project! {
+    /// The route's future in the request's span; once it answers: the metrics, the audit line
+    /// and the request id header.
+    #[derive(Debug)]
+    pub struct ObserveFuture<F> {
+        // The span lives in the instrumented future and is borrowed back, not cloned: a clone
+        // goes through the subscriber, on every request.
+        #[pin]
+        inner: Instrumented<F>,
+        request: Option<Seen>,
+    }
+}
+
+impl<F> Future for ObserveFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Ok(mut response) = std::task::ready!(this.inner.as_mut().poll(cx));
+        if let Some(seen) = this.request.take() {
+            let status = response.status();
+            metrics::http_request(seen.route, &seen.method, status, seen.started.elapsed());
             if let Some(delivery) = response.extensions_mut().remove::<KeyDelivery>() {
                 metrics::key_delivered(delivery.method);
-                audit(&delivery, remote, &id, span);
+                audit(&delivery, seen.remote, &seen.id, this.inner.span());
             }
-            response.headers_mut().insert(REQUEST_ID, id);
-            Ok(response)
-        })
+            response.headers_mut().insert(REQUEST_ID, seen.id);
+        }
+        Poll::Ready(Ok(response))
     }
 }
 

@@ -56,7 +56,7 @@ pub type Pending = watch::Receiver<Option<Outcome>>;
 pub struct CertService {
     store: Arc<dyn Store>,
     issuer: Arc<Issuer>,
-    cache: RwLock<HashMap<CertKey, Arc<StoredCert>>>,
+    cache: RwLock<HashMap<CertKey, Arc<StoredCert>, foldhash::fast::RandomState>>,
     inflight: Mutex<HashMap<CertKey, Pending>>,
     stored: Arc<Notify>,
     /// This process's name on leases: unique per start.
@@ -100,7 +100,7 @@ impl CertService {
         Self {
             store,
             issuer,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(HashMap::default()),
             inflight: Mutex::new(HashMap::new()),
             stored: Arc::new(Notify::new()),
             owner: owner_id(),
