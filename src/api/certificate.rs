@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -157,11 +157,12 @@ pub async fn renew(
 pub async fn get(
     State(state): State<ApiState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    // The URI rather than `RawQuery`, which copies the query: this is a refcount.
+    uri: Uri,
     IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let (app, renderings) = (&state.app, &state.renderings);
-    let key = parse_query(query.as_deref().unwrap_or(""), app.default_key_type)?;
+    let key = parse_query(uri.query().unwrap_or(""), app.default_key_type)?;
     authorize(&principal, &key)?;
     if let Some(cert) = app.certs.valid(&key, clock::now()).await? {
         let hit = renderings.of(&key, &cert);

@@ -171,25 +171,39 @@ impl std::fmt::Display for Remote {
 }
 
 /// `value` as a JSON string, as serde_json writes it: `"` and `\` escaped, control characters
-/// as `\n`-style or `\u00XX` escapes, everything else as it is.
-fn json_string(buf: &mut String, value: &str) {
-    buf.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => buf.push_str("\\\""),
-            '\\' => buf.push_str("\\\\"),
-            '\n' => buf.push_str("\\n"),
-            '\r' => buf.push_str("\\r"),
-            '\t' => buf.push_str("\\t"),
-            '\u{08}' => buf.push_str("\\b"),
-            '\u{0c}' => buf.push_str("\\f"),
-            c if c < ' ' => {
-                let _ = write!(buf, "\\u{:04x}", u32::from(c));
-            }
-            c => buf.push(c),
+/// as `\n`-style or `\u00XX` escapes, everything else as it is. Also used for the JSON logger's
+/// span fields ([`super::logging`]).
+pub(super) fn json_string<W: std::fmt::Write + ?Sized>(out: &mut W, value: &str) {
+    let _ = out.write_char('"');
+    json_escaped(out, value);
+    let _ = out.write_char('"');
+}
+
+/// `value`'s characters as they appear inside a JSON string: runs that need no escape (nearly
+/// always the whole value) are written at once.
+pub(super) fn json_escaped<W: std::fmt::Write + ?Sized>(out: &mut W, value: &str) {
+    let mut run = 0;
+    for (at, byte) in value.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
+            _ => continue,
+        };
+        let _ = out.write_str(&value[run..at]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            let _ = out.write_str(escape);
         }
+        run = at + 1;
     }
-    buf.push('"');
+    let _ = out.write_str(&value[run..]);
 }
 
 /// `now` as the logger writes it: RFC 3339 in UTC with microseconds,
@@ -420,7 +434,9 @@ mod tests {
             "back\\slash",
             "tab\tnew\nline\r",
             "\u{1}\u{1f}",
+            "\u{8}\u{c}\u{7f}x",
             "ünï",
+            "",
         ] {
             let mut ours = String::new();
             json_string(&mut ours, value);
