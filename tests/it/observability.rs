@@ -520,3 +520,227 @@ async fn certificate_series_are_bounded_by_the_configured_choice() {
         }
     }
 }
+
+/// The cached fetch is certfleet's hot path, made cheap (issue 14): the audit line formatted
+/// directly, spans with hand-written JSON fields, a borrowed query. On the real binary, in both
+/// log formats, every cached GET still leaves all three traces with exactly the fields they
+/// had: one audit line with every field (and the request's span), its HTTP and delivery series
+/// counted and timed, and the request id on the answer, the line and the span alike.
+#[tokio::test]
+async fn the_fast_path_keeps_every_audit_field_metric_and_request_id() {
+    const FETCHES: usize = 4;
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+        let (api, metrics_port) = (free_port(), free_port());
+        let yaml = base_yaml(&pebble, &db_url, "30s").replace(
+            "server:\n",
+            &format!(
+                "server:\n  listen: \"127.0.0.1:{api}\"\n  metricsListen: \"127.0.0.1:{metrics_port}\"\n"
+            ),
+        ) + &format!("log:\n  format: {format}\n  level: info\n");
+        let config = dir.path().join("certfleet.yaml");
+        std::fs::write(&config, yaml).expect("write the config");
+        let certfleet = process::serve(&config, None, None);
+        let base = format!("http://127.0.0.1:{api}");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "not ready:\n{}", certfleet.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let issued = client
+            .post(format!("{base}/api/certificate"))
+            .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+            .json(&json!({"domain": NAME}))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(issued.status(), 200, "{format}");
+        let serial = {
+            let body: Value = issued.json().await.expect("JSON body");
+            let pem = body["certificate"].as_str().expect("certificate");
+            let der = rustls_pki_types::pem::PemObject::from_pem_slice(pem.as_bytes())
+                .map(|c: rustls_pki_types::CertificateDer<'static>| c)
+                .expect("leaf");
+            let (_, leaf) = x509_parser::parse_x509_certificate(&der).expect("parse the leaf");
+            leaf.raw_serial_as_string().replace(':', "")
+        };
+
+        // Cached fetches: half with the client's id, half with one certfleet makes.
+        let mut ids = Vec::new();
+        for i in 0..FETCHES {
+            let mut request = client
+                .get(format!("{base}/api/certificate?domain={NAME}"))
+                .header("Authorization", format!("APIKey {ADMIN_KEY}"));
+            if i % 2 == 0 {
+                request = request.header("X-Request-Id", format!("fast-{format}-{i}"));
+            }
+            let response = request.send().await.expect("GET");
+            assert_eq!(response.status(), 200, "{format}");
+            let id = response.headers()["x-request-id"]
+                .to_str()
+                .expect("id")
+                .to_owned();
+            if i % 2 == 0 {
+                assert_eq!(id, format!("fast-{format}-{i}"));
+            } else {
+                assert_eq!(id.len(), 20, "a generated id: {id}");
+            }
+            let body: Value = response.json().await.expect("JSON body");
+            assert_eq!(body["cached"], true, "served from the store");
+            ids.push(id);
+        }
+
+        // The audit lines of the fetches: every field, nothing else, and the span.
+        let log = certfleet.log();
+        let fetch_lines: Vec<(BTreeMap<String, String>, String)> = log
+            .lines()
+            .filter(|line| line.contains("certfleet::audit"))
+            .map(|line| audit_fields(format, line))
+            .collect();
+        assert_eq!(
+            fetch_lines.len(),
+            FETCHES + 1,
+            "{format}: the POST and each GET:\n{log}"
+        );
+        for ((fields, span_id), id) in fetch_lines[1..].iter().zip(&ids) {
+            let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+            assert_eq!(
+                keys,
+                [
+                    "key_type",
+                    "method",
+                    "names",
+                    "principal",
+                    "remote",
+                    "request_id",
+                    "serial"
+                ],
+                "{format}: the audit line's fields"
+            );
+            assert_eq!(fields["principal"], "admin");
+            assert_eq!(fields["method"], "psk");
+            assert_eq!(fields["names"], NAME);
+            assert_eq!(fields["key_type"], "ecdsa-p256");
+            assert_eq!(fields["serial"], serial);
+            assert!(fields["remote"].starts_with("127.0.0.1:"), "{fields:?}");
+            assert_eq!(
+                &fields["request_id"], id,
+                "{format}: the line names the answer's id"
+            );
+            assert_eq!(span_id, id, "{format}: the request's span is on the line");
+        }
+
+        // Counted and timed, once per request.
+        let text = client
+            .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text");
+        let metrics = parse_metrics(&text);
+        let get = [("route", "/api/certificate"), ("method", "GET")];
+        let fetches = FETCHES as f64;
+        assert_eq!(
+            value(
+                &metrics,
+                "certfleet_http_requests_total",
+                &[get[0], get[1], ("status", "200")]
+            ),
+            fetches,
+            "{format}"
+        );
+        assert_eq!(
+            value(
+                &metrics,
+                "certfleet_http_request_duration_seconds_count",
+                &get
+            ),
+            fetches,
+            "{format}"
+        );
+        let bucket = metrics["certfleet_http_request_duration_seconds_bucket"]
+            .iter()
+            .find(|s| {
+                s.labels
+                    .get("route")
+                    .is_some_and(|r| r == "/api/certificate")
+                    && s.labels.get("method").is_some_and(|m| m == "GET")
+                    && s.labels["le"] == "+Inf"
+            })
+            .expect("the +Inf bucket");
+        assert_eq!(bucket.value, fetches, "{format}");
+        assert!(
+            value(
+                &metrics,
+                "certfleet_http_request_duration_seconds_sum",
+                &get
+            ) > 0.0,
+            "{format}"
+        );
+        assert_eq!(
+            value(
+                &metrics,
+                "certfleet_private_key_deliveries_total",
+                &[("method", "psk")]
+            ),
+            fetches + 1.0,
+            "{format}"
+        );
+    }
+}
+
+/// One audit line's event fields, and the id of the span it names, in either format.
+fn audit_fields(format: &str, line: &str) -> (BTreeMap<String, String>, String) {
+    if format == "json" {
+        let value: Value = serde_json::from_str(line).expect("a JSON line");
+        let object = value.as_object().expect("an object");
+        let mut fields = BTreeMap::new();
+        for (key, value) in object {
+            if ["timestamp", "level", "message", "target", "span"].contains(&key.as_str()) {
+                continue;
+            }
+            fields.insert(
+                key.clone(),
+                value.as_str().expect("a string field").to_owned(),
+            );
+        }
+        assert_eq!(value["message"], "private key delivered");
+        assert_eq!(value["level"], "INFO");
+        assert_eq!(value["span"]["name"], "request");
+        let span = value["span"]["id"]
+            .as_str()
+            .expect("the span's id")
+            .to_owned();
+        return (fields, span);
+    }
+    // `<time>  INFO request{id=<id>}: certfleet::audit: private key delivered k=v k="v" ...`
+    let (_, rest) = line
+        .split_once(" INFO request{id=")
+        .expect("the level and the span");
+    let (span, rest) = rest.split_once("}: ").expect("the span's end");
+    let rest = rest
+        .strip_prefix("certfleet::audit: private key delivered ")
+        .unwrap_or_else(|| panic!("the target and message: {line}"));
+    let fields = rest
+        .split(' ')
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').expect("key=value");
+            (key.to_owned(), value.trim_matches('"').to_owned())
+        })
+        .collect();
+    (fields, span.to_owned())
+}
