@@ -16,7 +16,7 @@ use crate::acme::solver::ChallengeChoice;
 use crate::auth::{Principal, policy};
 use crate::domain::{CertKey, DomainName, KeyType, NameSet};
 use crate::error::ApiError;
-use crate::observe::KeyDelivery;
+use crate::observe::{self, KeyDelivery};
 use crate::service::{self, Pending};
 use crate::store::StoredCert;
 use crate::util::clock;
@@ -202,7 +202,7 @@ fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
     match policy::first_denied(&principal.domains, &key.names) {
         None => Ok(()),
         Some(name) => {
-            crate::observe::metrics::auth_failure(principal.method, "domain_not_allowed");
+            observe::metrics::auth_failure(principal.method, "domain_not_allowed");
             Err(ApiError::DomainNotAllowed(format!(
                 "{} ({}) may not request {name}",
                 principal.name, principal.method
@@ -316,8 +316,8 @@ fn parse_key_type(input: Option<&str>, default: KeyType) -> Result<KeyType, ApiE
     }
 }
 
-/// 200 with the certificate. `no-store`: the body holds a private key, so the response is
-/// marked for the audit line ([`crate::observe`]).
+/// 200 with the certificate. `no-store`: the body holds a private key, so the delivery is noted
+/// for the audit line ([`observe::key_handed_out`]).
 fn deliver(
     principal: Principal,
     entry: &Rendered,
@@ -333,7 +333,7 @@ fn deliver(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::ETAG, entry.etag_header.clone());
     // Moved, not cloned: this runs for every certificate handed out.
-    response.extensions_mut().insert(KeyDelivery {
+    observe::key_handed_out(KeyDelivery {
         principal: principal.name,
         method: principal.method,
         cert,

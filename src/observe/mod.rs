@@ -2,14 +2,16 @@
 //! JSON lines), and, for each API request, a request id on every log line it causes, the HTTP
 //! metrics, and one audit line for every private key handed out.
 //!
-//! [`ObserveLayer`] wraps every route. A handler that answers with a private key marks its response
-//! with a [`KeyDelivery`]; the middleware turns the mark into the audit line, so the line is
-//! written once per response that really leaves with a key, and never holds the key itself.
+//! [`ObserveLayer`] wraps every route. A handler that answers with a private key says so with
+//! [`key_handed_out`] as it builds the response; the middleware turns that into the audit line
+//! when the response leaves, so the line is written once per response with a key, and never
+//! holds the key itself.
 
 pub mod audit;
 pub mod logging;
 pub mod metrics;
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::response::Response;
+use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 use tracing::instrument::Instrumented;
 use tracing::{Instrument as _, Span};
@@ -36,7 +39,7 @@ const MAX_CLIENT_ID: usize = 64;
 
 pub use audit::AUDIT_TARGET;
 
-/// Put on a response whose body carries a private key: who received which certificate.
+/// A response whose body carries a private key: who received which certificate.
 #[derive(Debug, Clone)]
 pub struct KeyDelivery {
     /// The principal's name (the PSK's name, the token's subject, the Akash address).
@@ -45,6 +48,21 @@ pub struct KeyDelivery {
     pub method: &'static str,
     /// The certificate handed out; the line names it by names, key type and serial.
     pub cert: Arc<StoredCert>,
+}
+
+tokio::task_local! {
+    /// The private key the request's handler handed out, if any: a slot in the request's own
+    /// future, so noting a delivery allocates nothing (a response extension would: a map and a
+    /// box, on every fetch).
+    static DELIVERY: Cell<Option<KeyDelivery>>;
+}
+
+/// Notes that the response the handler is building carries a private key, for the audit line
+/// [`Observe`] writes when it leaves. Call it only for the response the handler returns. Outside
+/// [`Observe`] (a router without the layer) there is no audit line to write, and nothing is
+/// noted.
+pub fn key_handed_out(delivery: KeyDelivery) {
+    let _ = DELIVERY.try_with(|slot| slot.set(Some(delivery)));
 }
 
 /// The layer that observes every route ([`Observe`]). Applied with `Router::layer`, so the
@@ -98,7 +116,9 @@ where
         // The route's call only builds its future: the handler runs, and logs, when it is
         // polled inside the span.
         ObserveFuture {
-            inner: self.inner.call(request).instrument(span),
+            inner: DELIVERY
+                .scope(Cell::new(None), self.inner.call(request))
+                .instrument(span),
             request: Some(Seen {
                 started,
                 id,
@@ -123,13 +143,20 @@ struct Seen {
 pin_project_lite::pin_project! {
     /// The route's future in the request's span; once it answers: the metrics, the audit line
     /// and the request id header.
-    #[derive(Debug)]
     pub struct ObserveFuture<F> {
         // The span lives in the instrumented future and is borrowed back, not cloned: a clone
         // goes through the subscriber, on every request.
         #[pin]
-        inner: Instrumented<F>,
+        inner: Instrumented<TaskLocalFuture<Cell<Option<KeyDelivery>>, F>>,
         request: Option<Seen>,
+    }
+}
+
+impl<F> std::fmt::Debug for ObserveFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserveFuture")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
     }
 }
 
@@ -145,7 +172,8 @@ where
         if let Some(seen) = this.request.take() {
             let status = response.status();
             metrics::http_request(seen.route, &seen.method, status, seen.started.elapsed());
-            if let Some(delivery) = response.extensions_mut().remove::<KeyDelivery>() {
+            let delivered = this.inner.as_mut().inner_pin_mut().take_value();
+            if let Some(delivery) = delivered.and_then(Cell::into_inner) {
                 metrics::key_delivered(delivery.method);
                 audit(&delivery, seen.remote, &seen.id, this.inner.span());
             }
