@@ -122,6 +122,9 @@ pub struct Issuer {
     dns01: Option<Arc<dns01::Dns01Solver>>,
     account: Mutex<Option<Account>>,
     orders: AtomicU64,
+    /// `acme.maxConcurrentOrders` slots: an issuance drives its order only while it holds one
+    /// (tokio's semaphore is fair: first come, first served).
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -155,6 +158,7 @@ impl Issuer {
             store,
             account: Mutex::new(None),
             orders: AtomicU64::new(0),
+            in_flight: tokio::sync::Semaphore::new(config.max_concurrent_orders),
         })
     }
 

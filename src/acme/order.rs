@@ -37,6 +37,7 @@ impl Issuer {
         choice: ChallengeChoice,
     ) -> Result<StoredCert, IssueError> {
         let (result, retry_after) = http::with_retry_after(async {
+            let _slot = self.in_flight.acquire().await;
             let account = self.account().await?;
             let outcome = self.run(&account, key, choice).await;
             self.cleanup(key).await;

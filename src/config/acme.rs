@@ -21,6 +21,10 @@ const DEFAULT_DIRECTORY_URL: &str = "https://acme-v02.api.letsencrypt.org/direct
 /// RFC 8555 section 7.3.4 leaves the size to the CA; every CA in use issues 32 bytes or more,
 /// so a shorter decoded key is a truncated copy.
 const MIN_HMAC_KEY_BYTES: usize = 16;
+/// The default of `acme.maxConcurrentOrders`: a burst of 100 orders on Pebble stalls it (a lock
+/// held while its validator waits), 50 at a time does not, and a fleet's renewals rarely need
+/// more at once.
+pub const DEFAULT_MAX_CONCURRENT_ORDERS: usize = 50;
 
 /// `acme`.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +46,9 @@ pub struct AcmeConfig {
     pub key_type: KeyType,
     /// `acme.profile`: an ACME profile name, checked against the directory later.
     pub profile: Option<String>,
+    /// `acme.maxConcurrentOrders`: how many orders this process drives at the CA at once
+    /// (1 to 1000); more issuances wait for a free slot, in the order they came.
+    pub max_concurrent_orders: usize,
 }
 
 /// `acme.eab`: the key ID and HMAC key a CA such as ZeroSSL or Google Trust Services issues.
@@ -84,6 +91,22 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
             report.error("acme.keyType", message)
         })
     });
+    let max_concurrent_orders =
+        raw.max_concurrent_orders
+            .map_or(Ok(DEFAULT_MAX_CONCURRENT_ORDERS), |text| {
+                text.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        report.error(
+                            "acme.maxConcurrentOrders",
+                            format!(
+                                "\"{text}\" is not a number of orders; write a whole number from 1 \
+                                 to 1000 (default {DEFAULT_MAX_CONCURRENT_ORDERS})"
+                            ),
+                        )
+                    })
+            });
     Ok(AcmeConfig {
         directory_url: directory_url?,
         email: email?,
@@ -91,6 +114,7 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
         eab: eab?,
         key_type: key_type?,
         profile: non_empty(raw.profile),
+        max_concurrent_orders: max_concurrent_orders?,
     })
 }
 

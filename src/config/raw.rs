@@ -84,6 +84,7 @@ pub(super) struct RawAcme {
     pub eab: Option<RawEab>,
     pub key_type: Option<String>,
     pub profile: Option<String>,
+    pub max_concurrent_orders: Option<String>,
 }
 
 /// `acme.eab`.

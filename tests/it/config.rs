@@ -923,6 +923,22 @@ fn postgres_storage_needs_the_encryption_key_and_takes_pool_settings() {
 }
 
 #[test]
+fn concurrent_orders_are_bounded() {
+    assert_eq!(load("", &[]).config.acme.max_concurrent_orders, 50);
+    let c = load("acme:\n  maxConcurrentOrders: 8\n", &[]).config;
+    assert_eq!(c.acme.max_concurrent_orders, 8);
+    let c = load("", &[("CERTFLEET_ACME__MAX_CONCURRENT_ORDERS", "200")]).config;
+    assert_eq!(c.acme.max_concurrent_orders, 200);
+    for bad in ["0", "1001", "many", "-3"] {
+        let m = message(&format!("acme:\n  maxConcurrentOrders: \"{bad}\"\n"), &[]);
+        assert!(
+            m.contains("acme.maxConcurrentOrders") && m.contains("a whole number from 1 to 1000"),
+            "{bad}: {m}"
+        );
+    }
+}
+
+#[test]
 fn email_checks() {
     let c = load("acme:\n  email: mailto:ops@example.com\n", &[]).config;
     assert_eq!(c.acme.email.as_deref(), Some("ops@example.com"));
