@@ -1,8 +1,8 @@
 //! The success body of the certificate routes and its `ETag`, rendered once per certificate.
 //!
 //! A cached fetch is the hot path: it must not serialise the PEMs (a few kilobytes of JSON
-//! escaping) per request. [`Renderings`] keeps each certificate's two bodies (`"cached": true`
-//! and `false`) and its `ETag` header, made the first time the certificate is handed out and
+//! escaping) per request. [`Renderings`] keeps each certificate's body with `"cached": true`
+//! and its `ETag` header, made the first time the certificate is handed out and
 //! replaced when the service hands out another certificate for the same identity.
 
 use std::collections::HashMap;
@@ -63,8 +63,10 @@ pub(super) struct Rendered {
     pub etag: String,
     /// The same, as a header value.
     pub etag_header: HeaderValue,
+    /// The body with `"cached": true`, what every fetch sends. The one with `false` is sent
+    /// once per issuance, so it is rendered when asked for, not kept: at the cache's
+    /// 10,000 entries that is about 23 MB less.
     body_cached: Bytes,
-    body_fresh: Bytes,
 }
 
 impl Rendered {
@@ -77,29 +79,12 @@ impl Rendered {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         );
-        let render = |cached| {
-            let body = CertBody {
-                domain: cert.names.primary().as_str(),
-                domains: cert.names.names().iter().map(DomainName::as_str).collect(),
-                certificate: &cert.cert_pem,
-                private_key: &cert.key_pem,
-                issuer_cert: &cert.issuer_pem,
-                not_before: rfc3339(cert.not_before),
-                not_after: rfc3339(cert.not_after),
-                renew_after: rfc3339(cert.renew_after),
-                cached,
-            };
-            // Serialising plain strings and a bool cannot fail.
-            Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
-        };
-        // Quotes around hex digits: always a valid header value.
-        let etag_header =
-            HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
         Self {
-            body_cached: render(true),
-            body_fresh: render(false),
+            body_cached: render(&cert, true),
+            etag_header: HeaderValue::from_str(&etag)
+                // Quotes around hex digits: always a valid header value.
+                .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
             etag,
-            etag_header,
             cert,
         }
     }
@@ -109,9 +94,26 @@ impl Rendered {
     pub fn body(&self, cached: bool) -> Bytes {
         match cached {
             true => self.body_cached.clone(),
-            false => self.body_fresh.clone(),
+            false => render(&self.cert, false),
         }
     }
+}
+
+/// The success body for `cert`.
+fn render(cert: &StoredCert, cached: bool) -> Bytes {
+    let body = CertBody {
+        domain: cert.names.primary().as_str(),
+        domains: cert.names.names().iter().map(DomainName::as_str).collect(),
+        certificate: &cert.cert_pem,
+        private_key: &cert.key_pem,
+        issuer_cert: &cert.issuer_pem,
+        not_before: rfc3339(cert.not_before),
+        not_after: rfc3339(cert.not_after),
+        renew_after: rfc3339(cert.renew_after),
+        cached,
+    };
+    // Serialising plain strings and a bool cannot fail.
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// The renderings of the certificates handed out, by identity.
