@@ -113,7 +113,10 @@ fn render(cert: &StoredCert, cached: bool) -> Bytes {
         cached,
     };
     // Serialising plain strings and a bool cannot fail.
-    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    let mut json = serde_json::to_vec(&body).unwrap_or_default();
+    // The buffer grew by doubling; `Bytes` would keep the spare half for as long as it is cached.
+    json.shrink_to_fit();
+    Bytes::from(json)
 }
 
 /// The renderings of the certificates handed out, by identity.
