@@ -95,8 +95,12 @@ impl<B: Backend> SqlStore<B> {
             .map_err(|e| StoreError::new(step, e))
     }
 
-    /// Re-seals one column where it is not sealed with the current key. `select` returns the
-    /// row's two key columns and the sealed value; `update` sets `$1` where the keys are `$2`,
+    /// Re-seals one column where it is not sealed with the current key, [`RESEAL_BATCH`] rows at
+    /// a time, so a table of any size costs one batch of memory.
+    ///
+    /// `select` returns the row's two key columns and the sealed value for rows whose value does
+    /// not start with `$1` (the current key's prefix) and whose keys sort after (`$2`, `$3`),
+    /// ordered by those keys, at most `LIMIT` rows. `update` sets `$1` where the keys are `$2`,
     /// `$3` and the value is still `$4`, so processes re-sealing at once cannot lose a write.
     async fn reseal_column(
         &self,
@@ -104,26 +108,39 @@ impl<B: Backend> SqlStore<B> {
         update: &'static str,
         context: impl Fn(&str, &str) -> String + Send + Sync,
     ) -> Result<u64, StoreError> {
-        let rows = self.fetch_all("read rows to re-seal", select, &[]).await?;
+        let prefix = format!("v1.{}.", self.sealer.current_id());
+        let (mut after_a, mut after_b) = (String::new(), String::new());
         let mut count = 0;
-        for row in rows {
-            let (a, b, value) = (text(&row, 0)?, text(&row, 1)?, text(&row, 2)?);
-            if self.sealer.is_current(&value) {
-                continue;
+        loop {
+            let args = [Arg::from(&prefix), Arg::from(&after_a), Arg::from(&after_b)];
+            let rows = self
+                .fetch_all("read rows to re-seal", select, &args)
+                .await?;
+            let full = rows.len() >= RESEAL_BATCH;
+            for row in rows {
+                let (a, b, value) = (text(&row, 0)?, text(&row, 1)?, text(&row, 2)?);
+                if !self.sealer.is_current(&value) {
+                    let context = context(&a, &b);
+                    let sealed = self.seal(&self.open_sealed(&value, &context)?, &context)?;
+                    let args = [
+                        Arg::from(&sealed),
+                        Arg::from(&a),
+                        Arg::from(&b),
+                        Arg::from(&value),
+                    ];
+                    count += self.execute("write a re-sealed row", update, &args).await?;
+                }
+                (after_a, after_b) = (a, b);
             }
-            let context = context(&a, &b);
-            let sealed = self.seal(&self.open_sealed(&value, &context)?, &context)?;
-            let args = [
-                Arg::from(&sealed),
-                Arg::from(&a),
-                Arg::from(&b),
-                Arg::from(&value),
-            ];
-            count += self.execute("write a re-sealed row", update, &args).await?;
+            if !full {
+                return Ok(count);
+            }
         }
-        Ok(count)
     }
 }
+
+/// Rows read per batch by [`SqlStore::reseal_column`]; the `LIMIT` of its queries.
+const RESEAL_BATCH: usize = 256;
 
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
@@ -685,9 +702,13 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn reseal(&self) -> Result<u64, StoreError> {
+        // Each select: rows not sealed with the current key (`$1` is its prefix), after the
+        // last keys of the previous batch (`$2`, `$3`), in key order, `RESEAL_BATCH` at a time.
         let certificates = self
             .reseal_column(
-                "SELECT names, key_type, key_pem FROM certificates",
+                "SELECT names, key_type, key_pem FROM certificates \
+                 WHERE substr(key_pem, 1, length($1)) <> $1 AND (names, key_type) > ($2, $3) \
+                 ORDER BY names, key_type LIMIT 256",
                 "UPDATE certificates SET key_pem = $1 \
                  WHERE names = $2 AND key_type = $3 AND key_pem = $4",
                 cert_context,
@@ -695,7 +716,9 @@ impl<B: Backend> Store for SqlStore<B> {
             .await?;
         let orders = self
             .reseal_column(
-                "SELECT names, key_type, key_pem FROM orders WHERE key_pem IS NOT NULL",
+                "SELECT names, key_type, key_pem FROM orders WHERE key_pem IS NOT NULL \
+                 AND substr(key_pem, 1, length($1)) <> $1 AND (names, key_type) > ($2, $3) \
+                 ORDER BY names, key_type LIMIT 256",
                 "UPDATE orders SET key_pem = $1 WHERE names = $2 AND key_type = $3 AND key_pem = $4",
                 order_context,
             )
@@ -703,7 +726,9 @@ impl<B: Backend> Store for SqlStore<B> {
         // One-column keys are selected twice, to fit the two-key shape of `reseal_column`.
         let accounts = self
             .reseal_column(
-                "SELECT directory_url, directory_url, credentials FROM acme_accounts",
+                "SELECT directory_url, directory_url, credentials FROM acme_accounts \
+                 WHERE substr(credentials, 1, length($1)) <> $1 AND directory_url > $2 \
+                 AND directory_url >= $3 ORDER BY directory_url LIMIT 256",
                 "UPDATE acme_accounts SET credentials = $1 WHERE directory_url = $2 \
                  AND directory_url = $3 AND credentials = $4",
                 |url, _| account_context(url),
@@ -711,7 +736,9 @@ impl<B: Backend> Store for SqlStore<B> {
             .await?;
         let identities = self
             .reseal_column(
-                "SELECT name, name, key_pem FROM server_identity",
+                "SELECT name, name, key_pem FROM server_identity \
+                 WHERE substr(key_pem, 1, length($1)) <> $1 AND name > $2 AND name >= $3 \
+                 ORDER BY name LIMIT 256",
                 "UPDATE server_identity SET key_pem = $1 WHERE name = $2 AND name = $3 \
                  AND key_pem = $4",
                 |name, _| identity_context(name),

@@ -26,6 +26,8 @@ const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 /// "Now" in the story, Unix seconds.
 const T: i64 = 1_800_000_000;
 const DIRECTORY: &str = "https://acme.example.test/directory";
+/// Certificates added before the rotation: more than one re-seal batch (256 rows).
+const BULK: u64 = 600;
 
 #[tokio::test]
 async fn story_on_sqlite() {
@@ -726,6 +728,26 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
         1,
         "the plaintext key"
     );
+    // More rows than one re-seal batch reads, a run of them left in plaintext across a batch
+    // boundary: every one is carried over, none twice.
+    for i in 0..BULK {
+        let key = cert_key(&[&format!("bulk-{i:04}.example.com")], KeyType::EcdsaP256);
+        store
+            .save_certificate(&stored(&key, &format!("b{i}"), T + 10_000))
+            .await
+            .expect("save");
+    }
+    backend
+        .raw_execute(
+            "UPDATE certificates SET key_pem = '-----BEGIN PRIVATE KEY-----\nplain\n' \
+             WHERE names >= 'bulk-0250' AND names < 'bulk-0260'",
+        )
+        .await;
+    assert_eq!(
+        store.reseal().await.expect("reseal"),
+        10,
+        "the plaintext run"
+    );
     drop(store);
 
     let store = backend.open(KEY_B, &[KEY_A]).await;
@@ -734,8 +756,8 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
         .await
         .expect("old key opens")
         .expect("saved");
-    // 4 certificates, 1 order key, 1 account, 2 server identities.
-    assert_eq!(store.reseal().await.expect("reseal"), 8);
+    // 4 certificates, 1 order key, 1 account, 2 server identities, and the bulk certificates.
+    assert_eq!(store.reseal().await.expect("reseal"), 8 + BULK);
     assert_eq!(store.reseal().await.expect("reseal"), 0, "all current now");
     drop(store);
 
