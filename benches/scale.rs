@@ -21,7 +21,7 @@
 //! 4. `/metrics`, scraped 5 times: the median time to the end of the body, and its size.
 //! 5. Every certificate fetched once, `GET /api/certificate?domain=...` with a PSK allowed every
 //!    name, 32 at a time over one client; each answer must be 200. Then VmRSS again (the service
-//!    keeps at most 10,000 certificates and renderings in memory) and another scrape, which also
+//!    keeps at most `server.cacheSize`, default 32 MiB, of certificates and renderings in memory) and another scrape, which also
 //!    tells how many renewals the worker attempted meanwhile.
 //! 6. The binary restarted with `metricsCertificates: all`: a scrape listing every certificate,
 //!    the worst case.
@@ -29,7 +29,7 @@
 //! Every figure is printed against its target as a `RESULT` line. The bounds are absolute (a
 //! start-up or a scrape has no baseline to share a run with): Prometheus' default scrape timeout
 //! is 10 s; 20 MiB is the idle target of every run of certfleet; 64 MiB after every certificate
-//! was fetched is our bound for caches capped at 10,000 entries.
+//! was fetched is our bound with the default `server.cacheSize` of 32 MiB.
 
 // The integration tests' harness, for its PostgreSQL and free ports; the rest is dead code here.
 #[allow(dead_code, unused_imports)]

@@ -102,6 +102,9 @@ impl App {
             Some(tls) => Some(ServerTls::new(tls, store.as_ref(), config.acme.key_type).await?),
             None => None,
         };
+        // `server.cacheSize` in halves: the stored certificates, and their rendered answers
+        // (which each weigh about what their certificate does).
+        let cache_budget = usize::try_from(config.server.cache_size / 2).unwrap_or(usize::MAX);
         Ok(Arc::new(Self {
             tls,
             metrics_certificates: config.server.metrics_certificates,
@@ -110,11 +113,13 @@ impl App {
                     store.clone(),
                     issuer,
                     config.storage.lease_ttl,
+                    cache_budget,
                 )),
                 store,
                 auth: AuthChain::new(methods),
                 default_key_type: config.acme.key_type,
                 issue_wait: config.server.issue_wait,
+                renderings_budget: cache_budget,
             }),
         }))
     }

@@ -281,6 +281,12 @@ impl NameSet {
     pub fn key(&self) -> String {
         self.to_string()
     }
+
+    /// The bytes the set holds on the heap, for caches bounded by size.
+    pub fn heap_size(&self) -> usize {
+        self.0.capacity() * size_of::<DomainName>()
+            + self.0.iter().map(|name| name.0.capacity()).sum::<usize>()
+    }
 }
 
 impl fmt::Display for NameSet {
@@ -424,6 +430,13 @@ pub struct CertKey {
     pub names: NameSet,
     /// The private key algorithm.
     pub key_type: KeyType,
+}
+
+impl CertKey {
+    /// The bytes the identity holds on the heap, for caches bounded by size.
+    pub fn heap_size(&self) -> usize {
+        self.names.heap_size()
+    }
 }
 
 impl fmt::Display for CertKey {

@@ -3,9 +3,9 @@
 //! A cached fetch is the hot path: it must not serialise the PEMs (a few kilobytes of JSON
 //! escaping) per request. [`Renderings`] keeps each certificate's body with `"cached": true`
 //! and its `ETag` header, made the first time the certificate is handed out and
-//! replaced when the service hands out another certificate for the same identity.
+//! replaced when the service hands out another certificate for the same identity, within a
+//! budget of bytes (half of `server.cacheSize`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use aws_lc_rs::digest;
@@ -16,10 +16,7 @@ use serde::Serialize;
 use crate::domain::{CertKey, DomainName};
 use crate::store::StoredCert;
 use crate::util::clock::rfc3339;
-
-/// The most renderings kept; past it, entries are dropped and rendered again on demand. The
-/// same bound as the service's own cache, whose certificates these are.
-const CAPACITY: usize = 10_000;
+use crate::util::sized_cache::SizedCache;
 
 /// The success body of the certificate routes (SPEC: camelCase, le-cert-server compatible).
 /// Its OpenAPI schema (`Certificate`) is derived from this type, so the two cannot drift.
@@ -64,8 +61,7 @@ pub(super) struct Rendered {
     /// The same, as a header value.
     pub etag_header: HeaderValue,
     /// The body with `"cached": true`, what every fetch sends. The one with `false` is sent
-    /// once per issuance, so it is rendered when asked for, not kept: at the cache's
-    /// 10,000 entries that is about 23 MB less.
+    /// once per issuance, so it is rendered when asked for, not kept: half the memory.
     body_cached: Bytes,
 }
 
@@ -119,13 +115,21 @@ fn render(cert: &StoredCert, cached: bool) -> Bytes {
     Bytes::from(json)
 }
 
-/// The renderings of the certificates handed out, by identity.
-#[derive(Debug, Default)]
+/// The renderings of the certificates handed out, by identity; what is dropped is rendered
+/// again when asked for.
+#[derive(Debug)]
 pub(super) struct Renderings {
-    map: RwLock<HashMap<CertKey, Arc<Rendered>, foldhash::fast::RandomState>>,
+    map: RwLock<SizedCache<CertKey, Arc<Rendered>>>,
 }
 
 impl Renderings {
+    /// No renderings yet, and at most `budget` bytes of them.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            map: RwLock::new(SizedCache::new(budget)),
+        }
+    }
+
     /// The rendering of `cert`, the certificate the service holds for `key`: the one kept when
     /// it renders this very certificate, else a new one (kept from now on).
     pub fn of(&self, key: &CertKey, cert: &Arc<StoredCert>) -> Arc<Rendered> {
@@ -140,14 +144,17 @@ impl Renderings {
             return kept;
         }
         let rendered = Arc::new(Rendered::new(cert.clone()));
+        // Counted as if the rendering alone kept its certificate alive, as it does once the
+        // service's cache has dropped it: the bound holds either way.
+        let heap = key.heap_size()
+            + size_of::<Rendered>()
+            + rendered.etag.capacity()
+            + rendered.body_cached.len()
+            + size_of::<StoredCert>()
+            + cert.heap_size();
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= CAPACITY && !map.contains_key(key) {
-            // Any entry will do: it is rendered again when asked for.
-            if let Some(victim) = map.keys().next().cloned() {
-                map.remove(&victim);
-            }
-        }
-        map.insert(key.clone(), rendered.clone());
+        map.insert(key.clone(), rendered.clone(), heap);
+        crate::observe::metrics::cache_size("renderings", map.len(), map.bytes());
         rendered
     }
 }

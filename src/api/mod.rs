@@ -51,6 +51,8 @@ pub struct Shared {
     pub default_key_type: KeyType,
     /// `server.issueWait`: how long a request waits for an issuance before 202.
     pub issue_wait: Duration,
+    /// The bytes the rendered answers may hold in memory: their share of `server.cacheSize`.
+    pub renderings_budget: usize,
 }
 
 /// Every API route, each with its OpenAPI documentation; the document is rendered here, once.
@@ -68,8 +70,8 @@ pub fn router(app: Arc<Shared>) -> Router {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     );
     let state = ApiState(Arc::new(ApiParts {
+        renderings: body::Renderings::new(app.renderings_budget),
         app,
-        renderings: body::Renderings::default(),
         document: openapi::Document::render(&document),
     }));
     router

@@ -1,5 +1,5 @@
 //! How `check-config` prints typed values: each as the text a user could paste back into the
-//! file (addresses, durations, key types, paths), used through `#[serde(serialize_with)]`.
+//! file (addresses, durations, sizes, key types, paths), used through `#[serde(serialize_with)]`.
 
 use std::{fmt::Display, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -7,6 +7,7 @@ use serde::Serializer;
 
 use crate::domain::KeyType;
 use crate::util::duration::format_duration;
+use crate::util::size::format_size;
 
 pub(super) fn as_display<T: Display, S: Serializer>(
     value: &T,
@@ -31,6 +32,10 @@ pub(super) fn as_duration<S: Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&format_duration(*value))
+}
+
+pub(super) fn as_size<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format_size(*value))
 }
 
 pub(super) fn as_key_type<S: Serializer>(

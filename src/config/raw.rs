@@ -40,6 +40,7 @@ pub(super) struct RawServer {
     pub metrics_listen: Option<String>,
     pub metrics_certificates: Option<String>,
     pub issue_wait: Option<String>,
+    pub cache_size: Option<String>,
     pub tls: Option<RawTls>,
 }
 

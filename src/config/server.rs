@@ -9,12 +9,13 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    print::{as_display, as_duration, as_optional_listen},
+    print::{as_display, as_duration, as_optional_listen, as_size},
     raw::RawServer,
     report::{Report, Reported, listen_addr},
     tls::TlsConfig,
 };
 use crate::util::duration::parse_duration;
+use crate::util::size::parse_size;
 
 const DEFAULT_API_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
 /// Loopback: metrics are for the operator's Prometheus, which reaches them through a deliberate
@@ -23,6 +24,9 @@ const DEFAULT_METRICS_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::
 const DEFAULT_ISSUE_WAIT: Duration = Duration::from_secs(60);
 /// Longer than this, most HTTP clients and proxies give up before the 202 arrives.
 const MAX_ISSUE_WAIT: Duration = Duration::from_secs(600);
+/// 32 MiB: about 6,000 typical certificates (an ECDSA key, a name or two, a two-certificate
+/// chain) with their rendered answers, and well under the memory a small pod is given.
+const DEFAULT_CACHE_SIZE: u64 = 32 << 20;
 
 /// `server`.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +46,11 @@ pub struct ServerConfig {
     /// (default 60s; more than 0 and at most 10m).
     #[serde(serialize_with = "as_duration")]
     pub issue_wait: Duration,
+    /// `server.cacheSize`: the bytes the in-memory certificate cache may hold, the stored
+    /// certificates and their rendered answers together (default 32MiB; `0` reads the store on
+    /// every fetch).
+    #[serde(serialize_with = "as_size")]
+    pub cache_size: u64,
     /// `server.tls`: certfleet's own certificate; `None` serves plain HTTP (warned at start).
     pub tls: Option<TlsConfig>,
 }
@@ -92,6 +101,11 @@ pub(super) fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerCo
         )),
     };
     let issue_wait = issue_wait(raw.issue_wait, report);
+    let cache_size = match raw.cache_size.as_deref().map(parse_size) {
+        None => Ok(DEFAULT_CACHE_SIZE),
+        Some(Ok(size)) => Ok(size),
+        Some(Err(message)) => Err(report.error("server.cacheSize", message)),
+    };
     let tls = super::tls::tls(raw.tls, report);
     let (listen, metrics_listen) = (listen?, metrics_listen?);
     if metrics_listen == Some(listen) {
@@ -108,6 +122,7 @@ pub(super) fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerCo
         metrics_listen,
         metrics_certificates: metrics_certificates?,
         issue_wait: issue_wait?,
+        cache_size: cache_size?,
         tls: tls?,
     })
 }

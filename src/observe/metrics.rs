@@ -49,6 +49,10 @@ pub const HTTP_REQUESTS: &str = "certfleet_http_requests_total";
 pub const HTTP_DURATION: &str = "certfleet_http_request_duration_seconds";
 /// Responses that carried a private key, by authentication method.
 pub const KEY_DELIVERIES: &str = "certfleet_private_key_deliveries_total";
+/// Entries in an in-memory cache, by cache.
+pub const CACHE_ENTRIES: &str = "certfleet_cache_entries";
+/// Bytes an in-memory cache holds, by cache; together at most `server.cacheSize`.
+pub const CACHE_BYTES: &str = "certfleet_cache_bytes";
 /// Always 1, labelled with the version.
 pub const BUILD_INFO: &str = "certfleet_build_info";
 
@@ -133,6 +137,14 @@ fn describe() {
     describe_counter!(
         KEY_DELIVERIES,
         "responses that carried a private key, by authentication method"
+    );
+    describe_gauge!(
+        CACHE_ENTRIES,
+        "entries in an in-memory cache (certificates: as stored; renderings: their answers)"
+    );
+    describe_gauge!(
+        CACHE_BYTES,
+        "bytes an in-memory cache holds; the caches together stay within server.cacheSize"
     );
     describe_gauge!(
         BUILD_INFO,
@@ -247,6 +259,16 @@ thread_local! {
     /// [`http_request`]'s handles: a handful of routes, methods and statuses.
     static HTTP_SERIES: std::cell::RefCell<Vec<HttpSeries>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// What the in-memory cache `cache` (`certificates` or `renderings`) holds, after it changed:
+/// on a miss, never on the cached path.
+pub fn cache_size(cache: &'static str, entries: usize, bytes: usize) {
+    if HANDLE.get().is_none() {
+        return;
+    }
+    metrics::gauge!(CACHE_ENTRIES, "cache" => cache).set(entries as f64);
+    metrics::gauge!(CACHE_BYTES, "cache" => cache).set(bytes as f64);
 }
 
 /// One response that carried a private key (per request too: handles kept per thread).

@@ -19,6 +19,7 @@ use crate::acme::{IssueError, Issuer};
 use crate::domain::{CertKey, FailureKind};
 use crate::schedule::backoff;
 use crate::store::{Failure, RenewalClaim, Store, StoreError, StoredCert};
+use crate::util::sized_cache::SizedCache;
 
 /// A forced renewal runs at most once per identity in this many seconds.
 const FORCED_RENEWAL_INTERVAL: i64 = 3600;
@@ -41,10 +42,6 @@ pub enum ForceError {
     Store(#[from] StoreError),
 }
 
-/// The most certificates kept in the response cache; past it, entries are dropped and reloaded
-/// from the store on demand.
-const CACHE_CAPACITY: usize = 10_000;
-
 /// The end of one issuance, as every waiter sees it.
 pub type Outcome = Result<Arc<StoredCert>, IssueError>;
 
@@ -56,7 +53,9 @@ pub type Pending = watch::Receiver<Option<Outcome>>;
 pub struct CertService {
     store: Arc<dyn Store>,
     issuer: Arc<Issuer>,
-    cache: RwLock<HashMap<CertKey, Arc<StoredCert>, foldhash::fast::RandomState>>,
+    /// Certificates as the store last gave them, within their share of `server.cacheSize`;
+    /// what is dropped is read from the store again when asked for.
+    cache: RwLock<SizedCache<CertKey, Arc<StoredCert>>>,
     inflight: Mutex<HashMap<CertKey, Pending>>,
     stored: Arc<Notify>,
     /// This process's name on leases: unique per start.
@@ -95,12 +94,18 @@ impl Need {
 
 impl CertService {
     /// A service over `store`, issuing with `issuer`, coordinating with other processes sharing
-    /// the store through leases of `lease_ttl`.
-    pub fn new(store: Arc<dyn Store>, issuer: Arc<Issuer>, lease_ttl: std::time::Duration) -> Self {
+    /// the store through leases of `lease_ttl`, keeping at most `cache_budget` bytes of
+    /// certificates in memory.
+    pub fn new(
+        store: Arc<dyn Store>,
+        issuer: Arc<Issuer>,
+        lease_ttl: std::time::Duration,
+        cache_budget: usize,
+    ) -> Self {
         Self {
             store,
             issuer,
-            cache: RwLock::new(HashMap::default()),
+            cache: RwLock::new(SizedCache::new(cache_budget)),
             inflight: Mutex::new(HashMap::new()),
             stored: Arc::new(Notify::new()),
             owner: owner_id(),
@@ -132,10 +137,12 @@ impl CertService {
                     tracing::warn!(error = %err, "cannot move the renewal time");
                     return true;
                 }
-                self.cache
+                let mut cache = self
+                    .cache
                     .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove(key);
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                cache.remove(key);
+                crate::observe::metrics::cache_size("certificates", cache.len(), cache.bytes());
                 false
             }
             _ => true,
@@ -176,7 +183,7 @@ impl CertService {
             return Ok(None);
         };
         let entry = Arc::new(cert);
-        self.remember(key, entry.clone());
+        self.remember(key, entry.clone(), true);
         Ok(entry.is_valid_at(now).then_some(entry))
     }
 
@@ -256,7 +263,9 @@ impl CertService {
             }
             .map(|cert| {
                 let entry = Arc::new(cert);
-                service.remember(&key, entry.clone());
+                // A client waits for this one, unless it is a renewal or a resumed order.
+                let fresh = matches!(need, Need::Valid | Need::New);
+                service.remember(&key, entry.clone(), fresh);
                 service.stored.notify_one();
                 entry
             });
@@ -439,18 +448,23 @@ impl CertService {
             .cloned()
     }
 
-    fn remember(&self, key: &CertKey, entry: Arc<StoredCert>) {
+    /// Keeps `entry` as the certificate for `key`. A renewal (`fresh == false`: the worker's,
+    /// not a client's) only replaces an entry already kept: the certificates clients fetch stay
+    /// cached, and a batch of renewals does not push them out.
+    fn remember(&self, key: &CertKey, entry: Arc<StoredCert>, fresh: bool) {
         let mut cache = self
             .cache
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if cache.len() >= CACHE_CAPACITY && !cache.contains_key(key) {
-            // Any entry will do: the store has them all.
-            if let Some(victim) = cache.keys().next().cloned() {
-                cache.remove(&victim);
-            }
+        // The `Arc`'s allocation (two counts and the struct) and what the struct points to.
+        let heap =
+            key.heap_size() + 2 * size_of::<usize>() + size_of::<StoredCert>() + entry.heap_size();
+        if fresh {
+            cache.insert(key.clone(), entry, heap);
+        } else if !cache.replace(key.clone(), entry, heap) {
+            return;
         }
-        cache.insert(key.clone(), entry);
+        crate::observe::metrics::cache_size("certificates", cache.len(), cache.bytes());
     }
 }
 

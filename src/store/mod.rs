@@ -158,6 +158,16 @@ pub struct Census {
 }
 
 impl StoredCert {
+    /// The bytes the certificate holds on the heap (its names, PEMs and serial), for caches
+    /// bounded by size.
+    pub fn heap_size(&self) -> usize {
+        self.names.heap_size()
+            + self.cert_pem.capacity()
+            + self.key_pem.capacity()
+            + self.issuer_pem.capacity()
+            + self.serial.capacity()
+    }
+
     /// Whether the certificate is still within its validity period at `now`.
     pub fn is_valid_at(&self, now: i64) -> bool {
         now < self.not_after

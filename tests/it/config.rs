@@ -232,7 +232,7 @@ fn unknown_env_key_names_the_variable() {
     assert_eq!(
         m,
         "invalid configuration: server.lisen (from CERTFLEET_SERVER__LISEN): unknown key; \
-         expected one of listen, metricsListen, metricsCertificates, issueWait, tls"
+         expected one of listen, metricsListen, metricsCertificates, issueWait, cacheSize, tls"
     );
     let m = message("", &[("CERTFLEET_SREVER__LISTEN", "0.0.0.0:1")]);
     assert!(
@@ -258,7 +258,7 @@ fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
     let m = message("server:\n  lisen: \"0.0.0.0:1\"\n", &[]);
     assert_eq!(
         m,
-        "invalid configuration: server.lisen: unknown key; expected one of listen, metricsListen, metricsCertificates, issueWait, tls"
+        "invalid configuration: server.lisen: unknown key; expected one of listen, metricsListen, metricsCertificates, issueWait, cacheSize, tls"
     );
     let e = error(
         "srever: {}\nacme:\n  eab:\n    kid: x\n    hmac: y\nauth:\n  psk:\n    keys:\n      - name: a\n        keys: z\n",
@@ -345,6 +345,29 @@ fn metrics_certificates_chooses_the_per_certificate_series() {
 }
 
 #[test]
+fn cache_size_reads_sizes_and_names_the_fix() {
+    assert_eq!(load("", &[]).config.server.cache_size, 32 << 20);
+    for (text, want, printed) in [
+        ("64MiB", 64 << 20, "64MiB"),
+        ("512KiB", 512 << 10, "512KiB"),
+        ("1048576", 1 << 20, "1MiB"),
+        ("0", 0, "\"0\""),
+    ] {
+        let config = load(&format!("server:\n  cacheSize: {text}\n"), &[]).config;
+        assert_eq!(config.server.cache_size, want, "{text}");
+        let yaml = config.to_redacted_yaml();
+        assert!(yaml.contains(&format!("cacheSize: {printed}")), "{yaml}");
+    }
+    let from_env = load("", &[("CERTFLEET_SERVER__CACHE_SIZE", "8MiB")]).config;
+    assert_eq!(from_env.server.cache_size, 8 << 20);
+    let m = message("server:\n  cacheSize: 32mb\n", &[]);
+    assert!(
+        m.contains("server.cacheSize: \"32mb\" has an unknown unit \"mb\"; write sizes like 32MiB"),
+        "{m}"
+    );
+}
+
+#[test]
 fn log_format_and_level() {
     let config = load("", &[]).config;
     assert_eq!(config.log.format, LogFormat::Text);
@@ -376,7 +399,7 @@ fn log_format_and_level() {
 fn type_errors_name_the_path_without_the_value() {
     let m = message("server: 5\n", &[]);
     assert!(
-        m.contains("server: expected a mapping with keys listen, metricsListen, metricsCertificates, issueWait, tls, found a number"),
+        m.contains("server: expected a mapping with keys listen, metricsListen, metricsCertificates, issueWait, cacheSize, tls, found a number"),
         "{m}"
     );
     let m = message(

@@ -744,3 +744,147 @@ fn audit_fields(format: &str, line: &str) -> (BTreeMap<String, String>, String) 
         .collect();
     (fields, span.to_owned())
 }
+
+/// `server.cacheSize` bounds what the caches hold in bytes, whatever the number of certificates:
+/// the real binary, 300 stored certificates of about 3 kB each and a 256 KiB cache (room for a
+/// few dozen), every one fetched twice. Each answer is that certificate's own (a dropped entry
+/// is read again, never confused with another); the cache gauges stay within the halves of the
+/// budget and hold fewer entries than were fetched; nothing is cached before the first fetch.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cache_stays_within_its_size_and_serves_every_certificate() {
+    use certfleet::config::Config;
+    use certfleet::domain::{KeyType, NameSet};
+    use certfleet::store::{self, StoredCert};
+
+    const CERTIFICATES: usize = 300;
+    const BUDGET: f64 = 256.0 * 1024.0;
+    const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    const PSK: &str = "cache-test-key-0123456789abcdef0123456789abcdef";
+    let name = |i: usize| format!("host{i}.cache.example");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = format!("sqlite://{}", dir.path().join("cache.db").display());
+    let storage = format!("storage:\n  url: \"{db_url}\"\n  encryptionKey: \"{KEY}\"\n");
+    let config = Config::from_yaml(&storage, std::iter::empty())
+        .expect("config")
+        .config;
+    let store = store::open(&config.storage).await.expect("open the store");
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let pad = "A".repeat(64);
+    for i in 0..CERTIFICATES {
+        let pem = |what: &str, lines: usize| {
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{what} {i}\n{}-----END CERTIFICATE-----\n",
+                format!("{pad}\n").repeat(lines)
+            )
+        };
+        let leaf = pem("leaf", 16);
+        let issuer = pem("issuer", 8);
+        let cert = StoredCert {
+            names: NameSet::parse(&[name(i)]).expect("name"),
+            key_type: KeyType::EcdsaP256,
+            cert_pem: format!("{leaf}{issuer}"),
+            key_pem: format!("-----BEGIN PRIVATE KEY-----\nkey {i}\n-----END PRIVATE KEY-----\n"),
+            issuer_pem: issuer,
+            serial: format!("{i:x}"),
+            not_before: now - 86_400,
+            not_after: now + 90 * 86_400,
+            renew_after: now + 60 * 86_400,
+            issued_at: now - 86_400,
+        };
+        store.save_certificate(&cert).await.expect("save");
+    }
+    drop(store);
+
+    let (api, http01, metrics_port) = (free_port(), free_port(), free_port());
+    let yaml = format!(
+        "server:\n  listen: \"127.0.0.1:{api}\"\n  metricsListen: \"127.0.0.1:{metrics_port}\"\n  \
+         cacheSize: 256KiB\n{storage}acme:\n  directoryUrl: \"https://127.0.0.1:9/dir\"\n\
+         challenges:\n  http01:\n    listen: \"127.0.0.1:{http01}\"\n\
+         auth:\n  psk:\n    keys:\n      - name: fleet\n        key: \"{PSK}\"\n        domains: [\"*\"]\n"
+    );
+    let config_file = dir.path().join("certfleet.yaml");
+    std::fs::write(&config_file, yaml).expect("write the config");
+    let certfleet = process::serve(&config_file, None, None);
+    let base = format!("http://127.0.0.1:{api}");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "not ready:\n{}", certfleet.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let scrape = || async {
+        let text = client
+            .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("text");
+        parse_metrics(&text)
+    };
+    let gauge = |scraped: &BTreeMap<String, Vec<Series>>, family: &str, cache: &str| {
+        scraped
+            .get(family)
+            .into_iter()
+            .flatten()
+            .find(|s| s.labels.get("cache").map(String::as_str) == Some(cache))
+            .map(|s| s.value)
+    };
+    let before = scrape().await;
+    assert_eq!(
+        gauge(&before, "certfleet_cache_bytes", "certificates"),
+        None
+    );
+
+    for round in 0..2 {
+        for i in 0..CERTIFICATES {
+            let response = client
+                .get(format!("{base}/api/certificate?domain={}", name(i)))
+                .header("Authorization", format!("APIKey {PSK}"))
+                .send()
+                .await
+                .expect("GET");
+            assert_eq!(response.status(), 200, "round {round}, {}", name(i));
+            let body: Value = response.json().await.expect("JSON body");
+            assert_eq!(body["domain"], name(i));
+            let certificate = body["certificate"].as_str().expect("certificate");
+            assert!(
+                certificate.contains(&format!("leaf {i}\n")),
+                "round {round}: {} got another certificate",
+                name(i)
+            );
+            assert_eq!(
+                body["privateKey"],
+                format!("-----BEGIN PRIVATE KEY-----\nkey {i}\n-----END PRIVATE KEY-----\n")
+            );
+        }
+    }
+
+    let after = scrape().await;
+    for cache in ["certificates", "renderings"] {
+        let bytes = gauge(&after, "certfleet_cache_bytes", cache)
+            .unwrap_or_else(|| panic!("no certfleet_cache_bytes for {cache}"));
+        let entries = gauge(&after, "certfleet_cache_entries", cache)
+            .unwrap_or_else(|| panic!("no certfleet_cache_entries for {cache}"));
+        assert!(
+            bytes > 0.0 && bytes <= BUDGET / 2.0,
+            "{cache}: {bytes} bytes, budget {}",
+            BUDGET / 2.0
+        );
+        assert!(
+            entries >= 10.0 && entries < CERTIFICATES as f64,
+            "{cache}: {entries} entries"
+        );
+    }
+}
