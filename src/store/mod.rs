@@ -13,7 +13,7 @@
 /// transaction. A new migration is one line here and one file per backend.
 macro_rules! migrator {
     ($backend:literal) => {{
-        let migrations: [(i64, &'static str, &'static str); 5] = [
+        let migrations: [(i64, &'static str, &'static str); 6] = [
             (
                 1,
                 "init",
@@ -46,6 +46,15 @@ macro_rules! migrator {
                 5,
                 "leases",
                 include_str!(concat!("../../migrations/", $backend, "/0005_leases.sql")),
+            ),
+            (
+                6,
+                "covering renewal index",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0006_covering_renewal_index.sql"
+                )),
             ),
         ];
         sqlx::migrate::Migrator::with_migrations(

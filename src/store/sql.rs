@@ -556,7 +556,7 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<Vec<ScheduleEntry>, StoreError> {
         let limit = i64::from(limit);
         let rows = match renewal_by {
-            // The renewal worker's index (renew_after) finds these without a scan.
+            // The renewal index (renew_after, not_after) finds these without reading the rows.
             Some(by) => {
                 self.fetch_all(
                     "list the certificates due for renewal",
