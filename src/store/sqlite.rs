@@ -39,7 +39,7 @@ impl SqliteBackend {
             // 1 MiB of pages per connection (SQLite's default is 2 MiB), at most 8 MiB over the
             // pool: the kernel's page cache holds the file as well, and a scan of a large table
             // would otherwise leave every connection's share filled for good.
-            .pragma("cache_size", "-1024")
+            .pragma("cache_size", "-256")
             .foreign_keys(true);
         if let Some(file) = &config.file {
             create_private_file(file)?;
