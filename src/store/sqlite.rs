@@ -36,9 +36,9 @@ impl SqliteBackend {
             .busy_timeout(Duration::from_secs(10))
             // Freed pages are zeroed, so a replaced key leaves no copy in the file.
             .pragma("secure_delete", "on")
-            // 1 MiB of pages per connection (SQLite's default is 2 MiB), at most 8 MiB over the
-            // pool: the kernel's page cache holds the file as well, and a scan of a large table
-            // would otherwise leave every connection's share filled for good.
+            // 256 KiB of pages per connection (SQLite's default is 2 MiB), 2 MiB over the pool:
+            // the kernel's page cache holds the file as well, and a scan of a large table would
+            // otherwise leave every connection's share filled for good.
             .pragma("cache_size", "-256")
             .foreign_keys(true);
         if let Some(file) = &config.file {
