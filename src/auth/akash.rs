@@ -107,6 +107,9 @@ impl AkashAuth {
                     name: p.address.to_string().into(),
                     method: "akash",
                     domains: Arc::from(p.domains.clone()),
+                    // A provider's wallet key proves who runs the provider, not who runs
+                    // certfleet: Akash tokens never administer.
+                    admin: false,
                 };
                 (p.address.clone(), principal)
             })
@@ -264,6 +267,7 @@ mod tests {
             name: name.into(),
             method: "akash",
             domains: Arc::from(vec![DomainPattern::any()]),
+            admin: false,
         }
     }
 

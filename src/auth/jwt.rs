@@ -52,6 +52,7 @@ pub struct JwtAuth {
 struct Rules {
     audiences: Vec<String>,
     required_scopes: Vec<String>,
+    admin_scope: Option<String>,
     domains_claim: Option<String>,
     roles_claim: Option<String>,
     leeway: i64,
@@ -79,6 +80,7 @@ impl JwtAuth {
             rules: Rules {
                 audiences: config.audiences.clone(),
                 required_scopes: config.required_scopes.clone(),
+                admin_scope: config.admin_scope.clone(),
                 domains_claim: config.domains_claim.clone(),
                 roles_claim: config.roles_claim.clone(),
                 leeway,
@@ -362,6 +364,10 @@ impl Rules {
                 .into(),
             method: "jwt",
             domains,
+            admin: self
+                .admin_scope
+                .as_deref()
+                .is_some_and(|scope| granted.contains(scope)),
         };
         Ok((principal, exp))
     }
@@ -635,6 +641,7 @@ mod tests {
         Rules {
             audiences: vec!["https://certfleet.test".to_owned()],
             required_scopes: vec!["certificates:request".to_owned()],
+            admin_scope: Some("certfleet:admin".to_owned()),
             domains_claim: domains_claim.map(str::to_owned),
             roles_claim: None,
             leeway: 60,
@@ -644,6 +651,35 @@ mod tests {
 
     fn key_set() -> KeySet {
         KeySet::for_tests("https://idp.test")
+    }
+
+    #[test]
+    fn the_admin_scope_grants_administration_and_nothing_else_does() {
+        let now = 1_800_000_000;
+        let token = |scope: &str| {
+            claims(json!({
+                "iss": "https://idp.test", "aud": "https://certfleet.test", "exp": now + 300,
+                "sub": "ops", "scope": scope, "domains": ["a.example.com"],
+            }))
+        };
+        let set = key_set();
+        let admin = |scope: &str| {
+            rules(Some("domains"))
+                .check(&token(scope), &set, now)
+                .map(|(p, _)| p.admin)
+        };
+        assert_eq!(admin("certificates:request certfleet:admin"), Ok(true));
+        assert_eq!(admin("certificates:request"), Ok(false));
+        assert_eq!(admin("certificates:request certfleet:admins"), Ok(false));
+        let mut without = rules(Some("domains"));
+        without.admin_scope = None;
+        let (principal, _) = without
+            .check(&token("certificates:request certfleet:admin"), &set, now)
+            .expect("valid");
+        assert!(
+            !principal.admin,
+            "no adminScope configured: no token administers"
+        );
     }
 
     #[test]
@@ -714,6 +750,7 @@ mod tests {
             name: "a".into(),
             method: "jwt",
             domains: Arc::from(vec![]),
+            admin: false,
         };
         cache.insert(sha256("t1"), &principal, 1_000, 7, 900);
         assert!(cache.get(&sha256("t1"), 999, 7).is_some());

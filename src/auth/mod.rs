@@ -33,6 +33,9 @@ pub struct Principal {
     pub method: &'static str,
     /// The patterns of names it may request.
     pub domains: Arc<[DomainPattern]>,
+    /// Whether it may administer certfleet: list and read every certificate, revoke, delete
+    /// (`admin: true` on a PSK, `auth.jwt.adminScope` granted; never an Akash token).
+    pub admin: bool,
 }
 
 /// What one method made of a credential.

@@ -41,6 +41,7 @@ impl PskAuth {
                     name: key.name.as_str().into(),
                     method: "psk",
                     domains: Arc::from(key.domains.clone()),
+                    admin: key.admin,
                 },
             })
             .collect();

@@ -293,8 +293,19 @@ impl<'de> de::Deserializer<'de> for PathDe<'_> {
         visitor.visit_unit()
     }
 
+    /// `true` or `false`, also as text (an environment variable's value is always text).
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        let result = match self.value {
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::String(s) if s == "true" => visitor.visit_bool(true),
+            Value::String(s) if s == "false" => visitor.visit_bool(false),
+            other => Err(self.error(format!("expected true or false, found {}", kind(other)))),
+        };
+        result.map_err(|e| e.at(&self.path))
+    }
+
     forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit
+        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char bytes byte_buf unit
         unit_struct tuple tuple_struct map enum identifier
     }
 }

@@ -56,6 +56,9 @@ pub struct JwtConfig {
     /// `auth.jwt.requiredScopes`: every one must be granted (`scope`, `scp` or the roles claim),
     /// else 403 `insufficient_scope`. Empty: no scope is required.
     pub required_scopes: Vec<String>,
+    /// `auth.jwt.adminScope`: a token granted this scope (`scope`, `scp` or the roles claim) may
+    /// also administer certfleet (list every certificate, revoke, delete). `None`: no token may.
+    pub admin_scope: Option<String>,
     /// `auth.jwt.domainsClaim`: the claim listing the names a token may request. `None`: every
     /// domain (warned at start).
     pub domains_claim: Option<String>,
@@ -87,6 +90,14 @@ pub(super) fn jwt(
     let issuer_url = issuer_url(non_empty(raw.issuer_url), report);
     let audiences = audiences(raw.audience.map(|a| a.0), report);
     let required_scopes = scopes(raw.required_scopes, report);
+    let admin_scope = match non_empty(raw.admin_scope) {
+        Some(scope) if scope.contains(char::is_whitespace) => Err(report.error(
+            "auth.jwt.adminScope",
+            "is not one scope (it holds a space); name the one scope that grants \
+             administration, such as certfleet:admin",
+        )),
+        other => Ok(other),
+    };
     let domains_claim = claim_name("auth.jwt.domainsClaim", raw.domains_claim, report);
     let roles_claim = claim_name("auth.jwt.rolesClaim", raw.roles_claim, report);
     let leeway = leeway(raw.leeway, report);
@@ -107,6 +118,7 @@ pub(super) fn jwt(
         issuer_url: issuer_url?,
         audiences: audiences?,
         required_scopes: required_scopes?,
+        admin_scope: admin_scope?,
         domains_claim: domains_claim?,
         roles_claim: roles_claim?,
         leeway: leeway?,

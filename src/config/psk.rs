@@ -25,6 +25,9 @@ pub struct PskKey {
     /// The patterns of names this key may request; `[DomainPattern::any()]` for every domain.
     #[serde(serialize_with = "as_display_seq")]
     pub domains: Vec<DomainPattern>,
+    /// `admin`: the key may also administer certfleet (list every certificate, revoke,
+    /// delete), whatever its `domains` (default `false`).
+    pub admin: bool,
 }
 
 /// The length below which `auth.psk.key` is refused (le-cert-server accepted it).
@@ -105,6 +108,8 @@ fn single_key(
             name: SINGLE_KEY_NAME.to_owned(),
             key: secret,
             domains: vec![DomainPattern::any()],
+            // The single key of le-cert-server's form fetches; administration needs a named key.
+            admin: false,
         },
     }))
 }
@@ -149,6 +154,7 @@ fn entry(i: usize, raw: RawPskEntry, report: &mut Report<'_>) -> Result<Entry, R
             name,
             key: key.secret,
             domains,
+            admin: raw.admin.unwrap_or(false),
         },
     })
 }

@@ -140,6 +140,7 @@ pub(super) struct RawPskEntry {
     pub key: Option<String>,
     pub key_file: Option<String>,
     pub domains: Option<Vec<String>>,
+    pub admin: Option<bool>,
 }
 
 /// `auth.jwt`.
@@ -149,6 +150,7 @@ pub(super) struct RawJwt {
     pub issuer_url: Option<String>,
     pub audience: Option<OneOrMany>,
     pub required_scopes: Option<Vec<String>>,
+    pub admin_scope: Option<String>,
     pub domains_claim: Option<String>,
     pub roles_claim: Option<String>,
     pub leeway: Option<String>,

@@ -1309,3 +1309,49 @@ fn dns01_mistakes_name_the_key_and_the_fix() {
         "{m}"
     );
 }
+
+#[test]
+fn the_admin_right_is_granted_per_credential() {
+    let yaml = format!(
+        "auth:\n  psk:\n    key: {KEY_B}\n    keys:\n      - name: ops\n        key: {KEY_A}\n        admin: true\n"
+    );
+    let psk = load(&yaml, &[]).config.auth.psk;
+    let admin = |name: &str| psk.iter().find(|k| k.name == name).expect(name).admin;
+    assert!(admin("ops"));
+    assert!(!admin("default"), "the single key never administers");
+    let fleet = load(&psk_yaml(KEY_A), &[]).config.auth.psk;
+    assert!(!fleet[0].admin, "not an admin unless said");
+    let from_env = load(
+        &psk_yaml(KEY_A),
+        &[("CERTFLEET_AUTH__PSK__KEYS__0__ADMIN", "true")],
+    );
+    assert!(from_env.config.auth.psk[0].admin);
+    let m = message(
+        &psk_yaml(KEY_A),
+        &[("CERTFLEET_AUTH__PSK__KEYS__0__ADMIN", "yes please")],
+    );
+    assert!(
+        m.contains("auth.psk.keys[0].admin") && m.contains("expected true or false"),
+        "{m}"
+    );
+
+    let jwt = |extra: &str| {
+        format!("auth:\n  jwt:\n    issuerUrl: https://idp.example.com\n    audience: x\n{extra}")
+    };
+    let config = load(&jwt("    adminScope: certfleet:admin\n"), &[]).config;
+    assert_eq!(
+        config.auth.jwt.expect("jwt").admin_scope.as_deref(),
+        Some("certfleet:admin")
+    );
+    assert_eq!(
+        load(&jwt(""), &[])
+            .config
+            .auth
+            .jwt
+            .expect("jwt")
+            .admin_scope,
+        None
+    );
+    let m = message(&jwt("    adminScope: \"a b\"\n"), &[]);
+    assert!(m.contains("auth.jwt.adminScope: is not one scope"), "{m}");
+}
