@@ -13,7 +13,7 @@
 /// transaction. A new migration is one line here and one file per backend.
 macro_rules! migrator {
     ($backend:literal) => {{
-        let migrations: [(i64, &'static str, &'static str); 6] = [
+        let migrations: [(i64, &'static str, &'static str); 7] = [
             (
                 1,
                 "init",
@@ -54,6 +54,15 @@ macro_rules! migrator {
                     "../../migrations/",
                     $backend,
                     "/0006_covering_renewal_index.sql"
+                )),
+            ),
+            (
+                7,
+                "inventory",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0007_inventory.sql"
                 )),
             ),
         ];
@@ -359,6 +368,110 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Keeps the public key found on chain for an Akash address (it never changes once set).
     async fn save_akash_pubkey(&self, address: &str, key: &[u8]) -> Result<(), StoreError>;
+
+    /// Appends one issuance attempt to `key`'s history.
+    async fn record_attempt(&self, key: &CertKey, attempt: &Attempt) -> Result<(), StoreError>;
+
+    /// `key`'s history, newest first, at most `limit` attempts.
+    async fn attempts(&self, key: &CertKey, limit: u32) -> Result<Vec<Attempt>, StoreError>;
+
+    /// Records that `principal` (`method:name`) received `serial` of `key` at `at`.
+    async fn record_delivery(
+        &self,
+        key: &CertKey,
+        principal: &str,
+        serial: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Per credential, the last serial of `key` it received, most recent first.
+    async fn deliveries(&self, key: &CertKey) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Up to `limit` stored certificates by expiry (then names and key type), after `after`:
+    /// the inventory's pages, each one range of the expiry index.
+    async fn inventory(
+        &self,
+        after: Option<&InventoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<InventoryEntry>, StoreError>;
+
+    /// The inventory's entry for `key`.
+    async fn inventory_entry(&self, key: &CertKey) -> Result<Option<InventoryEntry>, StoreError>;
+}
+
+/// One issuance attempt, as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// What started it: `request`, `renewal`, `forced` or `resume`.
+    pub trigger: String,
+    /// `success`, or the API error code of the failure.
+    pub outcome: String,
+    /// The failure's message.
+    pub message: Option<String>,
+    /// The serial issued, on success.
+    pub serial: Option<String>,
+    /// When it started, Unix seconds.
+    pub started_at: i64,
+    /// How long it took, in milliseconds.
+    pub duration_ms: i64,
+}
+
+/// The last serial one credential received of one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `method:name`.
+    pub principal: String,
+    /// The serial it received.
+    pub serial: String,
+    /// When, Unix seconds (the first fetch of that serial, then at most hourly).
+    pub at: i64,
+}
+
+/// Where an inventory page ends: the last entry's expiry and identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryCursor {
+    /// Its `notAfter`.
+    pub not_after: i64,
+    /// Its names as stored (sorted, comma-joined).
+    pub names: String,
+    /// Its key type.
+    pub key_type: String,
+}
+
+/// One certificate as the inventory shows it: everything but its PEMs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryEntry {
+    /// The identity.
+    pub key: CertKey,
+    /// The current certificate's serial, lowercase hex.
+    pub serial: String,
+    /// Validity start, Unix seconds.
+    pub not_before: i64,
+    /// Validity end, Unix seconds.
+    pub not_after: i64,
+    /// When renewal starts, Unix seconds.
+    pub renew_after: i64,
+    /// When certfleet stored it, Unix seconds.
+    pub issued_at: i64,
+    /// The failure it is backing off from, if any.
+    pub failure: Option<Failure>,
+    /// When that failure happened (its attempt's start), if the history has it.
+    pub failed_at: Option<i64>,
+    /// Whether an order for it is in progress.
+    pub ordering: bool,
+    /// When it was revoked, and why (an RFC 5280 reason name).
+    pub revoked: Option<(i64, String)>,
+}
+
+impl InventoryEntry {
+    /// Where a page ending with this entry continues.
+    pub fn cursor(&self) -> InventoryCursor {
+        InventoryCursor {
+            not_after: self.not_after,
+            names: self.key.names.key(),
+            key_type: self.key.key_type.as_str().to_owned(),
+        }
+    }
 }
 
 /// An order in progress, as persisted.

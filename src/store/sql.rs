@@ -14,8 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use super::backend::{Arg, Backend, Row};
 use super::seal::Sealer;
 use super::{
-    Census, Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError,
-    StoredCert,
+    Attempt, Census, Delivery, Failure, InventoryCursor, InventoryEntry, OrderRecord,
+    PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError, StoredCert,
 };
 use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
 
@@ -180,7 +180,7 @@ impl<B: Backend> Store for SqlStore<B> {
              key_pem = excluded.key_pem, issuer_pem = excluded.issuer_pem, \
              serial = excluded.serial, not_before = excluded.not_before, \
              not_after = excluded.not_after, renew_after = excluded.renew_after, \
-             issued_at = excluded.issued_at",
+             issued_at = excluded.issued_at, revoked_at = NULL, revoked_reason = NULL",
             &[
                 Arg::from(&names),
                 Arg::from(key_type),
@@ -774,6 +774,203 @@ impl<B: Backend> Store for SqlStore<B> {
         .await
         .map(drop)
     }
+
+    async fn record_attempt(&self, key: &CertKey, attempt: &Attempt) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "record an issuance attempt",
+            "INSERT INTO attempts (names, key_type, cause, outcome, message, serial, started_at, \
+             duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                Arg::from(&names),
+                key.key_type.as_str().into(),
+                Arg::from(&attempt.trigger),
+                Arg::from(&attempt.outcome),
+                Arg::OptionalText(attempt.message.as_deref()),
+                Arg::OptionalText(attempt.serial.as_deref()),
+                attempt.started_at.into(),
+                attempt.duration_ms.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn attempts(&self, key: &CertKey, limit: u32) -> Result<Vec<Attempt>, StoreError> {
+        let names = key.names.key();
+        let rows = self
+            .fetch_all(
+                "read the issuance history",
+                "SELECT cause, outcome, message, serial, started_at, duration_ms FROM attempts \
+                 WHERE names = $1 AND key_type = $2 ORDER BY id DESC LIMIT $3",
+                &[
+                    Arg::from(&names),
+                    key.key_type.as_str().into(),
+                    i64::from(limit).into(),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Attempt {
+                    trigger: text(row, 0)?,
+                    outcome: text(row, 1)?,
+                    message: decode(row.optional_text(2))?,
+                    serial: decode(row.optional_text(3))?,
+                    started_at: int(row, 4)?,
+                    duration_ms: int(row, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_delivery(
+        &self,
+        key: &CertKey,
+        principal: &str,
+        serial: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "record a delivery",
+            "INSERT INTO deliveries (names, key_type, principal, serial, delivered_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (names, key_type, principal) DO UPDATE \
+             SET serial = excluded.serial, delivered_at = excluded.delivered_at",
+            &[
+                Arg::from(&names),
+                key.key_type.as_str().into(),
+                principal.into(),
+                serial.into(),
+                at.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn deliveries(&self, key: &CertKey) -> Result<Vec<Delivery>, StoreError> {
+        let names = key.names.key();
+        let rows = self
+            .fetch_all(
+                "read the deliveries",
+                "SELECT principal, serial, delivered_at FROM deliveries \
+                 WHERE names = $1 AND key_type = $2 ORDER BY delivered_at DESC, principal",
+                &[Arg::from(&names), key.key_type.as_str().into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Delivery {
+                    principal: text(row, 0)?,
+                    serial: text(row, 1)?,
+                    at: int(row, 2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn inventory(
+        &self,
+        after: Option<&InventoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<InventoryEntry>, StoreError> {
+        let limit = i64::from(limit);
+        let rows = match after {
+            None => {
+                self.fetch_all(
+                    "list the inventory",
+                    // The columns in the order `inventory_from_row` reads them.
+                    "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, \
+                     c.renew_after, c.issued_at, f.count, f.next_attempt, f.code, f.message, \
+                     (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
+                      AND a.key_type = c.key_type AND a.outcome <> 'success'), \
+                     (SELECT COUNT(*) FROM orders o WHERE o.names = c.names \
+                      AND o.key_type = c.key_type), c.revoked_at, c.revoked_reason \
+                     FROM certificates c \
+                     LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
+                     ORDER BY c.not_after, c.names, c.key_type LIMIT $1",
+                    &[limit.into()],
+                )
+                .await?
+            }
+            Some(cursor) => {
+                self.fetch_all(
+                    "list the inventory",
+                    "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, \
+                     c.renew_after, c.issued_at, f.count, f.next_attempt, f.code, f.message, \
+                     (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
+                      AND a.key_type = c.key_type AND a.outcome <> 'success'), \
+                     (SELECT COUNT(*) FROM orders o WHERE o.names = c.names \
+                      AND o.key_type = c.key_type), c.revoked_at, c.revoked_reason \
+                     FROM certificates c \
+                     LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
+                     WHERE (c.not_after, c.names, c.key_type) > ($1, $2, $3) \
+                     ORDER BY c.not_after, c.names, c.key_type LIMIT $4",
+                    &[
+                        cursor.not_after.into(),
+                        Arg::from(&cursor.names),
+                        Arg::from(&cursor.key_type),
+                        limit.into(),
+                    ],
+                )
+                .await?
+            }
+        };
+        rows.iter().map(inventory_from_row).collect()
+    }
+
+    async fn inventory_entry(&self, key: &CertKey) -> Result<Option<InventoryEntry>, StoreError> {
+        let names = key.names.key();
+        let row = self
+            .fetch_optional(
+                "read an inventory entry",
+                "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, \
+                 c.renew_after, c.issued_at, f.count, f.next_attempt, f.code, f.message, \
+                 (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
+                  AND a.key_type = c.key_type AND a.outcome <> 'success'), \
+                 (SELECT COUNT(*) FROM orders o WHERE o.names = c.names \
+                  AND o.key_type = c.key_type), c.revoked_at, c.revoked_reason \
+                 FROM certificates c \
+                 LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
+                 WHERE c.names = $1 AND c.key_type = $2",
+                &[Arg::from(&names), key.key_type.as_str().into()],
+            )
+            .await?;
+        row.as_ref().map(inventory_from_row).transpose()
+    }
+}
+
+/// An inventory entry from a row of the inventory's columns (see `inventory`).
+fn inventory_from_row(row: &impl Row) -> Result<InventoryEntry, StoreError> {
+    let failure = match decode(row.optional_int(7))? {
+        None => None,
+        Some(count) => Some(Failure {
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+            next_attempt: decode(row.optional_int(8))?.unwrap_or_default(),
+            kind: FailureKind::parse(&decode(row.optional_text(9))?.unwrap_or_default()),
+            message: decode(row.optional_text(10))?.unwrap_or_default(),
+        }),
+    };
+    let revoked = match (
+        decode(row.optional_int(13))?,
+        decode(row.optional_text(14))?,
+    ) {
+        (Some(at), reason) => Some((at, reason.unwrap_or_else(|| "unspecified".to_owned()))),
+        (None, _) => None,
+    };
+    Ok(InventoryEntry {
+        key: key_from_row(row)?,
+        serial: text(row, 2)?,
+        not_before: int(row, 3)?,
+        not_after: int(row, 4)?,
+        renew_after: int(row, 5)?,
+        issued_at: int(row, 6)?,
+        failure,
+        failed_at: decode(row.optional_int(11))?,
+        ordering: int(row, 12)? > 0,
+        revoked,
+    })
 }
 
 fn is_legacy_plaintext(stored: &str) -> bool {

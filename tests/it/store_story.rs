@@ -10,8 +10,8 @@ use certfleet::config::{Config, EncryptionKey, StorageConfig};
 use certfleet::domain::{CertKey, FailureKind, KeyType, NameSet};
 use certfleet::store::seal::Sealer;
 use certfleet::store::{
-    self, Census, Failure, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store,
-    StoredCert,
+    self, Attempt, Census, Delivery, Failure, InventoryEntry, OrderRecord, PresentedRecord,
+    RenewalClaim, ScheduleEntry, Store, StoredCert,
 };
 use futures_util::future::join_all;
 use tempfile::TempDir;
@@ -206,6 +206,7 @@ async fn story(backend: &Backend) {
         .set_order_key(&c, "-----BEGIN PRIVATE KEY-----\norder c\n")
         .await
         .expect("order key");
+    inventory(backend, &*store, &a, &c).await;
     drop(store);
     rotation(backend, &a, &b, &c).await;
 }
@@ -708,6 +709,122 @@ async fn leases(store: &dyn Store) {
     .await;
     let taken = results.iter().filter(|r| matches!(r, Ok(true))).count();
     assert_eq!(taken, 1, "{results:?}");
+}
+
+/// The operator's view: every certificate by expiry in cursor pages that neither skip nor
+/// repeat; a failure with its time from the history; an order in progress; revocation, cleared
+/// by the next certificate; the history newest first; deliveries one row per credential.
+async fn inventory(backend: &Backend, store: &dyn Store, a: &CertKey, c: &CertKey) {
+    let everything = store.inventory(None, u32::MAX).await.expect("list");
+    let census = store.census(T).await.expect("census");
+    let total = census.valid + census.due + census.backing_off + census.expired;
+    assert_eq!(everything.len() as u64, total, "every stored certificate");
+    let order = |e: &InventoryEntry| (e.not_after, e.key.names.key(), e.key.key_type.as_str());
+    assert!(
+        everything.windows(2).all(|w| order(&w[0]) < order(&w[1])),
+        "by expiry, then identity"
+    );
+    let mut paged = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.inventory(cursor.as_ref(), 2).await.expect("page");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        cursor = Some(last.cursor());
+        paged.extend(page);
+    }
+    assert_eq!(paged, everything, "the pages add up to the list");
+
+    async fn entry(store: &dyn Store, key: &CertKey) -> InventoryEntry {
+        store
+            .inventory_entry(key)
+            .await
+            .expect("read")
+            .expect("listed")
+    }
+    let before = entry(store, c).await;
+    assert!(before.ordering, "c's order is in progress");
+    assert!(!entry(store, a).await.ordering);
+    assert_eq!(before.failure, None);
+
+    // History: newest first, bounded.
+    assert_eq!(store.attempts(a, 10).await.expect("history"), vec![]);
+    let attempt = |outcome: &str, at: i64| Attempt {
+        trigger: "renewal".to_owned(),
+        outcome: outcome.to_owned(),
+        message: (outcome != "success").then(|| format!("{outcome} at {at}")),
+        serial: (outcome == "success").then(|| format!("s{at}")),
+        started_at: at,
+        duration_ms: 1234,
+    };
+    for (outcome, at) in [
+        ("success", T - 50),
+        ("validation_failed", T - 20),
+        ("ca_error", T - 10),
+    ] {
+        store
+            .record_attempt(a, &attempt(outcome, at))
+            .await
+            .expect("record");
+    }
+    assert_eq!(
+        store.attempts(a, 2).await.expect("history"),
+        vec![
+            attempt("ca_error", T - 10),
+            attempt("validation_failed", T - 20)
+        ]
+    );
+    store
+        .record_failure(a, &failure(2, T + 600))
+        .await
+        .expect("failure");
+    let failing = entry(store, a).await;
+    assert_eq!(failing.failure, Some(failure(2, T + 600)));
+    assert_eq!(failing.failed_at, Some(T - 10), "the last failed attempt");
+    store.clear_failure(a).await.expect("clear");
+
+    // Revocation shows, and a new certificate for the identity clears it.
+    assert_eq!(failing.revoked, None);
+    backend
+        .raw_execute(
+            "UPDATE certificates SET revoked_at = 1800000001, revoked_reason = 'keyCompromise' \
+             WHERE names = 'c.example.com'",
+        )
+        .await;
+    assert_eq!(
+        entry(store, c).await.revoked,
+        Some((T + 1, "keyCompromise".to_owned()))
+    );
+    let current = store.certificate(c).await.expect("read").expect("saved");
+    store.save_certificate(&current).await.expect("save");
+    assert_eq!(entry(store, c).await.revoked, None);
+
+    // Deliveries: one row per credential, the latest serial.
+    assert_eq!(store.deliveries(a).await.expect("read"), vec![]);
+    store
+        .record_delivery(a, "psk:fleet-a", "01", T - 5)
+        .await
+        .expect("record");
+    store
+        .record_delivery(a, "jwt:ops", "01", T - 4)
+        .await
+        .expect("record");
+    store
+        .record_delivery(a, "psk:fleet-a", "02", T - 3)
+        .await
+        .expect("record");
+    let delivery = |principal: &str, serial: &str, at| Delivery {
+        principal: principal.to_owned(),
+        serial: serial.to_owned(),
+        at,
+    };
+    assert_eq!(
+        store.deliveries(a).await.expect("read"),
+        vec![
+            delivery("psk:fleet-a", "02", T - 3),
+            delivery("jwt:ops", "01", T - 4)
+        ]
+    );
 }
 
 /// Key rotation: the new key writes, the old one still opens, `reseal` moves every sealed value

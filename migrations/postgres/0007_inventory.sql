@@ -1,0 +1,33 @@
+-- The operator's inventory: what was attempted for each identity, who received which serial,
+-- and revocation. History rows outlive the certificate they describe (deletion keeps them).
+
+-- Every issuance attempt that reached the CA (or was refused before it), newest last.
+CREATE TABLE attempts (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    names       TEXT   NOT NULL,
+    key_type    TEXT   NOT NULL,
+    cause       TEXT   NOT NULL,              -- request, renewal, forced, resume
+    outcome     TEXT   NOT NULL,              -- success, or the API error code of the failure
+    message     TEXT,                         -- the failure's message (never a secret)
+    serial      TEXT,                         -- the certificate issued, on success
+    started_at  BIGINT NOT NULL,
+    duration_ms BIGINT NOT NULL
+);
+CREATE INDEX attempts_identity ON attempts (names, key_type, id);
+
+-- Per identity and credential: the last serial that credential received, and when.
+CREATE TABLE deliveries (
+    names        TEXT   NOT NULL,
+    key_type     TEXT   NOT NULL,
+    principal    TEXT   NOT NULL,             -- method:name, as the audit line names it
+    serial       TEXT   NOT NULL,
+    delivered_at BIGINT NOT NULL,
+    PRIMARY KEY (names, key_type, principal)
+);
+
+-- A revoked certificate is never served again; a new certificate for the identity clears both.
+ALTER TABLE certificates ADD COLUMN revoked_at BIGINT;
+ALTER TABLE certificates ADD COLUMN revoked_reason TEXT;
+
+-- The inventory lists by expiry, one range of this index per page.
+CREATE INDEX certificates_expiry ON certificates (not_after, names, key_type);
