@@ -81,7 +81,9 @@ pub async fn post(
     check_challenges(app, &key, choice)?;
     let now = clock::now();
     if let Some(cert) = app.certs.valid(&key, now).await? {
-        return Ok(deliver(principal, &renderings.of(&key, &cert), cert, true));
+        let hit = renderings.of(&key, &cert);
+        note_delivery(app, &principal, &key, &hit).await;
+        return Ok(deliver(principal, &hit, cert, true));
     }
     let pending = app.certs.issue(&key, now, choice);
     wait_for(app, renderings, principal, &key, pending).await
@@ -173,6 +175,7 @@ pub async fn get(
                 .insert(header::ETAG, hit.etag_header.clone());
             return Ok(response);
         }
+        note_delivery(app, &principal, &key, &hit).await;
         return Ok(deliver(principal, &hit, cert, true));
     }
     if app.certs.is_issuing(&key) {
@@ -192,7 +195,11 @@ async fn wait_for(
     pending: Pending,
 ) -> Result<Response, ApiError> {
     match tokio::time::timeout(app.issue_wait, service::finished(pending)).await {
-        Ok(Ok(cert)) => Ok(deliver(principal, &renderings.of(key, &cert), cert, false)),
+        Ok(Ok(cert)) => {
+            let rendered = renderings.of(key, &cert);
+            note_delivery(app, &principal, key, &rendered).await;
+            Ok(deliver(principal, &rendered, cert, false))
+        }
         Ok(Err(err)) => Err(err.into()),
         Err(_) => Ok(accepted(key)),
     }
@@ -339,6 +346,24 @@ fn deliver(
         cert,
     });
     response
+}
+
+/// Records in the store that `principal` received `rendered`'s serial (the inventory's "who
+/// has which serial"): a write the first time, then at most hourly; every other fetch only
+/// looks at the rendering's short list. A failed write is logged; the fetch goes on.
+async fn note_delivery(app: &Shared, principal: &Principal, key: &CertKey, rendered: &Rendered) {
+    let now = clock::now();
+    if !rendered.mark_delivered(principal.method, &principal.name, now) {
+        return;
+    }
+    let who = format!("{}:{}", principal.method, principal.name);
+    if let Err(err) = app
+        .store
+        .record_delivery(key, &who, &rendered.cert.serial, now)
+        .await
+    {
+        tracing::warn!(names = %key.names, error = %err, "cannot record the delivery");
+    }
 }
 
 /// 202: the issuance goes on; ask again at `Location` after `Retry-After` seconds.

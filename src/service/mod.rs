@@ -18,7 +18,7 @@ use crate::acme::solver::ChallengeChoice;
 use crate::acme::{IssueError, Issuer};
 use crate::domain::{CertKey, FailureKind};
 use crate::schedule::backoff;
-use crate::store::{Failure, RenewalClaim, Store, StoreError, StoredCert};
+use crate::store::{Attempt, Failure, RenewalClaim, Store, StoreError, StoredCert};
 use crate::util::sized_cache::SizedCache;
 
 /// A forced renewal runs at most once per identity in this many seconds.
@@ -396,6 +396,7 @@ impl CertService {
                 retry_after: std::time::Duration::from_secs(wait),
             });
         }
+        let started = std::time::Instant::now();
         let result = self.issuer.issue(key, choice).await;
         let outcome = match &result {
             Ok(_) => "success",
@@ -404,6 +405,18 @@ impl CertService {
             Err(err) => err.kind().map_or("internal_error", FailureKind::as_str),
         };
         crate::observe::metrics::issuance(need.trigger(), outcome);
+        let attempt = Attempt {
+            trigger: need.trigger().to_owned(),
+            outcome: outcome.to_owned(),
+            message: result.as_ref().err().map(ToString::to_string),
+            serial: result.as_ref().ok().map(|cert| cert.serial.clone()),
+            started_at: now,
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        };
+        if let Err(err) = self.store.record_attempt(key, &attempt).await {
+            // The history is for the operator; the certificate (or the failure) stands.
+            tracing::warn!(names = %key.names, error = %err, "cannot record the issuance attempt");
+        }
         match (&result, result.as_ref().err().and_then(IssueError::kind)) {
             (Ok(_), _) if previous.is_some() => self.store.clear_failure(key).await?,
             // Only what the CA, a DNS provider or a validation refused backs off: certfleet's

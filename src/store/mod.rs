@@ -387,8 +387,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Per credential, the last serial of `key` it received, most recent first.
     async fn deliveries(&self, key: &CertKey) -> Result<Vec<Delivery>, StoreError>;
 
-    /// Up to `limit` stored certificates by expiry (then names and key type), after `after`:
-    /// the inventory's pages, each one range of the expiry index.
+    /// Up to `limit` identities after `after`: first those with a failure and no certificate
+    /// (by names and key type), then every stored certificate by expiry (then names and key
+    /// type). The inventory's pages, each one range of an index.
     async fn inventory(
         &self,
         after: Option<&InventoryCursor>,
@@ -427,23 +428,22 @@ pub struct Delivery {
     pub at: i64,
 }
 
-/// Where an inventory page ends: the last entry's expiry and identity.
+/// Where an inventory page ends: the last entry's expiry (`None` for an identity that has a
+/// failure but no certificate yet: those come first) and identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryCursor {
     /// Its `notAfter`.
-    pub not_after: i64,
+    pub not_after: Option<i64>,
     /// Its names as stored (sorted, comma-joined).
     pub names: String,
     /// Its key type.
     pub key_type: String,
 }
 
-/// One certificate as the inventory shows it: everything but its PEMs.
+/// The certificate an inventory entry holds, without its PEMs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InventoryEntry {
-    /// The identity.
-    pub key: CertKey,
-    /// The current certificate's serial, lowercase hex.
+pub struct CertSummary {
+    /// Its serial, lowercase hex.
     pub serial: String,
     /// Validity start, Unix seconds.
     pub not_before: i64,
@@ -453,6 +453,16 @@ pub struct InventoryEntry {
     pub renew_after: i64,
     /// When certfleet stored it, Unix seconds.
     pub issued_at: i64,
+}
+
+/// One identity as the inventory shows it: its certificate (none when every attempt so far
+/// failed), its failure, whether an order runs, its revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryEntry {
+    /// The identity.
+    pub key: CertKey,
+    /// The current certificate.
+    pub cert: Option<CertSummary>,
     /// The failure it is backing off from, if any.
     pub failure: Option<Failure>,
     /// When that failure happened (its attempt's start), if the history has it.
@@ -467,7 +477,7 @@ impl InventoryEntry {
     /// Where a page ending with this entry continues.
     pub fn cursor(&self) -> InventoryCursor {
         InventoryCursor {
-            not_after: self.not_after,
+            not_after: self.cert.as_ref().map(|c| c.not_after),
             names: self.key.names.key(),
             key_type: self.key.key_type.as_str().to_owned(),
         }

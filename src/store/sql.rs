@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::backend::{Arg, Backend, Row};
 use super::seal::Sealer;
 use super::{
-    Attempt, Census, Delivery, Failure, InventoryCursor, InventoryEntry, OrderRecord,
+    Attempt, Census, CertSummary, Delivery, Failure, InventoryCursor, InventoryEntry, OrderRecord,
     PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError, StoredCert,
 };
 use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
@@ -875,12 +875,40 @@ impl<B: Backend> Store for SqlStore<B> {
         after: Option<&InventoryCursor>,
         limit: u32,
     ) -> Result<Vec<InventoryEntry>, StoreError> {
-        let limit = i64::from(limit);
-        let rows = match after {
+        let mut entries = Vec::new();
+        // Identities that failed before any certificate: few, and listed first.
+        if after.is_none_or(|cursor| cursor.not_after.is_none()) {
+            let (names, key_type) = after.map_or(("", ""), |c| (&c.names, &c.key_type));
+            let rows = self
+                .fetch_all(
+                    "list the failing identities",
+                    // The columns in the order `inventory_from_row` reads them.
+                    "SELECT f.names, f.key_type, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), \
+                     CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), f.count, \
+                     f.next_attempt, f.code, f.message, \
+                     (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = f.names \
+                      AND a.key_type = f.key_type AND a.outcome <> 'success'), \
+                     (SELECT COUNT(*) FROM orders o WHERE o.names = f.names \
+                      AND o.key_type = f.key_type), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
+                     FROM failures f WHERE (f.names, f.key_type) > ($1, $2) \
+                     AND NOT EXISTS (SELECT 1 FROM certificates c \
+                                     WHERE c.names = f.names AND c.key_type = f.key_type) \
+                     ORDER BY f.names, f.key_type LIMIT $3",
+                    &[names.into(), key_type.into(), i64::from(limit).into()],
+                )
+                .await?;
+            for row in &rows {
+                entries.push(inventory_from_row(row)?);
+            }
+        }
+        let left = i64::from(limit) - entries.len() as i64;
+        if left <= 0 {
+            return Ok(entries);
+        }
+        let rows = match after.and_then(|c| c.not_after.map(|at| (at, c))) {
             None => {
                 self.fetch_all(
                     "list the inventory",
-                    // The columns in the order `inventory_from_row` reads them.
                     "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, \
                      c.renew_after, c.issued_at, f.count, f.next_attempt, f.code, f.message, \
                      (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
@@ -890,11 +918,11 @@ impl<B: Backend> Store for SqlStore<B> {
                      FROM certificates c \
                      LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
                      ORDER BY c.not_after, c.names, c.key_type LIMIT $1",
-                    &[limit.into()],
+                    &[left.into()],
                 )
                 .await?
             }
-            Some(cursor) => {
+            Some((not_after, cursor)) => {
                 self.fetch_all(
                     "list the inventory",
                     "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, \
@@ -908,20 +936,24 @@ impl<B: Backend> Store for SqlStore<B> {
                      WHERE (c.not_after, c.names, c.key_type) > ($1, $2, $3) \
                      ORDER BY c.not_after, c.names, c.key_type LIMIT $4",
                     &[
-                        cursor.not_after.into(),
+                        not_after.into(),
                         Arg::from(&cursor.names),
                         Arg::from(&cursor.key_type),
-                        limit.into(),
+                        left.into(),
                     ],
                 )
                 .await?
             }
         };
-        rows.iter().map(inventory_from_row).collect()
+        for row in &rows {
+            entries.push(inventory_from_row(row)?);
+        }
+        Ok(entries)
     }
 
     async fn inventory_entry(&self, key: &CertKey) -> Result<Option<InventoryEntry>, StoreError> {
         let names = key.names.key();
+        let args = [Arg::from(&names), key.key_type.as_str().into()];
         let row = self
             .fetch_optional(
                 "read an inventory entry",
@@ -934,9 +966,27 @@ impl<B: Backend> Store for SqlStore<B> {
                  FROM certificates c \
                  LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
                  WHERE c.names = $1 AND c.key_type = $2",
-                &[Arg::from(&names), key.key_type.as_str().into()],
+                &args,
             )
             .await?;
+        let row = match row {
+            Some(row) => Some(row),
+            None => {
+                self.fetch_optional(
+                    "read an inventory entry",
+                    "SELECT f.names, f.key_type, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), \
+                     CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), f.count, \
+                     f.next_attempt, f.code, f.message, \
+                     (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = f.names \
+                      AND a.key_type = f.key_type AND a.outcome <> 'success'), \
+                     (SELECT COUNT(*) FROM orders o WHERE o.names = f.names \
+                      AND o.key_type = f.key_type), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
+                     FROM failures f WHERE f.names = $1 AND f.key_type = $2",
+                    &args,
+                )
+                .await?
+            }
+        };
         row.as_ref().map(inventory_from_row).transpose()
     }
 }
@@ -959,13 +1009,19 @@ fn inventory_from_row(row: &impl Row) -> Result<InventoryEntry, StoreError> {
         (Some(at), reason) => Some((at, reason.unwrap_or_else(|| "unspecified".to_owned()))),
         (None, _) => None,
     };
+    let cert = match decode(row.optional_text(2))? {
+        None => None,
+        Some(serial) => Some(CertSummary {
+            serial,
+            not_before: int(row, 3)?,
+            not_after: int(row, 4)?,
+            renew_after: int(row, 5)?,
+            issued_at: int(row, 6)?,
+        }),
+    };
     Ok(InventoryEntry {
         key: key_from_row(row)?,
-        serial: text(row, 2)?,
-        not_before: int(row, 3)?,
-        not_after: int(row, 4)?,
-        renew_after: int(row, 5)?,
-        issued_at: int(row, 6)?,
+        cert,
         failure,
         failed_at: decode(row.optional_int(11))?,
         ordering: int(row, 12)? > 0,

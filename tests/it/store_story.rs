@@ -715,14 +715,50 @@ async fn leases(store: &dyn Store) {
 /// repeat; a failure with its time from the history; an order in progress; revocation, cleared
 /// by the next certificate; the history newest first; deliveries one row per credential.
 async fn inventory(backend: &Backend, store: &dyn Store, a: &CertKey, c: &CertKey) {
+    // Two identities whose every attempt failed: no certificate, listed first.
+    let never = [
+        cert_key(&["never-b.example.com"], KeyType::EcdsaP256),
+        cert_key(&["never-a.example.com"], KeyType::EcdsaP256),
+    ];
+    for key in &never {
+        store
+            .record_failure(key, &failure(1, T + 60))
+            .await
+            .expect("failure");
+    }
     let everything = store.inventory(None, u32::MAX).await.expect("list");
     let census = store.census(T).await.expect("census");
     let total = census.valid + census.due + census.backing_off + census.expired;
-    assert_eq!(everything.len() as u64, total, "every stored certificate");
-    let order = |e: &InventoryEntry| (e.not_after, e.key.names.key(), e.key.key_type.as_str());
+    assert_eq!(
+        everything.len() as u64,
+        total + 2,
+        "every stored certificate and the two failing identities"
+    );
+    assert_eq!(
+        everything[0].key, never[1],
+        "certificate-less ones first, by names"
+    );
+    assert_eq!(everything[1].key, never[0]);
+    assert!(
+        everything[..2]
+            .iter()
+            .all(|e| e.cert.is_none() && e.failure == Some(failure(1, T + 60)))
+    );
+    let order = |e: &InventoryEntry| {
+        (
+            e.cert.as_ref().map(|c| c.not_after),
+            e.key.names.key(),
+            e.key.key_type.as_str(),
+        )
+    };
     assert!(
         everything.windows(2).all(|w| order(&w[0]) < order(&w[1])),
         "by expiry, then identity"
+    );
+    assert!(everything[2..].iter().all(|e| e.cert.is_some()));
+    assert_eq!(
+        store.inventory_entry(&never[0]).await.expect("read"),
+        Some(everything[1].clone())
     );
     let mut paged = Vec::new();
     let mut cursor = None;
@@ -734,6 +770,9 @@ async fn inventory(backend: &Backend, store: &dyn Store, a: &CertKey, c: &CertKe
         paged.extend(page);
     }
     assert_eq!(paged, everything, "the pages add up to the list");
+    for key in &never {
+        store.clear_failure(key).await.expect("clear");
+    }
 
     async fn entry(store: &dyn Store, key: &CertKey) -> InventoryEntry {
         store
