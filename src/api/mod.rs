@@ -7,6 +7,7 @@
 mod body;
 mod certificate;
 mod health;
+mod inventory;
 mod openapi;
 
 use std::convert::Infallible;
@@ -60,6 +61,8 @@ pub fn router(app: Arc<Shared>) -> Router {
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(certificate::post, certificate::get))
         .routes(routes!(certificate::renew))
+        .routes(routes!(inventory::list))
+        .routes(routes!(inventory::show))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(openapi::document))

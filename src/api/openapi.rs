@@ -51,6 +51,8 @@ Every error body is `{\"code\": \"...\", \"message\": \"...\"}` with a stable `c
     modifiers(&Frame),
     tags(
         (name = "certificates", description = "Get, read and renew certificates."),
+        (name = "inventory", description = "What certfleet manages: every certificate's status, \
+            last failure, history and who received which serial."),
         (name = "health", description = "Liveness and readiness, without credentials."),
         (name = "meta", description = "This document."),
     ),

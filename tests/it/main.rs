@@ -22,6 +22,7 @@ mod dns01;
 mod dns_conformance;
 mod docs;
 mod fetch;
+mod inventory;
 mod issuance;
 mod layers;
 mod lifecycle;

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::Pebble;
 
-/// A PSK allowed every domain.
+/// A PSK allowed every domain, with the admin right.
 pub const ADMIN_KEY: &str = "admin-key-0123456789abcdef0123456789abcdef";
 /// A PSK allowed `*.a.example.test` and `a.example.test` only.
 pub const FLEET_A_KEY: &str = "fleet-a-key-0123456789abcdef0123456789abcdef";
@@ -53,6 +53,7 @@ auth:
     keys:
       - name: admin
         key: "{ADMIN_KEY}"
+        admin: true
       - name: fleet-a
         key: "{FLEET_A_KEY}"
         domains: ["*.a.example.test", "a.example.test"]

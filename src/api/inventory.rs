@@ -1,0 +1,488 @@
+//! `/api/certificates`: the operator's inventory. Every managed identity with its status, last
+//! failure and next attempt, in pages by expiry; one identity with its issuance history and who
+//! received which serial. An admin credential sees everything; any other sees only the
+//! certificates whose names its patterns allow, and never learns that others exist.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+
+use super::ApiState;
+use crate::auth::{Principal, policy};
+use crate::domain::{CertKey, DomainPattern, KeyType, NameSet};
+use crate::error::ApiError;
+use crate::store::{Attempt, Delivery, InventoryCursor, InventoryEntry};
+use crate::util::clock::{self, rfc3339};
+
+/// Entries per page unless `limit` says otherwise.
+const DEFAULT_LIMIT: u32 = 100;
+/// The largest `limit`.
+const MAX_LIMIT: u32 = 1_000;
+/// The most stored entries one request looks at while filtering: a filter that matches little
+/// of a large fleet answers a short page with a `next` cursor instead of reading everything.
+const MAX_SCAN: usize = 5_000;
+/// The most history entries `GET /api/certificates/{id}` shows.
+const HISTORY_LIMIT: u32 = 100;
+
+/// Every status an entry can have, in the order they are decided.
+const STATUSES: [&str; 6] = [
+    "revoked",
+    "expired",
+    "renewing",
+    "backing_off",
+    "due",
+    "valid",
+];
+
+/// One page of the inventory.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InventoryPage {
+    /// The entries, certificate-less failing identities first, then by `notAfter`.
+    items: Vec<Item>,
+    /// The cursor of the next page (pass it as `cursor`), `null` on the last page.
+    next: Option<String>,
+}
+
+/// One identity in the inventory.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    /// Stable and opaque: `GET /api/certificates/{id}`.
+    id: String,
+    /// Every name, sorted.
+    names: Vec<String>,
+    #[schema(value_type = super::openapi::KeyTypeName)]
+    key_type: &'static str,
+    /// `valid`, `due`, `renewing`, `backing_off`, `expired` or `revoked`.
+    status: &'static str,
+    /// The current certificate's serial, lowercase hex; `null` before the first issuance.
+    serial: Option<String>,
+    /// RFC 3339, UTC.
+    not_before: Option<String>,
+    /// RFC 3339, UTC.
+    not_after: Option<String>,
+    /// When renewal starts (RFC 3339, UTC).
+    renew_after: Option<String>,
+    /// When certfleet stored the current certificate (RFC 3339, UTC).
+    issued_at: Option<String>,
+    /// The failure it is backing off from.
+    last_error: Option<LastError>,
+    /// No new order before this time (RFC 3339, UTC), while backing off.
+    next_attempt: Option<String>,
+    /// When it was revoked (RFC 3339, UTC).
+    revoked_at: Option<String>,
+    /// The RFC 5280 reason it was revoked for.
+    revocation_reason: Option<String>,
+}
+
+/// The last failure of an identity.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    /// The API error code of the failure (`validation_failed`, `ca_error`, ...).
+    code: &'static str,
+    /// What failed.
+    message: String,
+    /// When (RFC 3339, UTC), when the history has it.
+    at: Option<String>,
+    /// Consecutive failures.
+    count: u32,
+}
+
+/// One identity with its history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Detail {
+    #[serde(flatten)]
+    item: Item,
+    /// Every issuance attempt, newest first (at most 100).
+    history: Vec<HistoryEntry>,
+    /// Per credential, the last serial it received, most recent first.
+    deliveries: Vec<DeliveryEntry>,
+}
+
+/// One issuance attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// `request`, `renewal`, `forced` or `resume`.
+    trigger: String,
+    /// `success` or `failure`.
+    outcome: &'static str,
+    /// The API error code of a failure.
+    error_code: Option<String>,
+    /// The failure's message.
+    message: Option<String>,
+    /// The serial issued.
+    serial: Option<String>,
+    /// How long it took.
+    duration_ms: i64,
+    /// When it started (RFC 3339, UTC).
+    at: String,
+}
+
+/// When one credential last received a serial.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryEntry {
+    /// `method:name`, as the audit line names it (`psk:fleet-a`, `jwt:<sub>`,
+    /// `akash:<address>`).
+    principal: String,
+    /// The serial it received.
+    serial: String,
+    /// When (RFC 3339, UTC): the first fetch of that serial, refreshed at most hourly.
+    at: String,
+}
+
+/// `GET /api/certificates`.
+#[utoipa::path(
+    get,
+    path = "/api/certificates",
+    tag = "inventory",
+    operation_id = "listCertificates",
+    summary = "List the managed certificates",
+    description = "Every managed identity (an admin credential), or those whose names the \
+        credential may request: identities whose every attempt failed first, then by \
+        `notAfter`. Pages of `limit` entries; pass `next` as `cursor` for the following one. \
+        A filtered page may hold fewer than `limit` entries and still have a `next`.",
+    params(
+        ("name" = Option<String>, Query,
+            description = "Only certificates with a name this pattern matches (`a.example.com`, \
+            `*.example.com`)."),
+        ("status" = Option<String>, Query,
+            description = "Only this status: `valid`, `due`, `renewing`, `backing_off`, \
+            `expired` or `revoked`."),
+        ("limit" = Option<u32>, Query, description = "Entries per page, 1 to 1000 (default 100)."),
+        ("cursor" = Option<String>, Query, description = "The `next` of the previous page."),
+    ),
+    security(("APIKey" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "One page.", body = InventoryPage),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::AuthUnavailable),
+    ),
+)]
+pub async fn list(
+    State(state): State<ApiState>,
+    principal: Principal,
+    uri: Uri,
+) -> Result<Json<InventoryPage>, ApiError> {
+    let query = ListQuery::parse(uri.query().unwrap_or(""))?;
+    let app = &state.app;
+    let now = clock::now();
+    let limit = query.limit as usize;
+    let mut items = Vec::new();
+    let mut cursor = query.cursor;
+    let mut scanned = 0;
+    let next = loop {
+        // Batches of at least 50: a filter usually drops some of what is read.
+        let want = (limit - items.len()).max(50);
+        let batch = app
+            .store
+            .inventory(cursor.as_ref(), u32::try_from(want).unwrap_or(MAX_LIMIT))
+            .await?;
+        let full = batch.len() >= want;
+        for entry in batch {
+            scanned += 1;
+            cursor = Some(entry.cursor());
+            let status = status(&entry, app.certs.is_issuing(&entry.key), now);
+            if may_read(&principal, &entry.key)
+                && query.status.is_none_or(|wanted| wanted == status)
+                && query.name.as_ref().is_none_or(|pattern| {
+                    entry.key.names.names().iter().any(|n| pattern.matches(n))
+                })
+            {
+                items.push(item(entry, status));
+                if items.len() == limit {
+                    break;
+                }
+            }
+        }
+        if items.len() == limit || (full && scanned >= MAX_SCAN) {
+            break cursor.as_ref().map(encode_cursor);
+        }
+        if !full {
+            break None;
+        }
+    };
+    Ok(Json(InventoryPage { items, next }))
+}
+
+/// `GET /api/certificates/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/certificates/{id}",
+    tag = "inventory",
+    operation_id = "showCertificate",
+    summary = "One managed certificate, with its history",
+    description = "The inventory entry, its issuance history (newest first) and, per \
+        credential, the last serial it received. A credential that may not read every name \
+        of it gets 404, as if it did not exist.",
+    params(("id" = String, Path, description = "An `id` from the list.")),
+    security(("APIKey" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The certificate and its history.", body = Detail),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::AuthUnavailable),
+    ),
+)]
+pub async fn show(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Detail>, ApiError> {
+    let app = &state.app;
+    let not_found = || ApiError::NotFound(format!("no managed certificate has the id {id}"));
+    let key = decode_id(&id).ok_or_else(not_found)?;
+    if !may_read(&principal, &key) {
+        return Err(not_found());
+    }
+    let entry = app
+        .store
+        .inventory_entry(&key)
+        .await?
+        .ok_or_else(not_found)?;
+    let status = status(&entry, app.certs.is_issuing(&key), clock::now());
+    let history = app.store.attempts(&key, HISTORY_LIMIT).await?;
+    let deliveries = app.store.deliveries(&key).await?;
+    Ok(Json(Detail {
+        item: item(entry, status),
+        history: history.into_iter().map(history_entry).collect(),
+        deliveries: deliveries.into_iter().map(delivery_entry).collect(),
+    }))
+}
+
+/// Whether `principal` may see `key`: an admin sees all, others what they may request.
+fn may_read(principal: &Principal, key: &CertKey) -> bool {
+    principal.admin || policy::first_denied(&principal.domains, &key.names).is_none()
+}
+
+/// The entry's status at `now`, `issuing` telling whether this process runs an order for it.
+fn status(entry: &InventoryEntry, issuing: bool, now: i64) -> &'static str {
+    let backing_off = entry.failure.as_ref().is_some_and(|f| f.next_attempt > now);
+    match &entry.cert {
+        _ if entry.revoked.is_some() => "revoked",
+        Some(cert) if cert.not_after <= now => "expired",
+        _ if issuing || entry.ordering => "renewing",
+        _ if backing_off => "backing_off",
+        None => "due",
+        Some(cert) if cert.renew_after <= now => "due",
+        Some(_) => "valid",
+    }
+}
+
+fn item(entry: InventoryEntry, status: &'static str) -> Item {
+    let cert = entry.cert.as_ref();
+    let at = |value: Option<i64>| value.map(rfc3339);
+    Item {
+        id: encode_id(&entry.key),
+        names: entry
+            .key
+            .names
+            .names()
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect(),
+        key_type: entry.key.key_type.as_str(),
+        status,
+        serial: cert.map(|c| c.serial.clone()),
+        not_before: at(cert.map(|c| c.not_before)),
+        not_after: at(cert.map(|c| c.not_after)),
+        renew_after: at(cert.map(|c| c.renew_after)),
+        issued_at: at(cert.map(|c| c.issued_at)),
+        next_attempt: at(entry.failure.as_ref().map(|f| f.next_attempt)),
+        last_error: entry.failure.map(|f| LastError {
+            code: f.kind.as_str(),
+            message: f.message,
+            at: at(entry.failed_at),
+            count: f.count,
+        }),
+        revoked_at: at(entry.revoked.as_ref().map(|r| r.0)),
+        revocation_reason: entry.revoked.map(|r| r.1),
+    }
+}
+
+fn history_entry(attempt: Attempt) -> HistoryEntry {
+    let success = attempt.outcome == "success";
+    HistoryEntry {
+        trigger: attempt.trigger,
+        outcome: if success { "success" } else { "failure" },
+        error_code: (!success).then_some(attempt.outcome),
+        message: attempt.message,
+        serial: attempt.serial,
+        duration_ms: attempt.duration_ms,
+        at: rfc3339(attempt.started_at),
+    }
+}
+
+fn delivery_entry(delivery: Delivery) -> DeliveryEntry {
+    DeliveryEntry {
+        principal: delivery.principal,
+        serial: delivery.serial,
+        at: rfc3339(delivery.at),
+    }
+}
+
+/// The query of the list.
+struct ListQuery {
+    name: Option<DomainPattern>,
+    status: Option<&'static str>,
+    limit: u32,
+    cursor: Option<InventoryCursor>,
+}
+
+impl ListQuery {
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let bad = |message: String| ApiError::InvalidBody(message);
+        let mut parsed = Self {
+            name: None,
+            status: None,
+            limit: DEFAULT_LIMIT,
+            cursor: None,
+        };
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "name" => {
+                    parsed.name = Some(DomainPattern::parse(&value).map_err(|e| {
+                        bad(format!("name: \"{value}\" is not a domain pattern: {e}"))
+                    })?);
+                }
+                "status" => {
+                    parsed.status =
+                        Some(STATUSES.into_iter().find(|s| *s == value).ok_or_else(|| {
+                            bad(format!(
+                                "status: \"{value}\" is not a status; use one of {}",
+                                STATUSES.join(", ")
+                            ))
+                        })?);
+                }
+                "limit" => {
+                    parsed.limit = value
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=MAX_LIMIT).contains(n))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "limit: \"{value}\" is not a number from 1 to {MAX_LIMIT}"
+                            ))
+                        })?;
+                }
+                "cursor" => {
+                    parsed.cursor = Some(decode_cursor(&value).ok_or_else(|| {
+                        bad(
+                            "cursor: not a cursor this server gave; pass a page's `next` as it is"
+                                .to_owned(),
+                        )
+                    })?);
+                }
+                other => {
+                    return Err(bad(format!(
+                        "unknown query parameter \"{other}\"; use name, status, limit or cursor"
+                    )));
+                }
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// An identity's id: its key type and names, base64url. Stable across restarts and replicas,
+/// and opaque to clients, which only pass it back.
+pub fn encode_id(key: &CertKey) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", key.key_type.as_str(), key.names.key()))
+}
+
+/// The identity an id names, if it is one.
+pub fn decode_id(id: &str) -> Option<CertKey> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
+    let (key_type, names) = text.split_once('|')?;
+    let names: Vec<&str> = names.split(',').collect();
+    Some(CertKey {
+        names: NameSet::parse(&names).ok()?,
+        key_type: KeyType::parse(key_type)?,
+    })
+}
+
+fn encode_cursor(cursor: &InventoryCursor) -> String {
+    let at = cursor
+        .not_after
+        .map_or_else(|| "-".to_owned(), |at| at.to_string());
+    URL_SAFE_NO_PAD.encode(format!("{at}|{}|{}", cursor.key_type, cursor.names))
+}
+
+fn decode_cursor(text: &str) -> Option<InventoryCursor> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
+    let mut parts = text.splitn(3, '|');
+    let not_after = match parts.next()? {
+        "-" => None,
+        at => Some(at.parse().ok()?),
+    };
+    Some(InventoryCursor {
+        not_after,
+        key_type: parts.next()?.to_owned(),
+        names: parts.next()?.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_cursors_read_back() {
+        let key = CertKey {
+            names: NameSet::parse(&["www.a.example", "a.example"]).expect("names"),
+            key_type: KeyType::Rsa2048,
+        };
+        assert_eq!(decode_id(&encode_id(&key)), Some(key));
+        for id in [
+            "",
+            "!!",
+            "bm90IGFuIGlk",
+            &URL_SAFE_NO_PAD.encode("rsa-1|a.example"),
+        ] {
+            assert_eq!(decode_id(id), None, "{id}");
+        }
+        for not_after in [None, Some(1_800_000_000)] {
+            let cursor = InventoryCursor {
+                not_after,
+                names: "a.example,www.a.example".to_owned(),
+                key_type: "ecdsa-p256".to_owned(),
+            };
+            assert_eq!(decode_cursor(&encode_cursor(&cursor)), Some(cursor));
+        }
+        assert_eq!(decode_cursor("x"), None);
+        assert_eq!(decode_cursor(&URL_SAFE_NO_PAD.encode("soon|k|n")), None);
+    }
+
+    #[test]
+    fn the_query_names_each_mistake() {
+        for (query, says) in [
+            ("status=broken", "use one of revoked, expired"),
+            ("limit=0", "limit: \"0\" is not a number from 1 to 1000"),
+            ("limit=1001", "from 1 to 1000"),
+            ("cursor=zz", "not a cursor this server gave"),
+            ("name=a..b", "name: \"a..b\" is not a domain pattern"),
+            ("sort=expiry", "unknown query parameter \"sort\""),
+        ] {
+            match ListQuery::parse(query) {
+                Err(ApiError::InvalidBody(message)) => {
+                    assert!(message.contains(says), "{query}: {message}");
+                }
+                other => panic!("{query}: {:?}", other.map(|q| q.limit)),
+            }
+        }
+        let parsed = ListQuery::parse("status=due&limit=7&name=*.example.com").expect("valid");
+        assert_eq!((parsed.status, parsed.limit), (Some("due"), 7));
+        assert!(parsed.name.is_some() && parsed.cursor.is_none());
+    }
+}
