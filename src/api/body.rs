@@ -6,7 +6,8 @@
 //! replaced when the service hands out another certificate for the same identity, within a
 //! budget of bytes (half of `server.cacheSize`).
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::cell::RefCell;
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 
 use aws_lc_rs::digest;
 use bytes::Bytes;
@@ -63,16 +64,30 @@ pub(super) struct Rendered {
     /// The body with `"cached": true`, what every fetch sends. The one with `false` is sent
     /// once per issuance, so it is rendered when asked for, not kept: half the memory.
     body_cached: Bytes,
-    /// Who received this certificate and when that was last recorded in the store: a fetch
-    /// writes a delivery only when its credential has none for this serial in the last hour.
-    delivered: Mutex<Vec<(&'static str, Arc<str>, i64)>>,
 }
 
 /// How often one credential's receipt of one serial is written again, in seconds.
 const DELIVERY_REFRESH: i64 = 3600;
-/// The most credentials a rendering remembers; past it the oldest is forgotten (and written
-/// again on its next fetch).
-const DELIVERY_SLOTS: usize = 256;
+/// The most (rendering, credential) pairs each thread remembers; past it the oldest is
+/// forgotten (and written again on its next fetch).
+const DELIVERY_SLOTS: usize = 64;
+
+/// One delivery this thread wrote: of which rendering (weak: a dropped rendering's slot never
+/// matches a new one at the same address), to whom, when.
+struct Noted {
+    rendered: Weak<Rendered>,
+    method: &'static str,
+    name: Arc<str>,
+    at: i64,
+}
+
+thread_local! {
+    /// The deliveries this thread wrote lately. Per thread, so that the check on every fetch
+    /// touches no memory another core writes (a shared lock here cost the cached fetch about
+    /// a sixth of its throughput under load); the price is one write per worker thread, not
+    /// per process, for each credential and serial.
+    static NOTED: RefCell<Vec<Noted>> = const { RefCell::new(Vec::new()) };
+}
 
 impl Rendered {
     fn new(cert: Arc<StoredCert>) -> Self {
@@ -91,35 +106,46 @@ impl Rendered {
                 .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
             etag,
             cert,
-            delivered: Mutex::new(Vec::new()),
         }
     }
 
     /// Whether the delivery of this certificate to (`method`, `name`) at `now` should be
-    /// written to the store: the first time, then at most every [`DELIVERY_REFRESH`]. Marks it
-    /// written.
-    pub fn mark_delivered(&self, method: &'static str, name: &Arc<str>, now: i64) -> bool {
-        let mut delivered = self
-            .delivered
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = delivered
-            .iter_mut()
-            .find(|(m, n, _)| *m == method && **n == **name)
-        {
-            if now - slot.2 < DELIVERY_REFRESH {
-                return false;
+    /// written to the store: the first time on this thread, then at most every
+    /// [`DELIVERY_REFRESH`]. Marks it written.
+    pub fn mark_delivered(
+        self: &Arc<Self>,
+        method: &'static str,
+        name: &Arc<str>,
+        now: i64,
+    ) -> bool {
+        NOTED.with_borrow_mut(|noted| {
+            let this = Arc::as_ptr(self);
+            if let Some(slot) = noted.iter_mut().find(|slot| {
+                slot.rendered.as_ptr() == this
+                    && slot.method == method
+                    && (Arc::ptr_eq(&slot.name, name) || *slot.name == **name)
+            }) {
+                if now - slot.at < DELIVERY_REFRESH {
+                    return false;
+                }
+                slot.at = now;
+                return true;
             }
-            slot.2 = now;
-            return true;
-        }
-        if delivered.len() >= DELIVERY_SLOTS
-            && let Some(oldest) = (0..delivered.len()).min_by_key(|&i| delivered[i].2)
-        {
-            delivered.swap_remove(oldest);
-        }
-        delivered.push((method, name.clone(), now));
-        true
+            // Slots of dropped renderings go first, then the oldest.
+            noted.retain(|slot| slot.rendered.strong_count() > 0);
+            if noted.len() >= DELIVERY_SLOTS
+                && let Some(oldest) = (0..noted.len()).min_by_key(|&i| noted[i].at)
+            {
+                noted.swap_remove(oldest);
+            }
+            noted.push(Noted {
+                rendered: Arc::downgrade(self),
+                method,
+                name: name.clone(),
+                at: now,
+            });
+            true
+        })
     }
 
     /// The JSON body: `cached` says whether the certificate came from the store or was issued

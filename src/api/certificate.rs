@@ -351,7 +351,12 @@ fn deliver(
 /// Records in the store that `principal` received `rendered`'s serial (the inventory's "who
 /// has which serial"): a write the first time, then at most hourly; every other fetch only
 /// looks at the rendering's short list. A failed write is logged; the fetch goes on.
-async fn note_delivery(app: &Shared, principal: &Principal, key: &CertKey, rendered: &Rendered) {
+async fn note_delivery(
+    app: &Shared,
+    principal: &Principal,
+    key: &CertKey,
+    rendered: &Arc<Rendered>,
+) {
     let now = clock::now();
     if !rendered.mark_delivered(principal.method, &principal.name, now) {
         return;
