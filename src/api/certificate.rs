@@ -82,7 +82,7 @@ pub async fn post(
     let now = clock::now();
     if let Some(cert) = app.certs.valid(&key, now).await? {
         let hit = renderings.of(&key, &cert);
-        note_delivery(app, &principal, &key, &hit).await;
+        note_delivery(app, &principal, &key, &hit, now).await;
         return Ok(deliver(principal, &hit, cert, true));
     }
     let pending = app.certs.issue(&key, now, choice);
@@ -166,7 +166,8 @@ pub async fn get(
     let (app, renderings) = (&state.app, &state.renderings);
     let key = parse_query(uri.query().unwrap_or(""), app.default_key_type)?;
     authorize(&principal, &key)?;
-    if let Some(cert) = app.certs.valid(&key, clock::now()).await? {
+    let now = clock::now();
+    if let Some(cert) = app.certs.valid(&key, now).await? {
         let hit = renderings.of(&key, &cert);
         if if_none_match(&tags, &hit.etag) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -175,7 +176,7 @@ pub async fn get(
                 .insert(header::ETAG, hit.etag_header.clone());
             return Ok(response);
         }
-        note_delivery(app, &principal, &key, &hit).await;
+        note_delivery(app, &principal, &key, &hit, now).await;
         return Ok(deliver(principal, &hit, cert, true));
     }
     if app.certs.is_issuing(&key) {
@@ -197,7 +198,7 @@ async fn wait_for(
     match tokio::time::timeout(app.issue_wait, service::finished(pending)).await {
         Ok(Ok(cert)) => {
             let rendered = renderings.of(key, &cert);
-            note_delivery(app, &principal, key, &rendered).await;
+            note_delivery(app, &principal, key, &rendered, clock::now()).await;
             Ok(deliver(principal, &rendered, cert, false))
         }
         Ok(Err(err)) => Err(err.into()),
@@ -356,8 +357,8 @@ async fn note_delivery(
     principal: &Principal,
     key: &CertKey,
     rendered: &Arc<Rendered>,
+    now: i64,
 ) {
-    let now = clock::now();
     if !rendered.mark_delivered(principal.method, &principal.name, now) {
         return;
     }
