@@ -65,6 +65,9 @@ const TARGET_IDLE_MIB: f64 = 20.0;
 const TARGET_FETCHED_MIB: f64 = 64.0;
 const TARGET_SCRAPE_MS: f64 = 10_000.0;
 const TARGET_SCAN_MS: f64 = 50.0;
+const TARGET_PAGE_MS: f64 = 50.0;
+/// Entries per timed inventory page.
+const PAGE: usize = 100;
 
 fn main() {
     let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/certfleet");
@@ -127,6 +130,13 @@ async fn run(backend: &str, url: &str, binary: &Path, dir: &Path) {
     println!("  /metrics (due): {ms:.1} ms, {} bytes", body.len());
     let size = format!(" ({} bytes)", body.len());
     result("metrics_due_ms", ms, TARGET_SCRAPE_MS, &size);
+    let (first, last, pages) = server.inventory_pages().await;
+    println!(
+        "  GET /api/certificates?limit={PAGE}: first page {first:.1} ms, last page {last:.1} ms \
+         (medians of {SCRAPES}; {pages} pages to the end)"
+    );
+    result("inventory_first_page_ms", first, TARGET_PAGE_MS, "");
+    result("inventory_last_page_ms", last, TARGET_PAGE_MS, "");
 
     let started = Instant::now();
     let bytes = server.fetch_all().await;
@@ -357,6 +367,68 @@ log:
             );
         }
         (util::median(&mut times), body)
+    }
+
+    /// One inventory page (`GET /api/certificates`): its time in ms, its item count and its
+    /// `next` cursor.
+    async fn page(&self, limit: usize, cursor: Option<&str>) -> (f64, usize, Option<String>) {
+        let mut url = format!("{}/api/certificates?limit={limit}", self.api);
+        if let Some(cursor) = cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let started = Instant::now();
+        let response = self
+            .client
+            .get(&url)
+            .header("Authorization", format!("APIKey {PSK}"))
+            .send()
+            .await
+            .expect("GET /api/certificates");
+        assert_eq!(response.status(), 200, "GET {url}\n{}", self.log_tail());
+        let body: serde_json::Value = response.json().await.expect("a JSON page");
+        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        let items = body["items"].as_array().map_or(0, Vec::len);
+        (elapsed, items, body["next"].as_str().map(str::to_owned))
+    }
+
+    /// The median times of the inventory's first and last page of [`PAGE`] entries, and how
+    /// many pages the walk to the last one took. Every certificate must be listed once.
+    async fn inventory_pages(&self) -> (f64, f64, usize) {
+        let mut first = Vec::with_capacity(SCRAPES);
+        for _ in 0..SCRAPES {
+            let (ms, items, _) = self.page(PAGE, None).await;
+            assert_eq!(items, PAGE);
+            first.push(ms);
+        }
+        // Walk to the end. A full page always has a `next`, which may lead to an empty one:
+        // the last page is the last one with entries.
+        let (mut cursor, mut last_page, mut listed, mut pages) = (None::<String>, None, 0, 0);
+        loop {
+            let (_, items, next) = self.page(PAGE, cursor.as_deref()).await;
+            pages += 1;
+            listed += items;
+            if items > 0 {
+                last_page = Some(cursor.clone());
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let cursor = last_page.expect("a non-empty page");
+        assert_eq!(
+            i64::try_from(listed).ok(),
+            Some(CERTIFICATES),
+            "every certificate listed once"
+        );
+        let mut last = Vec::with_capacity(SCRAPES);
+        for _ in 0..SCRAPES {
+            let (ms, items, next) = self.page(PAGE, cursor.as_deref()).await;
+            assert!(items > 0, "the last page has entries");
+            let _ = next;
+            last.push(ms);
+        }
+        (util::median(&mut first), util::median(&mut last), pages)
     }
 
     /// Fetches every certificate once; each answer must be 200. Returns the bytes received.

@@ -29,6 +29,7 @@ CREATE TABLE deliveries (
 ALTER TABLE certificates ADD COLUMN revoked_at INTEGER;
 ALTER TABLE certificates ADD COLUMN revoked_reason TEXT;
 
--- The inventory lists by expiry: (not_after) carries the primary key, so a page is one range
--- of the index.
-CREATE INDEX certificates_expiry ON certificates (not_after);
+-- The inventory lists by expiry, then identity: a page is one range of this index.
+-- renew_after makes it cover the census and the renewal scan too: without table
+-- statistics SQLite may pick this index for them, and must then not read the rows.
+CREATE INDEX certificates_expiry ON certificates (not_after, names, key_type, renew_after);
