@@ -142,6 +142,36 @@ impl<B: Backend> SqlStore<B> {
 /// Rows read per batch by [`SqlStore::reseal_column`]; the `LIMIT` of its queries.
 const RESEAL_BATCH: usize = 256;
 
+/// The inventory's columns for stored certificates, in the order `inventory_from_row` reads
+/// them, up to the `FROM` and the join; each query adds its `WHERE` and `ORDER BY`.
+macro_rules! inventory_of_certificates {
+    () => {
+        "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, c.renew_after, \
+         c.issued_at, f.count, f.next_attempt, f.code, f.message, \
+         (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
+          AND a.key_type = c.key_type AND a.outcome <> 'success'), \
+         (SELECT COUNT(*) FROM orders o WHERE o.names = c.names AND o.key_type = c.key_type), \
+         c.revoked_at, c.revoked_reason \
+         FROM certificates c \
+         LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type"
+    };
+}
+
+/// The same columns for an identity with a failure and no certificate (typed NULLs where the
+/// certificate's would be), up to the `FROM`.
+macro_rules! inventory_of_failures {
+    () => {
+        "SELECT f.names, f.key_type, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), \
+         CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), f.count, \
+         f.next_attempt, f.code, f.message, \
+         (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = f.names \
+          AND a.key_type = f.key_type AND a.outcome <> 'success'), \
+         (SELECT COUNT(*) FROM orders o WHERE o.names = f.names AND o.key_type = f.key_type), \
+         CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
+         FROM failures f"
+    };
+}
+
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B> {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -882,18 +912,13 @@ impl<B: Backend> Store for SqlStore<B> {
             let rows = self
                 .fetch_all(
                     "list the failing identities",
-                    // The columns in the order `inventory_from_row` reads them.
-                    "SELECT f.names, f.key_type, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), \
-                     CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), f.count, \
-                     f.next_attempt, f.code, f.message, \
-                     (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = f.names \
-                      AND a.key_type = f.key_type AND a.outcome <> 'success'), \
-                     (SELECT COUNT(*) FROM orders o WHERE o.names = f.names \
-                      AND o.key_type = f.key_type), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
-                     FROM failures f WHERE (f.names, f.key_type) > ($1, $2) \
+                    concat!(
+                        inventory_of_failures!(),
+                        " WHERE (f.names, f.key_type) > ($1, $2) \
                      AND NOT EXISTS (SELECT 1 FROM certificates c \
                                      WHERE c.names = f.names AND c.key_type = f.key_type) \
-                     ORDER BY f.names, f.key_type LIMIT $3",
+                     ORDER BY f.names, f.key_type LIMIT $3"
+                    ),
                     &[names.into(), key_type.into(), i64::from(limit).into()],
                 )
                 .await?;
@@ -909,15 +934,10 @@ impl<B: Backend> Store for SqlStore<B> {
             None => {
                 self.fetch_all(
                     "list the inventory",
-                    "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, \
-                     c.renew_after, c.issued_at, f.count, f.next_attempt, f.code, f.message, \
-                     (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
-                      AND a.key_type = c.key_type AND a.outcome <> 'success'), \
-                     (SELECT COUNT(*) FROM orders o WHERE o.names = c.names \
-                      AND o.key_type = c.key_type), c.revoked_at, c.revoked_reason \
-                     FROM certificates c \
-                     LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
-                     ORDER BY c.not_after, c.names, c.key_type LIMIT $1",
+                    concat!(
+                        inventory_of_certificates!(),
+                        " ORDER BY c.not_after, c.names, c.key_type LIMIT $1"
+                    ),
                     &[left.into()],
                 )
                 .await?
@@ -925,16 +945,11 @@ impl<B: Backend> Store for SqlStore<B> {
             Some((not_after, cursor)) => {
                 self.fetch_all(
                     "list the inventory",
-                    "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, \
-                     c.renew_after, c.issued_at, f.count, f.next_attempt, f.code, f.message, \
-                     (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
-                      AND a.key_type = c.key_type AND a.outcome <> 'success'), \
-                     (SELECT COUNT(*) FROM orders o WHERE o.names = c.names \
-                      AND o.key_type = c.key_type), c.revoked_at, c.revoked_reason \
-                     FROM certificates c \
-                     LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
-                     WHERE (c.not_after, c.names, c.key_type) > ($1, $2, $3) \
-                     ORDER BY c.not_after, c.names, c.key_type LIMIT $4",
+                    concat!(
+                        inventory_of_certificates!(),
+                        " WHERE (c.not_after, c.names, c.key_type) > ($1, $2, $3) \
+                     ORDER BY c.not_after, c.names, c.key_type LIMIT $4"
+                    ),
                     &[
                         not_after.into(),
                         Arg::from(&cursor.names),
@@ -957,15 +972,10 @@ impl<B: Backend> Store for SqlStore<B> {
         let row = self
             .fetch_optional(
                 "read an inventory entry",
-                "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, \
-                 c.renew_after, c.issued_at, f.count, f.next_attempt, f.code, f.message, \
-                 (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
-                  AND a.key_type = c.key_type AND a.outcome <> 'success'), \
-                 (SELECT COUNT(*) FROM orders o WHERE o.names = c.names \
-                  AND o.key_type = c.key_type), c.revoked_at, c.revoked_reason \
-                 FROM certificates c \
-                 LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
-                 WHERE c.names = $1 AND c.key_type = $2",
+                concat!(
+                    inventory_of_certificates!(),
+                    " WHERE c.names = $1 AND c.key_type = $2"
+                ),
                 &args,
             )
             .await?;
@@ -974,14 +984,10 @@ impl<B: Backend> Store for SqlStore<B> {
             None => {
                 self.fetch_optional(
                     "read an inventory entry",
-                    "SELECT f.names, f.key_type, CAST(NULL AS TEXT), CAST(NULL AS BIGINT), \
-                     CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), f.count, \
-                     f.next_attempt, f.code, f.message, \
-                     (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = f.names \
-                      AND a.key_type = f.key_type AND a.outcome <> 'success'), \
-                     (SELECT COUNT(*) FROM orders o WHERE o.names = f.names \
-                      AND o.key_type = f.key_type), CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
-                     FROM failures f WHERE f.names = $1 AND f.key_type = $2",
+                    concat!(
+                        inventory_of_failures!(),
+                        " WHERE f.names = $1 AND f.key_type = $2"
+                    ),
                     &args,
                 )
                 .await?
