@@ -44,18 +44,21 @@ impl SqliteBackend {
         if let Some(file) = &config.file {
             create_private_file(file)?;
         }
+        // Processes sharing the file may start together. The first connection switches the
+        // journal to WAL, which needs the file to itself (SQLite answers "database is locked"
+        // at once, without waiting out the busy timeout, while another process migrates), and
+        // sqlx takes no lock around migrations: opening and migrating both run under an
+        // exclusive lock on a file beside the database.
+        let guard = match &config.file {
+            Some(file) => Some(migration_lock(file).await?),
+            None => None,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::new("open database", e))?;
-        // Processes sharing the file may start together; sqlx takes no lock on SQLite, so
-        // migrations run under an exclusive lock on a file beside the database.
-        let guard = match &config.file {
-            Some(file) => Some(migration_lock(file).await?),
-            None => None,
-        };
         migrator!("sqlite")
             .run(&pool)
             .await

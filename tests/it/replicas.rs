@@ -323,3 +323,41 @@ async fn renewals_happen_once_across_replicas(db_url: &str, dir: &Path) {
         "each certificate renewed exactly once in the cycle"
     );
 }
+
+/// Replicas sharing a fresh SQLite file start together: SQLite answers "database is locked" at
+/// once, without waiting, to a process switching the new file to WAL while another does, so
+/// each opens the file only under the lock beside it (`<database>.lock`). Shown by holding that
+/// lock: the replica neither touches the database nor gets ready until it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_opens_the_shared_sqlite_file_only_under_its_lock() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("shared.db");
+    let lock = std::fs::File::create(dir.path().join("shared.db.lock")).expect("lock file");
+    lock.lock().expect("take the lock");
+
+    let yaml = replica_yaml(&pebble, &format!("sqlite://{}", db.display()), "5s");
+    let replica = Replica::start(2, &yaml, dir.path(), None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let wal = dir.path().join("shared.db-wal");
+    assert!(
+        !wal.exists() && std::fs::metadata(&db).map_or(true, |m| m.len() == 0),
+        "the database was opened while another process held its lock:\n{}",
+        replica.log()
+    );
+    let client = client();
+    let ready = client
+        .get(format!("{}/readyz", replica.base))
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .map(|r| r.status());
+    assert!(
+        ready.is_err(),
+        "ready while waiting for the lock: {ready:?}"
+    );
+
+    lock.unlock().expect("release the lock");
+    wait_ready(&client, std::slice::from_ref(&replica)).await;
+    assert!(wal.exists(), "the database is in WAL mode once open");
+}
