@@ -18,7 +18,12 @@
 //! 3. The real `certfleet serve` starts on that store (metrics on, `metricsCertificates` at its
 //!    default `due`, info logging to a file): the time from spawning it to `/readyz` answering 200
 //!    (polled every 10 ms), then its VmRSS after 2 s idle.
-//! 4. `/metrics`, scraped 5 times: the median time to the end of the body, and its size.
+//! 4. `/metrics`, scraped 5 times: the median time to the end of the body, and its size. Then
+//!    the inventory, `GET /api/certificates`: the first page of 100 (median of 5), a walk with
+//!    `limit=100` to the end (every certificate listed once), the last page (median of 5), and
+//!    the first and last pages of 10 as ratios to the first page of 10 from the same binary
+//!    serving a store of 10 certificates, measured in the same run before the large store is
+//!    seeded ("100,000 certificates page as fast as 10": the bound is 1.5x).
 //! 5. Every certificate fetched once, `GET /api/certificate?domain=...` with a PSK allowed every
 //!    name, 32 at a time over one client; each answer must be 200. Then VmRSS again (the service
 //!    keeps at most `server.cacheSize`, default 32 MiB, of certificates and renderings in memory) and another scrape, which also
@@ -66,8 +71,13 @@ const TARGET_FETCHED_MIB: f64 = 64.0;
 const TARGET_SCRAPE_MS: f64 = 10_000.0;
 const TARGET_SCAN_MS: f64 = 50.0;
 const TARGET_PAGE_MS: f64 = 50.0;
+/// A page at 100,000 certificates against the same page of a store holding [`SMALL`].
+const TARGET_PAGE_RATIO: f64 = 1.5;
 /// Entries per timed inventory page.
 const PAGE: usize = 100;
+/// Certificates in the small store whose page is the inventory's baseline, and the page size
+/// compared with it.
+const SMALL: usize = 10;
 
 fn main() {
     let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/certfleet");
@@ -82,16 +92,20 @@ fn main() {
             .prefix("certfleet-bench-scale-")
             .tempdir()
             .expect("a temporary directory");
-        let sqlite = format!("sqlite://{}", dir.path().join("scale.db").display());
-        run("sqlite", &sqlite, &binary, dir.path()).await;
+        let sqlite = |file: &str| format!("sqlite://{}", dir.path().join(file).display());
+        let urls = [sqlite("scale.db"), sqlite("small.db")];
+        run("sqlite", &urls, &binary, dir.path()).await;
         let postgres = common::postgres::Postgres::start().await;
-        let url = postgres.create_database("scale", "").await;
-        run("postgres", &url, &binary, dir.path()).await;
+        let urls = [
+            postgres.create_database("scale", "").await,
+            postgres.create_database("scale_small", "").await,
+        ];
+        run("postgres", &urls, &binary, dir.path()).await;
     });
 }
 
-/// Every measurement on the store at `url`.
-async fn run(backend: &str, url: &str, binary: &Path, dir: &Path) {
+/// Every measurement on the store at `url`, with the inventory's baseline on `small_url`.
+async fn run(backend: &str, [url, small_url]: &[String; 2], binary: &Path, dir: &Path) {
     println!("scale: {CERTIFICATES} certificates in {backend}");
     let result = |what: &str, value: f64, bound: f64, note: &str| {
         let verdict = if value < bound {
@@ -110,8 +124,15 @@ async fn run(backend: &str, url: &str, binary: &Path, dir: &Path) {
         .await
         .expect("open the store");
     let now = certfleet::util::clock::now();
+
+    // The baseline first: the same pages on a store of SMALL certificates.
+    let small = small_store_pages(backend, small_url, binary, dir, now).await;
+    println!(
+        "  baseline: GET /api/certificates?limit={SMALL} on {SMALL} certificates: {small:.2} ms"
+    );
+
     let started = Instant::now();
-    seed(&store, now).await;
+    seed(&store, now, CERTIFICATES).await;
     println!(
         "  seeded through the store in {:.1} s ({SEED_CONCURRENCY} saves at a time)",
         started.elapsed().as_secs_f64()
@@ -130,13 +151,34 @@ async fn run(backend: &str, url: &str, binary: &Path, dir: &Path) {
     println!("  /metrics (due): {ms:.1} ms, {} bytes", body.len());
     let size = format!(" ({} bytes)", body.len());
     result("metrics_due_ms", ms, TARGET_SCRAPE_MS, &size);
-    let (first, last, pages) = server.inventory_pages().await;
+    let (first, last, pages, last_cursor) = server.inventory_pages().await;
     println!(
         "  GET /api/certificates?limit={PAGE}: first page {first:.1} ms, last page {last:.1} ms \
          (medians of {SCRAPES}; {pages} pages to the end)"
     );
     result("inventory_first_page_ms", first, TARGET_PAGE_MS, "");
     result("inventory_last_page_ms", last, TARGET_PAGE_MS, "");
+    let first_small = server.page_ms(SMALL, None).await;
+    let last_small = server.page_ms(SMALL, last_cursor.as_deref()).await;
+    println!(
+        "  GET /api/certificates?limit={SMALL}: first page {first_small:.2} ms, last page \
+         {last_small:.2} ms"
+    );
+    let note = format!(" (limit={SMALL}, against {SMALL} certificates)");
+    let ratio = first_small / small;
+    result(
+        "inventory_first_page_vs_small",
+        ratio,
+        TARGET_PAGE_RATIO,
+        &note,
+    );
+    let ratio = last_small / small;
+    result(
+        "inventory_last_page_vs_small",
+        ratio,
+        TARGET_PAGE_RATIO,
+        &note,
+    );
 
     let started = Instant::now();
     let bytes = server.fetch_all().await;
@@ -166,15 +208,32 @@ async fn run(backend: &str, url: &str, binary: &Path, dir: &Path) {
     result("metrics_all_ms", ms, TARGET_SCRAPE_MS, &size);
 }
 
-/// Saves [`CERTIFICATES`] rows, [`SEED_CONCURRENCY`] at a time, through the store.
-async fn seed(store: &Arc<dyn Store>, now: i64) {
+/// The baseline of the inventory's pages: the median time of its first page of [`SMALL`] entries
+/// from the real binary serving a store of [`SMALL`] certificates at `url`.
+async fn small_store_pages(backend: &str, url: &str, binary: &Path, dir: &Path, now: i64) -> f64 {
+    let yaml = format!("storage:\n  url: \"{url}\"\n  encryptionKey: \"{KEY}\"\n");
+    let config = Config::from_yaml(&yaml, std::iter::empty())
+        .expect("config")
+        .config;
+    let store = certfleet::store::open(&config.storage)
+        .await
+        .expect("open the small store");
+    seed(&store, now, i64::try_from(SMALL).expect("a small count")).await;
+    let server = Server::start(binary, dir, &format!("{backend}-small"), url, "due").await;
+    let (_, items, _) = server.page(SMALL, None).await;
+    assert_eq!(items, SMALL, "every certificate listed");
+    server.page_ms(SMALL, None).await
+}
+
+/// Saves `count` rows, [`SEED_CONCURRENCY`] at a time, through the store.
+async fn seed(store: &Arc<dyn Store>, now: i64, count: i64) {
     let fixture = fixture();
-    futures_util::stream::iter(0..CERTIFICATES)
+    futures_util::stream::iter(0..count)
         .for_each_concurrent(SEED_CONCURRENCY, |i| {
             let fixture = &fixture;
             async move {
                 // Renewal times spread over 90 days, the first tenth already due.
-                let renew_after = now - 9 * 86_400 + (i * 90 * 86_400) / CERTIFICATES;
+                let renew_after = now - 9 * 86_400 + (i * 90 * 86_400) / count;
                 let cert = StoredCert {
                     names: NameSet::parse(&[name(i)]).expect("a valid name"),
                     serial: format!("{i:x}"),
@@ -391,9 +450,21 @@ log:
         (elapsed, items, body["next"].as_str().map(str::to_owned))
     }
 
-    /// The median times of the inventory's first and last page of [`PAGE`] entries, and how
-    /// many pages the walk to the last one took. Every certificate must be listed once.
-    async fn inventory_pages(&self) -> (f64, f64, usize) {
+    /// The median time of [`SCRAPES`] requests for one inventory page; each must list entries.
+    async fn page_ms(&self, limit: usize, cursor: Option<&str>) -> f64 {
+        let mut times = Vec::with_capacity(SCRAPES);
+        for _ in 0..SCRAPES {
+            let (ms, items, _) = self.page(limit, cursor).await;
+            assert!(items > 0, "the page has entries");
+            times.push(ms);
+        }
+        util::median(&mut times)
+    }
+
+    /// The median times of the inventory's first and last page of [`PAGE`] entries, how many
+    /// pages the walk to the last one took, and the last page's cursor. Every certificate must
+    /// be listed once.
+    async fn inventory_pages(&self) -> (f64, f64, usize, Option<String>) {
         let mut first = Vec::with_capacity(SCRAPES);
         for _ in 0..SCRAPES {
             let (ms, items, _) = self.page(PAGE, None).await;
@@ -421,14 +492,8 @@ log:
             Some(CERTIFICATES),
             "every certificate listed once"
         );
-        let mut last = Vec::with_capacity(SCRAPES);
-        for _ in 0..SCRAPES {
-            let (ms, items, next) = self.page(PAGE, cursor.as_deref()).await;
-            assert!(items > 0, "the last page has entries");
-            let _ = next;
-            last.push(ms);
-        }
-        (util::median(&mut first), util::median(&mut last), pages)
+        let last = self.page_ms(PAGE, cursor.as_deref()).await;
+        (util::median(&mut first), last, pages, cursor)
     }
 
     /// Fetches every certificate once; each answer must be 200. Returns the bytes received.

@@ -13,7 +13,7 @@
 /// transaction. A new migration is one line here and one file per backend.
 macro_rules! migrator {
     ($backend:literal) => {{
-        let migrations: [(i64, &'static str, &'static str); 7] = [
+        let migrations: [(i64, &'static str, &'static str); 8] = [
             (
                 1,
                 "init",
@@ -63,6 +63,15 @@ macro_rules! migrator {
                     "../../migrations/",
                     $backend,
                     "/0007_inventory.sql"
+                )),
+            ),
+            (
+                8,
+                "certless failures",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0008_certless_failures.sql"
                 )),
             ),
         ];

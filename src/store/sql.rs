@@ -505,10 +505,12 @@ impl<B: Backend> Store for SqlStore<B> {
         let names = key.names.key();
         self.execute(
             "record a failure",
-            "INSERT INTO failures (names, key_type, count, next_attempt, code, message) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (names, key_type) DO UPDATE SET \
+            "INSERT INTO failures (names, key_type, count, next_attempt, code, message, certless) \
+             VALUES ($1, $2, $3, $4, $5, $6, NOT EXISTS (SELECT 1 FROM certificates c \
+                                              WHERE c.names = $1 AND c.key_type = $2)) \
+             ON CONFLICT (names, key_type) DO UPDATE SET \
              count = excluded.count, next_attempt = excluded.next_attempt, \
-             code = excluded.code, message = excluded.message",
+             code = excluded.code, message = excluded.message, certless = excluded.certless",
             &[
                 Arg::from(&names),
                 key.key_type.as_str().into(),
@@ -914,7 +916,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     "list the failing identities",
                     concat!(
                         inventory_of_failures!(),
-                        " WHERE (f.names, f.key_type) > ($1, $2) \
+                        " WHERE f.certless AND (f.names, f.key_type) > ($1, $2) \
                      AND NOT EXISTS (SELECT 1 FROM certificates c \
                                      WHERE c.names = f.names AND c.key_type = f.key_type) \
                      ORDER BY f.names, f.key_type LIMIT $3"
