@@ -125,12 +125,17 @@ impl App {
     }
 
     /// Loads the ACME account, and runs the renewal worker (which also resumes unfinished
-    /// orders) until
-    /// `stop` turns true.
+    /// orders) and the watch for revocations and deletions by other processes until `stop`
+    /// turns true.
     fn start_background(self: &Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
         let app = self.clone();
         // Unfinished orders are resumed by the worker's first pass.
         tokio::spawn(async move { app.api.certs.issuer().warm_up().await });
+        tokio::spawn(crate::service::admin::watch_retirements(
+            self.api.certs.clone(),
+            self.api.store.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(crate::service::worker::run(
             self.api.certs.clone(),
             self.api.store.clone(),

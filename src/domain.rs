@@ -493,9 +493,97 @@ impl FailureKind {
     }
 }
 
+/// Why a certificate is revoked: the RFC 5280 (section 5.3.1) reasons an operator may give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationReason {
+    /// No reason given (0).
+    Unspecified,
+    /// The private key may be known to someone else (1): a replacement with a new key is
+    /// issued at once.
+    KeyCompromise,
+    /// The names' owner changed (3).
+    AffiliationChanged,
+    /// Replaced by another certificate (4): a replacement is issued at once.
+    Superseded,
+    /// No longer needed (5): what a deletion that revokes gives.
+    CessationOfOperation,
+}
+
+impl RevocationReason {
+    /// Every reason, in RFC 5280 code order.
+    pub const ALL: [Self; 5] = [
+        Self::Unspecified,
+        Self::KeyCompromise,
+        Self::AffiliationChanged,
+        Self::Superseded,
+        Self::CessationOfOperation,
+    ];
+
+    /// The RFC 5280 name, as the API takes it and the store keeps it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::KeyCompromise => "keyCompromise",
+            Self::AffiliationChanged => "affiliationChanged",
+            Self::Superseded => "superseded",
+            Self::CessationOfOperation => "cessationOfOperation",
+        }
+    }
+
+    /// The reason named `name` (exactly as RFC 5280 spells it).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The names, for messages.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+
+    /// The CRLReason code sent to the CA.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Unspecified => 0,
+            Self::KeyCompromise => 1,
+            Self::AffiliationChanged => 3,
+            Self::Superseded => 4,
+            Self::CessationOfOperation => 5,
+        }
+    }
+
+    /// Whether the identity gets a replacement with a new key at once (and the renewal worker
+    /// retries it until it is stored); the other reasons leave it revoked until a client asks
+    /// for it again or an operator renews it.
+    pub fn replaces(self) -> bool {
+        matches!(self, Self::KeyCompromise | Self::Superseded)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revocation_reasons_read_back_and_name_their_codes() {
+        for reason in RevocationReason::ALL {
+            assert_eq!(RevocationReason::parse(reason.as_str()), Some(reason));
+        }
+        let codes: Vec<u8> = RevocationReason::ALL.map(RevocationReason::code).to_vec();
+        assert_eq!(codes, [0, 1, 3, 4, 5]);
+        assert_eq!(RevocationReason::parse("KeyCompromise"), None);
+        assert_eq!(RevocationReason::parse("cACompromise"), None);
+        let replacing: Vec<_> = RevocationReason::ALL
+            .into_iter()
+            .filter(|r| r.replaces())
+            .collect();
+        assert_eq!(
+            replacing,
+            [
+                RevocationReason::KeyCompromise,
+                RevocationReason::Superseded
+            ]
+        );
+    }
 
     #[test]
     fn failure_kinds_read_back_as_stored() {

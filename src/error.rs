@@ -17,6 +17,7 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::acme::{IssueError, NoSolver};
 use crate::domain::FailureKind;
 use crate::service::ForceError;
+use crate::service::admin::AdminError;
 use crate::store::StoreError;
 
 /// The `WWW-Authenticate` challenge sent with every 401 (RFC 9110 section 11.6.1).
@@ -42,8 +43,12 @@ pub enum ApiError {
     DomainNotAllowed(String),
     /// 403 `insufficient_scope`: a valid bearer token without a required scope.
     InsufficientScope(String),
+    /// 403 `admin_required`: an action only an admin credential may take (revoke, delete).
+    AdminRequired(String),
     /// 404 `not_found`.
     NotFound(String),
+    /// 409 `issuance_in_progress`: an admin action on an identity being issued right now.
+    IssuanceInProgress(String),
     /// 405 `method_not_allowed`.
     MethodNotAllowed,
     /// 413 `body_too_large`.
@@ -100,14 +105,16 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 20] = [
+pub const ERROR_CODES: [&str; 22] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
     "unauthorized",
     "domain_not_allowed",
     "insufficient_scope",
+    "admin_required",
     "not_found",
+    "issuance_in_progress",
     "method_not_allowed",
     "body_too_large",
     "unsupported_media_type",
@@ -149,7 +156,9 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::DomainNotAllowed(_) => (StatusCode::FORBIDDEN, "domain_not_allowed"),
             Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            Self::AdminRequired(_) => (StatusCode::FORBIDDEN, "admin_required"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::IssuanceInProgress(_) => (StatusCode::CONFLICT, "issuance_in_progress"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::UnsupportedMediaType => {
@@ -170,7 +179,8 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> &str {
+    /// The message the body carries (generic for internal errors).
+    pub fn message(&self) -> &str {
         match self {
             Self::InvalidBody(m)
             | Self::InvalidDomain(m)
@@ -179,7 +189,9 @@ impl ApiError {
             | Self::DomainNotAllowed(m)
             | Self::InsufficientScope(m)
             | Self::AuthUnavailable(m)
+            | Self::AdminRequired(m)
             | Self::NotFound(m)
+            | Self::IssuanceInProgress(m)
             | Self::ValidationFailed(m)
             | Self::CaError(m)
             | Self::DnsError(m)
@@ -312,6 +324,17 @@ impl From<ForceError> for ApiError {
     }
 }
 
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::NotFound(m) => Self::NotFound(m),
+            AdminError::Busy(m) => Self::IssuanceInProgress(m),
+            AdminError::Ca(err) => err.into(),
+            AdminError::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         Self::Internal(err.to_string())
@@ -331,7 +354,9 @@ impl ApiError {
             ApiError::Unauthorized(String::new()),
             ApiError::DomainNotAllowed(String::new()),
             ApiError::InsufficientScope(String::new()),
+            ApiError::AdminRequired(String::new()),
             ApiError::NotFound(String::new()),
+            ApiError::IssuanceInProgress(String::new()),
             ApiError::MethodNotAllowed,
             ApiError::BodyTooLarge,
             ApiError::UnsupportedMediaType,
@@ -362,7 +387,9 @@ impl ApiError {
                 | ApiError::Unauthorized(_)
                 | ApiError::DomainNotAllowed(_)
                 | ApiError::InsufficientScope(_)
+                | ApiError::AdminRequired(_)
                 | ApiError::NotFound(_)
+                | ApiError::IssuanceInProgress(_)
                 | ApiError::MethodNotAllowed
                 | ApiError::BodyTooLarge
                 | ApiError::UnsupportedMediaType
@@ -411,6 +438,16 @@ mod tests {
                 "insufficient_scope",
             ),
             (ApiError::NotFound(String::new()), 404, "not_found"),
+            (
+                ApiError::AdminRequired(String::new()),
+                403,
+                "admin_required",
+            ),
+            (
+                ApiError::IssuanceInProgress(String::new()),
+                409,
+                "issuance_in_progress",
+            ),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (ApiError::BodyTooLarge, 413, "body_too_large"),
             (

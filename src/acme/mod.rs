@@ -257,6 +257,50 @@ impl Issuer {
         )))
     }
 
+    /// Revokes the leaf of `cert_pem` at the CA (RFC 8555 section 7.6), signed by the account
+    /// key, for `reason`. The CA answering that it is already revoked counts as done. (Let's
+    /// Encrypt accepts `keyCompromise` from the account key too; it blocks the key for future
+    /// issuance only when the request is signed by the certificate's own key.)
+    pub async fn revoke(
+        &self,
+        cert_pem: &str,
+        reason: crate::domain::RevocationReason,
+    ) -> Result<(), IssueError> {
+        let leaf = crate::util::pem::first_certificate(cert_pem)
+            .map_err(|e| IssueError::Internal(format!("the stored certificate: {e}")))?;
+        let account = self.account().await?;
+        let reason = match reason {
+            crate::domain::RevocationReason::Unspecified => {
+                instant_acme::RevocationReason::Unspecified
+            }
+            crate::domain::RevocationReason::KeyCompromise => {
+                instant_acme::RevocationReason::KeyCompromise
+            }
+            crate::domain::RevocationReason::AffiliationChanged => {
+                instant_acme::RevocationReason::AffiliationChanged
+            }
+            crate::domain::RevocationReason::Superseded => {
+                instant_acme::RevocationReason::Superseded
+            }
+            crate::domain::RevocationReason::CessationOfOperation => {
+                instant_acme::RevocationReason::CessationOfOperation
+            }
+        };
+        let request = instant_acme::RevocationRequest {
+            certificate: &leaf,
+            reason: Some(reason),
+        };
+        match account.revoke(&request).await {
+            Ok(()) => Ok(()),
+            Err(instant_acme::Error::Api(problem))
+                if problem_kind(&problem) == Some("alreadyRevoked") =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(classify("revoke the certificate", err)),
+        }
+    }
+
     /// Loads the account now (at start), so that a configuration the CA refuses is reported
     /// at once rather than at the first request. Failures are logged; requests retry.
     pub async fn warm_up(&self) {

@@ -195,6 +195,13 @@ impl Renderings {
 
     /// The rendering of `cert`, the certificate the service holds for `key`: the one kept when
     /// it renders this very certificate, else a new one (kept from now on).
+    /// Drops `key`'s rendering (revoked or deleted): its private key leaves memory with it.
+    pub fn forget(&self, key: &CertKey) {
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        map.remove(key);
+        crate::observe::metrics::cache_size("renderings", map.len(), map.bytes());
+    }
+
     pub fn of(&self, key: &CertKey, cert: &Arc<StoredCert>) -> Arc<Rendered> {
         let kept = self
             .map

@@ -293,7 +293,7 @@ fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiErr
 
 /// The query's `name=value` pairs, decoded as `application/x-www-form-urlencoded`. A query with
 /// nothing to decode (no `%`, no `+`: what clients send for DNS names) is split in place.
-fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+pub(super) fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     let plain = !query.bytes().any(|b| b == b'%' || b == b'+');
     let split = plain.then(|| {
         query
@@ -311,11 +311,11 @@ fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)
         .chain(decoded.into_iter().flatten())
 }
 
-fn parse_names<S: AsRef<str>>(inputs: &[S]) -> Result<NameSet, ApiError> {
+pub(super) fn parse_names<S: AsRef<str>>(inputs: &[S]) -> Result<NameSet, ApiError> {
     NameSet::parse(inputs).map_err(|e| ApiError::InvalidDomain(e.to_string()))
 }
 
-fn parse_key_type(input: Option<&str>, default: KeyType) -> Result<KeyType, ApiError> {
+pub(super) fn parse_key_type(input: Option<&str>, default: KeyType) -> Result<KeyType, ApiError> {
     match input {
         None => Ok(default),
         Some(name) => KeyType::parse(name).ok_or_else(|| {

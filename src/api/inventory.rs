@@ -56,7 +56,8 @@ pub struct Item {
     names: Vec<String>,
     #[schema(value_type = super::openapi::KeyTypeName)]
     key_type: &'static str,
-    /// `valid`, `due`, `renewing`, `backing_off`, `expired` or `revoked`.
+    /// `valid`, `due`, `renewing`, `backing_off`, `expired` or `revoked`; `deleted` (only
+    /// from `GET /api/certificates/{id}`) for an identity no longer managed, its history kept.
     status: &'static str,
     /// The current certificate's serial, lowercase hex; `null` before the first issuance.
     serial: Option<String>,
@@ -108,7 +109,8 @@ pub struct Detail {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
-    /// `request`, `renewal`, `forced` or `resume`.
+    /// `request`, `renewal`, `forced`, `resume` or `replacement` (issuances), `revocation`
+    /// or `deletion` (admin actions: the message names who, and from where).
     trigger: String,
     /// `success` or `failure`.
     outcome: &'static str,
@@ -221,9 +223,10 @@ pub async fn list(
     tag = "inventory",
     operation_id = "showCertificate",
     summary = "One managed certificate, with its history",
-    description = "The inventory entry, its issuance history (newest first) and, per \
-        credential, the last serial it received. A credential that may not read every name \
-        of it gets 404, as if it did not exist.",
+    description = "The inventory entry, its issuance history (newest first: issuances, \
+        revocations, the deletion) and, per credential, the last serial it received. A deleted \
+        identity answers with status `deleted` and its history. A credential that may not read \
+        every name of it gets 404, as if it did not exist.",
     params(("id" = String, Path, description = "An `id` from the list.")),
     security(("APIKey" = []), ("bearer" = [])),
     responses(
@@ -246,13 +249,18 @@ pub async fn show(
     if !may_read(&principal, &key) {
         return Err(not_found());
     }
-    let entry = app
-        .store
-        .inventory_entry(&key)
-        .await?
-        .ok_or_else(not_found)?;
-    let status = status(&entry, app.certs.is_issuing(&key), clock::now());
     let history = app.store.attempts(&key, HISTORY_LIMIT).await?;
+    let (entry, status) = match app.store.inventory_entry(&key).await? {
+        Some(entry) => {
+            let status = status(&entry, app.certs.is_issuing(&key), clock::now());
+            (entry, status)
+        }
+        // Deleted: no longer managed, its history kept.
+        None if history.iter().any(|a| a.trigger == "deletion") => {
+            (InventoryEntry::unmanaged(key.clone()), "deleted")
+        }
+        None => return Err(not_found()),
+    };
     let deliveries = app.store.deliveries(&key).await?;
     Ok(Json(Detail {
         item: item(entry, status),

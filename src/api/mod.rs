@@ -4,6 +4,7 @@
 //! Every route is registered with its OpenAPI documentation (`utoipa_axum::routes!`), so the
 //! document served at `GET /openapi.json` (`api/openapi.rs`) and the router come from one source.
 
+mod admin;
 mod body;
 mod certificate;
 mod health;
@@ -59,8 +60,9 @@ pub struct Shared {
 /// Every API route, each with its OpenAPI documentation; the document is rendered here, once.
 pub fn router(app: Arc<Shared>) -> Router {
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
-        .routes(routes!(certificate::post, certificate::get))
+        .routes(routes!(certificate::post, certificate::get, admin::delete))
         .routes(routes!(certificate::renew))
+        .routes(routes!(admin::revoke))
         .routes(routes!(inventory::list))
         .routes(routes!(inventory::show))
         .routes(routes!(health::live))

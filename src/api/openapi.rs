@@ -280,6 +280,17 @@ responses! {
     )
         .header("WWW-Authenticate", string_header(crate::error::WWW_AUTHENTICATE_SCOPE))
         .build();
+    /// 403 from an admin action.
+    AdminForbidden => error(
+        "`admin_required`: only a credential with the admin right (`admin: true` on an API \
+         key, `auth.jwt.adminScope` in a token) may revoke or delete.",
+    ).build();
+    /// 404 from an admin action.
+    NotManaged => error("`not_found`: the identity holds no certificate to revoke, or is not \
+        managed at all.").build();
+    /// 409 from an admin action.
+    Conflict => error("`issuance_in_progress`: an issuance of the identity is under way (here \
+        or on another replica); try again once it has ended.").build();
     /// 404 from the certificate read.
     NotFound => error("`not_found`: no valid certificate for that identity. Never issues: \
         POST to obtain one.").build();

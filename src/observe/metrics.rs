@@ -381,7 +381,7 @@ async fn write_certificates(
     let census = store.census(now).await?;
     let _ = writeln!(
         out,
-        "# HELP {CERTIFICATES} stored certificates by state (valid, due, backing_off, expired)\n\
+        "# HELP {CERTIFICATES} stored certificates by state (valid, due, backing_off, expired, revoked)\n\
          # TYPE {CERTIFICATES} gauge"
     );
     for (state, count) in [
@@ -389,6 +389,7 @@ async fn write_certificates(
         ("due", census.due),
         ("backing_off", census.backing_off),
         ("expired", census.expired),
+        ("revoked", census.revoked),
     ] {
         let _ = writeln!(out, "{CERTIFICATES}{{state=\"{state}\"}} {count}");
     }
@@ -402,7 +403,7 @@ async fn write_certificates(
     let (entries, eligible) = match series {
         CertificateSeries::None => (
             Vec::new(),
-            census.valid + census.due + census.backing_off + census.expired,
+            census.valid + census.due + census.backing_off + census.expired + census.revoked,
         ),
         CertificateSeries::Due => (
             store

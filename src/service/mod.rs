@@ -7,6 +7,7 @@
 //! cannot cancel an order halfway. Concurrent requests for one identity join one task; distinct
 //! identities are issued in parallel.
 
+pub mod admin;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -78,6 +79,8 @@ enum Need {
     New,
     /// The recorded order finished (taking over an order a process left unfinished).
     Resume,
+    /// A replacement for a certificate just revoked (which the store no longer reads).
+    Replace,
 }
 
 impl Need {
@@ -88,6 +91,7 @@ impl Need {
             Self::Due => "renewal",
             Self::New => "forced",
             Self::Resume => "resume",
+            Self::Replace => "replacement",
         }
     }
 }
@@ -264,7 +268,7 @@ impl CertService {
             .map(|cert| {
                 let entry = Arc::new(cert);
                 // A client waits for this one, unless it is a renewal or a resumed order.
-                let fresh = matches!(need, Need::Valid | Need::New);
+                let fresh = matches!(need, Need::Valid | Need::New | Need::Replace);
                 service.remember(&key, entry.clone(), fresh);
                 service.stored.notify_one();
                 entry
@@ -290,7 +294,7 @@ impl CertService {
         started: i64,
         choice: ChallengeChoice,
     ) -> Result<StoredCert, IssueError> {
-        let lease = format!("issue|{}|{}", key.names.key(), key.key_type.as_str());
+        let lease = admin::issuance_lease(key);
         let mut waited = false;
         while !self
             .store
@@ -373,6 +377,8 @@ impl CertService {
             Need::Due => now < cert.renew_after,
             // Strictly later: a certificate from the second the request began is the old one.
             Need::New => cert.issued_at > started,
+            // The revoked one is not read: any certificate stored is a replacement.
+            Need::Replace => true,
             Need::Resume => false,
         };
         Ok(satisfied.then_some(cert))

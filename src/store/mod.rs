@@ -67,11 +67,11 @@ macro_rules! migrator {
             ),
             (
                 8,
-                "certless failures",
+                "inventory states",
                 include_str!(concat!(
                     "../../migrations/",
                     $backend,
-                    "/0008_certless_failures.sql"
+                    "/0008_inventory_states.sql"
                 )),
             ),
         ];
@@ -180,6 +180,8 @@ pub struct Census {
     pub backing_off: u64,
     /// Past its `notAfter`.
     pub expired: u64,
+    /// Revoked (listed by the inventory, never served; the other states count none of these).
+    pub revoked: u64,
     /// The earliest `notAfter` of any stored certificate, Unix seconds.
     pub earliest_expiry: Option<i64>,
 }
@@ -407,6 +409,29 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// The inventory's entry for `key`.
     async fn inventory_entry(&self, key: &CertKey) -> Result<Option<InventoryEntry>, StoreError>;
+
+    /// Marks `key`'s certificate with `serial` revoked at `at` for `reason` (an RFC 5280 name),
+    /// and destroys its private key: it stays listed, and is never read by
+    /// [`Store::certificate`] again. With `replace`, its renewal time becomes `at`, so the
+    /// renewal worker renews it (and retries until a replacement is stored). False when `key`
+    /// holds no unrevoked certificate with that serial (renewed or revoked meanwhile).
+    async fn revoke_certificate(
+        &self,
+        key: &CertKey,
+        serial: &str,
+        reason: &str,
+        at: i64,
+        replace: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Stops managing `key`, in one transaction: its certificate and private key, its failure,
+    /// an unfinished order, its presented challenges and its forced-renewal claim are deleted;
+    /// its history ([`Store::attempts`]) and deliveries stay.
+    async fn delete_identity(&self, key: &CertKey) -> Result<(), StoreError>;
+
+    /// The identities revoked or deleted (by any process sharing the store) at or after
+    /// `since`, from the history: what other processes must drop from their caches.
+    async fn retired_since(&self, since: i64) -> Result<Vec<CertKey>, StoreError>;
 }
 
 /// One issuance attempt, as the history keeps it.
@@ -480,6 +505,20 @@ pub struct InventoryEntry {
     pub ordering: bool,
     /// When it was revoked, and why (an RFC 5280 reason name).
     pub revoked: Option<(i64, String)>,
+}
+
+impl InventoryEntry {
+    /// The entry of an identity that is not managed (deleted): nothing but its key.
+    pub fn unmanaged(key: CertKey) -> Self {
+        Self {
+            key,
+            cert: None,
+            failure: None,
+            failed_at: None,
+            ordering: false,
+            revoked: None,
+        }
+    }
 }
 
 impl InventoryEntry {

@@ -139,6 +139,16 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// The condition, on `certificates c`, that the renewal worker may renew a certificate: not
+/// revoked, or revoked by a revocation that asked for a replacement (its renewal time was set to
+/// the revocation's, so it is due at once and retried like any renewal until it succeeds).
+/// `revoked_reason` is in the renewal index, so the scan still reads only the index.
+macro_rules! renewable {
+    () => {
+        "(c.revoked_reason IS NULL OR c.revoked_reason IN ('keyCompromise', 'superseded'))"
+    };
+}
+
 /// Rows read per batch by [`SqlStore::reseal_column`]; the `LIMIT` of its queries.
 const RESEAL_BATCH: usize = 256;
 
@@ -186,7 +196,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 // The columns in the order `cert_from_row` reads them.
                 "SELECT names, key_type, cert_pem, key_pem, issuer_pem, serial, not_before, \
                  not_after, renew_after, issued_at FROM certificates \
-                 WHERE names = $1 AND key_type = $2",
+                 WHERE names = $1 AND key_type = $2 AND revoked_at IS NULL",
                 &[Arg::from(&names), Arg::from(key.key_type.as_str())],
             )
             .await?;
@@ -539,10 +549,14 @@ impl<B: Backend> Store for SqlStore<B> {
         let rows = self
             .fetch_all(
                 "list due certificates",
-                "SELECT c.names, c.key_type FROM certificates c \
-                 LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
-                 WHERE c.renew_after <= $1 AND (f.next_attempt IS NULL OR f.next_attempt <= $1) \
-                 ORDER BY c.renew_after LIMIT $2",
+                concat!(
+                    "SELECT c.names, c.key_type FROM certificates c \
+                     LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type \
+                     WHERE c.renew_after <= $1 AND (f.next_attempt IS NULL OR f.next_attempt <= $1) \
+                     AND ",
+                    renewable!(),
+                    " ORDER BY c.renew_after LIMIT $2"
+                ),
                 &[now.into(), i64::from(limit).into()],
             )
             .await?;
@@ -556,20 +570,28 @@ impl<B: Backend> Store for SqlStore<B> {
         let renewal = self
             .fetch_optional(
                 "find the next renewal",
-                "SELECT c.renew_after FROM certificates c \
-                 WHERE NOT EXISTS (SELECT 1 FROM failures f \
-                                   WHERE f.names = c.names AND f.key_type = c.key_type) \
-                 ORDER BY c.renew_after LIMIT 1",
+                concat!(
+                    "SELECT c.renew_after FROM certificates c \
+                     WHERE NOT EXISTS (SELECT 1 FROM failures f \
+                                       WHERE f.names = c.names AND f.key_type = c.key_type) \
+                     AND ",
+                    renewable!(),
+                    " ORDER BY c.renew_after LIMIT 1"
+                ),
                 &[],
             )
             .await?;
         let retry = self
             .fetch_optional(
                 "find the next retry",
-                "SELECT CASE WHEN f.next_attempt > c.renew_after THEN f.next_attempt \
-                 ELSE c.renew_after END AS at FROM failures f \
-                 JOIN certificates c ON c.names = f.names AND c.key_type = f.key_type \
-                 ORDER BY at LIMIT 1",
+                concat!(
+                    "SELECT CASE WHEN f.next_attempt > c.renew_after THEN f.next_attempt \
+                     ELSE c.renew_after END AS at FROM failures f \
+                     JOIN certificates c ON c.names = f.names AND c.key_type = f.key_type \
+                     WHERE ",
+                    renewable!(),
+                    " ORDER BY at LIMIT 1"
+                ),
                 &[],
             )
             .await?;
@@ -627,12 +649,15 @@ impl<B: Backend> Store for SqlStore<B> {
             .fetch_optional(
                 "count the certificates by state",
                 "SELECT \
-                   COALESCE(SUM(CASE WHEN c.not_after <= $1 THEN 1 ELSE 0 END), 0), \
-                   COALESCE(SUM(CASE WHEN c.not_after > $1 AND c.renew_after > $1 \
+                   COALESCE(SUM(CASE WHEN c.revoked_reason IS NULL AND c.not_after <= $1 \
                                 THEN 1 ELSE 0 END), 0), \
-                   COALESCE(SUM(CASE WHEN c.not_after > $1 AND c.renew_after <= $1 \
-                                AND f.next_attempt > $1 THEN 1 ELSE 0 END), 0), \
-                   COUNT(*), MIN(c.not_after) \
+                   COALESCE(SUM(CASE WHEN c.revoked_reason IS NULL AND c.not_after > $1 \
+                                AND c.renew_after > $1 THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN c.revoked_reason IS NULL AND c.not_after > $1 \
+                                AND c.renew_after <= $1 AND f.next_attempt > $1 \
+                                THEN 1 ELSE 0 END), 0), \
+                   COUNT(*), MIN(c.not_after), \
+                   COALESCE(SUM(CASE WHEN c.revoked_reason IS NULL THEN 0 ELSE 1 END), 0) \
                  FROM certificates c \
                  LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type",
                 &[now.into()],
@@ -643,11 +668,13 @@ impl<B: Backend> Store for SqlStore<B> {
         };
         let count = |column| int(&row, column).map(|n| u64::try_from(n).unwrap_or(0));
         let (expired, valid, backing_off, total) = (count(0)?, count(1)?, count(2)?, count(3)?);
+        let revoked = count(5)?;
         Ok(Census {
             valid,
-            due: total.saturating_sub(expired + valid + backing_off),
+            due: total.saturating_sub(expired + valid + backing_off + revoked),
             backing_off,
             expired,
+            revoked,
             earliest_expiry: decode(row.optional_int(4))?,
         })
     }
@@ -996,6 +1023,80 @@ impl<B: Backend> Store for SqlStore<B> {
             }
         };
         row.as_ref().map(inventory_from_row).transpose()
+    }
+
+    async fn revoke_certificate(
+        &self,
+        key: &CertKey,
+        serial: &str,
+        reason: &str,
+        at: i64,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let names = key.names.key();
+        // The key is replaced by a sealed empty string: secure_delete (SQLite) and VACUUM
+        // (PostgreSQL) leave no copy of it, and re-sealing still reads every row as sealed.
+        let destroyed = self.seal("", &cert_context(&names, key.key_type.as_str()))?;
+        let updated = self
+            .execute(
+                "revoke a certificate",
+                "UPDATE certificates SET revoked_at = $4, revoked_reason = $5, key_pem = $6, \
+                 renew_after = CASE WHEN $7 = 1 THEN $4 ELSE renew_after END \
+                 WHERE names = $1 AND key_type = $2 AND serial = $3 AND revoked_at IS NULL",
+                &[
+                    Arg::from(&names),
+                    key.key_type.as_str().into(),
+                    serial.into(),
+                    at.into(),
+                    reason.into(),
+                    Arg::from(&destroyed),
+                    i64::from(replace).into(),
+                ],
+            )
+            .await?;
+        Ok(updated == 1)
+    }
+
+    async fn delete_identity(&self, key: &CertKey) -> Result<(), StoreError> {
+        let names = key.names.key();
+        let identity = [Arg::from(&names), Arg::from(key.key_type.as_str())];
+        self.db
+            .execute_all(&[
+                (
+                    "DELETE FROM certificates WHERE names = $1 AND key_type = $2",
+                    &identity,
+                ),
+                (
+                    "DELETE FROM failures WHERE names = $1 AND key_type = $2",
+                    &identity,
+                ),
+                (
+                    "DELETE FROM presented WHERE names = $1 AND key_type = $2",
+                    &identity,
+                ),
+                (
+                    "DELETE FROM orders WHERE names = $1 AND key_type = $2",
+                    &identity,
+                ),
+                (
+                    "DELETE FROM forced_renewals WHERE names = $1 AND key_type = $2",
+                    &identity,
+                ),
+            ])
+            .await
+            .map_err(|e| StoreError::new("delete an identity", e))
+    }
+
+    async fn retired_since(&self, since: i64) -> Result<Vec<CertKey>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "list revoked and deleted identities",
+                "SELECT DISTINCT names, key_type FROM attempts \
+                 WHERE cause IN ('revocation', 'deletion') AND started_at >= $1",
+                &[since.into()],
+            )
+            .await?;
+        rows.iter().map(key_from_row).collect()
     }
 }
 

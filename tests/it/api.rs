@@ -360,7 +360,14 @@ async fn unknown_routes_and_methods_are_json_errors() {
         &service,
         &[
             Refusal::get("/nope", 404, "not_found").anonymous(),
-            Refusal::new(Method::DELETE, CERT, 405, "method_not_allowed").anonymous(),
+            Refusal::new(Method::PUT, CERT, 405, "method_not_allowed").anonymous(),
+            Refusal::new(
+                Method::DELETE,
+                "/api/certificate/renew",
+                405,
+                "method_not_allowed",
+            )
+            .anonymous(),
             Refusal::get(CERT, 400, "invalid_body"),
             Refusal::get(
                 &format!("{CERT}?domain=a.example.com&color=red"),

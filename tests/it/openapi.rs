@@ -252,6 +252,8 @@ async fn the_document_lists_exactly_the_routes() {
         ("GET", "/api/certificate"),
         ("POST", "/api/certificate"),
         ("POST", "/api/certificate/renew"),
+        ("DELETE", "/api/certificate"),
+        ("POST", "/api/certificate/revoke"),
         ("GET", "/api/certificates"),
         ("GET", "/api/certificates/{id}"),
         ("GET", "/healthz"),

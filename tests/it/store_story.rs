@@ -206,7 +206,7 @@ async fn story(backend: &Backend) {
         .set_order_key(&c, "-----BEGIN PRIVATE KEY-----\norder c\n")
         .await
         .expect("order key");
-    inventory(backend, &*store, &a, &c).await;
+    inventory(&*store, &a, &c).await;
     drop(store);
     rotation(backend, &a, &b, &c).await;
 }
@@ -544,6 +544,7 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
             due: 0,
             backing_off: 1,
             expired: 0,
+            revoked: 0,
             earliest_expiry: expiry
         }
     );
@@ -554,6 +555,7 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
             due: 1,
             backing_off: 0,
             expired: 0,
+            revoked: 0,
             earliest_expiry: expiry
         }
     );
@@ -564,6 +566,7 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
             due: 2,
             backing_off: 0,
             expired: 0,
+            revoked: 0,
             earliest_expiry: expiry
         }
     );
@@ -574,6 +577,7 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
             due: 0,
             backing_off: 0,
             expired: 4,
+            revoked: 0,
             earliest_expiry: expiry
         }
     );
@@ -714,7 +718,7 @@ async fn leases(store: &dyn Store) {
 /// The operator's view: every certificate by expiry in cursor pages that neither skip nor
 /// repeat; a failure with its time from the history; an order in progress; revocation, cleared
 /// by the next certificate; the history newest first; deliveries one row per credential.
-async fn inventory(backend: &Backend, store: &dyn Store, a: &CertKey, c: &CertKey) {
+async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
     // Two identities whose every attempt failed: no certificate, listed first.
     let never = [
         cert_key(&["never-b.example.com"], KeyType::EcdsaP256),
@@ -822,21 +826,94 @@ async fn inventory(backend: &Backend, store: &dyn Store, a: &CertKey, c: &CertKe
     assert_eq!(failing.failed_at, Some(T - 10), "the last failed attempt");
     store.clear_failure(a).await.expect("clear");
 
-    // Revocation shows, and a new certificate for the identity clears it.
+    // Revocation: listed, never read again, the key destroyed; due at once when a replacement
+    // is wanted, never renewed otherwise; a new certificate for the identity clears it.
     assert_eq!(failing.revoked, None);
-    backend
-        .raw_execute(
-            "UPDATE certificates SET revoked_at = 1800000001, revoked_reason = 'keyCompromise' \
-             WHERE names = 'c.example.com'",
-        )
-        .await;
+    let current = store.certificate(c).await.expect("read").expect("saved");
+    let revoke = |serial: String, reason: &'static str, replace: bool| async move {
+        store
+            .revoke_certificate(c, &serial, reason, T + 1, replace)
+            .await
+            .expect("revoke")
+    };
+    assert!(
+        !revoke("0".to_owned(), "keyCompromise", true).await,
+        "another serial"
+    );
+    let census_before = store.census(T + 1).await.expect("census");
+    assert!(revoke(current.serial.clone(), "keyCompromise", true).await);
+    assert!(
+        !revoke(current.serial.clone(), "superseded", true).await,
+        "already revoked"
+    );
     assert_eq!(
         entry(store, c).await.revoked,
         Some((T + 1, "keyCompromise".to_owned()))
     );
-    let current = store.certificate(c).await.expect("read").expect("saved");
+    assert!(
+        store.certificate(c).await.expect("read").is_none(),
+        "never read"
+    );
+    assert!(store.due(T + 1, 100).await.expect("due").contains(c));
+    let census = store.census(T + 1).await.expect("census");
+    assert_eq!(census.revoked, census_before.revoked + 1);
+    let counted = |c: Census| c.valid + c.due + c.backing_off + c.expired + c.revoked;
+    assert_eq!(counted(census), counted(census_before), "each in one state");
     store.save_certificate(&current).await.expect("save");
     assert_eq!(entry(store, c).await.revoked, None);
+    assert!(revoke(current.serial.clone(), "unspecified", false).await);
+    let far = T + 80 * 86_400;
+    assert!(
+        !store.due(far, 100).await.expect("due").contains(c),
+        "not renewed"
+    );
+    store.save_certificate(&current).await.expect("save");
+    assert_same(
+        &store
+            .certificate(c)
+            .await
+            .expect("read")
+            .expect("saved again"),
+        &current,
+    );
+
+    // Deletion: everything but the history goes; the history tells other processes.
+    let doomed = cert_key(&["doomed.example.com"], KeyType::EcdsaP256);
+    store
+        .save_certificate(&stored(&doomed, "d1", T + 600))
+        .await
+        .expect("save");
+    store
+        .record_failure(&doomed, &failure(1, T + 60))
+        .await
+        .expect("failure");
+    let attempt = |trigger: &str, at: i64| Attempt {
+        trigger: trigger.to_owned(),
+        outcome: "success".to_owned(),
+        message: None,
+        serial: Some("d1".to_owned()),
+        started_at: at,
+        duration_ms: 0,
+    };
+    store
+        .record_attempt(&doomed, &attempt("request", T - 5))
+        .await
+        .expect("record");
+    store.delete_identity(&doomed).await.expect("delete");
+    assert!(store.certificate(&doomed).await.expect("read").is_none());
+    assert_eq!(store.failure(&doomed).await.expect("read"), None);
+    assert_eq!(store.inventory_entry(&doomed).await.expect("read"), None);
+    assert_eq!(store.attempts(&doomed, 10).await.expect("history").len(), 1);
+    assert_eq!(store.retired_since(T).await.expect("retired"), vec![]);
+    store
+        .record_attempt(&doomed, &attempt("deletion", T + 2))
+        .await
+        .expect("record");
+    assert_eq!(
+        store.retired_since(T).await.expect("retired"),
+        vec![doomed.clone()]
+    );
+    assert_eq!(store.retired_since(T + 3).await.expect("retired"), vec![]);
 
     // Deliveries: one row per credential, the latest serial.
     assert_eq!(store.deliveries(a).await.expect("read"), vec![]);

@@ -236,6 +236,20 @@ impl Pebble {
             .await;
     }
 
+    /// Pebble's revocation status of the certificate with `serial` (hex, as certfleet reports
+    /// it): `"Valid"` or `"Revoked"`, from the management API's `/cert-status-by-serial/`.
+    pub async fn cert_status(&self, serial: &str) -> String {
+        let body = self
+            .management_get(&format!("/cert-status-by-serial/{serial}"))
+            .await;
+        let status: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("cert-status-by-serial/{serial}: {e}: {body}"));
+        status["Status"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no Status in {body}"))
+            .to_owned()
+    }
+
     async fn management_get(&self, path: &str) -> String {
         let url = format!("https://127.0.0.1:{}{path}", self.ports.management);
         let response = self

@@ -151,6 +151,16 @@ impl Service {
             .expect("GET reaches certfleet")
     }
 
+    /// `DELETE path` with `Authorization: APIKey key`.
+    pub async fn delete(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .delete(format!("{}{path}", self.base))
+            .header("Authorization", format!("APIKey {key}"))
+            .send()
+            .await
+            .expect("DELETE reaches certfleet")
+    }
+
     /// How many rows a table of this instance's database holds.
     pub async fn count_rows(&self, table: &str) -> i64 {
         let pool = sqlx::SqlitePool::connect(&self.db_url)

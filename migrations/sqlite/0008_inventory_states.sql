@@ -8,3 +8,14 @@ UPDATE failures SET certless = NOT EXISTS (
     SELECT 1 FROM certificates c WHERE c.names = failures.names AND c.key_type = failures.key_type
 );
 CREATE INDEX failures_certless ON failures (names, key_type) WHERE certless;
+
+-- A revoked certificate stays listed (the inventory shows it) but is never served, and is
+-- renewed only when its revocation asked for a replacement (keyCompromise, superseded). The
+-- renewal scan and the census read revoked_reason from their indexes, which cover them again.
+DROP INDEX certificates_renewal;
+CREATE INDEX certificates_renewal ON certificates (renew_after, not_after, revoked_reason);
+DROP INDEX certificates_expiry;
+CREATE INDEX certificates_expiry ON certificates (not_after, names, key_type, renew_after, revoked_reason);
+
+-- Revocations and deletions in the history, which every process polls to drop what it caches.
+CREATE INDEX attempts_retired ON attempts (started_at) WHERE cause IN ('revocation', 'deletion');
