@@ -30,6 +30,8 @@ enum Command {
     /// The fleet client: keep a certificate from a certfleet server in a directory.
     // Boxed: its many flags would make every other variant as large.
     Fetch(Box<commands::fetch::FetchArgs>),
+    /// The operator's client: list, show, renew, revoke and delete certificates on a server.
+    Certs(Box<commands::certs::CertsArgs>),
     /// Akash provider-API tokens (AEP-64): verify one, or mint one for testing.
     #[command(subcommand)]
     Akash(commands::akash::AkashCommand),
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Serve => commands::serve::run(config),
         Command::CheckConfig => commands::check_config::run(config),
         Command::Fetch(args) => commands::fetch::main(*args),
+        Command::Certs(args) => commands::certs::main(*args),
         Command::Akash(command) => commands::akash::run(command, config),
     }
 }

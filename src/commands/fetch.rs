@@ -28,12 +28,13 @@ use reqwest::Url;
 use certfleet::domain::{DomainError, DomainName, KeyType, NameSet};
 use certfleet::util::duration::{DurationError, parse_duration};
 
-pub use self::args::FetchArgs;
 use self::args::{API_KEY_ENV, TOKEN_ENV, UrlError};
+pub use self::args::{FetchArgs, ServerArgs};
 use self::bundle::{Bundle, BundleError};
 use self::credential::{Credential, CredentialError};
 use self::files::{FilesError, OutDir};
-use self::http::{Answer, Api, HttpError};
+pub use self::http::HttpError;
+use self::http::{Answer, Api};
 use self::tls::{Trust, TrustError};
 
 /// Why a run of `certfleet fetch` failed; its `Display` is the one line printed on stderr.
@@ -204,7 +205,11 @@ impl Plan {
     /// `env` reads an environment variable (a parameter so tests need not touch the process's).
     fn new(args: FetchArgs, env: impl Fn(&str) -> Option<String>) -> Result<Self, PlanError> {
         let mut warnings = Vec::new();
-        let server = parse_server(&args.server, &mut warnings)?;
+        let Connection {
+            server,
+            credential,
+            trust,
+        } = Connection::new(&args.connect, env, &mut warnings)?;
         let names = NameSet::parse(&args.domains).map_err(|source| PlanError::Domain { source })?;
         let key_type = args
             .key_type
@@ -215,11 +220,6 @@ impl Plan {
                 })
             })
             .transpose()?;
-        let credential = Credential::new(&args, env, &mut warnings)?;
-        if server.scheme() == "http" && (args.ca_file.is_some() || args.pin_sha256.is_some()) {
-            return Err(PlanError::TrustOverHttp { server });
-        }
-        let trust = Trust::new(args.ca_file.as_deref(), args.pin_sha256.as_deref())?;
         let wait = parse_duration(&args.wait).map_err(|source| PlanError::Wait { source })?;
         if wait < Duration::from_secs(1) {
             return Err(PlanError::WaitTooShort);
@@ -235,6 +235,47 @@ impl Plan {
             wait,
             warnings,
         })
+    }
+}
+
+/// The server, the credential and the trust of a client: `--server`, `--api-key-file` /
+/// `--token-file` (or the environment), `--ca-file` / `--pin-sha256`, each checked.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    /// The base URL, ending in `/`.
+    pub server: Url,
+    credential: Credential,
+    trust: Trust,
+}
+
+impl Connection {
+    /// `env` reads an environment variable; what deserves a warning is added to `warnings`.
+    pub(crate) fn new(
+        args: &ServerArgs,
+        env: impl Fn(&str) -> Option<String>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Self, PlanError> {
+        let server = parse_server(&args.server, warnings)?;
+        let credential = Credential::new(args, env, warnings)?;
+        if server.scheme() == "http" && (args.ca_file.is_some() || args.pin_sha256.is_some()) {
+            return Err(PlanError::TrustOverHttp { server });
+        }
+        let trust = Trust::new(args.ca_file.as_deref(), args.pin_sha256.as_deref())?;
+        Ok(Self {
+            server,
+            credential,
+            trust,
+        })
+    }
+
+    /// A client for the server (no redirects: one could carry the credential elsewhere), and
+    /// the `Authorization` header to send with every request.
+    pub(crate) fn client(
+        &self,
+        user_agent: &'static str,
+    ) -> Result<(reqwest::Client, reqwest::header::HeaderValue), HttpError> {
+        let client = http::client(&self.trust, user_agent)?;
+        Ok((client, self.credential.header()?))
     }
 }
 

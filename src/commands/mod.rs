@@ -2,6 +2,7 @@
 //! running a future to completion.
 
 pub mod akash;
+pub mod certs;
 pub mod check_config;
 pub mod fetch;
 pub mod serve;

@@ -22,9 +22,26 @@ pub fn rfc3339(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Reads an RFC 3339 time (as [`rfc3339`] writes it, any offset) as Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_rfc3339_back() {
+        assert_eq!(parse_rfc3339("2026-11-18T11:06:40Z"), Some(1_795_000_000));
+        assert_eq!(
+            parse_rfc3339("2026-11-18T12:06:40+01:00"),
+            Some(1_795_000_000)
+        );
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
 
     #[test]
     fn formats_rfc3339() {

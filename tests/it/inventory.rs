@@ -236,4 +236,81 @@ async fn the_inventory_lists_pages_filters_and_tells_the_history() {
     assert_eq!(history[0]["outcome"], "failure");
     assert_eq!(history[0]["errorCode"], "validation_failed");
     assert_eq!(failing_detail["deliveries"], json!([]));
+
+    // The operator's CLI against the same server: a table, then the same list as JSON.
+    let (code, table) = certs(&service, ADMIN_KEY, &["list"]).await;
+    assert_eq!(
+        code,
+        Some(3),
+        "a failing certificate is listed: exit 3\n{table}"
+    );
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines.len(),
+        6,
+        "a header, four rows and the count:\n{table}"
+    );
+    assert!(
+        lines[0].contains("STATUS") && lines[0].contains("EXPIRES"),
+        "{table}"
+    );
+    assert!(lines[1].starts_with("!  backing_off"), "{table}");
+    assert!(
+        lines[1].contains(FAILING) && lines[1].contains("validation_failed"),
+        "{table}"
+    );
+    for (line, name) in lines[2..5].iter().zip(walked[1..].iter()) {
+        assert!(line.starts_with("   valid"), "{table}");
+        assert!(line.contains(name.as_str()), "{name} in {table}");
+        // Pebble's certificates last five years: "in 1825 days".
+        let days = line
+            .split("in ")
+            .nth(1)
+            .and_then(|rest| rest.split(" days").next())
+            .and_then(|n| n.parse::<u32>().ok());
+        assert!(days.is_some_and(|d| (1800..1830).contains(&d)), "{table}");
+    }
+    assert_eq!(lines[5], "4 certificates, 1 failing");
+    let (code, listed) = certs(&service, ADMIN_KEY, &["--json", "list"]).await;
+    assert_eq!(code, Some(3));
+    let listed: Value = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(&listed, &all["items"], "the API's own items");
+    let (code, fleet_table) = certs(&service, FLEET_A_KEY, &["list", "--status", "valid"]).await;
+    assert_eq!(code, Some(0), "{fleet_table}");
+    assert!(fleet_table.contains(ISSUED[0]) && fleet_table.ends_with("1 certificate, 0 failing\n"));
+    let (code, shown) = certs(&service, FLEET_A_KEY, &["show", ISSUED[0]]).await;
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(shown.contains("status       valid"), "{shown}");
+    assert!(
+        shown.contains("request") && shown.contains("psk:fleet-a"),
+        "{shown}"
+    );
+    let (code, refused) = certs(&service, FLEET_A_KEY, &["delete", ISSUED[0]]).await;
+    assert_eq!(code, Some(1), "{refused}");
+}
+
+/// `certfleet certs ARGS` against `service` with the API key in the environment: its exit code
+/// and its standard output (standard error when it failed).
+async fn certs(service: &Service, key: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_certfleet"));
+    command
+        .arg("certs")
+        .arg("--server")
+        .arg(&service.base)
+        .args(args)
+        .env("CERTFLEET_API_KEY", key)
+        .env_remove("CERTFLEET_TOKEN");
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the task")
+        .expect("run certfleet certs");
+    let text = if output.status.success() || output.status.code() == Some(3) {
+        output.stdout
+    } else {
+        output.stderr
+    };
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&text).into_owned(),
+    )
 }

@@ -40,27 +40,14 @@ impl fmt::Display for FlagPath {
     }
 }
 
-/// The flags of `certfleet fetch`.
-#[derive(Debug, clap::Args)]
-pub struct FetchArgs {
+/// How a client reaches certfleet: the server, the credential and the trust. `certfleet fetch`
+/// and `certfleet certs` take the same flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
     /// certfleet's base URL, e.g. https://certs.example.com:8443 (http:// only on loopback
     /// without a warning: the key and the certificate's private key would travel in clear).
     #[arg(long, value_name = "URL")]
     pub server: String,
-
-    /// A name on the certificate; repeat for more names (one certificate for all of them).
-    #[arg(long = "domain", value_name = "NAME", required = true)]
-    pub domains: Vec<String>,
-
-    /// The directory receiving cert.pem, chain.pem, fullchain.pem, key.pem and .etag (created
-    /// with mode 0700 when missing).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-
-    /// The key type: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096 (default: the
-    /// server's acme.keyType).
-    #[arg(long, value_name = "TYPE")]
-    pub key_type: Option<String>,
 
     /// A file holding the pre-shared API key (sent as `Authorization: APIKey ...`). Wins over
     /// CERTFLEET_API_KEY and CERTFLEET_TOKEN.
@@ -81,6 +68,28 @@ pub struct FetchArgs {
     /// and case are ignored. No chain or name check: the pin is the trust.
     #[arg(long, value_name = "HEX")]
     pub pin_sha256: Option<String>,
+}
+
+/// The flags of `certfleet fetch`.
+#[derive(Debug, clap::Args)]
+pub struct FetchArgs {
+    /// The server, the credential and the trust.
+    #[command(flatten)]
+    pub connect: ServerArgs,
+
+    /// A name on the certificate; repeat for more names (one certificate for all of them).
+    #[arg(long = "domain", value_name = "NAME", required = true)]
+    pub domains: Vec<String>,
+
+    /// The directory receiving cert.pem, chain.pem, fullchain.pem, key.pem and .etag (created
+    /// with mode 0700 when missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The key type: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096 (default: the
+    /// server's acme.keyType).
+    #[arg(long, value_name = "TYPE")]
+    pub key_type: Option<String>,
 
     /// A shell command (`sh -c`) run after the files changed, e.g. "systemctl reload nginx".
     /// When it fails, it runs again on the next run, changed or not, until it succeeds once.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use reqwest::header::{HeaderValue, InvalidHeaderValue};
 
-use super::args::{API_KEY_ENV, FetchArgs, FlagPath, TOKEN_ENV};
+use super::args::{API_KEY_ENV, FlagPath, ServerArgs, TOKEN_ENV};
 use super::files;
 
 /// Why no usable credential was found. No variant holds the secret or any part of it.
@@ -74,7 +74,7 @@ impl Credential {
     /// A file flag wins over the environment (the command line is the more deliberate choice);
     /// both environment variables at once are refused as ambiguous.
     pub(super) fn new(
-        args: &FetchArgs,
+        args: &ServerArgs,
         env: impl Fn(&str) -> Option<String>,
         warnings: &mut Vec<String>,
     ) -> Result<Self, CredentialError> {

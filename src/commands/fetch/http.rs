@@ -177,6 +177,22 @@ enum Step {
     Post,
 }
 
+/// A client under `trust` that follows no redirect: one could carry the credential elsewhere,
+/// and certfleet never sends one.
+pub(crate) fn client(
+    trust: &Trust,
+    user_agent: &'static str,
+) -> Result<reqwest::Client, HttpError> {
+    let builder = reqwest::Client::builder()
+        .user_agent(user_agent)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT);
+    trust
+        .apply(builder)?
+        .build()
+        .map_err(|source| HttpError::Client { source })
+}
+
 impl Api {
     /// `server` ends in `/` (see `parse_server`).
     pub(super) fn new(
@@ -184,15 +200,10 @@ impl Api {
         credential: &Credential,
         trust: &Trust,
     ) -> Result<Self, HttpError> {
-        let builder = reqwest::Client::builder()
-            .user_agent(concat!("certfleet-fetch/", env!("CARGO_PKG_VERSION")))
-            // A redirect could carry the credential elsewhere; certfleet never sends one.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT);
-        let client = trust
-            .apply(builder)?
-            .build()
-            .map_err(|source| HttpError::Client { source })?;
+        let client = client(
+            trust,
+            concat!("certfleet-fetch/", env!("CARGO_PKG_VERSION")),
+        )?;
         let certificate_url =
             server
                 .join("api/certificate")
