@@ -2,6 +2,7 @@
 # Installs the real components certfleet's tests and demo run against (Debian packages):
 # Pebble and pebble-challtestsrv (ACME CA), BIND (RFC 2136 DNS-01 tests), openssl (demo), wrk and certbot (benchmarks),
 # PostgreSQL (tests/it/store_story.rs and the replica tests start their own server from its binaries),
+# Chromium and chromedriver (the dashboard's browser tests),
 # Debian trixie's pebble 2.6 (ARI tests, unpacked under target/test-tools); and
 # the npm packages of the tests' OpenID provider (tests/oidc) and Akash SDK (tests/akash).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
@@ -56,6 +57,9 @@ command -v tsig-keygen >/dev/null 2>&1 || need+=(bind9-utils)
 command -v dig >/dev/null 2>&1 || need+=(dnsutils)
 # PostgreSQL: initdb and postgres are not on PATH, they live in /usr/lib/postgresql/<version>/bin.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# A real browser for the dashboard's tests (tests/it/dashboard.rs drives it over WebDriver).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ "${CERTFLEET_BENCH_DEPS:-0}" = 1 ]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v certbot >/dev/null 2>&1 || need+=(certbot)

@@ -120,6 +120,8 @@ impl App {
                 default_key_type: config.acme.key_type,
                 issue_wait: config.server.issue_wait,
                 renderings_budget: cache_budget,
+                ui: config.server.ui,
+                tls: config.server.tls.is_some(),
             }),
         }))
     }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
-use super::ApiState;
+use super::{ApiState, Shared};
 use crate::auth::{Principal, policy};
 use crate::domain::{CertKey, DomainPattern, KeyType, NameSet};
 use crate::error::ApiError;
@@ -41,9 +41,9 @@ const STATUSES: [&str; 6] = [
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InventoryPage {
     /// The entries, certificate-less failing identities first, then by `notAfter`.
-    items: Vec<Item>,
+    pub(super) items: Vec<Item>,
     /// The cursor of the next page (pass it as `cursor`), `null` on the last page.
-    next: Option<String>,
+    pub(super) next: Option<String>,
 }
 
 /// One identity in the inventory.
@@ -51,32 +51,32 @@ pub struct InventoryPage {
 #[serde(rename_all = "camelCase")]
 pub struct Item {
     /// Stable and opaque: `GET /api/certificates/{id}`.
-    id: String,
+    pub(super) id: String,
     /// Every name, sorted.
-    names: Vec<String>,
+    pub(super) names: Vec<String>,
     #[schema(value_type = super::openapi::KeyTypeName)]
-    key_type: &'static str,
+    pub(super) key_type: &'static str,
     /// `valid`, `due`, `renewing`, `backing_off`, `expired` or `revoked`; `deleted` (only
     /// from `GET /api/certificates/{id}`) for an identity no longer managed, its history kept.
-    status: &'static str,
+    pub(super) status: &'static str,
     /// The current certificate's serial, lowercase hex; `null` before the first issuance.
-    serial: Option<String>,
+    pub(super) serial: Option<String>,
     /// RFC 3339, UTC.
-    not_before: Option<String>,
+    pub(super) not_before: Option<String>,
     /// RFC 3339, UTC.
-    not_after: Option<String>,
+    pub(super) not_after: Option<String>,
     /// When renewal starts (RFC 3339, UTC).
-    renew_after: Option<String>,
+    pub(super) renew_after: Option<String>,
     /// When certfleet stored the current certificate (RFC 3339, UTC).
-    issued_at: Option<String>,
+    pub(super) issued_at: Option<String>,
     /// The failure it is backing off from.
-    last_error: Option<LastError>,
+    pub(super) last_error: Option<LastError>,
     /// No new order before this time (RFC 3339, UTC), while backing off.
-    next_attempt: Option<String>,
+    pub(super) next_attempt: Option<String>,
     /// When it was revoked (RFC 3339, UTC).
-    revoked_at: Option<String>,
+    pub(super) revoked_at: Option<String>,
     /// The RFC 5280 reason it was revoked for.
-    revocation_reason: Option<String>,
+    pub(super) revocation_reason: Option<String>,
 }
 
 /// The last failure of an identity.
@@ -84,13 +84,13 @@ pub struct Item {
 #[serde(rename_all = "camelCase")]
 pub struct LastError {
     /// The API error code of the failure (`validation_failed`, `ca_error`, ...).
-    code: &'static str,
+    pub(super) code: &'static str,
     /// What failed.
-    message: String,
+    pub(super) message: String,
     /// When (RFC 3339, UTC), when the history has it.
-    at: Option<String>,
+    pub(super) at: Option<String>,
     /// Consecutive failures.
-    count: u32,
+    pub(super) count: u32,
 }
 
 /// One identity with its history.
@@ -98,11 +98,11 @@ pub struct LastError {
 #[serde(rename_all = "camelCase")]
 pub struct Detail {
     #[serde(flatten)]
-    item: Item,
+    pub(super) item: Item,
     /// Every issuance attempt, newest first (at most 100).
-    history: Vec<HistoryEntry>,
+    pub(super) history: Vec<HistoryEntry>,
     /// Per credential, the last serial it received, most recent first.
-    deliveries: Vec<DeliveryEntry>,
+    pub(super) deliveries: Vec<DeliveryEntry>,
 }
 
 /// One issuance attempt.
@@ -111,19 +111,19 @@ pub struct Detail {
 pub struct HistoryEntry {
     /// `request`, `renewal`, `forced`, `resume` or `replacement` (issuances), `revocation`
     /// or `deletion` (admin actions: the message names who, and from where).
-    trigger: String,
+    pub(super) trigger: String,
     /// `success` or `failure`.
-    outcome: &'static str,
+    pub(super) outcome: &'static str,
     /// The API error code of a failure.
-    error_code: Option<String>,
+    pub(super) error_code: Option<String>,
     /// The failure's message.
-    message: Option<String>,
+    pub(super) message: Option<String>,
     /// The serial issued.
-    serial: Option<String>,
+    pub(super) serial: Option<String>,
     /// How long it took.
-    duration_ms: i64,
+    pub(super) duration_ms: i64,
     /// When it started (RFC 3339, UTC).
-    at: String,
+    pub(super) at: String,
 }
 
 /// When one credential last received a serial.
@@ -132,11 +132,11 @@ pub struct HistoryEntry {
 pub struct DeliveryEntry {
     /// `method:name`, as the audit line names it (`psk:fleet-a`, `jwt:<sub>`,
     /// `akash:<address>`).
-    principal: String,
+    pub(super) principal: String,
     /// The serial it received.
-    serial: String,
+    pub(super) serial: String,
     /// When (RFC 3339, UTC): the first fetch of that serial, refreshed at most hourly.
-    at: String,
+    pub(super) at: String,
 }
 
 /// `GET /api/certificates`.
@@ -176,7 +176,16 @@ pub async fn list(
     uri: Uri,
 ) -> Result<Json<InventoryPage>, ApiError> {
     let query = ListQuery::parse(uri.query().unwrap_or(""))?;
-    let app = &state.app;
+    page(&state.app, &principal, query).await.map(Json)
+}
+
+/// One page of what `principal` may read, filtered by `query` (the list route's and the
+/// dashboard's).
+pub(super) async fn page(
+    app: &Shared,
+    principal: &Principal,
+    query: ListQuery,
+) -> Result<InventoryPage, ApiError> {
     let now = clock::now();
     let limit = query.limit as usize;
     let mut items = Vec::new();
@@ -194,7 +203,7 @@ pub async fn list(
             scanned += 1;
             cursor = Some(entry.cursor());
             let status = status(&entry, app.certs.is_issuing(&entry.key), now);
-            if may_read(&principal, &entry.key)
+            if may_read(principal, &entry.key)
                 && query.status.is_none_or(|wanted| wanted == status)
                 && query.name.as_ref().is_none_or(|pattern| {
                     entry.key.names.names().iter().any(|n| pattern.matches(n))
@@ -213,7 +222,7 @@ pub async fn list(
             break None;
         }
     };
-    Ok(Json(InventoryPage { items, next }))
+    Ok(InventoryPage { items, next })
 }
 
 /// `GET /api/certificates/{id}`.
@@ -243,10 +252,19 @@ pub async fn show(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Detail>, ApiError> {
-    let app = &state.app;
+    detail(&state.app, &principal, &id).await.map(Json)
+}
+
+/// The identity `id` names with its history and deliveries, if `principal` may read it (the
+/// detail route's and the dashboard's).
+pub(super) async fn detail(
+    app: &Shared,
+    principal: &Principal,
+    id: &str,
+) -> Result<Detail, ApiError> {
     let not_found = || ApiError::NotFound(format!("no managed certificate has the id {id}"));
-    let key = decode_id(&id).ok_or_else(not_found)?;
-    if !may_read(&principal, &key) {
+    let key = decode_id(id).ok_or_else(not_found)?;
+    if !may_read(principal, &key) {
         return Err(not_found());
     }
     let history = app.store.attempts(&key, HISTORY_LIMIT).await?;
@@ -262,15 +280,15 @@ pub async fn show(
         None => return Err(not_found()),
     };
     let deliveries = app.store.deliveries(&key).await?;
-    Ok(Json(Detail {
+    Ok(Detail {
         item: item(entry, status),
         history: history.into_iter().map(history_entry).collect(),
         deliveries: deliveries.into_iter().map(delivery_entry).collect(),
-    }))
+    })
 }
 
 /// Whether `principal` may see `key`: an admin sees all, others what they may request.
-fn may_read(principal: &Principal, key: &CertKey) -> bool {
+pub(super) fn may_read(principal: &Principal, key: &CertKey) -> bool {
     principal.admin || policy::first_denied(&principal.domains, &key.names).is_none()
 }
 
@@ -341,15 +359,15 @@ fn delivery_entry(delivery: Delivery) -> DeliveryEntry {
 }
 
 /// The query of the list.
-struct ListQuery {
-    name: Option<DomainPattern>,
-    status: Option<&'static str>,
-    limit: u32,
-    cursor: Option<InventoryCursor>,
+pub(super) struct ListQuery {
+    pub(super) name: Option<DomainPattern>,
+    pub(super) status: Option<&'static str>,
+    pub(super) limit: u32,
+    pub(super) cursor: Option<InventoryCursor>,
 }
 
 impl ListQuery {
-    fn parse(query: &str) -> Result<Self, ApiError> {
+    pub(super) fn parse(query: &str) -> Result<Self, ApiError> {
         let bad = |message: String| ApiError::InvalidBody(message);
         let mut parsed = Self {
             name: None,

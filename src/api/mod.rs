@@ -7,6 +7,7 @@
 mod admin;
 mod body;
 mod certificate;
+mod dashboard;
 mod health;
 mod inventory;
 mod openapi;
@@ -55,6 +56,10 @@ pub struct Shared {
     pub issue_wait: Duration,
     /// The bytes the rendered answers may hold in memory: their share of `server.cacheSize`.
     pub renderings_budget: usize,
+    /// `server.ui`: whether the dashboard is served at `/ui`.
+    pub ui: bool,
+    /// Whether the API is served over TLS (the dashboard's cookie is then `Secure`).
+    pub tls: bool,
 }
 
 /// Every API route, each with its OpenAPI documentation; the document is rendered here, once.
@@ -79,6 +84,11 @@ pub fn router(app: Arc<Shared>) -> Router {
         app,
         document: openapi::Document::render(&document),
     }));
+    let router = if state.app.ui {
+        router.merge(dashboard::routes())
+    } else {
+        router
+    };
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

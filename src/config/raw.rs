@@ -41,6 +41,7 @@ pub(super) struct RawServer {
     pub metrics_certificates: Option<String>,
     pub issue_wait: Option<String>,
     pub cache_size: Option<String>,
+    pub ui: Option<bool>,
     pub tls: Option<RawTls>,
 }
 

@@ -51,6 +51,8 @@ pub struct ServerConfig {
     /// every fetch).
     #[serde(serialize_with = "as_size")]
     pub cache_size: u64,
+    /// `server.ui`: serve the web dashboard at `/ui` on the API listener (default true).
+    pub ui: bool,
     /// `server.tls`: certfleet's own certificate; `None` serves plain HTTP (warned at start).
     pub tls: Option<TlsConfig>,
 }
@@ -123,6 +125,7 @@ pub(super) fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerCo
         metrics_certificates: metrics_certificates?,
         issue_wait: issue_wait?,
         cache_size: cache_size?,
+        ui: raw.ui.unwrap_or(true),
         tls: tls?,
     })
 }

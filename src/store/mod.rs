@@ -429,6 +429,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// its history ([`Store::attempts`]) and deliveries stay.
     async fn delete_identity(&self, key: &CertKey) -> Result<(), StoreError>;
 
+    /// Seals `plaintext` for `context` under the store's current encryption key: a secret that
+    /// leaves the database (the dashboard's session cookie), which every process sharing the
+    /// store can open.
+    fn seal_secret(&self, plaintext: &str, context: &str) -> Result<String, StoreError>;
+
+    /// Opens what [`Store::seal_secret`] sealed for `context`. Unlike the store's own columns,
+    /// nothing unsealed is accepted: the value comes from outside.
+    fn open_secret(&self, sealed: &str, context: &str) -> Result<String, StoreError>;
+
     /// The identities revoked or deleted (by any process sharing the store) at or after
     /// `since`, from the history: what other processes must drop from their caches.
     async fn retired_since(&self, since: i64) -> Result<Vec<CertKey>, StoreError>;

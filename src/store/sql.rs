@@ -1087,6 +1087,18 @@ impl<B: Backend> Store for SqlStore<B> {
             .map_err(|e| StoreError::new("delete an identity", e))
     }
 
+    fn seal_secret(&self, plaintext: &str, context: &str) -> Result<String, StoreError> {
+        self.seal(plaintext, context)
+    }
+
+    fn open_secret(&self, sealed: &str, context: &str) -> Result<String, StoreError> {
+        let bytes = self
+            .sealer
+            .open(sealed, context)
+            .map_err(|e| StoreError::new("open a sealed secret", e))?;
+        String::from_utf8(bytes).map_err(|e| StoreError::new("open a sealed secret", e))
+    }
+
     async fn retired_since(&self, since: i64) -> Result<Vec<CertKey>, StoreError> {
         let rows = self
             .fetch_all(

@@ -29,9 +29,39 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         .map(time::OffsetDateTime::unix_timestamp)
 }
 
+/// `at` relative to `now`, as people say it: "in 23 days", "2 hours ago", "now" (days from
+/// two days on, hours from one hour, minutes below).
+pub fn relative(at: i64, now: i64) -> String {
+    let delta = at - now;
+    let span = delta.unsigned_abs();
+    let (count, unit) = match span {
+        0..60 => return "now".to_owned(),
+        60..3_600 => (span / 60, "minute"),
+        3_600..172_800 => (span / 3_600, "hour"),
+        _ => (span / 86_400, "day"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    if delta > 0 {
+        format!("in {count} {unit}{plural}")
+    } else {
+        format!("{count} {unit}{plural} ago")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_times_read_as_people_say_them() {
+        let now = 1_800_000_000;
+        assert_eq!(relative(now + 23 * 86_400 + 100, now), "in 23 days");
+        assert_eq!(relative(now + 86_400, now), "in 24 hours");
+        assert_eq!(relative(now + 3 * 86_400, now), "in 3 days");
+        assert_eq!(relative(now - 7_200, now), "2 hours ago");
+        assert_eq!(relative(now + 90, now), "in 1 minute");
+        assert_eq!(relative(now + 10, now), "now");
+    }
 
     #[test]
     fn reads_rfc3339_back() {

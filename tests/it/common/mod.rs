@@ -4,6 +4,7 @@
 //! certfleet in-process (`service`) and as the real binary (`process`).
 
 pub mod akash;
+pub mod browser;
 pub mod ca;
 pub mod pebble;
 pub mod postgres;

@@ -1,0 +1,306 @@
+//! The dashboard in a real browser (Debian's Chromium, driven over WebDriver by chromedriver)
+//! against certfleet on a real Pebble: signing in (a wrong key refused), the list with its
+//! filter, one certificate's page, a forced renewal showing the new serial, a revocation with
+//! confirmation (Pebble reports the old serial revoked), deletion, the read-only view of a fleet
+//! key, and forms refused without their token or from another site. Screenshots of the list and
+//! of a certificate's page are kept in `target/test-output/`.
+
+use serde_json::{Value, json};
+
+use crate::common;
+use common::browser::Browser;
+use common::service::{ADMIN_KEY, FLEET_A_KEY, Service, json};
+use common::{Pebble, PebbleOptions};
+
+const CERT: &str = "/api/certificate";
+const FAILING: &str = "unreachable.ui.example.test";
+const NAMES: [&str; 2] = ["ui.a.example.test", "ui-2.dash.example.test"];
+
+/// The text of the `<dd>` after the `<dt>` labelled `label` on a certificate's page.
+async fn field(browser: &Browser, label: &str) -> String {
+    let dd = browser
+        .one_xpath(&format!("//dt[text()='{label}']/following-sibling::dd[1]"))
+        .await;
+    browser.text(&dd).await
+}
+
+async fn sign_in(browser: &Browser, base: &str, key: &str) {
+    browser.go(&format!("{base}/ui")).await;
+    assert!(
+        browser.url().await.ends_with("/ui/login"),
+        "to the sign-in page"
+    );
+    let input = browser.one("input[name=key]").await;
+    browser.type_into(&input, key).await;
+    browser
+        .click(&browser.one("form button[type=submit]").await)
+        .await;
+    // Either the list (signed in) or the sign-in page again (refused).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while browser.all("main h1").await.is_empty()
+        || browser.url().await.ends_with("/ui/login")
+            && browser.all("[role=alert]").await.is_empty()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no page after signing in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn rows(browser: &Browser) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in browser.all("tbody tr").await {
+        out.push(browser.text(&row).await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    pebble.add_a(FAILING, "127.0.0.2").await;
+    let service = Service::start_with(&pebble, "30s", |yaml| yaml).await;
+    for name in NAMES {
+        let response = service.post(CERT, ADMIN_KEY, json!({"domain": name})).await;
+        assert_eq!(response.status(), 200, "{name}");
+    }
+    let failed = service
+        .post(CERT, ADMIN_KEY, json!({"domain": FAILING}))
+        .await;
+    assert_eq!(failed.status(), 502);
+    let base = service.base.clone();
+    let browser = Browser::start(1280, 1000).await;
+
+    // Unsigned requests go to the sign-in page; a wrong key is refused there.
+    browser.go(&format!("{base}/ui/certificates")).await;
+    assert!(browser.url().await.ends_with("/ui/login"));
+    sign_in(&browser, &base, "not-a-key-of-this-server").await;
+    assert!(
+        browser.url().await.ends_with("/ui/login"),
+        "still signing in"
+    );
+    let alert = browser.one("[role=alert]").await;
+    assert!(
+        browser.text(&alert).await.contains("invalid"),
+        "{}",
+        browser.text(&alert).await
+    );
+    assert!(!browser.source().await.contains("not-a-key-of-this-server"));
+
+    // The admin sees every certificate, the failing one marked.
+    sign_in(&browser, &base, ADMIN_KEY).await;
+    browser.wait_url("/ui/certificates").await;
+    let cookie = browser.cookie("certfleet_session").await;
+    assert_eq!(cookie["httpOnly"], true, "{cookie}");
+    assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
+    assert_eq!(cookie["path"], "/ui", "{cookie}");
+    assert!(
+        cookie["expiry"].as_i64().is_some(),
+        "an expiring cookie: {cookie}"
+    );
+    let listed = rows(&browser).await;
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(
+        listed[0].contains("backing_off") && listed[0].contains(FAILING),
+        "{listed:?}"
+    );
+    assert!(listed[0].contains("validation_failed"), "{listed:?}");
+    assert_eq!(browser.all("tr.failing").await.len(), 1);
+    for name in NAMES {
+        assert!(
+            listed
+                .iter()
+                .any(|r| r.contains(name) && r.contains("valid")),
+            "{listed:?}"
+        );
+    }
+    let shot = browser.screenshot("dashboard-list").await;
+    assert!(std::fs::metadata(&shot).expect("screenshot").len() > 10_000);
+
+    // Filters.
+    let name = browser.one("input[name=name]").await;
+    browser.type_into(&name, "*.dash.example.test").await;
+    browser
+        .click(&browser.one("form.filters button").await)
+        .await;
+    browser.wait_url("status=").await;
+    let filtered = rows(&browser).await;
+    assert_eq!(filtered.len(), 1, "{filtered:?}");
+    assert!(filtered[0].contains(NAMES[1]));
+    browser
+        .go(&format!("{base}/ui/certificates?status=backing_off"))
+        .await;
+    let failing = rows(&browser).await;
+    assert_eq!(failing.len(), 1);
+    assert!(failing[0].contains(FAILING));
+
+    // One certificate: its fields, history and who received it; no private key.
+    browser.go(&format!("{base}/ui/certificates")).await;
+    let link = browser
+        .one_xpath(&format!("//a[text()='{}']", NAMES[0]))
+        .await;
+    browser.click(&link).await;
+    browser
+        .wait_url("ZWNkc2EtcDI1Nnx1aS5hLmV4YW1wbGUudGVzdA")
+        .await;
+    let detail_url = browser.url().await;
+    let first_serial = field(&browser, "Serial").await;
+    assert_eq!(field(&browser, "Status").await, "valid");
+    let source = browser.source().await;
+    assert!(
+        source.contains("psk:admin") && source.contains("request"),
+        "history and deliveries"
+    );
+    assert!(!source.contains("PRIVATE KEY"), "no key on the page");
+    assert!(
+        !source.contains("<script"),
+        "no script: it works with JavaScript off"
+    );
+    browser.screenshot("dashboard-detail").await;
+
+    // A forced renewal: back on the page with the new serial.
+    browser
+        .click(&browser.one("form[action$='/renew'] button").await)
+        .await;
+    browser.wait_url("?done=renewed").await;
+    let renewed_serial = field(&browser, "Serial").await;
+    assert_ne!(renewed_serial, first_serial);
+    let notice = browser.one("[role=status]").await;
+    assert!(browser.text(&notice).await.starts_with("Renewed"));
+
+    // Revocation asks first; confirmed, Pebble reports the serial revoked and the replacement is
+    // shown.
+    browser.select("select[name=reason]", "keyCompromise").await;
+    browser
+        .click(&browser.one("form[action$='/revoke'] button").await)
+        .await;
+    browser.wait_url("/revoke").await;
+    let source = browser.source().await;
+    assert!(source.contains("cannot be undone") && source.contains(&renewed_serial));
+    assert_eq!(
+        pebble.cert_status(&renewed_serial).await,
+        "Valid",
+        "not before confirming"
+    );
+    browser
+        .click(&browser.one_xpath("//button[text()='Yes, revoke']").await)
+        .await;
+    browser.wait_url("?done=revoked").await;
+    assert_eq!(pebble.cert_status(&renewed_serial).await, "Revoked");
+    let replacement = field(&browser, "Serial").await;
+    assert_ne!(replacement, renewed_serial, "the replacement is served");
+    assert_eq!(field(&browser, "Status").await, "valid");
+    assert!(browser.source().await.contains("revocation"));
+
+    // A form without its token, or from another site, is refused.
+    let cookie = browser.cookie("certfleet_session").await;
+    let cookie = format!(
+        "certfleet_session={}",
+        cookie["value"].as_str().expect("value")
+    );
+    let renew = detail_url.replace("?done=revoked", "") + "/renew";
+    let renew = renew.split('?').next().expect("url").to_owned();
+    let client = service.client();
+    let forged = client
+        .post(&renew)
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("csrf=wrong")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.expect("body").contains("csrf_failed"));
+    let tokenless = client
+        .post(&renew)
+        .header("Cookie", &cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(tokenless.status(), 403);
+    let token = {
+        browser.go(&renew.replace("/renew", "")).await;
+        let input = browser.one("form[action$='/renew'] input[name=csrf]").await;
+        browser.attribute(&input, "value").await
+    };
+    let other_site = client
+        .post(&renew)
+        .header("Cookie", &cookie)
+        .header("Origin", "https://evil.example")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={token}"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(other_site.status(), 403, "another site's form");
+    assert_eq!(
+        field(&browser, "Serial").await,
+        replacement,
+        "nothing was renewed"
+    );
+
+    // Deletion of the failing identity, confirmed: gone from the list.
+    browser
+        .go(&format!("{base}/ui/certificates?status=backing_off"))
+        .await;
+    browser
+        .click(&browser.one_xpath(&format!("//a[text()='{FAILING}']")).await)
+        .await;
+    browser.wait_url("LnRlc3Q").await;
+    browser
+        .click(&browser.one("form[action$='/delete'] button").await)
+        .await;
+    browser.wait_url("/delete").await;
+    browser
+        .click(&browser.one_xpath("//button[text()='Yes, delete']").await)
+        .await;
+    browser.wait_url("/ui/certificates?done=deleted").await;
+    let left = rows(&browser).await;
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|r| !r.contains(FAILING)));
+
+    // A phone-sized window: the list still reads.
+    browser.resize(390, 844).await;
+    browser.screenshot("dashboard-list-phone").await;
+
+    // Signed out, then in with a fleet key: its own certificate only, read-only.
+    browser
+        .click(&browser.one("form[action='/ui/logout'] button").await)
+        .await;
+    browser.wait_url("/ui/login").await;
+    browser.go(&format!("{base}/ui/certificates")).await;
+    assert!(browser.url().await.ends_with("/ui/login"), "signed out");
+    sign_in(&browser, &base, FLEET_A_KEY).await;
+    let fleet_rows = rows(&browser).await;
+    assert_eq!(fleet_rows.len(), 1, "{fleet_rows:?}");
+    assert!(fleet_rows[0].contains(NAMES[0]));
+    browser
+        .click(
+            &browser
+                .one_xpath(&format!("//a[text()='{}']", NAMES[0]))
+                .await,
+        )
+        .await;
+    browser
+        .wait_url("ZWNkc2EtcDI1Nnx1aS5hLmV4YW1wbGUudGVzdA")
+        .await;
+    assert!(
+        browser.all("form[action$='/revoke']").await.is_empty(),
+        "no revoke"
+    );
+    assert!(
+        browser.all("form[action$='/delete']").await.is_empty(),
+        "no delete"
+    );
+    assert_eq!(browser.all("form[action$='/renew']").await.len(), 1);
+    let header = browser.one("header .who").await;
+    assert!(browser.text(&header).await.contains("read-only"));
+
+    // The API knows what the browser did.
+    let listed: Value = json(service.get("/api/certificates", ADMIN_KEY).await).await;
+    assert_eq!(listed["items"].as_array().expect("items").len(), 2);
+}
