@@ -151,7 +151,8 @@ pub async fn revoke(
         ))
     })?;
     let actor = Actor {
-        principal: &principal,
+        name: &principal.name,
+        method: principal.method,
         remote,
     };
     let revoked = app.certs.revoke(&key, reason, actor).await?;
@@ -236,7 +237,8 @@ pub async fn delete(
     let app = &state.app;
     let (key, revoke) = parse_delete(uri.query().unwrap_or(""), app.default_key_type)?;
     let actor = Actor {
-        principal: &principal,
+        name: &principal.name,
+        method: principal.method,
         remote,
     };
     let deleted = app.certs.delete(&key, revoke, actor).await?;

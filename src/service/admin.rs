@@ -13,7 +13,6 @@ use tokio::sync::watch;
 
 use super::{CertService, ChallengeChoice, Need, Pending};
 use crate::acme::IssueError;
-use crate::auth::Principal;
 use crate::domain::{CertKey, RevocationReason};
 use crate::observe::audit::AUDIT_TARGET;
 use crate::store::{Attempt, Store, StoreError};
@@ -23,11 +22,14 @@ use crate::util::clock;
 /// process sharing the store, and drops them from its cache.
 pub const RETIREMENT_POLL: Duration = Duration::from_secs(2);
 
-/// Who asks for an admin action: the authenticated principal and the client's address.
+/// Who asks for an admin action: the principal the caller authenticated (and allowed), and the
+/// client's address.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
-    /// The principal, authenticated (and allowed) by the caller.
-    pub principal: &'a Principal,
+    /// The principal's name (the key's name, the token's subject).
+    pub name: &'a str,
+    /// The method that authenticated it (`psk`, `jwt`).
+    pub method: &'static str,
     /// The client's address, when known.
     pub remote: Option<SocketAddr>,
 }
@@ -35,7 +37,7 @@ pub struct Actor<'a> {
 impl Actor<'_> {
     /// `method:name`, as the history and the deliveries name credentials.
     fn who(&self) -> String {
-        format!("{}:{}", self.principal.method, self.principal.name)
+        format!("{}:{}", self.method, self.name)
     }
 
     fn remote(&self) -> String {
@@ -301,8 +303,8 @@ pub(super) fn issuance_lease(key: &CertKey) -> String {
 fn audit(actor: Actor<'_>, action: &str, key: &CertKey, serial: Option<&str>, detail: &str) {
     tracing::info!(
         target: AUDIT_TARGET,
-        principal = %actor.principal.name,
-        method = actor.principal.method,
+        principal = %actor.name,
+        method = actor.method,
         action,
         names = %key.names,
         key_type = key.key_type.as_str(),

@@ -304,3 +304,70 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
     let listed: Value = json(service.get("/api/certificates", ADMIN_KEY).await).await;
     assert_eq!(listed["items"].as_array().expect("items").len(), 2);
 }
+
+#[tokio::test]
+async fn the_dashboard_is_html_with_strict_headers_and_can_be_turned_off() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let service = Service::start(&pebble).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let home = client
+        .get(format!("{}/ui", service.base))
+        .send()
+        .await
+        .expect("GET /ui");
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.headers()["location"], "/ui/login");
+    let login = client
+        .get(format!("{}/ui/login", service.base))
+        .send()
+        .await
+        .expect("GET /ui/login");
+    assert_eq!(login.status(), 200);
+    let headers = login.headers().clone();
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+    assert_eq!(headers["cache-control"], "no-store");
+    // A refused key: 401, the form again, the key not echoed, no cookie.
+    let refused = client
+        .post(format!("{}/ui/login", service.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("key=wrong-key-0123456789")
+        .send()
+        .await
+        .expect("POST /ui/login");
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().get("set-cookie").is_none());
+    assert!(
+        !refused
+            .text()
+            .await
+            .expect("body")
+            .contains("wrong-key-0123456789")
+    );
+    // A forged cookie is no session.
+    let forged = client
+        .get(format!("{}/ui/certificates", service.base))
+        .header("Cookie", "certfleet_session=v1.abc.AAAA")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(forged.status(), 303);
+    service.stop().await;
+
+    let off = Service::start_with(&pebble, "30s", |yaml| {
+        yaml.replace("server:\n", "server:\n  ui: false\n")
+    })
+    .await;
+    let response = client
+        .get(format!("{}/ui/login", off.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 404);
+    assert_eq!(json(response).await["code"], "not_found");
+}

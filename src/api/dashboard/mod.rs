@@ -397,7 +397,8 @@ async fn act(
     };
     let app = &state.app;
     let actor = Actor {
-        principal: &session.principal,
+        name: &session.principal.name,
+        method: session.principal.method,
         remote,
     };
     let confirmed = form.get("confirm").is_some_and(|v| v == "yes");
