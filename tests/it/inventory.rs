@@ -287,6 +287,49 @@ async fn the_inventory_lists_pages_filters_and_tells_the_history() {
     );
     let (code, refused) = certs(&service, FLEET_A_KEY, &["delete", ISSUED[0]]).await;
     assert_eq!(code, Some(1), "{refused}");
+    assert!(refused.contains("admin_required"), "{refused}");
+
+    // The admin's actions through the CLI.
+    let (code, renewed) = certs(&service, ADMIN_KEY, &["renew", ISSUED[1]]).await;
+    assert_eq!(code, Some(0), "{renewed}");
+    assert!(
+        renewed.starts_with(&format!("renewed {}: serial ", ISSUED[1])),
+        "{renewed}"
+    );
+    assert!(!renewed.contains("PRIVATE KEY"));
+    let (code, shown) = certs(&service, ADMIN_KEY, &["--json", "show", ISSUED[1]]).await;
+    assert_eq!(code, Some(0), "{shown}");
+    let shown: Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(shown["history"][0]["trigger"], "forced");
+    let (code, revoked) = certs(
+        &service,
+        ADMIN_KEY,
+        &["revoke", ISSUED[2], "--reason", "superseded"],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{revoked}");
+    assert!(
+        revoked.contains("(superseded)") && revoked.contains("replacement issued"),
+        "{revoked}"
+    );
+    let (code, bad) = certs(
+        &service,
+        ADMIN_KEY,
+        &["revoke", ISSUED[2], "--reason", "lost"],
+    )
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(bad.contains("--reason \"lost\""), "{bad}");
+    let failing_id = id_of(FAILING);
+    let (code, deleted) = certs(&service, ADMIN_KEY, &["delete", &failing_id]).await;
+    assert_eq!(code, Some(0), "{deleted}");
+    assert!(
+        deleted.starts_with(&format!("deleted {FAILING}")),
+        "{deleted}"
+    );
+    let (code, after) = certs(&service, ADMIN_KEY, &["list"]).await;
+    assert_eq!(code, Some(0), "nothing failing any more:\n{after}");
+    assert!(after.ends_with("3 certificates, 0 failing\n"), "{after}");
 }
 
 /// `certfleet certs ARGS` against `service` with the API key in the environment: its exit code
