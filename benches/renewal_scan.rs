@@ -8,16 +8,17 @@
 //! backing off) and `Store::next_due` (when to wake next). Reported: the median and the worst of
 //! 21 scans, against the target.
 
+#[path = "util/mod.rs"]
+mod util;
+
 use std::time::Instant;
 
-use certfleet::config::Config;
 use certfleet::domain::FailureKind;
 use certfleet::store::Failure;
 
 const CERTIFICATES: i64 = 100_000;
 const SCANS: usize = 21;
 const TARGET_MS: f64 = 50.0;
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -28,13 +29,7 @@ async fn run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("scan.db");
     let url = format!("sqlite://{}", db.display());
-    let yaml = format!("storage:\n  url: \"{url}\"\n  encryptionKey: \"{KEY}\"\n");
-    let config = Config::from_yaml(&yaml, std::iter::empty())
-        .expect("config")
-        .config;
-    let store = certfleet::store::open(&config.storage)
-        .await
-        .expect("open the store");
+    let store = util::open_store(&url).await;
 
     let now = certfleet::util::clock::now();
     fill(&url, now).await;

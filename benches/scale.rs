@@ -49,7 +49,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use certfleet::config::Config;
 use certfleet::domain::{KeyType, NameSet};
 use certfleet::store::{Store, StoredCert};
 use futures_util::StreamExt as _;
@@ -62,7 +61,7 @@ const SEED_CONCURRENCY: usize = 8;
 const FETCH_CONCURRENCY: usize = 32;
 const SCRAPES: usize = 5;
 const SCANS: usize = 21;
-const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const KEY: &str = util::STORAGE_KEY;
 const PSK: &str = "scale-bench-key-0123456789abcdef0123456789abcdef";
 
 const TARGET_STARTUP_MS: f64 = 10_000.0;
@@ -116,13 +115,7 @@ async fn run(backend: &str, [url, small_url]: &[String; 2], binary: &Path, dir: 
         println!("RESULT scale_{backend}_{what} {value:.1} target < {bound} {verdict}{note}");
     };
 
-    let yaml = format!("storage:\n  url: \"{url}\"\n  encryptionKey: \"{KEY}\"\n");
-    let config = Config::from_yaml(&yaml, std::iter::empty())
-        .expect("config")
-        .config;
-    let store = certfleet::store::open(&config.storage)
-        .await
-        .expect("open the store");
+    let store = util::open_store(url).await;
     let now = certfleet::util::clock::now();
 
     // The baseline first: the same pages on a store of SMALL certificates.
@@ -211,13 +204,7 @@ async fn run(backend: &str, [url, small_url]: &[String; 2], binary: &Path, dir: 
 /// The baseline of the inventory's pages: the median time of its first page of [`SMALL`] entries
 /// from the real binary serving a store of [`SMALL`] certificates at `url`.
 async fn small_store_pages(backend: &str, url: &str, binary: &Path, dir: &Path, now: i64) -> f64 {
-    let yaml = format!("storage:\n  url: \"{url}\"\n  encryptionKey: \"{KEY}\"\n");
-    let config = Config::from_yaml(&yaml, std::iter::empty())
-        .expect("config")
-        .config;
-    let store = certfleet::store::open(&config.storage)
-        .await
-        .expect("open the small store");
+    let store = util::open_store(url).await;
     seed(&store, now, i64::try_from(SMALL).expect("a small count")).await;
     let server = Server::start(binary, dir, &format!("{backend}-small"), url, "due").await;
     let (_, items, _) = server.page(SMALL, None).await;

@@ -10,6 +10,20 @@ use certfleet::domain::{KeyType, NameSet};
 use certfleet::store::StoredCert;
 use rcgen::{CertificateParams, DnType, KeyPair};
 
+/// The storage encryption key of the benches' stores (a fixed test value).
+pub const STORAGE_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// The real store at `url` (SQLite or PostgreSQL), sealed with [`STORAGE_KEY`], migrated.
+pub async fn open_store(url: &str) -> std::sync::Arc<dyn certfleet::store::Store> {
+    let yaml = format!("storage:\n  url: \"{url}\"\n  encryptionKey: \"{STORAGE_KEY}\"\n");
+    let config = certfleet::config::Config::from_yaml(&yaml, std::iter::empty())
+        .expect("the store's config")
+        .config;
+    certfleet::store::open(&config.storage)
+        .await
+        .expect("open the store")
+}
+
 /// `wrk` settings: one thread (the machine has 2 cores), 32 connections.
 pub const WRK_ARGS: [&str; 2] = ["-t1", "-c32"];
 

@@ -11,11 +11,11 @@ use axum::http::Uri;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use super::certificate::{parse_key_type, parse_names, query_pairs};
+use super::certificate::{parse_identity_query, parse_key_type, parse_names};
 use super::inventory::encode_id;
 use super::{ApiJson, ApiState};
 use crate::auth::Principal;
-use crate::domain::{CertKey, DomainName, KeyType, NameSet, RevocationReason};
+use crate::domain::{CertKey, KeyType, RevocationReason};
 use crate::error::ApiError;
 use crate::service::{self, admin::Actor};
 use crate::util::clock::rfc3339;
@@ -275,47 +275,23 @@ fn names_of(key: &CertKey) -> Vec<String> {
 /// The query of `DELETE /api/certificate`: `domain` (repeatable, or comma-separated),
 /// `keyType`, `revoke`.
 fn parse_delete(query: &str, default_key_type: KeyType) -> Result<(CertKey, bool), ApiError> {
-    let mut names = Vec::new();
-    let (mut key_type, mut revoke) = (None, false);
-    for (name, value) in query_pairs(query) {
-        match name.as_ref() {
-            "domain" => {
-                for part in value.split(',') {
-                    names.push(
-                        DomainName::parse(part)
-                            .map_err(|e| ApiError::InvalidDomain(e.to_string()))?,
-                    );
-                }
-            }
-            "keyType" => key_type = Some(value),
-            "revoke" => {
-                revoke = match value.as_ref() {
-                    "true" => true,
-                    "false" => false,
-                    other => {
-                        return Err(ApiError::InvalidBody(format!(
-                            "revoke {other:?}: use true or false"
-                        )));
-                    }
-                }
-            }
+    let mut revoke = false;
+    let allowed = "domain (repeatable), keyType and revoke";
+    let key = parse_identity_query(query, default_key_type, allowed, |name, value| {
+        if name != "revoke" {
+            return Ok(false);
+        }
+        revoke = match value {
+            "true" => true,
+            "false" => false,
             other => {
                 return Err(ApiError::InvalidBody(format!(
-                    "unknown query parameter {other:?}: use domain (repeatable), keyType and \
-                     revoke"
+                    "revoke {other:?}: use true or false"
                 )));
             }
-        }
-    }
-    if names.is_empty() {
-        return Err(ApiError::InvalidBody(
-            "name the certificate: ?domain=x[&domain=y]".to_owned(),
-        ));
-    }
-    let key = CertKey {
-        names: NameSet::new(names).map_err(|e| ApiError::InvalidDomain(e.to_string()))?,
-        key_type: parse_key_type(key_type.as_deref(), default_key_type)?,
-    };
+        };
+        Ok(true)
+    })?;
     Ok((key, revoke))
 }
 

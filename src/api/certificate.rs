@@ -258,6 +258,23 @@ fn parse_request(
 }
 
 fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiError> {
+    parse_identity_query(
+        query,
+        default_key_type,
+        "domain (repeatable) and keyType",
+        |_, _| Ok(false),
+    )
+}
+
+/// The identity a query names with `domain` (repeatable, or comma-separated) and `keyType`;
+/// `extra` takes the route's other parameters (true: taken), anything else is refused with
+/// `allowed`, the list of what the route takes.
+pub(super) fn parse_identity_query(
+    query: &str,
+    default_key_type: KeyType,
+    allowed: &str,
+    mut extra: impl FnMut(&str, &str) -> Result<bool, ApiError>,
+) -> Result<CertKey, ApiError> {
     // The values borrow from the query unless they were percent-encoded: a cached fetch parses
     // its names where they are, straight into the set.
     let mut names = Vec::new();
@@ -273,9 +290,10 @@ fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiErr
                 }
             }
             "keyType" => key_type = Some(value),
+            other if extra(other, &value)? => {}
             other => {
                 return Err(ApiError::InvalidBody(format!(
-                    "unknown query parameter {other:?}: use domain (repeatable) and keyType"
+                    "unknown query parameter {other:?}: use {allowed}"
                 )));
             }
         }
@@ -293,7 +311,7 @@ fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiErr
 
 /// The query's `name=value` pairs, decoded as `application/x-www-form-urlencoded`. A query with
 /// nothing to decode (no `%`, no `+`: what clients send for DNS names) is split in place.
-pub(super) fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+fn query_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     let plain = !query.bytes().any(|b| b == b'%' || b == b'+');
     let split = plain.then(|| {
         query

@@ -141,12 +141,7 @@ impl CertService {
                     tracing::warn!(error = %err, "cannot move the renewal time");
                     return true;
                 }
-                let mut cache = self
-                    .cache
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                cache.remove(key);
-                crate::observe::metrics::cache_size("certificates", cache.len(), cache.bytes());
+                self.forget(key);
                 false
             }
             _ => true,
