@@ -192,8 +192,11 @@ pub(super) async fn page(
     let mut cursor = query.cursor;
     let mut scanned = 0;
     let next = loop {
-        // Batches of at least 50: a filter usually drops some of what is read.
-        let want = (limit - items.len()).max(50);
+        // Exactly what is missing when nothing is filtered out (an admin's unfiltered list);
+        // else batches of at least 50, as a filter usually drops some of what is read.
+        let filtered = query.status.is_some() || query.name.is_some() || !principal.admin;
+        let missing = limit - items.len();
+        let want = if filtered { missing.max(50) } else { missing };
         let batch = app
             .store
             .inventory(cursor.as_ref(), u32::try_from(want).unwrap_or(MAX_LIMIT))
