@@ -36,7 +36,7 @@ impl SqliteBackend {
             .busy_timeout(Duration::from_secs(10))
             // Freed pages are zeroed, so a replaced key leaves no copy in the file.
             .pragma("secure_delete", "on")
-            // 256 KiB of pages per connection (SQLite's default is 2 MiB), 2 MiB over the pool:
+            // 256 KiB of pages per connection (SQLite's default is 2 MiB), 1 MiB over the pool:
             // the kernel's page cache holds the file as well, and a scan of a large table would
             // otherwise leave every connection's share filled for good.
             .pragma("cache_size", "-256")
@@ -53,8 +53,11 @@ impl SqliteBackend {
             Some(file) => Some(migration_lock(file).await?),
             None => None,
         };
+        // Four connections: SQLite runs one writer at a time anyway, reads are short, and each
+        // connection keeps its own page cache and prepared statements (memory at 100,000
+        // certificates: bench/README.md).
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(4)
             .min_connections(1)
             .connect_with(options)
             .await
