@@ -1094,7 +1094,26 @@ fn example_config_loads() {
     let loaded = load(&uncommented, &[]);
     assert!(loaded.config.acme.eab.is_some(), "{uncommented}");
     assert_eq!(loaded.config.acme.profile.as_deref(), Some("shortlived"));
-    assert_eq!(loaded.config.auth.psk.len(), 2);
+    // The le-cert-server single key, fleet-a, and the operator's admin key.
+    assert_eq!(loaded.config.auth.psk.len(), 3);
+    assert!(
+        loaded
+            .config
+            .auth
+            .psk
+            .iter()
+            .any(|k| k.name == "ops" && k.admin)
+    );
+    assert!(loaded.config.server.ui);
+    assert_eq!(
+        loaded
+            .config
+            .auth
+            .jwt
+            .as_ref()
+            .and_then(|j| j.admin_scope.as_deref()),
+        Some("certfleet:admin")
+    );
     assert_eq!(loaded.config.challenges.dns01.len(), 3, "{uncommented}");
     assert_eq!(loaded.config.challenges.resolvers.len(), 1);
     let akash = loaded.config.auth.akash.as_ref().expect("auth.akash");
