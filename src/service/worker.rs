@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::{CertService, finished};
+use crate::domain::FailureKind;
 use crate::store::Store;
 use crate::util::clock;
 
@@ -16,8 +17,14 @@ const BATCH: u32 = 20;
 /// The longest the worker sleeps without looking at the store again.
 const MAX_SLEEP: Duration = Duration::from_secs(3600);
 
+/// How long the worker waits after a whole batch failed because of the CA itself (down,
+/// unreachable, refusing the account): going on would only record the same failure for every
+/// other due certificate, as fast as the CA refuses.
+pub const CA_DOWN_PAUSE: Duration = Duration::from_secs(60);
+
 /// Renews every due certificate until `shutdown` turns true. Wakes when the next certificate
-/// becomes due, when `wake` is notified (a certificate was stored), and at least hourly.
+/// becomes due, when `wake` is notified (a certificate was stored), and at least hourly. When
+/// the CA fails a whole batch, waits [`CA_DOWN_PAUSE`] before the next.
 pub async fn run(
     certs: Arc<CertService>,
     store: Arc<dyn Store>,
@@ -45,8 +52,25 @@ pub async fn run(
                         pending.push(certs.renew(key, now));
                     }
                 }
+                let tried = pending.len();
+                let mut ca_failures = 0;
                 for pending in pending {
-                    let _ = finished(pending).await;
+                    if let Err(err) = finished(pending).await
+                        && err.kind() == Some(FailureKind::Ca)
+                    {
+                        ca_failures += 1;
+                    }
+                }
+                if tried > 0 && ca_failures == tried {
+                    tracing::warn!(
+                        failed = tried,
+                        pause_secs = CA_DOWN_PAUSE.as_secs(),
+                        "every renewal of the batch failed at the CA; pausing renewals"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(CA_DOWN_PAUSE) => {}
+                        _ = shutdown.changed() => {}
+                    }
                 }
                 continue;
             }

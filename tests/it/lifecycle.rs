@@ -258,3 +258,57 @@ async fn an_acme_profile_the_ca_does_not_offer_is_reported() {
     );
     assert_eq!(pebble.orders_count(), 0);
 }
+
+/// When the CA fails a whole batch (here: nothing listens at its address), the worker pauses
+/// instead of recording the same failure for every other due certificate as fast as the CA
+/// refuses: of 100 due certificates, one batch of 20 is tried, and no more within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_pauses_when_the_ca_fails_a_whole_batch() {
+    use certfleet::domain::{KeyType, NameSet};
+    use certfleet::store::StoredCert;
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let service = Service::start_with(&pebble, "30s", |yaml| {
+        yaml.replace(&pebble.directory_url(), "https://127.0.0.1:9/dir")
+    })
+    .await;
+    let now = certfleet::util::clock::now();
+    let store = service.app.api.store.clone();
+    for i in 0..100 {
+        let cert = StoredCert {
+            names: NameSet::parse(&[format!("down-{i}.example.test")]).expect("name"),
+            key_type: KeyType::EcdsaP256,
+            cert_pem: "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n".into(),
+            key_pem: "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into(),
+            issuer_pem: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n".into(),
+            serial: format!("{i:x}"),
+            not_before: now - 86_400,
+            not_after: now + 20 * 86_400,
+            renew_after: now - 60,
+            issued_at: now - 86_400,
+        };
+        store.save_certificate(&cert).await.expect("save");
+    }
+    service.app.api.certs.stored().notify_one();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while service.count_rows("attempts").await < 20 {
+        assert!(Instant::now() < deadline, "the worker tried nothing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        service.count_rows("attempts").await,
+        20,
+        "one batch, then the pause"
+    );
+    assert_eq!(
+        service
+            .count_rows("attempts WHERE cause = 'renewal' AND outcome = 'ca_error'")
+            .await,
+        20
+    );
+    assert_eq!(
+        service.count_rows("failures").await,
+        20,
+        "the others untouched"
+    );
+}
