@@ -206,7 +206,8 @@ async fn wait_for(
     }
 }
 
-fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
+/// 403 `domain_not_allowed` (counted) unless `principal` may request every name of `key`.
+pub(super) fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
     match policy::first_denied(&principal.domains, &key.names) {
         None => Ok(()),
         Some(name) => {

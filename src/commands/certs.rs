@@ -124,20 +124,7 @@ pub enum CertsError {
 
 /// Runs the command; prints the error (exit 1) or the result.
 pub fn main(args: CertsArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("certfleet: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("certfleet: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    super::run_async_with_code(run(args))
 }
 
 async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {

@@ -26,6 +26,13 @@ pub fn load_config(path: Option<&Path>) -> Option<Loaded> {
 
 /// Runs a command's future on a multi-threaded runtime; its error is printed and exits 1.
 pub fn run_async<E: std::fmt::Display>(work: impl Future<Output = Result<(), E>>) -> ExitCode {
+    run_async_with_code(async { work.await.map(|()| ExitCode::SUCCESS) })
+}
+
+/// [`run_async`] for a command that chooses its own exit code when it succeeds.
+pub fn run_async_with_code<E: std::fmt::Display>(
+    work: impl Future<Output = Result<ExitCode, E>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -34,7 +41,7 @@ pub fn run_async<E: std::fmt::Display>(work: impl Future<Output = Result<(), E>>
         }
     };
     match runtime.block_on(work) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("certfleet: {err}");
             ExitCode::FAILURE

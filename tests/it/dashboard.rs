@@ -299,6 +299,37 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
     assert_eq!(browser.all("form[action$='/renew']").await.len(), 1);
     let header = browser.one("header .who").await;
     assert!(browser.text(&header).await.contains("read-only"));
+    // A read-only session's valid form to revoke is still refused.
+    let fleet_cookie = browser.cookie("certfleet_session").await;
+    let fleet_cookie = format!(
+        "certfleet_session={}",
+        fleet_cookie["value"].as_str().expect("value")
+    );
+    let input = browser.one("form[action$='/renew'] input[name=csrf]").await;
+    let fleet_token = browser.attribute(&input, "value").await;
+    let refused = client
+        .post(renew.replace("/renew", "/revoke"))
+        .header("Cookie", &fleet_cookie)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={fleet_token}&reason=keyCompromise&confirm=yes"
+        ))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("body")
+            .contains("admin_required")
+    );
+    assert_eq!(
+        pebble.cert_status(&replacement).await,
+        "Valid",
+        "not revoked"
+    );
 
     // The API knows what the browser did.
     let listed: Value = json(service.get("/api/certificates", ADMIN_KEY).await).await;

@@ -29,7 +29,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use super::ApiState;
-use super::admin::ClientAddr;
+use super::admin::{ClientAddr, require_admin};
+use super::certificate::authorize;
 use super::inventory::{self, ListQuery, decode_id};
 use crate::acme::solver::ChallengeChoice;
 use crate::auth::{Principal, policy};
@@ -257,14 +258,19 @@ async fn login(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -
         "dashboard sign-in"
     );
     let mut response = see_other("/ui/certificates");
-    let secure = if state.app.tls { "; Secure" } else { "" };
-    let value = format!(
-        "{COOKIE}={cookie}; Path=/ui; Max-Age={SESSION_TTL}; HttpOnly; SameSite=Strict{secure}"
-    );
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
+    set_cookie(&mut response, &cookie, SESSION_TTL, state.app.tls);
     response
+}
+
+/// Sets the session cookie to `value` for `max_age` seconds (0 removes it); `Secure` when the
+/// API is served over TLS.
+fn set_cookie(response: &mut Response, value: &str, max_age: i64, tls: bool) {
+    let secure = if tls { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={value}; Path=/ui; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
 }
 
 async fn logout(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -277,11 +283,7 @@ async fn logout(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) 
         return csrf_refused(Some(&session));
     }
     let mut response = see_other("/ui/login");
-    let secure = if state.app.tls { "; Secure" } else { "" };
-    let value = format!("{COOKIE}=; Path=/ui; Max-Age=0; HttpOnly; SameSite=Strict{secure}");
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
+    set_cookie(&mut response, "", 0, state.app.tls);
     response
 }
 
@@ -401,14 +403,15 @@ async fn act(
         method: session.principal.method,
         remote,
     };
+    if matches!(action.as_str(), "revoke" | "delete")
+        && let Err(err) = require_admin(&session.principal, &action)
+    {
+        return problem(Some(&session), &err, &back);
+    }
     let confirmed = form.get("confirm").is_some_and(|v| v == "yes");
     let result = match action.as_str() {
         "renew" => {
-            if let Some(name) = policy::first_denied(&session.principal.domains, &key.names) {
-                let err = ApiError::DomainNotAllowed(format!(
-                    "{} ({}) may not request {name}",
-                    session.principal.name, session.principal.method
-                ));
+            if let Err(err) = authorize(&session.principal, &key) {
                 return problem(Some(&session), &err, &back);
             }
             match app
@@ -425,10 +428,6 @@ async fn act(
                 Err(err) => Err(err.into()),
             }
         }
-        "revoke" | "delete" if !session.principal.admin => Err(ApiError::AdminRequired(format!(
-            "{} ({}) may not {action} certificates: that takes a credential with the admin right",
-            session.principal.name, session.principal.method
-        ))),
         "revoke" => {
             let reason_name = form.get("reason").map_or("", String::as_str);
             let Some(reason) = RevocationReason::parse(reason_name) else {
