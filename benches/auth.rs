@@ -158,7 +158,7 @@ auth:
     let app = App::start(&config).await.expect("certfleet starts");
     app.api
         .store
-        .save_certificate(&util::self_signed_certificate(&NAMES))
+        .save_certificate(&util::self_signed_certificate(&NAMES), &[])
         .await
         .expect("save the certificate");
     let api = TcpListener::bind("127.0.0.1:0")

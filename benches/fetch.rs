@@ -198,7 +198,7 @@ async fn start() -> Setup {
     let cert = fixture_certificate();
     app.api
         .store
-        .save_certificate(&cert)
+        .save_certificate(&cert, &[])
         .await
         .expect("save the certificate");
     let body = expected_body(&cert);
@@ -577,7 +577,7 @@ fn split_child(mode: &str) {
             let app = App::start(&config).await.expect("certfleet starts");
             app.api
                 .store
-                .save_certificate(&cert)
+                .save_certificate(&cert, &[])
                 .await
                 .expect("save the certificate");
             certfleet::api::router(app.api.clone()).layer(certfleet::observe::ObserveLayer)

@@ -45,7 +45,10 @@ async fn run() {
             kind: FailureKind::Ca,
             message: "bench".to_owned(),
         };
-        store.record_failure(&key, &failure).await.expect("failure");
+        store
+            .record_failure(&key, &failure, &[])
+            .await
+            .expect("failure");
     }
 
     let mut times = Vec::with_capacity(SCANS);

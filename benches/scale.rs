@@ -230,7 +230,7 @@ async fn seed(store: &Arc<dyn Store>, now: i64, count: i64) {
                     issued_at: renew_after - 60 * 86_400,
                     ..fixture.clone()
                 };
-                store.save_certificate(&cert).await.expect("save");
+                store.save_certificate(&cert, &[]).await.expect("save");
             }
         })
         .await;

@@ -3,8 +3,10 @@
 # Pebble and pebble-challtestsrv (ACME CA), BIND (RFC 2136 DNS-01 tests), openssl (demo), wrk and certbot (benchmarks),
 # PostgreSQL (tests/it/store_story.rs and the replica tests start their own server from its binaries),
 # Chromium and chromedriver (the dashboard's browser tests),
-# Debian trixie's pebble 2.6 (ARI tests, unpacked under target/test-tools); and
-# the npm packages of the tests' OpenID provider (tests/oidc) and Akash SDK (tests/akash).
+# Debian trixie's pebble 2.6 (ARI tests, unpacked under target/test-tools);
+# the npm packages of the tests' OpenID provider (tests/oidc) and Akash SDK (tests/akash); and
+# the PyPI packages of the notification tests (tests/notify: aiosmtpd, a real SMTP server, and
+# standardwebhooks, the webhook signature check), installed with pip under target/test-tools.
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 
@@ -90,4 +92,25 @@ if [ ! -x "$ari_dir/usr/bin/pebble" ]; then
   dpkg-deb -x "$apt_dir"/pebble_*.deb "$ari_dir"
   rm -rf "$apt_dir"
   "$ari_dir/usr/bin/pebble" -version >/dev/null
+fi
+
+# The notification tests' PyPI packages (tests/notify/requirements.txt: aiosmtpd, the SMTP
+# server tests/it/common/smtp.rs starts, and standardwebhooks, which checks certfleet's webhook
+# signatures), installed with pip under target/test-tools, where the tests put them on
+# PYTHONPATH; the system's Python packages are not touched. A changed requirements.txt
+# installs again (the copy beside the packages tells which one they came from).
+python_dir="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools/python"
+requirements="$(cd "$(dirname "$0")/../tests/notify" && pwd)/requirements.txt"
+if [ ! -d "$python_dir/aiosmtpd" ] || [ ! -d "$python_dir/standardwebhooks" ] ||
+  ! cmp -s "$requirements" "$python_dir/requirements.txt"; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    echo "installing: python3-pip" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 python3-pip >/dev/null
+  fi
+  echo "installing the notification tests' Python packages into $python_dir" >&2
+  mkdir -p "$python_dir"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade \
+    --target "$python_dir" -r "$requirements"
+  cp "$requirements" "$python_dir/requirements.txt"
 fi

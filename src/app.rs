@@ -21,6 +21,7 @@ use crate::auth::psk::PskAuth;
 use crate::auth::{AuthChain, Authenticator};
 use crate::config::{CertificateSeries, Config};
 use crate::dns::DnsError;
+use crate::notify::Notifier;
 use crate::service::CertService;
 use crate::store::{self, StoreError};
 use crate::tls::{ServerTls, TlsError, serve_tls};
@@ -57,6 +58,9 @@ pub enum StartError {
     /// certfleet's own TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A notification channel could not be set up.
+    #[error("{0}")]
+    Notifications(String),
 }
 
 /// The sockets the service answers on, bound by the caller.
@@ -105,6 +109,8 @@ impl App {
         // `server.cacheSize` in halves: the stored certificates, and their rendered answers
         // (which each weigh about what their certificate does).
         let cache_budget = usize::try_from(config.server.cache_size / 2).unwrap_or(usize::MAX);
+        let notifier =
+            Arc::new(Notifier::new(&config.notifications).map_err(StartError::Notifications)?);
         Ok(Arc::new(Self {
             tls,
             metrics_certificates: config.server.metrics_certificates,
@@ -114,6 +120,7 @@ impl App {
                     issuer,
                     config.storage.lease_ttl,
                     cache_budget,
+                    notifier,
                 )),
                 store,
                 auth: AuthChain::new(methods),
@@ -136,6 +143,17 @@ impl App {
         tokio::spawn(crate::service::admin::watch_retirements(
             self.api.certs.clone(),
             self.api.store.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(crate::notify::outbox::run(
+            self.api.store.clone(),
+            self.api.certs.notifier().clone(),
+            self.api.certs.owner().to_owned(),
+            stop.clone(),
+        ));
+        tokio::spawn(crate::notify::scan::run(
+            self.api.store.clone(),
+            self.api.certs.notifier().clone(),
             stop.clone(),
         ));
         tokio::spawn(crate::service::worker::run(

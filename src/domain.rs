@@ -1,5 +1,6 @@
 //! Names, parsed once at the edge: [`DomainName`], [`NameSet`], [`DomainPattern`], [`KeyType`],
-//! and [`in_zone`], the zone test every DNS-01 step shares.
+//! and [`in_zone`], the zone test every DNS-01 step shares; and the other words certfleet's
+//! layers share: [`FailureKind`], [`RevocationReason`], [`EventType`].
 //!
 //! Everything past the API layer holds these types, never raw strings, so a name is normalised
 //! (lowercase, IDNA to punycode, no trailing dot) and checked (lengths, characters, not an IP
@@ -9,6 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
+use serde::{Serialize, Serializer};
 use thiserror::Error;
 
 /// The most names one certificate may carry (Let's Encrypt's limit).
@@ -437,6 +439,32 @@ impl CertKey {
     pub fn heap_size(&self) -> usize {
         self.names.heap_size()
     }
+
+    /// The identity's id in the API and in events: its key type and names, base64url. Stable
+    /// across restarts and replicas, and opaque to clients, which only pass it back.
+    pub fn opaque_id(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            "{}|{}",
+            self.key_type.as_str(),
+            self.names.key()
+        ))
+    }
+
+    /// The identity an [`CertKey::opaque_id`] names, if it is one.
+    pub fn from_opaque_id(id: &str) -> Option<Self> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(id)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (key_type, names) = text.split_once('|')?;
+        let names: Vec<&str> = names.split(',').collect();
+        Some(Self {
+            names: NameSet::parse(&names).ok()?,
+            key_type: KeyType::parse(key_type)?,
+        })
+    }
 }
 
 impl fmt::Display for CertKey {
@@ -559,6 +587,90 @@ impl RevocationReason {
     }
 }
 
+/// What happened to a certificate or a delivery, as a notification names it: the `type` of a
+/// webhook's body, the subject of an email, and the names the `events` filters of
+/// `notifications` list. The wire names are stable: receivers route on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A certificate was issued for an identity that had none (`certificate.issued`).
+    CertificateIssued,
+    /// A certificate was replaced by a renewal (`certificate.renewed`).
+    CertificateRenewed,
+    /// A renewal failed; the current certificate stays in use (`certificate.renewal_failed`).
+    CertificateRenewalFailed,
+    /// A certificate crossed one of the `notifications.expiringAt` thresholds without being
+    /// renewed (`certificate.expiring`).
+    CertificateExpiring,
+    /// A certificate was revoked (`certificate.revoked`).
+    CertificateRevoked,
+    /// An identity and its certificate were deleted (`certificate.deleted`).
+    CertificateDeleted,
+    /// The CA's renewal window brought a renewal forward (`certificate.renewal_advanced`).
+    CertificateRenewalAdvanced,
+    /// A client has not fetched the current certificate of an identity it fetched before
+    /// (`delivery.stale`).
+    DeliveryStale,
+    /// The test event of `certfleet notify test` (`certfleet.test`): never in [`EventType::ALL`],
+    /// never chosen by an `events` filter, always sent by that command.
+    Test,
+}
+
+impl EventType {
+    /// Every event type an `events` filter may name, in the order they are documented; the test
+    /// event is not one of them.
+    pub const ALL: [Self; 8] = [
+        Self::CertificateIssued,
+        Self::CertificateRenewed,
+        Self::CertificateRenewalFailed,
+        Self::CertificateExpiring,
+        Self::CertificateRevoked,
+        Self::CertificateDeleted,
+        Self::CertificateRenewalAdvanced,
+        Self::DeliveryStale,
+    ];
+
+    /// The wire name, as config files, webhook bodies and emails write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CertificateIssued => "certificate.issued",
+            Self::CertificateRenewed => "certificate.renewed",
+            Self::CertificateRenewalFailed => "certificate.renewal_failed",
+            Self::CertificateExpiring => "certificate.expiring",
+            Self::CertificateRevoked => "certificate.revoked",
+            Self::CertificateDeleted => "certificate.deleted",
+            Self::CertificateRenewalAdvanced => "certificate.renewal_advanced",
+            Self::DeliveryStale => "delivery.stale",
+            Self::Test => "certfleet.test",
+        }
+    }
+
+    /// The event type whose wire name is exactly `text` (the test event's too).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .chain([Self::Test])
+            .find(|event| event.as_str() == text)
+    }
+
+    /// The wire names of [`EventType::ALL`], for messages.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Serialized as its wire name.
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,6 +695,22 @@ mod tests {
                 RevocationReason::Superseded
             ]
         );
+    }
+
+    #[test]
+    fn event_types_read_back_by_their_wire_names() {
+        for event in EventType::ALL {
+            assert_eq!(EventType::parse(event.as_str()), Some(event));
+            assert_eq!(event.to_string(), event.as_str());
+        }
+        assert!(!EventType::ALL.contains(&EventType::Test));
+        assert_eq!(EventType::parse("certfleet.test"), Some(EventType::Test));
+        for unknown in ["certificate.Issued", "certificate_issued", "issued", ""] {
+            assert_eq!(EventType::parse(unknown), None, "{unknown}");
+        }
+        let names: std::collections::HashSet<&str> =
+            EventType::ALL.map(EventType::as_str).into_iter().collect();
+        assert_eq!(names.len(), EventType::ALL.len(), "wire names are distinct");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //!    renewal) and the renewal worker.
 //! 6. [`acme`]: the ACME account and the one resumable order flow; HTTP-01 and DNS-01.
 //!    [`dns`]: DNS providers for DNS-01, zone discovery, the propagation check.
+//!    [`notify`]: events, the outbox's delivery worker, webhooks and email.
 //! 7. [`observe`]: request ids, the audit line, Prometheus metrics, log lines.
 //! 8. [`schedule`]: when a certificate is due and how long a failing one waits (pure).
 //!    [`store`]: the `Store` seam, one SQL store on SQLite or PostgreSQL, keys sealed at rest.
@@ -35,6 +36,7 @@ pub mod config;
 pub mod dns;
 pub mod domain;
 pub mod error;
+pub mod notify;
 pub mod observe;
 pub mod schedule;
 pub mod service;

@@ -44,6 +44,17 @@ pub fn backoff(failures: u32, remaining: Option<i64>) -> i64 {
     }
 }
 
+/// How long a notification waits after its `attempts`-th failed delivery: `initial`
+/// (`notifications.retryInitial`, a minute by default), doubling with each failure, at most
+/// `max` (`notifications.retryMax`, a day).
+pub fn notification_retry(attempts: u32, initial: i64, max: i64) -> i64 {
+    let doublings = attempts.saturating_sub(1).min(40);
+    initial
+        .max(1)
+        .saturating_mul(1_i64 << doublings)
+        .min(max.max(initial.max(1)))
+}
+
 /// A point in the window `[start, end]` chosen by `draw` in [0, 1): RFC 9773 section 4.2 asks
 /// for a uniformly random point; a window already open means "now".
 pub fn point_in_window(start: i64, end: i64, now: i64, draw: f64) -> i64 {
@@ -141,5 +152,13 @@ mod tests {
                 "{start}..{end} now={now} draw={draw}"
             );
         }
+    }
+
+    #[test]
+    fn notification_retries_double_up_to_their_cap() {
+        let waits: Vec<i64> = (1..=6).map(|n| notification_retry(n, 60, 300)).collect();
+        assert_eq!(waits, [60, 120, 240, 300, 300, 300]);
+        assert_eq!(notification_retry(200, 60, 86_400), 86_400);
+        assert_eq!(notification_retry(0, 60, 86_400), 60);
     }
 }

@@ -20,9 +20,13 @@ use super::{
     IssueError, Issuer, ari, cert, challenge_name, classify, http, poll_policy, validation_error,
 };
 use crate::domain::CertKey;
-use crate::store::{PresentedRecord, StoredCert};
+use crate::store::{NewEvent, PresentedRecord, StoredCert};
 use crate::util::clock;
 use crate::util::failpoint::hit;
+
+/// Builds the events that report a certificate just stored, given the serial it replaces (none
+/// for an identity's first): written by the store in the certificate's own transaction.
+pub type Announce<'a> = &'a (dyn Fn(&StoredCert, Option<&str>) -> Vec<NewEvent> + Send + Sync);
 
 /// How long cleaning up one presented challenge may take.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,11 +39,12 @@ impl Issuer {
         &self,
         key: &CertKey,
         choice: ChallengeChoice,
+        announce: Announce<'_>,
     ) -> Result<StoredCert, IssueError> {
         let (result, retry_after) = http::with_retry_after(async {
             let _slot = self.in_flight.acquire().await;
             let account = self.account().await?;
-            let outcome = self.run(&account, key, choice).await;
+            let outcome = self.run(&account, key, choice, announce).await;
             self.cleanup(key).await;
             if self.order_is_spent(key, &outcome).await {
                 self.store.finish_order(key).await?;
@@ -82,6 +87,7 @@ impl Issuer {
         account: &Account,
         key: &CertKey,
         choice: ChallengeChoice,
+        announce: Announce<'_>,
     ) -> Result<StoredCert, IssueError> {
         let mut order = self.resume_or_create(account, key).await?;
         loop {
@@ -107,7 +113,7 @@ impl Issuer {
                         .poll_certificate(&poll_policy())
                         .await
                         .map_err(|e| classify("wait for the certificate", e))?;
-                    return self.store_certificate(key, &pem).await;
+                    return self.store_certificate(key, &pem, announce).await;
                 }
                 OrderStatus::Valid => {
                     let pem = order
@@ -115,7 +121,7 @@ impl Issuer {
                         .await
                         .map_err(|e| classify("download the certificate", e))?
                         .ok_or_else(|| IssueError::Ca("the CA sent no certificate".to_owned()))?;
-                    return self.store_certificate(key, &pem).await;
+                    return self.store_certificate(key, &pem, announce).await;
                 }
                 OrderStatus::Invalid => {
                     return Err(validation_error(&mut order).await.unwrap_or_else(|| {
@@ -326,7 +332,12 @@ impl Issuer {
     }
 
     /// Checks the chain against the order's key and names and stores it with the key.
-    async fn store_certificate(&self, key: &CertKey, pem: &str) -> Result<StoredCert, IssueError> {
+    async fn store_certificate(
+        &self,
+        key: &CertKey,
+        pem: &str,
+        announce: Announce<'_>,
+    ) -> Result<StoredCert, IssueError> {
         hit("certificate-downloaded").await;
         let key_pem = self
             .store
@@ -357,7 +368,15 @@ impl Issuer {
             renew_after,
             issued_at: clock::now(),
         };
-        self.store.save_certificate(&cert).await?;
+        // The serial this one replaces, revoked or not, for the event that reports it.
+        let previous = self
+            .store
+            .inventory_entry(key)
+            .await?
+            .and_then(|entry| entry.cert)
+            .map(|summary| summary.serial);
+        let events = announce(&cert, previous.as_deref());
+        self.store.save_certificate(&cert, &events).await?;
         hit("certificate-saved").await;
         tracing::info!(names = %key.names, serial = %cert.serial, not_after = cert.not_after, "certificate issued");
         Ok(cert)

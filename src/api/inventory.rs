@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::{ApiState, Shared};
 use crate::auth::{Principal, policy};
-use crate::domain::{CertKey, DomainPattern, KeyType, NameSet};
+use crate::domain::{CertKey, DomainPattern};
 use crate::error::ApiError;
-use crate::store::{Attempt, Delivery, InventoryCursor, InventoryEntry};
+use crate::store::{Attempt, Delivery, EventRecord, InventoryCursor, InventoryEntry};
 use crate::util::clock::{self, rfc3339};
 
 /// Entries per page unless `limit` says otherwise.
@@ -26,6 +26,10 @@ const MAX_LIMIT: u32 = 1_000;
 const MAX_SCAN: usize = 5_000;
 /// The most history entries `GET /api/certificates/{id}` shows.
 const HISTORY_LIMIT: u32 = 100;
+/// The most events `GET /api/certificates/{id}` shows.
+const EVENTS_LIMIT: u32 = 50;
+/// The most events `GET /api/events` answers with (and its default).
+const MAX_EVENTS: u32 = 500;
 
 /// Every status an entry can have, in the order they are decided.
 const STATUSES: [&str; 6] = [
@@ -103,6 +107,69 @@ pub struct Detail {
     pub(super) history: Vec<HistoryEntry>,
     /// Per credential, the last serial it received, most recent first.
     pub(super) deliveries: Vec<DeliveryEntry>,
+    /// The events about it (newest first, at most 50), each with where its notifications
+    /// stand: every delivery attempt to every channel.
+    pub(super) events: Vec<EventEntry>,
+}
+
+/// One event (docs/notifications.md) and its notifications.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventEntry {
+    /// `evt_...`: the `webhook-id` receivers got.
+    pub(super) id: String,
+    /// `certificate.issued`, `certificate.renewed`, `certificate.renewal_failed`,
+    /// `certificate.expiring`, `certificate.revoked`, `certificate.deleted`,
+    /// `certificate.renewal_advanced` or `delivery.stale`.
+    #[serde(rename = "type")]
+    pub(super) kind: String,
+    /// The certificate's id.
+    pub(super) certificate: String,
+    /// When it happened (RFC 3339, UTC).
+    pub(super) at: String,
+    /// One per channel it goes to.
+    pub(super) notifications: Vec<NotificationEntry>,
+}
+
+/// One event on its way to one channel.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationEntry {
+    /// The webhook's name, or `email`.
+    pub(super) channel: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub(super) state: String,
+    /// Attempts made.
+    pub(super) attempts: u32,
+    /// The next attempt (RFC 3339, UTC), while pending.
+    pub(super) next_attempt: Option<String>,
+    /// What the last failed attempt said.
+    pub(super) last_error: Option<String>,
+    /// When it was delivered or given up (RFC 3339, UTC).
+    pub(super) done_at: Option<String>,
+    /// Every attempt, oldest first.
+    pub(super) history: Vec<NotificationAttemptEntry>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationAttemptEntry {
+    /// When (RFC 3339, UTC).
+    pub(super) at: String,
+    /// `delivered` or `failed`.
+    pub(super) outcome: String,
+    /// The receiver's answer, or what went wrong.
+    pub(super) message: String,
+    /// How long it took.
+    pub(super) duration_ms: i64,
+}
+
+/// `GET /api/events`: the latest events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    /// Newest first.
+    pub(super) items: Vec<EventEntry>,
 }
 
 /// One issuance attempt.
@@ -283,10 +350,109 @@ pub(super) async fn detail(
         None => return Err(not_found()),
     };
     let deliveries = app.store.deliveries(&key).await?;
+    let events = app.store.events(&key, EVENTS_LIMIT).await?;
     Ok(Detail {
         item: item(entry, status),
         history: history.into_iter().map(history_entry).collect(),
         deliveries: deliveries.into_iter().map(delivery_entry).collect(),
+        events: events.into_iter().map(event_entry).collect(),
+    })
+}
+
+/// `GET /api/events`.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "inventory",
+    operation_id = "listEvents",
+    summary = "The latest events and their notifications",
+    description = "Events of every certificate the credential may read (all of them for an \
+        admin), newest first, each with the state and attempts of its notifications. With \
+        `troubled=true`, only the events with a notification given up or failing: what an \
+        operator looks at when a receiver was down.",
+    params(
+        ("troubled" = Option<bool>, Query,
+            description = "Only events with a notification given up or failing (default false)."),
+        ("limit" = Option<u32>, Query, description = "At most this many, 1 to 500 (default 100)."),
+    ),
+    security(("APIKey" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The events.", body = EventList),
+        (status = 400, response = super::openapi::BadRequest),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::AuthUnavailable),
+    ),
+)]
+pub async fn events(
+    State(state): State<ApiState>,
+    principal: Principal,
+    uri: Uri,
+) -> Result<Json<EventList>, ApiError> {
+    let mut troubled = false;
+    let mut limit = DEFAULT_LIMIT;
+    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match &*name {
+            "troubled" => {
+                troubled = match &*value {
+                    "true" | "1" => true,
+                    "false" | "0" | "" => false,
+                    _ => {
+                        return Err(ApiError::InvalidBody(format!(
+                            "troubled={value} is not true or false"
+                        )));
+                    }
+                }
+            }
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_EVENTS).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::InvalidBody(format!(
+                            "limit={value} is not a number from 1 to {MAX_EVENTS}"
+                        ))
+                    })?;
+            }
+            other => {
+                return Err(ApiError::InvalidBody(format!(
+                    "unknown query parameter {other}; use troubled and limit"
+                )));
+            }
+        }
+    }
+    recent_events(&state.app, &principal, limit, troubled)
+        .await
+        .map(|items| Json(EventList { items }))
+}
+
+/// The latest events `principal` may read (the events route's and the dashboard's).
+pub(super) async fn recent_events(
+    app: &Shared,
+    principal: &Principal,
+    limit: u32,
+    troubled: bool,
+) -> Result<Vec<EventEntry>, ApiError> {
+    // A non-admin's filter drops some: read more, bounded.
+    let read = if principal.admin { limit } else { MAX_EVENTS };
+    let records = app.store.recent_events(read, troubled).await?;
+    Ok(records
+        .into_iter()
+        .filter(|record| {
+            principal.admin || record_key(record).is_some_and(|key| may_read(principal, &key))
+        })
+        .take(limit as usize)
+        .map(event_entry)
+        .collect())
+}
+
+fn record_key(record: &EventRecord) -> Option<CertKey> {
+    let names: Vec<&str> = record.names.split(',').collect();
+    Some(CertKey {
+        names: crate::domain::NameSet::parse(&names).ok()?,
+        key_type: crate::domain::KeyType::parse(&record.key_type)?,
     })
 }
 
@@ -350,6 +516,38 @@ fn history_entry(attempt: Attempt) -> HistoryEntry {
         serial: attempt.serial,
         duration_ms: attempt.duration_ms,
         at: rfc3339(attempt.started_at),
+    }
+}
+
+fn event_entry(record: EventRecord) -> EventEntry {
+    let certificate = record_key(&record).map_or_else(String::new, |key| key.opaque_id());
+    EventEntry {
+        id: record.id,
+        kind: record.kind,
+        certificate,
+        at: rfc3339(record.at),
+        notifications: record
+            .notifications
+            .into_iter()
+            .map(|n| NotificationEntry {
+                next_attempt: (n.state == "pending").then(|| rfc3339(n.next_attempt)),
+                channel: n.channel,
+                state: n.state,
+                attempts: n.attempts,
+                last_error: n.last_error,
+                done_at: n.done_at.map(rfc3339),
+                history: n
+                    .history
+                    .into_iter()
+                    .map(|a| NotificationAttemptEntry {
+                        at: rfc3339(a.at),
+                        outcome: a.outcome,
+                        message: a.message,
+                        duration_ms: a.duration_ms,
+                    })
+                    .collect(),
+            })
+            .collect(),
     }
 }
 
@@ -424,21 +622,14 @@ impl ListQuery {
     }
 }
 
-/// An identity's id: its key type and names, base64url. Stable across restarts and replicas,
-/// and opaque to clients, which only pass it back.
+/// An identity's id (see [`CertKey::opaque_id`]).
 pub fn encode_id(key: &CertKey) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", key.key_type.as_str(), key.names.key()))
+    key.opaque_id()
 }
 
 /// The identity an id names, if it is one.
 pub fn decode_id(id: &str) -> Option<CertKey> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
-    let (key_type, names) = text.split_once('|')?;
-    let names: Vec<&str> = names.split(',').collect();
-    Some(CertKey {
-        names: NameSet::parse(&names).ok()?,
-        key_type: KeyType::parse(key_type)?,
-    })
+    CertKey::from_opaque_id(id)
 }
 
 fn encode_cursor(cursor: &InventoryCursor) -> String {
@@ -465,6 +656,7 @@ fn decode_cursor(text: &str) -> Option<InventoryCursor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{KeyType, NameSet};
 
     #[test]
     fn ids_and_cursors_read_back() {

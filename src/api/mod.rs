@@ -70,6 +70,7 @@ pub fn router(app: Arc<Shared>) -> Router {
         .routes(routes!(admin::revoke))
         .routes(routes!(inventory::list))
         .routes(routes!(inventory::show))
+        .routes(routes!(inventory::events))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(openapi::document))

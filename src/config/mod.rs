@@ -5,9 +5,9 @@
 //! 2. `de.rs`: the tree into the raw serde structs of `raw.rs`, errors naming the key path;
 //! 3. `resolve.rs`: one section file at a time (`server.rs`, `storage.rs`, `acme.rs`,
 //!    `challenges.rs` with `dns01/`, `auth.rs` with `psk.rs`, `jwt.rs` and `akash.rs`,
-//!    `log.rs`, `tls.rs`), each defining its typed section and resolving it: defaults, secret
-//!    files read, values parsed into types and checked, every problem collected in the
-//!    `report.rs` `Report`, so one run reports them all.
+//!    `log.rs`, `tls.rs`, `notifications.rs`), each defining its typed section and resolving
+//!    it: defaults, secret files read, values parsed into types and checked, every problem
+//!    collected in the `report.rs` `Report`, so one run reports them all.
 //!
 //! Each section file uses only `raw.rs`, `report.rs`, `print.rs` (how `check-config` prints
 //! values), `secret.rs` and the sections it contains (`dns01/` also `de.rs`, to read each entry
@@ -24,6 +24,7 @@ mod dns01;
 mod error;
 mod jwt;
 mod log;
+mod notifications;
 mod print;
 mod psk;
 mod raw;
@@ -51,6 +52,9 @@ pub use self::{
     error::{ConfigError, Problem},
     jwt::JwtConfig,
     log::{LogConfig, LogFormat},
+    notifications::{
+        EmailConfig, ExpiryThreshold, NotificationsConfig, SmtpTls, WebhookConfig, WebhookFormat,
+    },
     psk::PskKey,
     secret::Secret,
     server::{CertificateSeries, ServerConfig},
@@ -74,6 +78,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `log`: how log lines are written.
     pub log: LogConfig,
+    /// `notifications`: where certfleet's events are sent (webhooks, email); nothing by default.
+    pub notifications: NotificationsConfig,
 }
 
 /// A loaded configuration and the warnings to log at start (weak but accepted settings).

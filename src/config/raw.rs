@@ -8,6 +8,8 @@
 //! A `challenges.dns01` entry is the exception: which keys it takes depends on its `provider`,
 //! so each provider's struct lives with that provider's settings in `dns01/`.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::dns01::RawDns01Entry;
@@ -22,6 +24,7 @@ pub(super) struct RawConfig {
     pub challenges: Option<RawChallenges>,
     pub auth: Option<RawAuth>,
     pub log: Option<RawLog>,
+    pub notifications: Option<RawNotifications>,
 }
 
 /// `log`.
@@ -179,6 +182,53 @@ pub(super) struct RawAkash {
 pub(super) struct RawAkashPrincipal {
     pub address: Option<String>,
     pub domains: Option<Vec<String>>,
+}
+
+/// `notifications`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawNotifications {
+    pub webhooks: Option<Vec<RawWebhook>>,
+    pub email: Option<RawEmail>,
+    pub expiring_at: Option<Vec<String>>,
+    pub stale_after: Option<String>,
+    pub retry_initial: Option<String>,
+    pub retry_max: Option<String>,
+    pub max_age: Option<String>,
+    pub retention: Option<String>,
+}
+
+/// One item of `notifications.webhooks`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawWebhook {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub url_file: Option<String>,
+    pub secret: Option<String>,
+    pub secret_file: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub format: Option<String>,
+    pub timeout: Option<String>,
+}
+
+/// `notifications.email`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawEmail {
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<OneOrMany>,
+    /// Event type name -> addresses: the names are data, not keys, so no field list applies.
+    pub to_by_event: Option<BTreeMap<String, OneOrMany>>,
+    pub events: Option<Vec<String>>,
+    pub timeout: Option<String>,
+    pub ca_certificates: Option<String>,
 }
 
 /// A value written as one string or as a list of strings (`audience: x` or `audience: [x, y]`).

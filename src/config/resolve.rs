@@ -2,7 +2,7 @@
 //! collected into one [`Report`] so that one run lists them all.
 
 use super::{
-    Config, Loaded, acme, auth, challenges, error::ConfigError, log, raw::RawConfig,
+    Config, Loaded, acme, auth, challenges, error::ConfigError, log, notifications, raw::RawConfig,
     report::Report, server, storage, tree::Origins,
 };
 
@@ -15,23 +15,30 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
     let challenges = challenges::challenges(raw.challenges.unwrap_or_default(), &mut report);
     let auth = auth::auth(raw.auth.unwrap_or_default(), &mut report);
     let log = log::log(raw.log.unwrap_or_default(), &mut report);
+    let notifications =
+        notifications::notifications(raw.notifications.unwrap_or_default(), &mut report);
     let (problems, warnings) = report.finish();
-    match (server, storage, acme, challenges, auth, log) {
-        (Ok(server), Ok(storage), Ok(acme), Ok(challenges), Ok(auth), Ok(log))
-            if problems.is_empty() =>
-        {
-            Ok(Loaded {
-                config: Config {
-                    server,
-                    storage,
-                    acme,
-                    challenges,
-                    auth,
-                    log,
-                },
-                warnings,
-            })
-        }
+    match (server, storage, acme, challenges, auth, log, notifications) {
+        (
+            Ok(server),
+            Ok(storage),
+            Ok(acme),
+            Ok(challenges),
+            Ok(auth),
+            Ok(log),
+            Ok(notifications),
+        ) if problems.is_empty() => Ok(Loaded {
+            config: Config {
+                server,
+                storage,
+                acme,
+                challenges,
+                auth,
+                log,
+                notifications,
+            },
+            warnings,
+        }),
         _ => Err(ConfigError::Invalid(problems)),
     }
 }

@@ -53,6 +53,14 @@ pub const KEY_DELIVERIES: &str = "certfleet_private_key_deliveries_total";
 pub const CACHE_ENTRIES: &str = "certfleet_cache_entries";
 /// Bytes an in-memory cache holds, by cache; together at most `server.cacheSize`.
 pub const CACHE_BYTES: &str = "certfleet_cache_bytes";
+/// Events written, by type.
+pub const EVENTS: &str = "certfleet_events_total";
+/// Notification delivery attempts by channel kind, event type and outcome.
+pub const NOTIFICATIONS: &str = "certfleet_notifications_total";
+/// Duration of notification delivery attempts by channel kind.
+pub const NOTIFICATION_DURATION: &str = "certfleet_notification_duration_seconds";
+/// Notifications waiting to be delivered (or retried), in the whole store.
+pub const NOTIFICATIONS_PENDING: &str = "certfleet_notifications_pending";
 /// Always 1, labelled with the version.
 pub const BUILD_INFO: &str = "certfleet_build_info";
 
@@ -145,6 +153,23 @@ fn describe() {
     describe_gauge!(
         CACHE_BYTES,
         "bytes an in-memory cache holds; the caches together stay within server.cacheSize"
+    );
+    describe_counter!(
+        EVENTS,
+        "events written by this process (certificate.renewed, delivery.stale, ...), by type"
+    );
+    describe_counter!(
+        NOTIFICATIONS,
+        "notification delivery attempts by channel kind (webhook, slack, email), event type and outcome (delivered, retrying, given_up)"
+    );
+    describe_histogram!(
+        NOTIFICATION_DURATION,
+        metrics::Unit::Seconds,
+        "duration of notification delivery attempts by channel kind"
+    );
+    describe_gauge!(
+        NOTIFICATIONS_PENDING,
+        "notifications waiting for delivery or a retry, across every process sharing the store"
     );
     describe_gauge!(
         BUILD_INFO,
@@ -269,6 +294,27 @@ pub fn cache_size(cache: &'static str, entries: usize, bytes: usize) {
     }
     metrics::gauge!(CACHE_ENTRIES, "cache" => cache).set(entries as f64);
     metrics::gauge!(CACHE_BYTES, "cache" => cache).set(bytes as f64);
+}
+
+/// One event built by this process.
+pub fn event(kind: &'static str) {
+    counter!(EVENTS, "type" => kind).increment(1);
+}
+
+/// One notification delivery attempt: `channel` is `webhook`, `slack`, `email` (or `removed`),
+/// `outcome` is `delivered`, `retrying` or `given_up`.
+pub fn notification(channel: &'static str, kind: &str, outcome: &'static str, elapsed: Duration) {
+    // The event type as stored: bounded by the types there are (unknown ones are given up).
+    let kind = SharedString::from(kind.to_owned());
+    counter!(NOTIFICATIONS, "channel" => channel, "type" => kind, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!(NOTIFICATION_DURATION, "channel" => channel).record(elapsed.as_secs_f64());
+}
+
+/// The notifications pending in the store.
+#[allow(clippy::cast_precision_loss)]
+pub fn notifications_pending(count: u64) {
+    metrics::gauge!(NOTIFICATIONS_PENDING).set(count as f64);
 }
 
 /// One response that carried a private key (per request too: handles kept per thread).

@@ -103,9 +103,30 @@ impl CertService {
                 self.revoke_at_ca(key, &cert.cert_pem, &cert.serial, reason, actor)
                     .await?;
                 let at = clock::now();
+                let mut data = serde_json::json!({
+                    "certificate": crate::notify::certificate(&cert),
+                    "reason": reason.as_str(),
+                    "replacing": reason.replaces(),
+                    "by": actor.who(),
+                });
+                data["certificate"]["revokedAt"] = clock::rfc3339(at).into();
+                let event = self.notifier.event(
+                    crate::domain::EventType::CertificateRevoked,
+                    key,
+                    data,
+                    at,
+                    None,
+                );
                 let marked = self
                     .store
-                    .revoke_certificate(key, &cert.serial, reason.as_str(), at, reason.replaces())
+                    .revoke_certificate(
+                        key,
+                        &cert.serial,
+                        reason.as_str(),
+                        at,
+                        reason.replaces(),
+                        &[event],
+                    )
                     .await?;
                 if !marked {
                     // Only this lease's holder changes the certificate: a concurrent change
@@ -157,7 +178,18 @@ impl CertService {
                         .await?;
                     revoked = true;
                 }
-                self.store.delete_identity(key).await?;
+                let event = self.notifier.event(
+                    crate::domain::EventType::CertificateDeleted,
+                    key,
+                    serde_json::json!({
+                        "certificate": {"serial": serial},
+                        "revoked": revoked,
+                        "by": actor.who(),
+                    }),
+                    clock::now(),
+                    None,
+                );
+                self.store.delete_identity(key, &[event]).await?;
                 let note = match (&serial, revoked) {
                     (_, true) => "revoked (cessationOfOperation) and deleted",
                     (Some(_), false) => "deleted, not revoked",

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, watch};
 use crate::acme::solver::ChallengeChoice;
 use crate::acme::{IssueError, Issuer};
 use crate::domain::{CertKey, FailureKind};
+use crate::notify::Notifier;
 use crate::schedule::backoff;
 use crate::store::{Attempt, Failure, RenewalClaim, Store, StoreError, StoredCert};
 use crate::util::sized_cache::SizedCache;
@@ -63,6 +64,8 @@ pub struct CertService {
     owner: String,
     /// `storage.leaseTtl`: how long a lease lasts unrenewed (renewed every third of it).
     lease_ttl: std::time::Duration,
+    /// Builds the events every change here is written with.
+    notifier: Arc<Notifier>,
 }
 
 /// How often a process waiting for another's lease looks again.
@@ -99,12 +102,13 @@ impl Need {
 impl CertService {
     /// A service over `store`, issuing with `issuer`, coordinating with other processes sharing
     /// the store through leases of `lease_ttl`, keeping at most `cache_budget` bytes of
-    /// certificates in memory.
+    /// certificates in memory, writing the events of its changes as `notifier` builds them.
     pub fn new(
         store: Arc<dyn Store>,
         issuer: Arc<Issuer>,
         lease_ttl: std::time::Duration,
         cache_budget: usize,
+        notifier: Arc<Notifier>,
     ) -> Self {
         Self {
             store,
@@ -114,7 +118,18 @@ impl CertService {
             stored: Arc::new(Notify::new()),
             owner: owner_id(),
             lease_ttl,
+            notifier,
         }
+    }
+
+    /// This process's name on leases and claims: unique per start.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The notifier events are built by.
+    pub fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 
     /// Notified whenever a certificate is stored (the renewal worker's wake-up).
@@ -137,7 +152,7 @@ impl CertService {
         match self.issuer.ari_renewal_time(&cert.cert_pem).await {
             Some(at) if at > now => {
                 tracing::info!(names = %key.names, renew_after = at, "the CA's renewal window starts later");
-                if let Err(err) = self.store.set_renew_after(key, at).await {
+                if let Err(err) = self.store.set_renew_after(key, at, &[]).await {
                     tracing::warn!(error = %err, "cannot move the renewal time");
                     return true;
                 }
@@ -398,7 +413,11 @@ impl CertService {
             });
         }
         let started = std::time::Instant::now();
-        let result = self.issuer.issue(key, choice).await;
+        let trigger = need.trigger();
+        let announce = |cert: &StoredCert, previous: Option<&str>| {
+            vec![self.notifier.stored(cert, previous, trigger)]
+        };
+        let result = self.issuer.issue(key, choice, &announce).await;
         let outcome = match &result {
             Ok(_) => "success",
             // A kind's name is the API code its failure is answered with (`error.rs` checks),
@@ -425,11 +444,8 @@ impl CertService {
             (Ok(_), _) | (Err(_), None) => {}
             (Err(err), Some(kind)) => {
                 let count = previous.map_or(0, |f| f.count).saturating_add(1);
-                let remaining = self
-                    .store
-                    .certificate(key)
-                    .await?
-                    .map(|c| c.not_after - now);
+                let current = self.store.certificate(key).await?;
+                let remaining = current.as_ref().map(|c| c.not_after - now);
                 let mut wait = backoff(count, remaining);
                 if let IssueError::RateLimited {
                     retry_after: Some(ca),
@@ -448,7 +464,27 @@ impl CertService {
                         crate::util::clock::rfc3339(next_attempt)
                     ),
                 };
-                self.store.record_failure(key, &failure).await?;
+                // A renewal that fails is news; a first issuance's failure is its client's answer.
+                let events: Vec<_> = current
+                    .iter()
+                    .map(|cert| {
+                        let data = serde_json::json!({
+                            "certificate": crate::notify::certificate(cert),
+                            "trigger": trigger,
+                            "attempt": count,
+                            "error": {"code": kind.as_str(), "message": err.to_string()},
+                            "nextAttempt": crate::util::clock::rfc3339(next_attempt),
+                        });
+                        self.notifier.event(
+                            crate::domain::EventType::CertificateRenewalFailed,
+                            key,
+                            data,
+                            now,
+                            None,
+                        )
+                    })
+                    .collect();
+                self.store.record_failure(key, &failure, &events).await?;
             }
         }
         result

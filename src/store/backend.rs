@@ -19,6 +19,8 @@ pub enum Arg<'a> {
     OptionalText(Option<&'a str>),
     /// An `INTEGER` (`BIGINT`) value: counts and Unix seconds.
     Int(i64),
+    /// An `INTEGER` (`BIGINT`) value or `NULL`.
+    OptionalInt(Option<i64>),
 }
 
 impl<'a> From<&'a str> for Arg<'a> {
@@ -80,6 +82,14 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         &self,
         statements: &[(&'static str, &[Arg<'_>])],
     ) -> Result<(), sqlx::Error>;
+
+    /// Runs `statements` in order in one transaction, unless the first changes no row: then
+    /// none is run and the answer is false (a change and the event that reports it, written
+    /// only when the change happened).
+    async fn execute_guarded(
+        &self,
+        statements: &[(&'static str, &[Arg<'_>])],
+    ) -> Result<bool, sqlx::Error>;
 }
 
 /// Implements [`Backend`] and [`Row`] for one sqlx driver: the driver calls are the same for
@@ -146,6 +156,25 @@ macro_rules! sqlx_backend {
                 }
                 tx.commit().await
             }
+
+            async fn execute_guarded(
+                &self,
+                statements: &[(&'static str, &[$crate::store::backend::Arg<'_>])],
+            ) -> Result<bool, sqlx::Error> {
+                let mut tx = self.$pool.begin().await?;
+                for (i, (sql, args)) in statements.iter().enumerate() {
+                    let changed = bind(sqlx::query::<$db>(*sql), args)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if i == 0 && changed == 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
         }
 
         /// Binds `args` in order, as `$1`, `$2`, ...
@@ -159,6 +188,7 @@ macro_rules! sqlx_backend {
                     Arg::Text(text) => query.bind(text),
                     Arg::OptionalText(text) => query.bind(text),
                     Arg::Int(value) => query.bind(value),
+                    Arg::OptionalInt(value) => query.bind(value),
                 };
             }
             query

@@ -13,7 +13,7 @@
 /// transaction. A new migration is one line here and one file per backend.
 macro_rules! migrator {
     ($backend:literal) => {{
-        let migrations: [(i64, &'static str, &'static str); 8] = [
+        let migrations: [(i64, &'static str, &'static str); 9] = [
             (
                 1,
                 "init",
@@ -74,6 +74,11 @@ macro_rules! migrator {
                     "/0008_inventory_states.sql"
                 )),
             ),
+            (
+                9,
+                "events",
+                include_str!(concat!("../../migrations/", $backend, "/0009_events.sql")),
+            ),
         ];
         sqlx::migrate::Migrator::with_migrations(
             migrations
@@ -93,10 +98,16 @@ macro_rules! migrator {
 }
 
 pub mod backend;
+pub mod outbox;
 pub mod postgres;
 pub mod seal;
 pub mod sql;
 pub mod sqlite;
+
+pub use outbox::{
+    EventRecord, ExpiryCandidate, NewEvent, NotificationAttempt, NotificationOutcome,
+    NotificationState, PendingNotification, StaleCandidate,
+};
 
 use std::fmt;
 use std::sync::Arc;
@@ -244,8 +255,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The stored certificate for exactly this identity.
     async fn certificate(&self, key: &CertKey) -> Result<Option<StoredCert>, StoreError>;
 
-    /// Stores a certificate, replacing the previous one of the same identity.
-    async fn save_certificate(&self, cert: &StoredCert) -> Result<(), StoreError>;
+    /// Stores a certificate, replacing the previous one of the same identity, with `events`
+    /// (the outbox: all in one transaction).
+    async fn save_certificate(
+        &self,
+        cert: &StoredCert,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError>;
 
     /// Records a key authorization to serve for an HTTP-01 token.
     async fn put_http01(
@@ -316,8 +332,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The last failure of `key`, if it is backing off.
     async fn failure(&self, key: &CertKey) -> Result<Option<Failure>, StoreError>;
 
-    /// Records a failure of `key`.
-    async fn record_failure(&self, key: &CertKey, failure: &Failure) -> Result<(), StoreError>;
+    /// Records a failure of `key`, with `events` in the same transaction.
+    async fn record_failure(
+        &self,
+        key: &CertKey,
+        failure: &Failure,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError>;
 
     /// Forgets `key`'s failures (after a success).
     async fn clear_failure(&self, key: &CertKey) -> Result<(), StoreError>;
@@ -368,8 +389,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Releases the lease `name` if `owner` holds it.
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
 
-    /// Moves the renewal time of `key`'s certificate (the CA's renewal window says later).
-    async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError>;
+    /// Moves the renewal time of `key`'s certificate (the CA's renewal window moved), with
+    /// `events` in the same transaction.
+    async fn set_renew_after(
+        &self,
+        key: &CertKey,
+        at: i64,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError>;
 
     /// Re-seals every private key not sealed with the current key; returns how many.
     async fn reseal(&self) -> Result<u64, StoreError>;
@@ -422,12 +449,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         reason: &str,
         at: i64,
         replace: bool,
+        events: &[NewEvent],
     ) -> Result<bool, StoreError>;
 
     /// Stops managing `key`, in one transaction: its certificate and private key, its failure,
     /// an unfinished order, its presented challenges and its forced-renewal claim are deleted;
-    /// its history ([`Store::attempts`]) and deliveries stay.
-    async fn delete_identity(&self, key: &CertKey) -> Result<(), StoreError>;
+    /// its history ([`Store::attempts`]), deliveries and events stay; `events` are written in
+    /// the same transaction.
+    async fn delete_identity(&self, key: &CertKey, events: &[NewEvent]) -> Result<(), StoreError>;
 
     /// Seals `plaintext` for `context` under the store's current encryption key: a secret that
     /// leaves the database (the dashboard's session cookie), which every process sharing the
@@ -441,6 +470,86 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The identities revoked or deleted (by any process sharing the store) at or after
     /// `since`, from the history: what other processes must drop from their caches.
     async fn retired_since(&self, since: i64) -> Result<Vec<CertKey>, StoreError>;
+
+    /// Writes `events` on their own (what a scan noticed), each once: an id already written is
+    /// skipped.
+    async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError>;
+
+    /// The certificates due for renewal at `now` and not expired, unrevoked, at most `limit`,
+    /// earliest expiry first: what the expiring scan judges.
+    async fn expiring_candidates(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<ExpiryCandidate>, StoreError>;
+
+    /// Notes that `key`'s certificate `serial` crossed the threshold that leaves `left`
+    /// seconds, with `event`, in one transaction; false when that (or a later) threshold was
+    /// already noted, or the certificate changed: then nothing is written.
+    async fn note_expiring(
+        &self,
+        key: &CertKey,
+        serial: &str,
+        left: i64,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Credentials whose last delivery of an identity is an earlier serial than the current
+    /// certificate, stored at or before `renewed_before`, not yet noted stale for it; at most
+    /// `limit`.
+    async fn stale_candidates(
+        &self,
+        renewed_before: i64,
+        limit: u32,
+    ) -> Result<Vec<StaleCandidate>, StoreError>;
+
+    /// Notes that `principal` was told it is stale for `key`'s `serial`, with `event`, in one
+    /// transaction; false when it already was.
+    async fn note_stale(
+        &self,
+        key: &CertKey,
+        principal: &str,
+        serial: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Claims for `claimer` until `until` up to `limit` notifications due at `now` and claimed
+    /// by no live process, each the earliest pending one of its identity on its channel (so
+    /// receivers get one certificate's events in order); returns them, oldest first.
+    async fn claim_notifications(
+        &self,
+        claimer: &str,
+        now: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingNotification>, StoreError>;
+
+    /// Records one attempt of a claimed notification and its outcome, in one transaction.
+    async fn finish_notification(
+        &self,
+        notification: &PendingNotification,
+        claimer: &str,
+        outcome: NotificationOutcome,
+        attempt: &NotificationAttempt,
+    ) -> Result<(), StoreError>;
+
+    /// `key`'s events, newest first, at most `limit`, with their notifications.
+    async fn events(&self, key: &CertKey, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// The latest events of every identity, newest first, at most `limit`; with `troubled`,
+    /// only those with a notification given up or failed at least once.
+    async fn recent_events(
+        &self,
+        limit: u32,
+        troubled: bool,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Deletes the events from before `before` whose notifications are all finished, with
+    /// them; returns how many events.
+    async fn prune_events(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// How many notifications are pending.
+    async fn pending_notifications(&self) -> Result<u64, StoreError>;
 }
 
 /// One issuance attempt, as the history keeps it.

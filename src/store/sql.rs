@@ -14,8 +14,10 @@ use base64::engine::general_purpose::STANDARD;
 use super::backend::{Arg, Backend, Row};
 use super::seal::Sealer;
 use super::{
-    Attempt, Census, CertSummary, Delivery, Failure, InventoryCursor, InventoryEntry, OrderRecord,
-    PresentedRecord, RenewalClaim, ScheduleEntry, Store, StoreError, StoredCert,
+    Attempt, Census, CertSummary, Delivery, EventRecord, ExpiryCandidate, Failure, InventoryCursor,
+    InventoryEntry, NewEvent, NotificationAttempt, NotificationOutcome, NotificationState,
+    OrderRecord, PendingNotification, PresentedRecord, RenewalClaim, ScheduleEntry, StaleCandidate,
+    Store, StoreError, StoredCert,
 };
 use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
 
@@ -93,6 +95,130 @@ impl<B: Backend> SqlStore<B> {
             .fetch_optional(sql, args)
             .await
             .map_err(|e| StoreError::new(step, e))
+    }
+
+    /// Runs `first` and then the statements that write `events`, in one transaction (one
+    /// statement alone needs none).
+    async fn execute_with_events(
+        &self,
+        step: &'static str,
+        first: (&'static str, &[Arg<'_>]),
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return self.execute(step, first.0, first.1).await.map(drop);
+        }
+        let names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
+        let writes = event_writes(events, &names);
+        let mut statements = vec![first];
+        statements.extend(writes.iter().map(|(sql, args)| (*sql, args.as_slice())));
+        self.db
+            .execute_all(&statements)
+            .await
+            .map_err(|e| StoreError::new(step, e))
+    }
+
+    /// Runs `first`, and when it changed a row the statements that write `events`, in one
+    /// transaction; whether it did.
+    async fn execute_guarded_with_events(
+        &self,
+        step: &'static str,
+        first: (&'static str, &[Arg<'_>]),
+        events: &[NewEvent],
+    ) -> Result<bool, StoreError> {
+        let names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
+        let writes = event_writes(events, &names);
+        let mut statements = vec![first];
+        statements.extend(writes.iter().map(|(sql, args)| (*sql, args.as_slice())));
+        self.db
+            .execute_guarded(&statements)
+            .await
+            .map_err(|e| StoreError::new(step, e))
+    }
+
+    /// The notifications of the events from `min_seq` on (of `key`, or of every identity),
+    /// with their attempts, by event.
+    async fn notification_states(
+        &self,
+        min_seq: i64,
+        key: Option<(&str, &str)>,
+    ) -> Result<Vec<(i64, NotificationState)>, StoreError> {
+        let (names, key_type) = key.unwrap_or(("", ""));
+        let identity = i64::from(key.is_some());
+        let args = [
+            Arg::from(min_seq),
+            Arg::from(identity),
+            Arg::from(names),
+            Arg::from(key_type),
+        ];
+        let rows = self
+            .fetch_all(
+                "read notifications",
+                "SELECT event_seq, channel, state, attempts, next_attempt, last_error, done_at \
+                 FROM notifications WHERE event_seq >= $1 \
+                 AND ($2 = 0 OR (names = $3 AND key_type = $4)) ORDER BY event_seq, channel",
+                &args,
+            )
+            .await?;
+        let attempts = self
+            .fetch_all(
+                "read notification attempts",
+                "SELECT a.event_seq, a.channel, a.at, a.outcome, a.message, a.duration_ms \
+                 FROM notification_attempts a JOIN notifications n \
+                 ON n.event_seq = a.event_seq AND n.channel = a.channel \
+                 WHERE a.event_seq >= $1 AND ($2 = 0 OR (n.names = $3 AND n.key_type = $4)) \
+                 ORDER BY a.id",
+                &args,
+            )
+            .await?;
+        let mut states = Vec::with_capacity(rows.len());
+        for row in &rows {
+            states.push((
+                int(row, 0)?,
+                NotificationState {
+                    channel: text(row, 1)?,
+                    state: text(row, 2)?,
+                    attempts: u32::try_from(int(row, 3)?).unwrap_or(u32::MAX),
+                    next_attempt: int(row, 4)?,
+                    last_error: decode(row.optional_text(5))?,
+                    done_at: decode(row.optional_int(6))?,
+                    history: Vec::new(),
+                },
+            ));
+        }
+        for row in &attempts {
+            let (seq, channel) = (int(row, 0)?, text(row, 1)?);
+            if let Some((_, state)) = states
+                .iter_mut()
+                .find(|(s, state)| *s == seq && state.channel == channel)
+            {
+                state.history.push(NotificationAttempt {
+                    at: int(row, 2)?,
+                    outcome: text(row, 3)?,
+                    message: text(row, 4)?,
+                    duration_ms: int(row, 5)?,
+                });
+            }
+        }
+        Ok(states)
+    }
+
+    /// Adds to `records` (whose events are `seqs`) their notifications.
+    async fn attach_notifications(
+        &self,
+        records: &mut [EventRecord],
+        seqs: &[i64],
+        key: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let Some(&min_seq) = seqs.iter().min() else {
+            return Ok(());
+        };
+        for (seq, state) in self.notification_states(min_seq, key).await? {
+            if let Some(i) = seqs.iter().position(|s| *s == seq) {
+                records[i].notifications.push(state);
+            }
+        }
+        Ok(())
     }
 
     /// Re-seals one column where it is not sealed with the current key, [`RESEAL_BATCH`] rows at
@@ -207,12 +333,27 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(Some(cert))
     }
 
-    async fn save_certificate(&self, cert: &StoredCert) -> Result<(), StoreError> {
+    async fn save_certificate(
+        &self,
+        cert: &StoredCert,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
         let names = cert.names.key();
         let key_type = cert.key_type.as_str();
         let sealed = self.seal(&cert.key_pem, &cert_context(&names, key_type))?;
-        self.execute(
-            "save certificate",
+        let args = [
+            Arg::from(&names),
+            Arg::from(key_type),
+            Arg::from(&cert.cert_pem),
+            Arg::from(&sealed),
+            Arg::from(&cert.issuer_pem),
+            Arg::from(&cert.serial),
+            Arg::from(cert.not_before),
+            Arg::from(cert.not_after),
+            Arg::from(cert.renew_after),
+            Arg::from(cert.issued_at),
+        ];
+        let save = (
             "INSERT INTO certificates (names, key_type, cert_pem, key_pem, issuer_pem, serial, \
              not_before, not_after, renew_after, issued_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -220,22 +361,12 @@ impl<B: Backend> Store for SqlStore<B> {
              key_pem = excluded.key_pem, issuer_pem = excluded.issuer_pem, \
              serial = excluded.serial, not_before = excluded.not_before, \
              not_after = excluded.not_after, renew_after = excluded.renew_after, \
-             issued_at = excluded.issued_at, revoked_at = NULL, revoked_reason = NULL",
-            &[
-                Arg::from(&names),
-                Arg::from(key_type),
-                Arg::from(&cert.cert_pem),
-                Arg::from(&sealed),
-                Arg::from(&cert.issuer_pem),
-                Arg::from(&cert.serial),
-                Arg::from(cert.not_before),
-                Arg::from(cert.not_after),
-                Arg::from(cert.renew_after),
-                Arg::from(cert.issued_at),
-            ],
-        )
-        .await
-        .map(drop)
+             issued_at = excluded.issued_at, revoked_at = NULL, revoked_reason = NULL, \
+             expiring_notified = NULL",
+            &args[..],
+        );
+        self.execute_with_events("save certificate", save, events)
+            .await
     }
 
     async fn put_http01(
@@ -511,27 +642,32 @@ impl<B: Backend> Store for SqlStore<B> {
         }))
     }
 
-    async fn record_failure(&self, key: &CertKey, failure: &Failure) -> Result<(), StoreError> {
+    async fn record_failure(
+        &self,
+        key: &CertKey,
+        failure: &Failure,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
         let names = key.names.key();
-        self.execute(
-            "record a failure",
+        let args = [
+            Arg::from(&names),
+            key.key_type.as_str().into(),
+            i64::from(failure.count).into(),
+            failure.next_attempt.into(),
+            failure.kind.as_str().into(),
+            Arg::from(&failure.message),
+        ];
+        let record = (
             "INSERT INTO failures (names, key_type, count, next_attempt, code, message, certless) \
              VALUES ($1, $2, $3, $4, $5, $6, NOT EXISTS (SELECT 1 FROM certificates c \
                                               WHERE c.names = $1 AND c.key_type = $2)) \
              ON CONFLICT (names, key_type) DO UPDATE SET \
              count = excluded.count, next_attempt = excluded.next_attempt, \
              code = excluded.code, message = excluded.message, certless = excluded.certless",
-            &[
-                Arg::from(&names),
-                key.key_type.as_str().into(),
-                i64::from(failure.count).into(),
-                failure.next_attempt.into(),
-                failure.kind.as_str().into(),
-                Arg::from(&failure.message),
-            ],
-        )
-        .await
-        .map(drop)
+            &args[..],
+        );
+        self.execute_with_events("record a failure", record, events)
+            .await
     }
 
     async fn clear_failure(&self, key: &CertKey) -> Result<(), StoreError> {
@@ -749,15 +885,20 @@ impl<B: Backend> Store for SqlStore<B> {
         .map(drop)
     }
 
-    async fn set_renew_after(&self, key: &CertKey, at: i64) -> Result<(), StoreError> {
+    async fn set_renew_after(
+        &self,
+        key: &CertKey,
+        at: i64,
+        events: &[NewEvent],
+    ) -> Result<(), StoreError> {
         let names = key.names.key();
-        self.execute(
-            "move a renewal time",
+        let args = [Arg::from(&names), key.key_type.as_str().into(), at.into()];
+        let update = (
             "UPDATE certificates SET renew_after = $3 WHERE names = $1 AND key_type = $2",
-            &[Arg::from(&names), key.key_type.as_str().into(), at.into()],
-        )
-        .await
-        .map(drop)
+            &args[..],
+        );
+        self.execute_with_events("move a renewal time", update, events)
+            .await
     }
 
     async fn reseal(&self) -> Result<u64, StoreError> {
@@ -1032,57 +1173,61 @@ impl<B: Backend> Store for SqlStore<B> {
         reason: &str,
         at: i64,
         replace: bool,
+        events: &[NewEvent],
     ) -> Result<bool, StoreError> {
         let names = key.names.key();
         // The key is replaced by a sealed empty string: secure_delete (SQLite) and VACUUM
         // (PostgreSQL) leave no copy of it, and re-sealing still reads every row as sealed.
         let destroyed = self.seal("", &cert_context(&names, key.key_type.as_str()))?;
-        let updated = self
-            .execute(
-                "revoke a certificate",
-                "UPDATE certificates SET revoked_at = $4, revoked_reason = $5, key_pem = $6, \
-                 renew_after = CASE WHEN $7 = 1 THEN $4 ELSE renew_after END \
-                 WHERE names = $1 AND key_type = $2 AND serial = $3 AND revoked_at IS NULL",
-                &[
-                    Arg::from(&names),
-                    key.key_type.as_str().into(),
-                    serial.into(),
-                    at.into(),
-                    reason.into(),
-                    Arg::from(&destroyed),
-                    i64::from(replace).into(),
-                ],
-            )
-            .await?;
-        Ok(updated == 1)
+        let args = [
+            Arg::from(&names),
+            key.key_type.as_str().into(),
+            serial.into(),
+            at.into(),
+            reason.into(),
+            Arg::from(&destroyed),
+            i64::from(replace).into(),
+        ];
+        let revoke = (
+            "UPDATE certificates SET revoked_at = $4, revoked_reason = $5, key_pem = $6, \
+             renew_after = CASE WHEN $7 = 1 THEN $4 ELSE renew_after END \
+             WHERE names = $1 AND key_type = $2 AND serial = $3 AND revoked_at IS NULL",
+            &args[..],
+        );
+        self.execute_guarded_with_events("revoke a certificate", revoke, events)
+            .await
     }
 
-    async fn delete_identity(&self, key: &CertKey) -> Result<(), StoreError> {
+    async fn delete_identity(&self, key: &CertKey, events: &[NewEvent]) -> Result<(), StoreError> {
         let names = key.names.key();
         let identity = [Arg::from(&names), Arg::from(key.key_type.as_str())];
+        let event_names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
+        let writes = event_writes(events, &event_names);
+        let mut statements: Vec<(&'static str, &[Arg<'_>])> = vec![
+            (
+                "DELETE FROM certificates WHERE names = $1 AND key_type = $2",
+                &identity,
+            ),
+            (
+                "DELETE FROM failures WHERE names = $1 AND key_type = $2",
+                &identity,
+            ),
+            (
+                "DELETE FROM presented WHERE names = $1 AND key_type = $2",
+                &identity,
+            ),
+            (
+                "DELETE FROM orders WHERE names = $1 AND key_type = $2",
+                &identity,
+            ),
+            (
+                "DELETE FROM forced_renewals WHERE names = $1 AND key_type = $2",
+                &identity,
+            ),
+        ];
+        statements.extend(writes.iter().map(|(sql, args)| (*sql, args.as_slice())));
         self.db
-            .execute_all(&[
-                (
-                    "DELETE FROM certificates WHERE names = $1 AND key_type = $2",
-                    &identity,
-                ),
-                (
-                    "DELETE FROM failures WHERE names = $1 AND key_type = $2",
-                    &identity,
-                ),
-                (
-                    "DELETE FROM presented WHERE names = $1 AND key_type = $2",
-                    &identity,
-                ),
-                (
-                    "DELETE FROM orders WHERE names = $1 AND key_type = $2",
-                    &identity,
-                ),
-                (
-                    "DELETE FROM forced_renewals WHERE names = $1 AND key_type = $2",
-                    &identity,
-                ),
-            ])
+            .execute_all(&statements)
             .await
             .map_err(|e| StoreError::new("delete an identity", e))
     }
@@ -1110,6 +1255,390 @@ impl<B: Backend> Store for SqlStore<B> {
             .await?;
         rows.iter().map(key_from_row).collect()
     }
+
+    async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
+        let writes = event_writes(events, &names);
+        let statements: Vec<_> = writes
+            .iter()
+            .map(|(sql, args)| (*sql, args.as_slice()))
+            .collect();
+        self.db
+            .execute_all(&statements)
+            .await
+            .map_err(|e| StoreError::new("record events", e))
+    }
+
+    async fn expiring_candidates(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<ExpiryCandidate>, StoreError> {
+        // One range of the renewal index (due ones only), then the rows of those few.
+        let rows = self
+            .fetch_all(
+                "list expiring certificates",
+                "SELECT names, key_type, serial, not_before, not_after, expiring_notified \
+                 FROM certificates WHERE renew_after <= $1 AND not_after > $1 \
+                 AND revoked_at IS NULL ORDER BY not_after LIMIT $2",
+                &[now.into(), i64::from(limit).into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiryCandidate {
+                    key: key_from_row(row)?,
+                    serial: text(row, 2)?,
+                    not_before: int(row, 3)?,
+                    not_after: int(row, 4)?,
+                    notified: decode(row.optional_int(5))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn note_expiring(
+        &self,
+        key: &CertKey,
+        serial: &str,
+        left: i64,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        let names = key.names.key();
+        let args = [
+            Arg::from(&names),
+            key.key_type.as_str().into(),
+            serial.into(),
+            left.into(),
+        ];
+        let note = (
+            "UPDATE certificates SET expiring_notified = $4 \
+             WHERE names = $1 AND key_type = $2 AND serial = $3 AND revoked_at IS NULL \
+             AND (expiring_notified IS NULL OR expiring_notified > $4)",
+            &args[..],
+        );
+        self.execute_guarded_with_events(
+            "note an expiring certificate",
+            note,
+            std::slice::from_ref(event),
+        )
+        .await
+    }
+
+    async fn stale_candidates(
+        &self,
+        renewed_before: i64,
+        limit: u32,
+    ) -> Result<Vec<StaleCandidate>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "list stale deliveries",
+                "SELECT d.names, d.key_type, d.principal, d.serial, d.delivered_at, c.serial, \
+                 c.issued_at FROM deliveries d JOIN certificates c \
+                 ON c.names = d.names AND c.key_type = d.key_type \
+                 WHERE d.serial <> c.serial AND d.delivered_at < c.issued_at \
+                 AND c.issued_at <= $1 AND c.revoked_at IS NULL \
+                 AND (d.stale_serial IS NULL OR d.stale_serial <> c.serial) \
+                 ORDER BY c.issued_at LIMIT $2",
+                &[renewed_before.into(), i64::from(limit).into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StaleCandidate {
+                    key: key_from_row(row)?,
+                    principal: text(row, 2)?,
+                    delivered_serial: text(row, 3)?,
+                    delivered_at: int(row, 4)?,
+                    serial: text(row, 5)?,
+                    renewed_at: int(row, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn note_stale(
+        &self,
+        key: &CertKey,
+        principal: &str,
+        serial: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        let names = key.names.key();
+        let args = [
+            Arg::from(&names),
+            key.key_type.as_str().into(),
+            principal.into(),
+            serial.into(),
+        ];
+        let note = (
+            "UPDATE deliveries SET stale_serial = $4 \
+             WHERE names = $1 AND key_type = $2 AND principal = $3 AND serial <> $4 \
+             AND (stale_serial IS NULL OR stale_serial <> $4)",
+            &args[..],
+        );
+        self.execute_guarded_with_events("note a stale delivery", note, std::slice::from_ref(event))
+            .await
+    }
+
+    async fn claim_notifications(
+        &self,
+        claimer: &str,
+        now: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingNotification>, StoreError> {
+        let claimed = self
+            .execute(
+                "claim notifications",
+                "UPDATE notifications SET claimed_by = $1, claimed_until = $2 \
+                 WHERE state = 'pending' AND next_attempt <= $3 \
+                 AND (claimed_until IS NULL OR claimed_until < $3) \
+                 AND (event_seq, channel) IN ( \
+                   SELECT n.event_seq, n.channel FROM notifications n \
+                   WHERE n.state = 'pending' AND n.next_attempt <= $3 \
+                   AND (n.claimed_until IS NULL OR n.claimed_until < $3) \
+                   AND NOT EXISTS (SELECT 1 FROM notifications p WHERE p.state = 'pending' \
+                     AND p.channel = n.channel AND p.names = n.names \
+                     AND p.key_type = n.key_type AND p.event_seq < n.event_seq) \
+                   ORDER BY n.event_seq LIMIT $4)",
+                &[
+                    claimer.into(),
+                    until.into(),
+                    now.into(),
+                    i64::from(limit).into(),
+                ],
+            )
+            .await?;
+        if claimed == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .fetch_all(
+                "read claimed notifications",
+                "SELECT n.event_seq, n.channel, n.attempts, e.id, e.type, e.body, e.created_at \
+                 FROM notifications n JOIN events e ON e.seq = n.event_seq \
+                 WHERE n.state = 'pending' AND n.claimed_by = $1 ORDER BY n.event_seq",
+                &[claimer.into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PendingNotification {
+                    seq: int(row, 0)?,
+                    channel: text(row, 1)?,
+                    attempts: u32::try_from(int(row, 2)?).unwrap_or(u32::MAX),
+                    id: text(row, 3)?,
+                    kind: text(row, 4)?,
+                    body: text(row, 5)?,
+                    at: int(row, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_notification(
+        &self,
+        notification: &PendingNotification,
+        claimer: &str,
+        outcome: NotificationOutcome,
+        attempt: &NotificationAttempt,
+    ) -> Result<(), StoreError> {
+        let (next_attempt, done_at) = match outcome {
+            NotificationOutcome::Retry(at) => (at, None),
+            NotificationOutcome::Delivered | NotificationOutcome::GaveUp => {
+                (attempt.at, Some(attempt.at))
+            }
+        };
+        let last_error = (attempt.outcome != "delivered").then_some(attempt.message.as_str());
+        let update = [
+            Arg::from(notification.seq),
+            Arg::from(&notification.channel),
+            outcome.state().into(),
+            next_attempt.into(),
+            Arg::OptionalText(last_error),
+            Arg::OptionalInt(done_at),
+            claimer.into(),
+        ];
+        let record = [
+            Arg::from(notification.seq),
+            Arg::from(&notification.channel),
+            attempt.at.into(),
+            Arg::from(&attempt.outcome),
+            Arg::from(&attempt.message),
+            attempt.duration_ms.into(),
+        ];
+        self.db
+            .execute_guarded(&[
+                (
+                    "UPDATE notifications SET state = $3, attempts = attempts + 1, \
+                     next_attempt = $4, last_error = COALESCE($5, last_error), done_at = $6, \
+                     claimed_by = NULL, claimed_until = NULL \
+                     WHERE event_seq = $1 AND channel = $2 AND claimed_by = $7",
+                    &update,
+                ),
+                (
+                    "INSERT INTO notification_attempts (event_seq, channel, at, outcome, \
+                     message, duration_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &record,
+                ),
+            ])
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::new("record a notification attempt", e))
+    }
+
+    async fn events(&self, key: &CertKey, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        let names = key.names.key();
+        let rows = self
+            .fetch_all(
+                "read events",
+                "SELECT seq, id, type, names, key_type, created_at FROM events \
+                 WHERE names = $1 AND key_type = $2 ORDER BY seq DESC LIMIT $3",
+                &[
+                    Arg::from(&names),
+                    key.key_type.as_str().into(),
+                    i64::from(limit).into(),
+                ],
+            )
+            .await?;
+        let (mut records, seqs) = event_records(&rows)?;
+        drop(rows);
+        self.attach_notifications(&mut records, &seqs, Some((&names, key.key_type.as_str())))
+            .await?;
+        Ok(records)
+    }
+
+    async fn recent_events(
+        &self,
+        limit: u32,
+        troubled: bool,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "read recent events",
+                "SELECT seq, id, type, names, key_type, created_at FROM events e \
+                 WHERE $2 = 0 OR EXISTS (SELECT 1 FROM notifications n \
+                   WHERE n.event_seq = e.seq AND (n.state = 'failed' \
+                   OR (n.state = 'pending' AND n.attempts > 0))) \
+                 ORDER BY seq DESC LIMIT $1",
+                &[i64::from(limit).into(), i64::from(troubled).into()],
+            )
+            .await?;
+        let (mut records, seqs) = event_records(&rows)?;
+        drop(rows);
+        self.attach_notifications(&mut records, &seqs, None).await?;
+        Ok(records)
+    }
+
+    async fn prune_events(&self, before: i64) -> Result<u64, StoreError> {
+        let count = self
+            .fetch_optional(
+                "count old events",
+                "SELECT COUNT(*) FROM events WHERE created_at < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM notifications n WHERE n.event_seq = events.seq \
+                  AND n.state = 'pending')",
+                &[before.into()],
+            )
+            .await?
+            .map_or(Ok(0), |row| int(&row, 0))?;
+        if count == 0 {
+            return Ok(0);
+        }
+        let args = [Arg::from(before)];
+        self.db
+            .execute_all(&[
+                (
+                    "DELETE FROM notification_attempts WHERE event_seq IN (SELECT seq FROM events \
+                     WHERE created_at < $1 AND NOT EXISTS (SELECT 1 FROM notifications n \
+                     WHERE n.event_seq = events.seq AND n.state = 'pending'))",
+                    &args,
+                ),
+                (
+                    "DELETE FROM notifications WHERE event_seq IN (SELECT seq FROM events \
+                     WHERE created_at < $1) AND NOT EXISTS (SELECT 1 FROM notifications p \
+                     WHERE p.event_seq = notifications.event_seq AND p.state = 'pending')",
+                    &args,
+                ),
+                (
+                    "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS \
+                     (SELECT 1 FROM notifications n WHERE n.event_seq = events.seq)",
+                    &args,
+                ),
+            ])
+            .await
+            .map_err(|e| StoreError::new("prune events", e))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn pending_notifications(&self) -> Result<u64, StoreError> {
+        let row = self
+            .fetch_optional(
+                "count pending notifications",
+                "SELECT COUNT(*) FROM notifications WHERE state = 'pending'",
+                &[],
+            )
+            .await?;
+        Ok(row
+            .map_or(Ok(0), |row| int(&row, 0))
+            .map(|n| u64::try_from(n).unwrap_or(0))?)
+    }
+}
+
+/// Event records (without their notifications) and their outbox places, from rows of `seq,
+/// id, type, names, key_type, created_at`.
+fn event_records(rows: &[impl Row]) -> Result<(Vec<EventRecord>, Vec<i64>), StoreError> {
+    let mut records = Vec::with_capacity(rows.len());
+    let mut seqs = Vec::with_capacity(rows.len());
+    for row in rows {
+        seqs.push(int(row, 0)?);
+        records.push(EventRecord {
+            id: text(row, 1)?,
+            kind: text(row, 2)?,
+            names: text(row, 3)?,
+            key_type: text(row, 4)?,
+            at: int(row, 5)?,
+            notifications: Vec::new(),
+        });
+    }
+    Ok((records, seqs))
+}
+
+/// The statements that write `events` (`names[i]` is `events[i]`'s names column): each event
+/// once (an id already written is skipped), then one pending notification per channel, due at
+/// the event's time.
+fn event_writes<'a>(
+    events: &'a [NewEvent],
+    names: &'a [String],
+) -> Vec<(&'static str, Vec<Arg<'a>>)> {
+    let mut writes = Vec::new();
+    for (event, names) in events.iter().zip(names) {
+        writes.push((
+            "INSERT INTO events (id, type, names, key_type, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+            vec![
+                Arg::from(&event.id),
+                event.kind.as_str().into(),
+                Arg::from(names),
+                event.key.key_type.as_str().into(),
+                Arg::from(&event.body),
+                event.at.into(),
+            ],
+        ));
+        for channel in &event.channels {
+            writes.push((
+                "INSERT INTO notifications (event_seq, channel, names, key_type, state, \
+                 attempts, next_attempt) SELECT seq, $2, names, key_type, 'pending', 0, \
+                 created_at FROM events WHERE id = $1 \
+                 ON CONFLICT (event_seq, channel) DO NOTHING",
+                vec![Arg::from(&event.id), Arg::from(channel)],
+            ));
+        }
+    }
+    writes
 }
 
 /// An inventory entry from a row of the inventory's columns (see `inventory`).

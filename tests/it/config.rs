@@ -4,8 +4,11 @@
 use std::{fs, io::Write as _, path::Path, time::Duration};
 
 use certfleet::{
-    config::{Config, ConfigError, Database, Loaded, LogFormat, PostgresConfig},
-    domain::{DomainPattern, KeyType},
+    config::{
+        Config, ConfigError, Database, ExpiryThreshold, Loaded, LogFormat, PostgresConfig, Secret,
+        SmtpTls, WebhookFormat,
+    },
+    domain::{DomainPattern, EventType, KeyType},
     util::duration::{format_duration, parse_duration},
 };
 
@@ -1119,6 +1122,19 @@ fn example_config_loads() {
     let akash = loaded.config.auth.akash.as_ref().expect("auth.akash");
     assert_eq!(akash.principals.len(), 1, "{uncommented}");
     assert!(akash.audience.is_some() && akash.rest_url.is_some());
+    assert!(
+        c.notifications.is_empty(),
+        "the file sends nothing as shipped"
+    );
+    let notifications = &loaded.config.notifications;
+    assert_eq!(notifications.webhooks.len(), 2, "{uncommented}");
+    assert_eq!(notifications.webhooks[0].name, "ops-alerts");
+    assert_eq!(notifications.webhooks[1].format, WebhookFormat::Slack);
+    let email = notifications.email.as_ref().expect("notifications.email");
+    assert_eq!(
+        email.recipients(EventType::CertificateRenewalFailed).len(),
+        2
+    );
 }
 
 #[test]
@@ -1373,4 +1389,545 @@ fn the_admin_right_is_granted_per_credential() {
     );
     let m = message(&jwt("    adminScope: \"a b\"\n"), &[]);
     assert!(m.contains("auth.jwt.adminScope: is not one scope"), "{m}");
+}
+
+/// A Standard Webhooks signing secret: `whsec_` and the base64 of 32 bytes.
+const WHSEC: &str = "whsec_ZG9jcy10ZXN0LXdlYmhvb2stc2lnbmluZy1zZWNyZXQ=";
+/// A webhook URL holding a token, which must never be printed.
+const HOOK_URL: &str = "https://hooks.example.com/services/T0/B0/url-token-s3cr3t";
+
+/// `notifications` with one standard webhook to `url` and the `extra` lines of that entry.
+fn webhook_yaml(url: &str, extra: &str) -> String {
+    format!(
+        "notifications:\n  webhooks:\n    - name: ops\n      url: \"{url}\"\n      secret: \"{WHSEC}\"\n{extra}"
+    )
+}
+
+/// `notifications.email` with `host`, a sender and a recipient, and the `extra` lines.
+fn email_on(host: &str, extra: &str) -> String {
+    format!(
+        "notifications:\n  email:\n    host: \"{host}\"\n    from: certfleet@example.com\n    to: ops@example.com\n{extra}"
+    )
+}
+
+/// [`email_on`] a remote host, `smtp.example.com`.
+fn email_yaml(extra: &str) -> String {
+    email_on("smtp.example.com", extra)
+}
+
+#[test]
+fn notifications_take_every_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url_file = write_file(
+        dir.path(),
+        "url",
+        "https://hooks.slack.com/services/T1/B1/x\n",
+    );
+    let secret_file = write_file(dir.path(), "secret", &format!("{WHSEC}\n"));
+    let password_file = write_file(dir.path(), "password", "smtp-pa55word-from-file\n");
+    let ca = write_file(
+        dir.path(),
+        "smtp-ca.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    );
+    let yaml = format!(
+        "notifications:
+  expiringAt: [\"20%\", 7d, \"2.5%\"]
+  staleAfter: 12h
+  retryInitial: 30s
+  retryMax: 6h
+  maxAge: 2d
+  retention: 14d
+  webhooks:
+    - name: ops-alerts
+      url: \"{HOOK_URL}\"
+      secret: \"{WHSEC}\"
+      events: [certificate.renewal_failed, certificate.expiring]
+      format: standard
+      timeout: 5s
+    - urlFile: {url_file}
+      secretFile: {secret_file}
+      format: slack
+      timeout: 1m
+  email:
+    host: smtp.example.com
+    port: 2525
+    tls: implicit
+    username: certfleet
+    passwordFile: {password_file}
+    from: \"certfleet <certfleet@example.com>\"
+    to: [ops@example.com, \"Dev Team <dev@example.com>\"]
+    toByEvent:
+      certificate.renewal_failed: oncall@example.com
+      certfleet.test: [test@example.com]
+    events: [certificate.issued, certificate.renewal_failed, delivery.stale]
+    timeout: 5m
+    caCertificates: {ca}
+"
+    );
+    let loaded = load(&yaml, &[]);
+    assert!(loaded.warnings.iter().all(|w| !w.contains("notifications")));
+    let n = &loaded.config.notifications;
+    assert!(!n.is_empty());
+    assert_eq!(
+        n.expiring_at,
+        [
+            ExpiryThreshold::Share(0.2),
+            ExpiryThreshold::Left(Duration::from_secs(7 * 86_400)),
+            ExpiryThreshold::Share(0.025),
+        ]
+    );
+    assert_eq!(n.expiring_at[0].left_at(0, 90 * 86_400), 18 * 86_400);
+    assert_eq!(
+        (
+            n.stale_after,
+            n.retry_initial,
+            n.retry_max,
+            n.max_age,
+            n.retention
+        ),
+        (
+            Duration::from_secs(12 * 3600),
+            Duration::from_secs(30),
+            Duration::from_secs(6 * 3600),
+            Duration::from_secs(2 * 86_400),
+            Duration::from_secs(14 * 86_400),
+        )
+    );
+
+    let ops = &n.webhooks[0];
+    assert_eq!(ops.name, "ops-alerts");
+    assert_eq!(ops.url.expose(), HOOK_URL);
+    assert_eq!(ops.secret.as_ref().map(Secret::expose), Some(WHSEC));
+    assert_eq!(ops.format, WebhookFormat::Standard);
+    assert_eq!(ops.timeout, Duration::from_secs(5));
+    assert!(ops.wants(EventType::CertificateExpiring) && ops.wants(EventType::Test));
+    assert!(!ops.wants(EventType::CertificateIssued));
+    let slack = &n.webhooks[1];
+    assert!(
+        slack.name.starts_with("webhook-") && slack.name.len() == 16,
+        "{}",
+        slack.name
+    );
+    assert_eq!(
+        slack.url.expose(),
+        "https://hooks.slack.com/services/T1/B1/x"
+    );
+    assert_eq!(slack.secret.as_ref().map(Secret::expose), Some(WHSEC));
+    assert_eq!(slack.format, WebhookFormat::Slack);
+    assert_eq!(slack.timeout, Duration::from_secs(60));
+    assert!(EventType::ALL.into_iter().all(|e| slack.wants(e)));
+
+    let email = n.email.as_ref().expect("notifications.email");
+    assert_eq!(
+        (email.host.as_str(), email.port),
+        ("smtp.example.com", 2525)
+    );
+    assert_eq!(email.tls, SmtpTls::Implicit);
+    assert_eq!(email.username.as_deref(), Some("certfleet"));
+    assert_eq!(
+        email.password.as_ref().map(Secret::expose),
+        Some("smtp-pa55word-from-file")
+    );
+    assert_eq!(email.from, "certfleet <certfleet@example.com>");
+    assert_eq!(email.to, ["ops@example.com", "Dev Team <dev@example.com>"]);
+    assert_eq!(
+        email.recipients(EventType::CertificateRenewalFailed),
+        ["oncall@example.com"]
+    );
+    assert_eq!(email.recipients(EventType::Test), ["test@example.com"]);
+    assert_eq!(
+        email.recipients(EventType::DeliveryStale),
+        email.to.as_slice()
+    );
+    assert!(email.wants(EventType::DeliveryStale) && !email.wants(EventType::CertificateRevoked));
+    assert_eq!(email.timeout, Duration::from_secs(300));
+    assert_eq!(email.ca_certificates.as_deref(), Some(Path::new(&ca)));
+
+    let printed = loaded.config.to_redacted_yaml();
+    for expected in [
+        "name: ops-alerts",
+        "format: slack",
+        "tls: implicit",
+        "staleAfter: 12h",
+        "2.5%",
+        "certificate.renewal_failed",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "{expected:?} missing from:\n{printed}"
+        );
+    }
+}
+
+#[test]
+fn notifications_defaults_and_env_overrides() {
+    let n = load("", &[]).config.notifications;
+    assert!(n.is_empty() && n.webhooks.is_empty() && n.email.is_none());
+    assert_eq!(
+        n.expiring_at,
+        [ExpiryThreshold::Share(0.3), ExpiryThreshold::Share(0.1)]
+    );
+    assert_eq!(
+        (
+            n.stale_after,
+            n.retry_initial,
+            n.retry_max,
+            n.max_age,
+            n.retention
+        ),
+        (
+            Duration::from_secs(24 * 3600),
+            Duration::from_secs(60),
+            Duration::from_secs(24 * 3600),
+            Duration::from_secs(3 * 86_400),
+            Duration::from_secs(30 * 86_400),
+        )
+    );
+    let email = load(&email_yaml(""), &[])
+        .config
+        .notifications
+        .email
+        .expect("email");
+    assert_eq!((email.tls, email.port), (SmtpTls::StartTls, 587));
+    assert_eq!(email.timeout, Duration::from_secs(30));
+    let local = load(&email_on("localhost", "    tls: none\n"), &[]);
+    let local = local.config.notifications.email.expect("email");
+    assert_eq!((local.tls, local.port), (SmtpTls::None, 25));
+
+    let loaded = load(
+        &email_yaml(""),
+        &[
+            ("CERTFLEET_NOTIFICATIONS__STALE_AFTER", "5s"),
+            ("CERTFLEET_NOTIFICATIONS__EXPIRING_AT", "50%, 1h"),
+            (
+                "CERTFLEET_NOTIFICATIONS__WEBHOOKS__0__URL",
+                "http://127.0.0.1:9000/hook",
+            ),
+            ("CERTFLEET_NOTIFICATIONS__WEBHOOKS__0__FORMAT", "slack"),
+            (
+                "CERTFLEET_NOTIFICATIONS__WEBHOOKS__0__EVENTS",
+                "certificate.issued,delivery.stale",
+            ),
+            ("CERTFLEET_NOTIFICATIONS__WEBHOOKS__0__TIMEOUT", "2s"),
+            ("CERTFLEET_NOTIFICATIONS__EMAIL__PORT", "2525"),
+            ("CERTFLEET_NOTIFICATIONS__EMAIL__TLS", "implicit"),
+            ("CERTFLEET_NOTIFICATIONS__EMAIL__TO", "env@example.com"),
+        ],
+    );
+    let n = &loaded.config.notifications;
+    assert_eq!(n.stale_after, Duration::from_secs(5));
+    assert_eq!(
+        n.expiring_at,
+        [
+            ExpiryThreshold::Share(0.5),
+            ExpiryThreshold::Left(Duration::from_secs(3600))
+        ]
+    );
+    let hook = &n.webhooks[0];
+    assert_eq!(hook.url.expose(), "http://127.0.0.1:9000/hook");
+    assert_eq!(hook.format, WebhookFormat::Slack);
+    assert_eq!(
+        hook.events.as_deref(),
+        Some([EventType::CertificateIssued, EventType::DeliveryStale].as_slice())
+    );
+    assert_eq!(hook.timeout, Duration::from_secs(2));
+    let email = n.email.as_ref().expect("email");
+    assert_eq!((email.port, email.tls), (2525, SmtpTls::Implicit));
+    assert_eq!(email.to, ["env@example.com"]);
+    let off = load("", &[("CERTFLEET_NOTIFICATIONS__EXPIRING_AT", "")]);
+    assert!(off.config.notifications.expiring_at.is_empty());
+
+    let m = message("", &[("CERTFLEET_NOTIFICATIONS__RETRY_MAX", "soon")]);
+    assert!(
+        m.contains("notifications.retryMax (from CERTFLEET_NOTIFICATIONS__RETRY_MAX): \"soon\""),
+        "{m}"
+    );
+    let m = message(
+        "",
+        &[("CERTFLEET_NOTIFICATIONS__WEBHOOKS__0__URL", HOOK_URL)],
+    );
+    assert!(
+        m.contains("notifications.webhooks[0].secret: is required with format standard"),
+        "{m}"
+    );
+    assert!(!m.contains("url-token-s3cr3t"), "{m}");
+}
+
+#[test]
+fn a_bad_webhook_secret_says_how_to_make_one() {
+    for (secret, expected) in [
+        (
+            "ZG9jcy10ZXN0LXdlYmhvb2stc2lnbmluZy1zZWNyZXQ=",
+            "does not start with whsec_",
+        ),
+        ("whsec_c2hvcnQtc2VjcmV0LTE2Yg==", "decodes to 16 bytes"),
+        ("whsec_not base64 at all!", "is not standard base64"),
+    ] {
+        let yaml = format!(
+            "notifications:\n  webhooks:\n    - url: https://hooks.example.com/x\n      secret: \"{secret}\"\n"
+        );
+        let m = message(&yaml, &[]);
+        assert!(
+            m.contains(&format!("notifications.webhooks[0].secret: {expected}")),
+            "{m}"
+        );
+        assert!(
+            m.contains("echo \"whsec_$(openssl rand -base64 32)\""),
+            "{m}"
+        );
+        assert!(!m.contains(secret), "the secret is not echoed: {m}");
+    }
+    let m = message(
+        "notifications:\n  webhooks:\n    - url: https://hooks.example.com/x\n",
+        &[],
+    );
+    assert!(
+        m.contains("notifications.webhooks[0].secret: is required with format standard")
+            && m.contains("openssl rand -base64 32"),
+        "{m}"
+    );
+    // Optional for slack.
+    let slack = "notifications:\n  webhooks:\n    - url: https://hooks.example.com/x\n      format: slack\n";
+    assert!(
+        load(slack, &[]).config.notifications.webhooks[0]
+            .secret
+            .is_none()
+    );
+}
+
+#[test]
+fn webhook_urls_are_https_except_on_loopback_and_never_printed() {
+    let m = message(
+        &webhook_yaml("http://hooks.example.com/services/T0/B0/tok3n", ""),
+        &[],
+    );
+    assert!(
+        m.contains("notifications.webhooks[0].url: uses http:// for a host that is not loopback")
+            && m.contains("use https://")
+            && m.contains("127.0.0.0/8, ::1 and localhost"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("tok3n") && !m.contains("hooks.example.com"),
+        "{m}"
+    );
+    for bad in [
+        "http://10.0.0.1/hook",
+        "https://user:pa55@hooks.example.com/hook",
+        "hooks.example.com/hook",
+        "ftp://hooks.example.com/hook",
+    ] {
+        let m = message(&webhook_yaml(bad, ""), &[]);
+        assert!(m.contains("notifications.webhooks[0].url: "), "{bad}: {m}");
+        assert!(!m.contains(bad) && !m.contains("pa55"), "{bad}: {m}");
+    }
+    for good in [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://[::1]:8080/hook",
+        "https://hooks.example.com/hook?token=x",
+    ] {
+        let hooks = load(&webhook_yaml(good, ""), &[])
+            .config
+            .notifications
+            .webhooks;
+        assert_eq!(hooks[0].url.expose(), good);
+    }
+    let m = message(
+        "notifications:\n  webhooks:\n    - name: ops\n      secret: x\n",
+        &[],
+    );
+    assert!(
+        m.contains("notifications.webhooks[0].url: is required (or urlFile)"),
+        "{m}"
+    );
+}
+
+#[test]
+fn unknown_event_types_list_the_valid_ones() {
+    let m = message(
+        &webhook_yaml(
+            HOOK_URL,
+            "      events: [certificate.issued, certificate.expired, certfleet.test]\n",
+        ),
+        &[],
+    );
+    assert!(
+        m.contains(
+            "notifications.webhooks[0].events[1]: \"certificate.expired\" is not an event type; \
+             use one of certificate.issued, certificate.renewed, certificate.renewal_failed, \
+             certificate.expiring, certificate.revoked, certificate.deleted, \
+             certificate.renewal_advanced, delivery.stale"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("notifications.webhooks[0].events[2]: \"certfleet.test\" is the test event"),
+        "{m}"
+    );
+    let m = message(&webhook_yaml(HOOK_URL, "      events: []\n"), &[]);
+    assert!(
+        m.contains("notifications.webhooks[0].events: is empty"),
+        "{m}"
+    );
+    let m = message(&email_yaml("    events: [cert.issued]\n"), &[]);
+    assert!(
+        m.contains("notifications.email.events[0]: \"cert.issued\" is not an event type"),
+        "{m}"
+    );
+    let m = message(
+        &email_yaml("    toByEvent:\n      certificate.issud: [a@example.com]\n"),
+        &[],
+    );
+    assert!(
+        m.contains(
+            "notifications.email.toByEvent.certificate.issud: \"certificate.issud\" is not an \
+             event type; use one of certificate.issued"
+        ),
+        "{m}"
+    );
+}
+
+#[test]
+fn tls_none_is_refused_for_a_remote_smtp_server() {
+    let m = message(&email_yaml("    tls: none\n"), &[]);
+    assert!(
+        m.contains("notifications.email.tls: is none, but smtp.example.com is not loopback")
+            && m.contains("cross the network in clear")
+            && m.contains("use starttls"),
+        "{m}"
+    );
+    for host in ["localhost", "127.0.0.1", "::1", "[::1]"] {
+        let yaml = email_on(host, "    tls: none\n");
+        let email = load(&yaml, &[]).config.notifications.email.expect("email");
+        assert_eq!(email.tls, SmtpTls::None, "{host}");
+    }
+    let m = message(&email_yaml("    tls: ssl\n"), &[]);
+    assert!(
+        m.contains("notifications.email.tls: \"ssl\" is not a choice"),
+        "{m}"
+    );
+}
+
+#[test]
+fn smtp_credentials_go_together() {
+    let m = message(&email_yaml("    password: hunter2-smtp\n"), &[]);
+    assert!(
+        m.contains("notifications.email.password: is set without notifications.email.username"),
+        "{m}"
+    );
+    assert!(!m.contains("hunter2-smtp"), "{m}");
+    let m = message(&email_yaml("    username: certfleet\n"), &[]);
+    assert!(
+        m.contains("notifications.email.password: is required with username"),
+        "{m}"
+    );
+    let both = email_yaml("    username: certfleet\n    password: hunter2-smtp\n");
+    let email = load(&both, &[]).config.notifications.email.expect("email");
+    assert_eq!(
+        email.password.as_ref().map(Secret::expose),
+        Some("hunter2-smtp")
+    );
+}
+
+#[test]
+fn webhook_names_are_unique() {
+    let yaml = format!(
+        "notifications:\n  webhooks:\n    - name: ops\n      url: {HOOK_URL}\n      secret: {WHSEC}\n    - name: ops\n      url: https://other.example.com/hook\n      format: slack\n"
+    );
+    let m = message(&yaml, &[]);
+    assert!(
+        m.contains("notifications.webhooks[1].name: \"ops\" is already the name of notifications.webhooks[0]"),
+        "{m}"
+    );
+    let same_url = format!(
+        "notifications:\n  webhooks:\n    - url: {HOOK_URL}\n      secret: {WHSEC}\n    - url: {HOOK_URL}\n      format: slack\n"
+    );
+    let m = message(&same_url, &[]);
+    assert!(
+        m.contains("notifications.webhooks[1].name: \"webhook-")
+            && m.contains("the two have the same URL; give each its own name"),
+        "{m}"
+    );
+    assert!(!m.contains("url-token-s3cr3t"), "{m}");
+    let long = format!(
+        "notifications:\n  webhooks:\n    - name: {}\n      url: {HOOK_URL}\n      format: slack\n",
+        "n".repeat(65)
+    );
+    let m = message(&long, &[]);
+    assert!(
+        m.contains("notifications.webhooks[0].name: is 65 characters; use at most 64"),
+        "{m}"
+    );
+}
+
+#[test]
+fn notification_problems_are_reported_together() {
+    let yaml = "notifications:\n  staleAfter: 500ms\n  retryInitial: 2h\n  retryMax: 1h\n  maxAge: 1h\n  retention: 30m\n  webhooks:\n    - url: http://hooks.example.com/x\n      secret: nope\n      timeout: 2m\n  email:\n    host: \"smtp.example.com:25\"\n    port: 0\n    from: \"a@b@example.com\"\n    to: [ops@example.com, \"dev\"]\n    timeout: 10m\n    caCertificates: /nonexistent/ca.pem\n";
+    let e = error(yaml, &[]);
+    let keys: Vec<&str> = e.problems().iter().map(|p| p.key.as_str()).collect();
+    for key in [
+        "notifications.webhooks[0].url",
+        "notifications.webhooks[0].secret",
+        "notifications.webhooks[0].timeout",
+        "notifications.email.host",
+        "notifications.email.port",
+        "notifications.email.from",
+        "notifications.email.to[1]",
+        "notifications.email.timeout",
+        "notifications.email.caCertificates",
+        "notifications.staleAfter",
+        "notifications.retryMax",
+        "notifications.maxAge",
+        "notifications.retention",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    let m = e.to_string();
+    assert!(
+        m.contains("\"2m\" is longer than the 60s maximum (default 10s)"),
+        "{m}"
+    );
+    assert!(
+        m.contains("\"500ms\" is shorter than the 1s minimum (default 1d)"),
+        "{m}"
+    );
+    assert!(
+        m.contains("notifications.retryMax: is 1h, shorter than notifications.retryInitial (2h)")
+            && m.contains("notifications.retention: is 30m, shorter than notifications.maxAge"),
+        "{m}"
+    );
+    assert!(
+        !m.contains("is required unless toByEvent"),
+        "a bad item is not a missing one: {m}"
+    );
+    let m = message(
+        &email_yaml("").replace("    to: ops@example.com\n", ""),
+        &[],
+    );
+    assert!(
+        m.contains("notifications.email.to: is required unless toByEvent"),
+        "{m}"
+    );
+}
+
+#[test]
+fn notification_secrets_are_redacted() {
+    let yaml = format!(
+        "{}  email:\n    host: smtp.example.com\n    username: certfleet\n    password: \"smtp-hunter2-password\"\n    from: certfleet@example.com\n    to: ops@example.com\n",
+        webhook_yaml(HOOK_URL, "")
+    );
+    let config = load(&yaml, &[]).config;
+    for printed in [config.to_redacted_yaml(), format!("{config:?}")] {
+        for secret in [HOOK_URL, "url-token-s3cr3t", WHSEC, "smtp-hunter2-password"] {
+            assert!(!printed.contains(secret), "{secret} leaked in {printed}");
+        }
+        assert!(printed.contains("<redacted>"), "{printed}");
+    }
+    let printed = config.to_redacted_yaml();
+    assert!(
+        printed.contains("name: ops") && printed.contains("username: certfleet"),
+        "{printed}"
+    );
 }

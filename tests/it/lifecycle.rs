@@ -286,7 +286,7 @@ async fn the_worker_pauses_when_the_ca_fails_a_whole_batch() {
             renew_after: now - 60,
             issued_at: now - 86_400,
         };
-        store.save_certificate(&cert).await.expect("save");
+        store.save_certificate(&cert, &[]).await.expect("save");
     }
     service.app.api.certs.stored().notify_one();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -376,7 +376,7 @@ async fn certificate_series_are_bounded_by_the_configured_choice() {
                 renew_after,
                 issued_at: now - day,
             };
-            store.save_certificate(&cert).await.expect("save");
+            store.save_certificate(&cert, &[]).await.expect("save");
             cert.key()
         }
     };
@@ -412,6 +412,7 @@ async fn certificate_series_are_bounded_by_the_configured_choice() {
                 kind: FailureKind::ValidationFailed,
                 message: "validation failed".into(),
             },
+            &[],
         )
         .await
         .expect("record the failure");
@@ -792,7 +793,7 @@ async fn the_cache_stays_within_its_size_and_serves_every_certificate() {
             renew_after: now + 60 * 86_400,
             issued_at: now - 86_400,
         };
-        store.save_certificate(&cert).await.expect("save");
+        store.save_certificate(&cert, &[]).await.expect("save");
     }
     drop(store);
 

@@ -256,6 +256,7 @@ async fn the_document_lists_exactly_the_routes() {
         ("POST", "/api/certificate/revoke"),
         ("GET", "/api/certificates"),
         ("GET", "/api/certificates/{id}"),
+        ("GET", "/api/events"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/openapi.json"),

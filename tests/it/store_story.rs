@@ -7,11 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use certfleet::config::{Config, EncryptionKey, StorageConfig};
+use certfleet::domain::EventType;
 use certfleet::domain::{CertKey, FailureKind, KeyType, NameSet};
 use certfleet::store::seal::Sealer;
 use certfleet::store::{
-    self, Attempt, Census, Delivery, Failure, InventoryEntry, OrderRecord, PresentedRecord,
-    RenewalClaim, ScheduleEntry, Store, StoredCert,
+    self, Attempt, Census, Delivery, Failure, InventoryEntry, NewEvent, NotificationAttempt,
+    NotificationOutcome, OrderRecord, PresentedRecord, RenewalClaim, ScheduleEntry, Store,
+    StoredCert,
 };
 use futures_util::future::join_all;
 use tempfile::TempDir;
@@ -207,6 +209,7 @@ async fn story(backend: &Backend) {
         .await
         .expect("order key");
     inventory(&*store, &a, &c).await;
+    outbox(&*store).await;
     drop(store);
     rotation(backend, &a, &b, &c).await;
 }
@@ -215,21 +218,21 @@ async fn story(backend: &Backend) {
 /// to their row.
 async fn certificates(backend: &Backend, store: &dyn Store, a: &CertKey, a_rsa: &CertKey) {
     let first = stored(a, "01", T - 100);
-    store.save_certificate(&first).await.expect("save");
+    store.save_certificate(&first, &[]).await.expect("save");
     assert_same(
         &store.certificate(a).await.expect("read").expect("saved"),
         &first,
     );
 
     let second = stored(a, "02", T - 100);
-    store.save_certificate(&second).await.expect("replace");
+    store.save_certificate(&second, &[]).await.expect("replace");
     assert_same(
         &store.certificate(a).await.expect("read").expect("saved"),
         &second,
     );
 
     let rsa = stored(a_rsa, "03", T + 5000);
-    store.save_certificate(&rsa).await.expect("save RSA");
+    store.save_certificate(&rsa, &[]).await.expect("save RSA");
     assert_same(
         &store.certificate(a).await.expect("read").expect("kept"),
         &second,
@@ -263,7 +266,7 @@ async fn certificates(backend: &Backend, store: &dyn Store, a: &CertKey, a_rsa: 
         error.to_string().contains("moved from another row"),
         "{error}"
     );
-    store.save_certificate(&second).await.expect("restore");
+    store.save_certificate(&second, &[]).await.expect("restore");
     assert_same(
         &store.certificate(a).await.expect("read").expect("saved"),
         &second,
@@ -451,7 +454,7 @@ async fn orders(backend: &Backend, store: &dyn Store, a: &CertKey, b: &CertKey) 
 async fn failures(store: &dyn Store, b: &CertKey) {
     assert_eq!(store.failure(b).await.expect("read"), None);
     store
-        .record_failure(b, &failure(1, T + 3600))
+        .record_failure(b, &failure(1, T + 3600), &[])
         .await
         .expect("record");
     assert_eq!(
@@ -459,7 +462,7 @@ async fn failures(store: &dyn Store, b: &CertKey) {
         Some(failure(1, T + 3600))
     );
     store
-        .record_failure(b, &failure(2, T + 7200))
+        .record_failure(b, &failure(2, T + 7200), &[])
         .await
         .expect("record");
     assert_eq!(
@@ -476,11 +479,11 @@ async fn failures(store: &dyn Store, b: &CertKey) {
 async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5]) {
     // a renews at T-100 and a_rsa at T+5000 (saved above); b and c are more urgent.
     store
-        .save_certificate(&stored(b, "0b", T - 300))
+        .save_certificate(&stored(b, "0b", T - 300), &[])
         .await
         .expect("save");
     store
-        .save_certificate(&stored(c, "0c", T - 200))
+        .save_certificate(&stored(c, "0c", T - 200), &[])
         .await
         .expect("save");
     let due = |now, limit| store.due(now, limit);
@@ -494,12 +497,12 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
 
     // b backs off until T+600: not due before, and that is when it next becomes due.
     store
-        .record_failure(b, &failure(1, T + 600))
+        .record_failure(b, &failure(1, T + 600), &[])
         .await
         .expect("record");
     assert_eq!(due(T, 10).await.expect("due"), vec![c.clone(), a.clone()]);
-    store.set_renew_after(c, T + 1000).await.expect("move");
-    store.set_renew_after(a, T + 2000).await.expect("move");
+    store.set_renew_after(c, T + 1000, &[]).await.expect("move");
+    store.set_renew_after(a, T + 2000, &[]).await.expect("move");
     // The metrics' view: every certificate, backing off or not, with its current times.
     let schedule = store.schedule(None, u32::MAX).await.expect("schedule");
     let entry = |key: &CertKey| {
@@ -596,11 +599,11 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
     // A back-off ending before the renewal time waits for the renewal time; a failure of an
     // identity without a certificate (a first issuance) schedules no renewal.
     store
-        .record_failure(c, &failure(1, T + 10))
+        .record_failure(c, &failure(1, T + 10), &[])
         .await
         .expect("record");
     store
-        .record_failure(d, &failure(1, T - 5000))
+        .record_failure(d, &failure(1, T - 5000), &[])
         .await
         .expect("record");
     assert_eq!(store.next_due().await.expect("next"), Some(T + 600));
@@ -609,7 +612,7 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
     store.clear_failure(c).await.expect("clear");
     store.clear_failure(d).await.expect("clear");
     store
-        .set_renew_after(d, T)
+        .set_renew_after(d, T, &[])
         .await
         .expect("no certificate: nothing to move");
     assert!(store.certificate(d).await.expect("read").is_none());
@@ -726,7 +729,7 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
     ];
     for key in &never {
         store
-            .record_failure(key, &failure(1, T + 60))
+            .record_failure(key, &failure(1, T + 60), &[])
             .await
             .expect("failure");
     }
@@ -818,7 +821,7 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
         ]
     );
     store
-        .record_failure(a, &failure(2, T + 600))
+        .record_failure(a, &failure(2, T + 600), &[])
         .await
         .expect("failure");
     let failing = entry(store, a).await;
@@ -832,7 +835,7 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
     let current = store.certificate(c).await.expect("read").expect("saved");
     let revoke = |serial: String, reason: &'static str, replace: bool| async move {
         store
-            .revoke_certificate(c, &serial, reason, T + 1, replace)
+            .revoke_certificate(c, &serial, reason, T + 1, replace, &[])
             .await
             .expect("revoke")
     };
@@ -859,7 +862,7 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
     assert_eq!(census.revoked, census_before.revoked + 1);
     let counted = |c: Census| c.valid + c.due + c.backing_off + c.expired + c.revoked;
     assert_eq!(counted(census), counted(census_before), "each in one state");
-    store.save_certificate(&current).await.expect("save");
+    store.save_certificate(&current, &[]).await.expect("save");
     assert_eq!(entry(store, c).await.revoked, None);
     assert!(revoke(current.serial.clone(), "unspecified", false).await);
     let far = T + 80 * 86_400;
@@ -867,7 +870,7 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
         !store.due(far, 100).await.expect("due").contains(c),
         "not renewed"
     );
-    store.save_certificate(&current).await.expect("save");
+    store.save_certificate(&current, &[]).await.expect("save");
     assert_same(
         &store
             .certificate(c)
@@ -880,11 +883,11 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
     // Deletion: everything but the history goes; the history tells other processes.
     let doomed = cert_key(&["doomed.example.com"], KeyType::EcdsaP256);
     store
-        .save_certificate(&stored(&doomed, "d1", T + 600))
+        .save_certificate(&stored(&doomed, "d1", T + 600), &[])
         .await
         .expect("save");
     store
-        .record_failure(&doomed, &failure(1, T + 60))
+        .record_failure(&doomed, &failure(1, T + 60), &[])
         .await
         .expect("failure");
     let attempt = |trigger: &str, at: i64| Attempt {
@@ -899,7 +902,7 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
         .record_attempt(&doomed, &attempt("request", T - 5))
         .await
         .expect("record");
-    store.delete_identity(&doomed).await.expect("delete");
+    store.delete_identity(&doomed, &[]).await.expect("delete");
     assert!(store.certificate(&doomed).await.expect("read").is_none());
     assert_eq!(store.failure(&doomed).await.expect("read"), None);
     assert_eq!(store.inventory_entry(&doomed).await.expect("read"), None);
@@ -945,6 +948,375 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
 
 /// Key rotation: the new key writes, the old one still opens, `reseal` moves every sealed value
 /// (and any plaintext left by an old version) to the new key, then the old key can go.
+fn event(id: &str, kind: EventType, key: &CertKey, at: i64, channels: &[&str]) -> NewEvent {
+    NewEvent {
+        id: id.to_owned(),
+        kind,
+        key: key.clone(),
+        body: format!(r#"{{"type":"{}","id":"{id}"}}"#, kind.as_str()),
+        at,
+        channels: channels.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+fn attempt(at: i64, outcome: &str) -> NotificationAttempt {
+    NotificationAttempt {
+        at,
+        outcome: outcome.to_owned(),
+        message: format!("{outcome} at {at}"),
+        duration_ms: 7,
+    }
+}
+
+/// The outbox: events written with their change (or not at all), claims that one process
+/// holds at a time, one identity's events in order per channel, every attempt kept; the scans'
+/// notes, each once.
+async fn outbox(store: &dyn Store) {
+    let e = cert_key(&["e.example.com"], KeyType::EcdsaP256);
+    let issued = event(
+        "evt_issued",
+        EventType::CertificateIssued,
+        &e,
+        T,
+        &["hook", "email"],
+    );
+    store
+        .save_certificate(&stored(&e, "e1", T - 10), &[issued])
+        .await
+        .expect("save with its event");
+    assert_eq!(store.pending_notifications().await.expect("count"), 2);
+
+    // One claimer gets both channels' notifications; another, at once, none.
+    let first = store
+        .claim_notifications("p1", T, T + 60, 10)
+        .await
+        .expect("claim");
+    let mut channels: Vec<&str> = first.iter().map(|n| n.channel.as_str()).collect();
+    channels.sort_unstable();
+    assert_eq!(channels, ["email", "hook"]);
+    assert!(
+        first
+            .iter()
+            .all(|n| n.id == "evt_issued" && n.attempts == 0)
+    );
+    assert_eq!(
+        first[0].body,
+        r#"{"type":"certificate.issued","id":"evt_issued"}"#
+    );
+    assert!(
+        store
+            .claim_notifications("p2", T, T + 60, 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+
+    // A later event of the same identity waits for the earlier one on its channel.
+    let renewed = event(
+        "evt_renewed",
+        EventType::CertificateRenewed,
+        &e,
+        T + 1,
+        &["hook"],
+    );
+    store
+        .record_failure(&e, &failure(1, T + 30), std::slice::from_ref(&renewed))
+        .await
+        .expect("a failure with an event");
+    let hook = first.iter().find(|n| n.channel == "hook").expect("hook");
+    store
+        .finish_notification(
+            hook,
+            "p1",
+            NotificationOutcome::Retry(T + 100),
+            &attempt(T + 2, "failed"),
+        )
+        .await
+        .expect("retry later");
+    assert!(
+        store
+            .claim_notifications("p3", T + 50, T + 110, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "the hook's first event is not due, the second waits for it, email is still claimed"
+    );
+    // A claim that expired (its process died) is taken over.
+    let email = store
+        .claim_notifications("p3", T + 61, T + 120, 10)
+        .await
+        .expect("claim");
+    assert_eq!(email.len(), 1);
+    assert_eq!(email[0].channel, "email");
+    let stale_claim = first.iter().find(|n| n.channel == "email").expect("email");
+    store
+        .finish_notification(
+            stale_claim,
+            "p1",
+            NotificationOutcome::Delivered,
+            &attempt(T + 62, "delivered"),
+        )
+        .await
+        .expect("a lost claim records nothing");
+    store
+        .finish_notification(
+            &email[0],
+            "p3",
+            NotificationOutcome::Delivered,
+            &attempt(T + 62, "delivered"),
+        )
+        .await
+        .expect("delivered");
+    let again = store
+        .claim_notifications("p4", T + 100, T + 160, 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        (again.len(), again[0].id.as_str(), again[0].attempts),
+        (1, "evt_issued", 1)
+    );
+    store
+        .finish_notification(
+            &again[0],
+            "p4",
+            NotificationOutcome::Delivered,
+            &attempt(T + 101, "delivered"),
+        )
+        .await
+        .expect("delivered");
+    let next = store
+        .claim_notifications("p4", T + 102, T + 160, 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        next.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["evt_renewed"]
+    );
+    store
+        .finish_notification(
+            &next[0],
+            "p4",
+            NotificationOutcome::GaveUp,
+            &attempt(T + 103, "failed"),
+        )
+        .await
+        .expect("given up");
+    assert_eq!(store.pending_notifications().await.expect("count"), 0);
+
+    // The history: newest first, each notification's state and every attempt.
+    let events = store.events(&e, 10).await.expect("events");
+    let ids: Vec<&str> = events.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["evt_renewed", "evt_issued"]);
+    assert_eq!(events[0].kind, "certificate.renewed");
+    assert_eq!(events[0].notifications[0].state, "failed");
+    assert_eq!(
+        events[0].notifications[0].last_error.as_deref(),
+        Some(
+            "failed at 103"
+                .replace("103", &(T + 103).to_string())
+                .as_str()
+        )
+    );
+    let issued = &events[1];
+    let hook = issued
+        .notifications
+        .iter()
+        .find(|n| n.channel == "hook")
+        .expect("hook");
+    assert_eq!(
+        (hook.state.as_str(), hook.attempts, hook.done_at),
+        ("delivered", 2, Some(T + 101))
+    );
+    let outcomes: Vec<&str> = hook.history.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["failed", "delivered"]);
+    let email = issued
+        .notifications
+        .iter()
+        .find(|n| n.channel == "email")
+        .expect("email");
+    assert_eq!(
+        (email.state.as_str(), email.history.len()),
+        ("delivered", 1)
+    );
+    let troubled = store.recent_events(10, true).await.expect("recent");
+    assert_eq!(
+        troubled.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["evt_renewed"],
+        "given up; the other was delivered in the end"
+    );
+
+    // An id is written once; a guarded change that changes nothing writes no event.
+    let dup = event(
+        "evt_issued",
+        EventType::CertificateIssued,
+        &e,
+        T + 5,
+        &["hook"],
+    );
+    store
+        .record_events(&[dup])
+        .await
+        .expect("a duplicate is skipped");
+    let revoke_none = event(
+        "evt_revoked",
+        EventType::CertificateRevoked,
+        &e,
+        T + 5,
+        &["hook"],
+    );
+    assert!(
+        !store
+            .revoke_certificate(
+                &e,
+                "not-the-serial",
+                "unspecified",
+                T + 5,
+                false,
+                &[revoke_none]
+            )
+            .await
+            .expect("revoke")
+    );
+    assert_eq!(store.events(&e, 10).await.expect("events").len(), 2);
+    assert_eq!(store.pending_notifications().await.expect("count"), 0);
+
+    // Expiring: each tighter threshold once per serial.
+    let candidates = store.expiring_candidates(T, 100).await.expect("candidates");
+    let mine = candidates
+        .iter()
+        .find(|c| c.key == e)
+        .expect("e is due and not renewed");
+    assert_eq!((mine.serial.as_str(), mine.notified), ("e1", None));
+    let note = |id: &str| event(id, EventType::CertificateExpiring, &e, T, &["hook"]);
+    assert!(
+        store
+            .note_expiring(&e, "e1", 1000, &note("evt_x1"))
+            .await
+            .expect("note")
+    );
+    assert!(
+        !store
+            .note_expiring(&e, "e1", 1000, &note("evt_x2"))
+            .await
+            .expect("note")
+    );
+    assert!(
+        !store
+            .note_expiring(&e, "e1", 2000, &note("evt_x3"))
+            .await
+            .expect("note")
+    );
+    assert!(
+        !store
+            .note_expiring(&e, "e0", 500, &note("evt_x4"))
+            .await
+            .expect("note")
+    );
+    assert!(
+        store
+            .note_expiring(&e, "e1", 500, &note("evt_x5"))
+            .await
+            .expect("note")
+    );
+    let mine = store.expiring_candidates(T, 100).await.expect("candidates");
+    assert_eq!(
+        mine.iter().find(|c| c.key == e).and_then(|c| c.notified),
+        Some(500)
+    );
+    let written: Vec<String> = store
+        .events(&e, 10)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(&written[..2], ["evt_x5", "evt_x1"]);
+    // A renewal clears the note.
+    store
+        .save_certificate(
+            &StoredCert {
+                issued_at: T - 10,
+                ..stored(&e, "e2", T + 10_000)
+            },
+            &[],
+        )
+        .await
+        .expect("renew");
+    assert!(
+        store
+            .expiring_candidates(T, 100)
+            .await
+            .expect("candidates")
+            .iter()
+            .all(|c| c.key != e)
+    );
+
+    // Stale: a credential that got e1 and not e2, once.
+    store
+        .record_delivery(&e, "psk:edge", "e1", T - 20)
+        .await
+        .expect("delivery");
+    store
+        .record_delivery(&e, "psk:fresh", "e2", T)
+        .await
+        .expect("delivery");
+    assert!(
+        store
+            .stale_candidates(T - 2000, 10)
+            .await
+            .expect("stale")
+            .is_empty(),
+        "renewed too recently"
+    );
+    let stale = store.stale_candidates(T, 10).await.expect("stale");
+    assert_eq!(stale.len(), 1);
+    assert_eq!(
+        (
+            stale[0].principal.as_str(),
+            stale[0].delivered_serial.as_str(),
+            stale[0].serial.as_str()
+        ),
+        ("psk:edge", "e1", "e2")
+    );
+    let told = event("evt_stale", EventType::DeliveryStale, &e, T, &[]);
+    assert!(
+        store
+            .note_stale(&e, "psk:edge", "e2", &told)
+            .await
+            .expect("note")
+    );
+    assert!(
+        !store
+            .note_stale(&e, "psk:edge", "e2", &told)
+            .await
+            .expect("note")
+    );
+    assert!(
+        store
+            .stale_candidates(T, 10)
+            .await
+            .expect("stale")
+            .is_empty()
+    );
+
+    // Pruning keeps what is recent and removes the finished past.
+    assert_eq!(store.prune_events(T - 1).await.expect("prune"), 0);
+    let pruned = store.prune_events(T + 1_000_000).await.expect("prune");
+    assert_eq!(
+        pruned, 3,
+        "issued, renewed, stale: the expiring ones are still pending"
+    );
+    let left: Vec<String> = store
+        .events(&e, 10)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(left, ["evt_x5", "evt_x1"]);
+    assert_eq!(store.pending_notifications().await.expect("count"), 2);
+}
+
 async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
     let store = backend.open(KEY_A, &[]).await;
     assert_eq!(store.reseal().await.expect("reseal"), 0, "all current");
@@ -966,7 +1338,7 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
     for i in 0..BULK {
         let key = cert_key(&[&format!("bulk-{i:04}.example.com")], KeyType::EcdsaP256);
         store
-            .save_certificate(&stored(&key, &format!("b{i}"), T + 10_000))
+            .save_certificate(&stored(&key, &format!("b{i}"), T + 10_000), &[])
             .await
             .expect("save");
     }
@@ -989,8 +1361,9 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
         .await
         .expect("old key opens")
         .expect("saved");
-    // 4 certificates, 1 order key, 1 account, 2 server identities, and the bulk certificates.
-    assert_eq!(store.reseal().await.expect("reseal"), 8 + BULK);
+    // 5 certificates (the outbox's e too), 1 order key, 1 account, 2 server identities, and
+    // the bulk certificates.
+    assert_eq!(store.reseal().await.expect("reseal"), 9 + BULK);
     assert_eq!(store.reseal().await.expect("reseal"), 0, "all current now");
     drop(store);
 

@@ -11,6 +11,8 @@ pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod service;
+pub mod smtp;
+pub mod webhook;
 
 use std::collections::HashSet;
 use std::net::TcpListener;

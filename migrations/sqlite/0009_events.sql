@@ -1,0 +1,54 @@
+-- Events and their notifications (docs/notifications.md): the outbox. An event is written in the
+-- transaction of the change it reports, with one notification row per channel it goes to; the
+-- delivery worker sends each and records every attempt. Events outlive the identity they name.
+
+CREATE TABLE events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT, -- the order events happened in, never reused
+    id         TEXT    NOT NULL UNIQUE,           -- evt_..., the receivers' deduplication key
+    type       TEXT    NOT NULL,                  -- certificate.renewed, delivery.stale, ...
+    names      TEXT    NOT NULL,
+    key_type   TEXT    NOT NULL,
+    body       TEXT    NOT NULL,                  -- the JSON a webhook receives, byte for byte
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX events_identity ON events (names, key_type, seq);
+CREATE INDEX events_created ON events (created_at);
+
+-- One event on its way to one channel (a webhook's name, or "email").
+CREATE TABLE notifications (
+    event_seq     INTEGER NOT NULL,
+    channel       TEXT    NOT NULL,
+    names         TEXT    NOT NULL,               -- the event's identity: deliveries keep its order
+    key_type      TEXT    NOT NULL,
+    state         TEXT    NOT NULL,               -- pending, delivered, failed (given up)
+    attempts      INTEGER NOT NULL,
+    next_attempt  INTEGER NOT NULL,
+    claimed_by    TEXT,                           -- the process sending it now, until claimed_until
+    claimed_until INTEGER,
+    last_error    TEXT,
+    done_at       INTEGER,
+    PRIMARY KEY (event_seq, channel)
+) WITHOUT ROWID;
+-- What is ready to send: one range of the pending rows by time.
+CREATE INDEX notifications_ready ON notifications (next_attempt) WHERE state = 'pending';
+-- The earlier pending event of the same identity on the same channel goes first.
+CREATE INDEX notifications_order ON notifications (channel, names, key_type, event_seq)
+    WHERE state = 'pending';
+
+-- Every delivery attempt, as the inventory shows it.
+CREATE TABLE notification_attempts (
+    id          INTEGER PRIMARY KEY,
+    event_seq   INTEGER NOT NULL,
+    channel     TEXT    NOT NULL,
+    at          INTEGER NOT NULL,
+    outcome     TEXT    NOT NULL,                 -- delivered, failed
+    message     TEXT    NOT NULL,                 -- the receiver's answer or the error (no secret)
+    duration_ms INTEGER NOT NULL
+);
+CREATE INDEX notification_attempts_event ON notification_attempts (event_seq, channel, id);
+
+-- certificate.expiring: how much life was left at the last threshold notified for the current
+-- serial (a new certificate clears it); delivery.stale: the serial a credential was last told
+-- about.
+ALTER TABLE certificates ADD COLUMN expiring_notified INTEGER;
+ALTER TABLE deliveries ADD COLUMN stale_serial TEXT;
