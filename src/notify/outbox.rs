@@ -211,8 +211,9 @@ enum Failure {
     Retry(String),
 }
 
-/// How long a claim lasts: the slowest channel's timeout and a margin, so a claim outlives any
-/// attempt of a live process.
+/// How long a claim lasts: twice the slowest channel's timeout and 5 seconds, so a claim
+/// outlives any attempt of a live process (each bounded by its channel's timeout), and a dead
+/// process's claims are taken over soon after.
 pub fn claim_secs(notifier: &Notifier) -> i64 {
     let slowest = notifier
         .settings()
@@ -222,7 +223,7 @@ pub fn claim_secs(notifier: &Notifier) -> i64 {
         .chain(notifier.settings().email.iter().map(|mail| mail.timeout))
         .max()
         .unwrap_or(Duration::from_secs(10));
-    secs(slowest) + 30
+    2 * secs(slowest) + 5
 }
 
 fn secs(duration: Duration) -> i64 {

@@ -89,7 +89,11 @@ pub async fn expiring(
             },
             "threshold": label(threshold),
             "remainingSeconds": left,
-            "expiresIn": clock::relative(candidate.not_after, now),
+            "expiresIn": if left < 60 {
+                "in under a minute".to_owned()
+            } else {
+                clock::relative(candidate.not_after, now)
+            },
         });
         let id = derived_id(&[
             EventType::CertificateExpiring.as_str(),

@@ -28,6 +28,7 @@ mod inventory;
 mod issuance;
 mod layers;
 mod lifecycle;
+mod notify;
 mod notify_harness;
 mod observability;
 mod oidc;

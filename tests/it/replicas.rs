@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::common;
 use common::process::{self, Process};
 use common::service::{ADMIN_KEY, base_yaml};
+use common::webhook::Receiver;
 use common::{Pebble, PebbleOptions, free_port};
 
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -293,7 +294,12 @@ async fn renewals_happen_once_across_replicas(db_url: &str, dir: &Path) {
         ..Default::default()
     })
     .await;
-    let yaml = replica_yaml(&pebble, db_url, "5s");
+    // Every replica delivers notifications to one receiver, which refuses them at first, so
+    // each is due again and again while every replica's worker looks for work.
+    let receiver = Receiver::start().await;
+    receiver.set_status(503);
+    let yaml = replica_yaml(&pebble, db_url, "5s")
+        + &crate::notify::notifications(&receiver.url("/hooks/ops"), "");
     let replicas: Vec<Replica> = (2..=4)
         .map(|host| Replica::start(host, &yaml, dir, None))
         .collect();
@@ -321,6 +327,35 @@ async fn renewals_happen_once_across_replicas(db_url: &str, dir: &Path) {
         pebble.issued_count(),
         6,
         "each certificate renewed exactly once in the cycle"
+    );
+
+    // Each of the six events (three issued, three renewed) delivered exactly once.
+    assert!(
+        receiver.requests().iter().any(|r| r.refused),
+        "the receiver refused some"
+    );
+    receiver.set_status(204);
+    let accepted = receiver.wait_for(6, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let received = receiver.requests();
+    crate::notify::assert_signed_once(&receiver, &received);
+    let mut types: Vec<String> = crate::notify::events(&received)
+        .into_iter()
+        .map(|(_, e)| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "certificate.issued",
+            "certificate.issued",
+            "certificate.issued",
+            "certificate.renewed",
+            "certificate.renewed",
+            "certificate.renewed"
+        ],
+        "{} accepted",
+        accepted.len()
     );
 }
 
