@@ -35,6 +35,10 @@ enum Command {
     /// Akash provider-API tokens (AEP-64): verify one, or mint one for testing.
     #[command(subcommand)]
     Akash(commands::akash::AkashCommand),
+    /// Notifications: send a test event to the configured webhooks and email; touches no
+    /// database.
+    #[command(subcommand)]
+    Notify(commands::notify::NotifyCommand),
 }
 
 fn main() -> ExitCode {
@@ -48,5 +52,6 @@ fn main() -> ExitCode {
         Command::Fetch(args) => commands::fetch::main(*args),
         Command::Certs(args) => commands::certs::main(*args),
         Command::Akash(command) => commands::akash::run(command, config),
+        Command::Notify(command) => commands::notify::run(command, config),
     }
 }

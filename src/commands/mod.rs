@@ -5,6 +5,7 @@ pub mod akash;
 pub mod certs;
 pub mod check_config;
 pub mod fetch;
+pub mod notify;
 pub mod serve;
 
 use std::future::Future;

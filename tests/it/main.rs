@@ -29,6 +29,7 @@ mod issuance;
 mod layers;
 mod lifecycle;
 mod notify;
+mod notify_cli;
 mod notify_harness;
 mod observability;
 mod oidc;
