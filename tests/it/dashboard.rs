@@ -2,8 +2,10 @@
 //! against certfleet on a real Pebble: signing in (a wrong key refused), the list with its
 //! filter, one certificate's page, a forced renewal showing the new serial, a revocation with
 //! confirmation (Pebble reports the old serial revoked), deletion, the read-only view of a fleet
-//! key, and forms refused without their token or from another site. Screenshots of the list and
-//! of a certificate's page are kept in `target/test-output/`.
+//! key, and forms refused without their token or from another site; a webhook whose receiver is
+//! down: the list's box of notification problems and a certificate's notifications with the
+//! failed attempts. Screenshots of the list, of a certificate's page and of its notifications
+//! are kept in `target/test-output/`.
 
 use serde_json::{Value, json};
 
@@ -15,6 +17,51 @@ use common::{Pebble, PebbleOptions};
 const CERT: &str = "/api/certificate";
 const FAILING: &str = "unreachable.ui.example.test";
 const NAMES: [&str; 2] = ["ui.a.example.test", "ui-2.dash.example.test"];
+/// The ids of the `NAMES`' certificates (ECDSA P-256).
+const IDS: [&str; 2] = [
+    "ZWNkc2EtcDI1Nnx1aS5hLmV4YW1wbGUudGVzdA",
+    "ZWNkc2EtcDI1Nnx1aS0yLmRhc2guZXhhbXBsZS50ZXN0",
+];
+
+/// A webhook `ops` to a loopback port where nothing listens, retried every second or two.
+fn unreachable_webhook(mut yaml: String) -> String {
+    let port = common::free_port();
+    yaml.push_str(&format!(
+        "notifications:
+  webhooks:
+    - name: ops
+      url: \"http://127.0.0.1:{port}/hook\"
+      secret: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"
+      timeout: 1s
+  retryInitial: 1s
+  retryMax: 2s
+"
+    ));
+    yaml
+}
+
+/// Waits (up to 20 s) until the first notification of the newest event of the certificate `id`
+/// has been tried at least once, and returns that event.
+async fn tried_event(service: &Service, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let detail = json(
+            service
+                .get(&format!("/api/certificates/{id}"), ADMIN_KEY)
+                .await,
+        )
+        .await;
+        let event = &detail["events"][0];
+        if event["notifications"][0]["attempts"].as_u64() >= Some(1) {
+            return event.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery attempt in 20 s: {detail}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
 
 /// The text of the `<dd>` after the `<dt>` labelled `label` on a certificate's page.
 async fn field(browser: &Browser, label: &str) -> String {
@@ -61,7 +108,7 @@ async fn rows(browser: &Browser) -> Vec<String> {
 async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
     let pebble = Pebble::start(PebbleOptions::default()).await;
     pebble.add_a(FAILING, "127.0.0.2").await;
-    let service = Service::start_with(&pebble, "30s", |yaml| yaml).await;
+    let service = Service::start_with(&pebble, "30s", unreachable_webhook).await;
     for name in NAMES {
         let response = service.post(CERT, ADMIN_KEY, json!({"domain": name})).await;
         assert_eq!(response.status(), 200, "{name}");
@@ -70,6 +117,11 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
         .post(CERT, ADMIN_KEY, json!({"domain": FAILING}))
         .await;
     assert_eq!(failed.status(), 502);
+    // The issuance's event went to `ops`, which refused the connection.
+    let issued = tried_event(&service, IDS[0]).await;
+    tried_event(&service, IDS[1]).await;
+    assert_eq!(issued["type"], "certificate.issued", "{issued}");
+    assert_eq!(issued["notifications"][0]["channel"], "ops", "{issued}");
     let base = service.base.clone();
     let browser = Browser::start(1280, 1000).await;
 
@@ -116,6 +168,32 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
             "{listed:?}"
         );
     }
+    // Above them, the latest notification problems, each linking to its certificate.
+    let problems = browser
+        .one_xpath("//section[h2='Notification problems']")
+        .await;
+    let problems = browser.text(&problems).await;
+    assert!(
+        problems.contains("ops") && problems.contains("certificate.issued"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(NAMES[0]) && problems.contains(NAMES[1]),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("cannot connect"),
+        "the receiver's error: {problems}"
+    );
+    let event_id = issued["id"].as_str().expect("an event id");
+    let to_event = browser
+        .one_xpath(&format!("//section//a[text()='{}']", NAMES[0]))
+        .await;
+    assert_eq!(
+        browser.attribute(&to_event, "href").await,
+        format!("/ui/certificates/{}#{event_id}", IDS[0]),
+        "the link goes to the event"
+    );
     let shot = browser.screenshot("dashboard-list").await;
     assert!(std::fs::metadata(&shot).expect("screenshot").len() > 10_000);
 
@@ -139,7 +217,7 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
     // One certificate: its fields, history and who received it; no private key.
     browser.go(&format!("{base}/ui/certificates")).await;
     let link = browser
-        .one_xpath(&format!("//a[text()='{}']", NAMES[0]))
+        .one_xpath(&format!("//td[@class='names']/a[text()='{}']", NAMES[0]))
         .await;
     browser.click(&link).await;
     browser
@@ -159,6 +237,44 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
         "no script: it works with JavaScript off"
     );
     browser.screenshot("dashboard-detail").await;
+
+    // Its notifications: the event, the channel given up or retrying, the receiver's error, and
+    // every attempt, folded.
+    let section = browser
+        .one_xpath("//h2[@id='notifications']/following-sibling::div[contains(@class,'event')][1]")
+        .await;
+    let shown = browser.text(&section).await;
+    assert!(
+        shown.contains("certificate.issued") && shown.contains("ops"),
+        "{shown}"
+    );
+    assert!(shown.contains(event_id), "{shown}");
+    assert!(
+        shown.contains("cannot connect") || shown.contains("Connection refused"),
+        "{shown}"
+    );
+    assert!(
+        !browser
+            .all("h2#notifications ~ .event details")
+            .await
+            .is_empty(),
+        "the attempts are folded"
+    );
+    let summary = browser
+        .one_xpath("(//div[contains(@class,'event')]//summary)[1]")
+        .await;
+    browser.click(&summary).await;
+    let attempts = browser
+        .one_xpath("(//div[contains(@class,'event')]//ol)[1]")
+        .await;
+    let attempts = browser.text(&attempts).await;
+    assert!(
+        attempts.contains("failed") && attempts.contains(" ms)"),
+        "every attempt, opened: {attempts}"
+    );
+    browser.go(&format!("{detail_url}#notifications")).await;
+    browser.screenshot("dashboard-notifications").await;
+    browser.go(&detail_url).await;
 
     // A forced renewal: back on the page with the new serial.
     browser
@@ -248,7 +364,11 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
         .go(&format!("{base}/ui/certificates?status=backing_off"))
         .await;
     browser
-        .click(&browser.one_xpath(&format!("//a[text()='{FAILING}']")).await)
+        .click(
+            &browser
+                .one_xpath(&format!("//td[@class='names']/a[text()='{FAILING}']"))
+                .await,
+        )
         .await;
     browser.wait_url("LnRlc3Q").await;
     browser
@@ -266,6 +386,10 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
     // A phone-sized window: the list still reads.
     browser.resize(390, 844).await;
     browser.screenshot("dashboard-list-phone").await;
+    browser
+        .go(&format!("{base}/ui/certificates/{}#{event_id}", IDS[0]))
+        .await;
+    browser.screenshot("dashboard-notifications-phone").await;
 
     // Signed out, then in with a fleet key: its own certificate only, read-only.
     browser
@@ -278,10 +402,18 @@ async fn the_dashboard_lists_shows_renews_revokes_and_deletes_in_a_browser() {
     let fleet_rows = rows(&browser).await;
     assert_eq!(fleet_rows.len(), 1, "{fleet_rows:?}");
     assert!(fleet_rows[0].contains(NAMES[0]));
+    let problems = browser
+        .one_xpath("//section[h2='Notification problems']")
+        .await;
+    let problems = browser.text(&problems).await;
+    assert!(
+        problems.contains(NAMES[0]) && !problems.contains(NAMES[1]),
+        "only its own: {problems}"
+    );
     browser
         .click(
             &browser
-                .one_xpath(&format!("//a[text()='{}']", NAMES[0]))
+                .one_xpath(&format!("//td[@class='names']/a[text()='{}']", NAMES[0]))
                 .await,
         )
         .await;

@@ -1,11 +1,14 @@
-//! The dashboard's pages, as HTML text: a layout, the sign-in form, the list, one certificate,
-//! the confirmation of a destructive action, and an error. Every value from outside is escaped
-//! ([`escape`]); no page holds a script or a private key.
+//! The dashboard's pages, as HTML text: a layout, the sign-in form, the list (with the latest
+//! notification problems), one certificate (with its events and their notifications), the
+//! confirmation of a destructive action, and an error. Every value from outside is escaped
+//! ([`escape`]), receivers' answers among them; no page holds a script or a private key.
 
 use std::fmt::Write as _;
 
-use super::super::inventory::{Detail, InventoryPage, Item};
-use crate::domain::RevocationReason;
+use super::super::inventory::{
+    Detail, EventEntry, InventoryPage, Item, NotificationEntry, decode_id,
+};
+use crate::domain::{DomainName, RevocationReason};
 use crate::util::clock;
 
 /// `text` with the five HTML-significant characters escaped: safe in text and in quoted
@@ -92,10 +95,12 @@ pub fn login(problem: Option<&str>) -> String {
     page("Sign in", None, &body)
 }
 
-/// The list: filters, the table, the next page.
+/// The list: the notification problems (`troubled`: the latest events with a notification
+/// failing or given up), filters, the table, the next page.
 pub fn list(
     viewer: &Viewer<'_>,
     list: &InventoryPage,
+    troubled: &[EventEntry],
     name: &str,
     status: &str,
     notice: Option<&str>,
@@ -103,6 +108,7 @@ pub fn list(
 ) -> String {
     let mut body = String::from("<h1>Certificates</h1>");
     notice_card(&mut body, notice);
+    notification_problems(&mut body, troubled, now);
     let _ = write!(
         body,
         "<form class=\"card filters\" method=\"get\" action=\"/ui/certificates\">\
@@ -208,7 +214,8 @@ fn notice_card(body: &mut String, notice: Option<&str>) {
     }
 }
 
-/// One certificate: its fields, the actions the viewer may take, its history and deliveries.
+/// One certificate: its fields, the actions the viewer may take, its history, deliveries and
+/// notifications.
 pub fn detail(
     viewer: &Viewer<'_>,
     detail: &Detail,
@@ -353,7 +360,193 @@ pub fn detail(
         );
     }
     body.push_str("</tbody></table></div>");
+    notifications(&mut body, &detail.events, now);
     page(&title, Some(viewer), &body)
+}
+
+/// `at` (RFC 3339) as people say it ("3 minutes ago"), the exact time in the title.
+fn when(at: &str, now: i64) -> String {
+    let said = clock::parse_rfc3339(at).map_or_else(|| at.to_owned(), |t| clock::relative(t, now));
+    format!(
+        "<time datetime=\"{0}\" title=\"{0}\">{1}</time>",
+        escape(at),
+        escape(&said)
+    )
+}
+
+/// `count` and `noun`, plural unless one.
+fn counted(count: usize, noun: &str) -> String {
+    format!("{count} {noun}{}", if count == 1 { "" } else { "s" })
+}
+
+/// Whether a notification needs someone: given up, or failed at least once and retrying.
+fn troubled(notification: &NotificationEntry) -> bool {
+    notification.state == "failed" || notification.state == "pending" && notification.attempts > 0
+}
+
+/// A notification's or an attempt's state as a badge; only known states become a class.
+fn state_badge(state: &str) -> String {
+    let class = match state {
+        "delivered" => "delivered",
+        "pending" => "pending",
+        _ => "failed",
+    };
+    let label = if state == "delivered" {
+        "delivered ✓".to_owned()
+    } else {
+        escape(state)
+    };
+    format!("<span class=\"status {class}\">{label}</span>")
+}
+
+/// The list's box of the latest events with a notification failing or given up, each linking to
+/// the event on its certificate's page; nothing when there are none.
+fn notification_problems(body: &mut String, events: &[EventEntry], now: i64) {
+    if events.is_empty() {
+        return;
+    }
+    body.push_str(
+        "<section class=\"card problem\"><h2>Notification problems</h2><ul class=\"troubles\">",
+    );
+    for event in events {
+        let names = decode_id(&event.certificate).map(|key| {
+            key.names
+                .names()
+                .iter()
+                .map(DomainName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        let certificate = match names {
+            Some(names) => format!(
+                "<a href=\"/ui/certificates/{}#{}\">{}</a>",
+                escape(&event.certificate),
+                escape(&event.id),
+                escape(&names)
+            ),
+            None => "<span class=\"muted\">an unknown certificate</span>".to_owned(),
+        };
+        let _ = write!(
+            body,
+            "<li><div>{certificate} <span class=\"muted\">{} · {}</span></div>",
+            escape(&event.kind),
+            when(&event.at, now)
+        );
+        for notification in event.notifications.iter().filter(|n| troubled(n)) {
+            let _ = write!(
+                body,
+                "<div><strong>{}</strong> {} <span class=\"error\">{}</span></div>",
+                escape(&notification.channel),
+                state_badge(&notification.state),
+                notification
+                    .last_error
+                    .as_deref()
+                    .map_or(String::new(), escape)
+            );
+        }
+        body.push_str("</li>");
+    }
+    body.push_str("</ul></section>");
+}
+
+/// A certificate's events, newest first, each with one row per channel: its state, the last
+/// error and every attempt.
+fn notifications(body: &mut String, events: &[EventEntry], now: i64) {
+    body.push_str("<h2 id=\"notifications\">Notifications</h2>");
+    if events.is_empty() {
+        body.push_str("<div class=\"card muted\">No events yet.</div>");
+        return;
+    }
+    for event in events {
+        let _ = write!(
+            body,
+            "<div class=\"card event\" id=\"{0}\"><p><strong>{1}</strong> {2} \
+             <span class=\"muted\">({3})</span> <code>{0}</code></p>",
+            escape(&event.id),
+            escape(&event.kind),
+            escape(&event.at),
+            clock::parse_rfc3339(&event.at).map_or(String::new(), |t| clock::relative(t, now)),
+        );
+        if event.notifications.is_empty() {
+            body.push_str("<p class=\"muted\">Recorded; no channel takes it.</p></div>");
+            continue;
+        }
+        body.push_str(
+            "<div class=\"table\"><table><thead><tr><th>Channel</th><th>State</th>\
+             <th>Details</th></tr></thead><tbody>",
+        );
+        for notification in &event.notifications {
+            notification_row(body, notification, now);
+        }
+        body.push_str("</tbody></table></div></div>");
+    }
+}
+
+/// One channel of an event: its state, the last error and the attempts (folded).
+fn notification_row(body: &mut String, notification: &NotificationEntry, now: i64) {
+    let attempts = counted(notification.attempts as usize, "attempt");
+    let state = match notification.state.as_str() {
+        "delivered" => notification
+            .done_at
+            .as_deref()
+            .map_or(String::new(), |at| when(at, now)),
+        "pending" => {
+            // Not tried yet and due: it waits behind an older event's notification to the same
+            // channel, or for the next round.
+            let next = notification.next_attempt.as_deref().filter(|at| {
+                notification.attempts > 0 || clock::parse_rfc3339(at).is_some_and(|t| t > now)
+            });
+            let next = next.map_or(String::new(), |at| format!("; next: {}", when(at, now)));
+            if notification.attempts == 0 {
+                format!("not tried yet{next}")
+            } else {
+                format!("{attempts}{next}")
+            }
+        }
+        _ => {
+            let done = notification
+                .done_at
+                .as_deref()
+                .map_or(String::new(), |at| format!(", {}", when(at, now)));
+            format!("given up after {attempts}{done}")
+        }
+    };
+    let mut details = String::new();
+    if notification.state != "delivered"
+        && let Some(error) = &notification.last_error
+    {
+        let _ = write!(details, "<div class=\"error\">{}</div>", escape(error));
+    }
+    if !notification.history.is_empty() {
+        let _ = write!(
+            details,
+            "<details><summary>{}</summary><ol class=\"attempts\">",
+            counted(notification.history.len(), "attempt")
+        );
+        for attempt in &notification.history {
+            let _ = write!(
+                details,
+                "<li><span class=\"muted\">{}</span> {} {} <span class=\"muted\">({} ms)</span></li>",
+                escape(&attempt.at),
+                state_badge(&attempt.outcome),
+                escape(&attempt.message),
+                attempt.duration_ms
+            );
+        }
+        details.push_str("</ol></details>");
+    }
+    let _ = write!(
+        body,
+        "<tr class=\"{}\"><td>{}</td><td>{} <span class=\"muted\">{state}</span></td>\
+         <td>{details}</td></tr>",
+        if notification.state == "failed" {
+            "failing"
+        } else {
+            ""
+        },
+        escape(&notification.channel),
+        state_badge(&notification.state),
+    );
 }
 
 /// The confirmation of a destructive action: what it does, a button that does it (the same
@@ -411,6 +604,67 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
         assert_eq!(escape("plain.example.com"), "plain.example.com");
+    }
+
+    /// An event whose one notification to `ops` is in `state`, its receiver having answered
+    /// `answer`.
+    fn event(state: &str, answer: &str) -> EventEntry {
+        use super::super::super::inventory::NotificationAttemptEntry;
+        EventEntry {
+            id: "evt_1".to_owned(),
+            kind: "certificate.issued".to_owned(),
+            certificate: "not-an-id".to_owned(),
+            at: "2027-01-15T08:00:00Z".to_owned(),
+            notifications: vec![NotificationEntry {
+                channel: "ops".to_owned(),
+                state: state.to_owned(),
+                attempts: 1,
+                next_attempt: Some("2027-01-15T08:05:00Z".to_owned()),
+                last_error: Some(format!("HTTP 500: {answer}")),
+                done_at: None,
+                history: vec![NotificationAttemptEntry {
+                    at: "2027-01-15T08:00:00Z".to_owned(),
+                    outcome: "failed".to_owned(),
+                    message: format!("HTTP 500: {answer}"),
+                    duration_ms: 12,
+                }],
+            }],
+        }
+    }
+
+    #[test]
+    fn receivers_answers_are_escaped_and_states_are_no_classes() {
+        let hostile = "<img src=x onerror=alert(1)>";
+        let now = clock::parse_rfc3339("2027-01-15T08:01:00Z").expect("a time");
+        let mut body = String::new();
+        notifications(&mut body, &[event("\"><b>", hostile)], now);
+        notification_problems(&mut body, &[event("failed", hostile)], now);
+        assert!(!body.contains("<img") && !body.contains("<b>"), "{body}");
+        assert!(
+            body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{body}"
+        );
+        assert!(
+            body.contains("class=\"status failed\">&quot;&gt;&lt;b&gt;"),
+            "{body}"
+        );
+        assert!(
+            body.contains("Notification problems") && body.contains("given up after 1 attempt")
+        );
+    }
+
+    #[test]
+    fn no_problem_no_box_and_no_event_says_so() {
+        let mut body = String::new();
+        notification_problems(&mut body, &[], 0);
+        assert!(body.is_empty());
+        // A channel that took the event is not a problem; an id that names nothing is no link.
+        notification_problems(&mut body, &[event("delivered", "ok")], 0);
+        assert!(body.contains("an unknown certificate"), "{body}");
+        assert!(!body.contains("ops") && !body.contains("<a "), "{body}");
+        let mut body = String::new();
+        notifications(&mut body, &[], 0);
+        assert!(body.contains("No events yet."), "{body}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The web dashboard at `/ui` (`server.ui`, on by default): the inventory, one certificate's
-//! history and who received it, and the renew, revoke and delete actions, as plain
-//! server-rendered HTML ([`html`]) that works without JavaScript.
+//! The web dashboard at `/ui` (`server.ui`, on by default): the inventory with the latest
+//! notification problems, one certificate's history, who received it and its events'
+//! notifications, and the renew, revoke and delete actions, as plain server-rendered HTML
+//! ([`html`]) that works without JavaScript.
 //!
 //! **Sessions.** Signing in checks the key (or bearer token) like any API request; the session
 //! is a cookie holding that credential, an expiry and a form token, sealed with the store's
@@ -48,6 +49,8 @@ pub const SESSION_TTL: i64 = 8 * 3600;
 const CONTEXT: &str = "ui-session";
 /// Entries per list page.
 const PAGE_SIZE: u32 = 50;
+/// The most events the list's box of notification problems shows.
+const PROBLEMS: u32 = 10;
 /// What every page is sent with: no script, no framing, no caching, no referrer elsewhere.
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
@@ -316,12 +319,24 @@ async fn list(State(state): State<ApiState>, headers: HeaderMap, uri: Uri) -> Re
         Ok(page) => page,
         Err(err) => return problem(Some(&session), &err, "/ui/certificates"),
     };
+    // The box of notification problems on the first page; without it when it cannot be read.
+    let troubled = if fields.get("cursor").is_some_and(|c| !c.is_empty()) {
+        Vec::new()
+    } else {
+        inventory::recent_events(&state.app, &session.principal, PROBLEMS, true)
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = ?err, "cannot read the notification problems");
+                Vec::new()
+            })
+    };
     let field = |name: &str| fields.get(name).map_or("", String::as_str);
     html(
         StatusCode::OK,
         html::list(
             &session.viewer(),
             &page,
+            &troubled,
             field("name"),
             field("status"),
             notice(field("done")),
