@@ -44,6 +44,14 @@ pub fn backoff(failures: u32, remaining: Option<i64>) -> i64 {
     }
 }
 
+/// How often the CA's renewal window (ARI) of a certificate not yet due is asked again: a tenth
+/// of its lifetime, at most 6 hours (RFC 9773 leaves it to the client; 6 hours is what Let's
+/// Encrypt suggests), at least a second. A CA that moves a window earlier (before a mass
+/// revocation) is noticed within that.
+pub fn ari_check_interval(not_before: i64, not_after: i64) -> i64 {
+    ((not_after - not_before) / 10).clamp(1, 6 * 3600)
+}
+
 /// How long a notification waits after its `attempts`-th failed delivery: `initial`
 /// (`notifications.retryInitial`, a minute by default), doubling with each failure, at most
 /// `max` (`notifications.retryMax`, a day).
@@ -160,5 +168,12 @@ mod tests {
         assert_eq!(waits, [60, 120, 240, 300, 300, 300]);
         assert_eq!(notification_retry(200, 60, 86_400), 86_400);
         assert_eq!(notification_retry(0, 60, 86_400), 60);
+    }
+
+    #[test]
+    fn the_ari_window_is_asked_again_every_tenth_of_the_lifetime_at_most_six_hours() {
+        assert_eq!(ari_check_interval(0, 90 * 86_400), 6 * 3600);
+        assert_eq!(ari_check_interval(0, 30), 3);
+        assert_eq!(ari_check_interval(0, 5), 1);
     }
 }

@@ -40,6 +40,13 @@ impl Issuer {
         }
     }
 
+    /// The CA's suggested renewal window for `cert_pem` (Unix seconds): `Ok(None)` when the CA
+    /// has no ARI, `Err` when it cannot be asked now (the CA or the account is unavailable).
+    pub async fn ari_window(&self, cert_pem: &str) -> Result<Option<(i64, i64)>, IssueError> {
+        let account = self.account().await?;
+        self.renewal_window(&account, cert_pem).await
+    }
+
     /// When to renew `cert_pem` by the CA's window: `None` without ARI or when it cannot be
     /// asked now (the caller keeps its own schedule).
     pub async fn ari_renewal_time(&self, cert_pem: &str) -> Option<i64> {

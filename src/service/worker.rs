@@ -96,3 +96,97 @@ pub async fn run(
         }
     }
 }
+
+/// How often [`watch_ari`] looks for renewal windows to ask again (an index read while idle).
+const ARI_POLL: Duration = Duration::from_secs(1);
+/// The most windows asked per look.
+const ARI_BATCH: u32 = 20;
+
+/// Asks the CA again, every [`crate::schedule::ari_check_interval`], for the renewal window
+/// (ARI, RFC 9773) of every certificate not yet due, until `shutdown` turns true. A window that
+/// now ends before the planned renewal means the CA wants the certificate replaced sooner (as
+/// before a mass revocation, or because it was revoked elsewhere): the renewal moves into the
+/// window, with a `certificate.renewal_advanced` event, and the renewal worker is woken. While
+/// the CA cannot be asked, the watch waits [`CA_DOWN_PAUSE`].
+pub async fn watch_ari(
+    certs: Arc<CertService>,
+    store: Arc<dyn Store>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let pause = match ari_round(&certs, store.as_ref()).await {
+            Ok(full) if full => Duration::ZERO,
+            Ok(_) => ARI_POLL,
+            Err(()) => CA_DOWN_PAUSE,
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+/// One look: asks for the windows due; whether the batch was full (more are waiting). `Err`
+/// when the CA could not be asked.
+async fn ari_round(certs: &CertService, store: &dyn Store) -> Result<bool, ()> {
+    let now = clock::now();
+    let due = match store.ari_checks_due(now, ARI_BATCH).await {
+        Ok(due) => due,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot list the renewal windows to ask again");
+            return Ok(false);
+        }
+    };
+    let full = due.len() == ARI_BATCH as usize;
+    for cert in due {
+        let window = match certs.issuer().ari_window(&cert.cert_pem).await {
+            Ok(window) => window,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot ask the CA for renewal windows; trying again later");
+                return Err(());
+            }
+        };
+        let now = clock::now();
+        if let Some((start, end)) = window
+            && end < cert.renew_after
+        {
+            let at = crate::schedule::point_in_window(start, end, now, crate::schedule::jitter());
+            let data = serde_json::json!({
+                "certificate": {
+                    "serial": cert.serial,
+                    "notBefore": clock::rfc3339(cert.not_before),
+                    "notAfter": clock::rfc3339(cert.not_after),
+                },
+                "previousRenewAfter": clock::rfc3339(cert.renew_after),
+                "renewAfter": clock::rfc3339(at),
+                "window": {"start": clock::rfc3339(start), "end": clock::rfc3339(end)},
+            });
+            let event = certs.notifier().event(
+                crate::domain::EventType::CertificateRenewalAdvanced,
+                &cert.key,
+                data,
+                now,
+                None,
+            );
+            match store.set_renew_after(&cert.key, at, &[event]).await {
+                Ok(()) => {
+                    tracing::warn!(names = %cert.key.names, serial = %cert.serial, renew_after = at, "the CA moved the renewal window earlier; renewing sooner");
+                    certs.forget(&cert.key);
+                    certs.stored().notify_one();
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot move the renewal time"),
+            }
+        }
+        let next = now + crate::schedule::ari_check_interval(cert.not_before, cert.not_after);
+        if let Err(err) = store
+            .set_ari_next_check(&cert.key, &cert.serial, next)
+            .await
+        {
+            tracing::warn!(error = %err, "cannot note when to ask for the renewal window again");
+        }
+    }
+    Ok(full)
+}

@@ -105,7 +105,7 @@ pub mod sql;
 pub mod sqlite;
 
 pub use outbox::{
-    EventRecord, ExpiryCandidate, NewEvent, NotificationAttempt, NotificationOutcome,
+    AriCandidate, EventRecord, ExpiryCandidate, NewEvent, NotificationAttempt, NotificationOutcome,
     NotificationState, PendingNotification, StaleCandidate,
 };
 
@@ -550,6 +550,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// How many notifications are pending.
     async fn pending_notifications(&self) -> Result<u64, StoreError>;
+
+    /// Up to `limit` unrevoked certificates not yet due at `now` whose renewal window is to be
+    /// asked again, the longest waiting first.
+    async fn ari_checks_due(&self, now: i64, limit: u32) -> Result<Vec<AriCandidate>, StoreError>;
+
+    /// When to ask again for `key`'s certificate `serial` (a renewed one has its own time).
+    async fn set_ari_next_check(
+        &self,
+        key: &CertKey,
+        serial: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// One issuance attempt, as the history keeps it.

@@ -143,3 +143,20 @@ pub struct StaleCandidate {
     /// When the current certificate was stored.
     pub renewed_at: i64,
 }
+
+/// A certificate not yet due whose renewal window (ARI) is to be asked again.
+#[derive(Debug, Clone)]
+pub struct AriCandidate {
+    /// Its identity.
+    pub key: CertKey,
+    /// Its serial.
+    pub serial: String,
+    /// The certificate (the chain's leaf identifies it to the CA).
+    pub cert_pem: String,
+    /// Its validity.
+    pub not_before: i64,
+    /// Its validity.
+    pub not_after: i64,
+    /// When its renewal is planned.
+    pub renew_after: i64,
+}

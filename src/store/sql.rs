@@ -14,10 +14,10 @@ use base64::engine::general_purpose::STANDARD;
 use super::backend::{Arg, Backend, Row};
 use super::seal::Sealer;
 use super::{
-    Attempt, Census, CertSummary, Delivery, EventRecord, ExpiryCandidate, Failure, InventoryCursor,
-    InventoryEntry, NewEvent, NotificationAttempt, NotificationOutcome, NotificationState,
-    OrderRecord, PendingNotification, PresentedRecord, RenewalClaim, ScheduleEntry, StaleCandidate,
-    Store, StoreError, StoredCert,
+    AriCandidate, Attempt, Census, CertSummary, Delivery, EventRecord, ExpiryCandidate, Failure,
+    InventoryCursor, InventoryEntry, NewEvent, NotificationAttempt, NotificationOutcome,
+    NotificationState, OrderRecord, PendingNotification, PresentedRecord, RenewalClaim,
+    ScheduleEntry, StaleCandidate, Store, StoreError, StoredCert,
 };
 use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
 
@@ -352,17 +352,21 @@ impl<B: Backend> Store for SqlStore<B> {
             Arg::from(cert.not_after),
             Arg::from(cert.renew_after),
             Arg::from(cert.issued_at),
+            Arg::from(
+                cert.issued_at
+                    + crate::schedule::ari_check_interval(cert.not_before, cert.not_after),
+            ),
         ];
         let save = (
             "INSERT INTO certificates (names, key_type, cert_pem, key_pem, issuer_pem, serial, \
-             not_before, not_after, renew_after, issued_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             not_before, not_after, renew_after, issued_at, ari_next_check) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (names, key_type) DO UPDATE SET cert_pem = excluded.cert_pem, \
              key_pem = excluded.key_pem, issuer_pem = excluded.issuer_pem, \
              serial = excluded.serial, not_before = excluded.not_before, \
              not_after = excluded.not_after, renew_after = excluded.renew_after, \
              issued_at = excluded.issued_at, revoked_at = NULL, revoked_reason = NULL, \
-             expiring_notified = NULL",
+             expiring_notified = NULL, ari_next_check = excluded.ari_next_check",
             &args[..],
         );
         self.execute_with_events("save certificate", save, events)
@@ -1572,6 +1576,52 @@ impl<B: Backend> Store for SqlStore<B> {
             .await
             .map_err(|e| StoreError::new("prune events", e))?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn ari_checks_due(&self, now: i64, limit: u32) -> Result<Vec<AriCandidate>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "list renewal windows to ask again",
+                "SELECT names, key_type, serial, cert_pem, not_before, not_after, renew_after \
+                 FROM certificates WHERE ari_next_check <= $1 AND revoked_at IS NULL \
+                 AND renew_after > $1 ORDER BY ari_next_check LIMIT $2",
+                &[now.into(), i64::from(limit).into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AriCandidate {
+                    key: key_from_row(row)?,
+                    serial: text(row, 2)?,
+                    cert_pem: text(row, 3)?,
+                    not_before: int(row, 4)?,
+                    not_after: int(row, 5)?,
+                    renew_after: int(row, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_ari_next_check(
+        &self,
+        key: &CertKey,
+        serial: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "set when to ask for the renewal window",
+            "UPDATE certificates SET ari_next_check = $4 \
+             WHERE names = $1 AND key_type = $2 AND serial = $3",
+            &[
+                Arg::from(&names),
+                key.key_type.as_str().into(),
+                serial.into(),
+                at.into(),
+            ],
+        )
+        .await
+        .map(drop)
     }
 
     async fn pending_notifications(&self) -> Result<u64, StoreError> {

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use instant_acme::{Account, AccountCredentials, Identifier, NewOrder};
+use instant_acme::{Account, AccountCredentials, Identifier, NewOrder, RevocationRequest};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -14,6 +14,7 @@ use certfleet::acme::ari;
 use certfleet::acme::http::{AcmeHttp, client};
 use certfleet::store::seal::Sealer;
 use common::service::{ADMIN_KEY, Service, json};
+use common::webhook::Receiver;
 use common::{Pebble, PebbleOptions};
 
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -132,6 +133,27 @@ async fn renewal_follows_the_ca_window_and_names_what_it_replaces() {
 
     // Proof from the CA's side, with certfleet's own account: the first certificate already has
     // its replacement order, the second does not.
+    let account = certfleet_account(&service, &pebble).await;
+    let identifiers = [Identifier::Dns("ari.example.test".to_owned())];
+    let first_id = ari::identifier(&first_pem).expect("identifier");
+    let err = account
+        .new_order(&NewOrder::new(&identifiers).replaces(first_id))
+        .await
+        .err()
+        .expect("the first certificate was already replaced by certfleet's renewal");
+    assert!(
+        err.to_string().contains("already has a replacement"),
+        "{err}"
+    );
+    let second_id = ari::identifier(&second_pem).expect("identifier");
+    account
+        .new_order(&NewOrder::new(&identifiers).replaces(second_id))
+        .await
+        .expect("the renewed certificate has not been replaced yet");
+}
+
+/// certfleet's own ACME account, opened from its database with the test's storage key.
+async fn certfleet_account(service: &Service, pebble: &Pebble) -> Account {
     let pool = sqlx::SqlitePool::connect(&service.db_url)
         .await
         .expect("database");
@@ -149,24 +171,130 @@ async fn renewal_follows_the_ca_window_and_names_what_it_replaces() {
         client(Some(pebble.ca().ca_pem_path())).expect("client"),
         &pebble.directory_url(),
     );
-    let account = Account::builder_with_http(Box::new(http))
+    Account::builder_with_http(Box::new(http))
         .from_credentials(credentials)
         .await
-        .expect("account");
-    let identifiers = [Identifier::Dns("ari.example.test".to_owned())];
-    let first_id = ari::identifier(&first_pem).expect("identifier");
-    let err = account
-        .new_order(&NewOrder::new(&identifiers).replaces(first_id))
-        .await
-        .err()
-        .expect("the first certificate was already replaced by certfleet's renewal");
+        .expect("account")
+}
+
+/// A certificate revoked behind certfleet's back (here with certfleet's own account, as another
+/// tool holding it could): Pebble moves its renewal window to now, certfleet's ARI watch
+/// notices before the planned renewal, sends `certificate.renewal_advanced` and renews it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_moved_earlier_advances_the_renewal_with_an_event() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let pebble = Pebble::start(PebbleOptions {
+        ari: true,
+        ..Default::default()
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let hooks = crate::notify::notifications(&receiver.url("/hooks/ops"), "");
+    let service = Service::start_with(&pebble, "30s", |yaml| {
+        yaml.replace(
+            "storage:\n",
+            &format!("storage:\n  encryptionKey: \"{KEY}\"\n"),
+        ) + &hooks
+    })
+    .await;
+    let name = "advanced.example.test";
+    let body = json(
+        service
+            .post("/api/certificate", ADMIN_KEY, json!({"domain": name}))
+            .await,
+    )
+    .await;
+    let pem = body["certificate"]
+        .as_str()
+        .expect("certificate")
+        .to_owned();
+    let planned = unix(body["renewAfter"].as_str().expect("renewAfter"));
+    let now = certfleet::util::clock::now();
     assert!(
-        err.to_string().contains("already has a replacement"),
-        "{err}"
+        planned > now + 86_400,
+        "Pebble's certificates renew years from now"
     );
-    let second_id = ari::identifier(&second_pem).expect("identifier");
+
+    let account = certfleet_account(&service, &pebble).await;
+    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .expect("a certificate")
+        .expect("PEM");
     account
-        .new_order(&NewOrder::new(&identifiers).replaces(second_id))
+        .revoke(&RevocationRequest {
+            certificate: &der,
+            reason: None,
+        })
         .await
-        .expect("the renewed certificate has not been replaced yet");
+        .expect("revoked at the CA");
+
+    // The first ARI look comes a tenth of the lifetime after issuance at the latest (6 hours
+    // for Pebble's); have it now, as time passing would.
+    sqlx::query("UPDATE certificates SET ari_next_check = 0")
+        .execute(
+            &sqlx::SqlitePool::connect(&service.db_url)
+                .await
+                .expect("db"),
+        )
+        .await
+        .expect("due now");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (advanced, renewed) = loop {
+        let got = crate::notify::events(&receiver.requests());
+        let find = |kind: &str| {
+            got.iter()
+                .find(|(_, e)| e["type"] == kind)
+                .map(|(_, e)| e.clone())
+        };
+        if let (Some(a), Some(r)) = (
+            find("certificate.renewal_advanced"),
+            find("certificate.renewed"),
+        ) {
+            break (a, r);
+        }
+        assert!(std::time::Instant::now() < deadline, "got {got:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(advanced["data"]["certificate"]["names"], json!([name]));
+    assert_eq!(
+        unix(
+            advanced["data"]["previousRenewAfter"]
+                .as_str()
+                .expect("previous")
+        ),
+        planned
+    );
+    assert!(
+        unix(advanced["data"]["renewAfter"].as_str().expect("new")) <= now + 120,
+        "{advanced}"
+    );
+    assert_eq!(
+        renewed["data"]["previousSerial"],
+        advanced["data"]["certificate"]["serial"]
+    );
+    let fresh = json(
+        service
+            .get(&format!("/api/certificate?domain={name}"), ADMIN_KEY)
+            .await,
+    )
+    .await;
+    assert_ne!(
+        fresh["certificate"].as_str(),
+        Some(pem.as_str()),
+        "a new certificate is served"
+    );
+    let received = receiver.requests();
+    crate::notify::assert_signed_once(&receiver, &received);
+    let types: Vec<String> = crate::notify::events(&received)
+        .into_iter()
+        .map(|(_, e)| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "certificate.issued",
+            "certificate.renewal_advanced",
+            "certificate.renewed"
+        ]
+    );
 }

@@ -1299,6 +1299,35 @@ async fn outbox(store: &dyn Store) {
             .is_empty()
     );
 
+    // The ARI watch's list: not yet due, unrevoked, its time to ask again come.
+    let due_at = |list: Vec<store::AriCandidate>| list.into_iter().any(|c| c.key == e);
+    assert!(
+        !due_at(store.ari_checks_due(T, 100).await.expect("ari")),
+        "asked 6 hours after issuance"
+    );
+    store
+        .set_ari_next_check(&e, "e2", T - 5)
+        .await
+        .expect("ask now");
+    let due = store.ari_checks_due(T, 100).await.expect("ari");
+    let mine = due.iter().find(|c| c.key == e).expect("due now");
+    assert_eq!((mine.serial.as_str(), mine.renew_after), ("e2", T + 10_000));
+    assert!(mine.cert_pem.contains("leaf e2"));
+    assert!(
+        !due_at(store.ari_checks_due(T + 10_000, 100).await.expect("ari")),
+        "due for renewal: the worker's"
+    );
+    store
+        .set_ari_next_check(&e, "e1", T + 5)
+        .await
+        .expect("an old serial changes nothing");
+    assert!(due_at(store.ari_checks_due(T, 100).await.expect("ari")));
+    store
+        .set_ari_next_check(&e, "e2", T + 5)
+        .await
+        .expect("later");
+    assert!(!due_at(store.ari_checks_due(T, 100).await.expect("ari")));
+
     // Pruning keeps what is recent and removes the finished past.
     assert_eq!(store.prune_events(T - 1).await.expect("prune"), 0);
     let pruned = store.prune_events(T + 1_000_000).await.expect("prune");
