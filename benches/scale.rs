@@ -21,9 +21,12 @@
 //! 4. `/metrics`, scraped 5 times: the median time to the end of the body, and its size. Then
 //!    the inventory, `GET /api/certificates`: the first page of 100 (median of 5), a walk with
 //!    `limit=100` to the end (every certificate listed once), the last page (median of 5), and
-//!    the first and last pages of 10 as ratios to the first page of 10 from the same binary
-//!    serving a store of 10 certificates, measured in the same run before the large store is
-//!    seeded ("100,000 certificates page as fast as 10": the bound is 1.5x).
+//!    the first and last pages of 10 as ratios to the page of 10 from the same binary serving a
+//!    store of 10 certificates of the same kind, measured in the same run before the large store
+//!    is seeded ("100,000 certificates page as fast as 10": the bound is 1.5x). The first page
+//!    at 100,000 holds the earliest certificates, which are due and failing (each shows its
+//!    error), so its baseline is a store of 10 due certificates, failing alike; the last page
+//!    holds valid ones, and so does its baseline store.
 //! 5. Every certificate fetched once, `GET /api/certificate?domain=...` with a PSK allowed every
 //!    name, 32 at a time over one client; each answer must be 200. Then VmRSS again (the service
 //!    keeps at most `server.cacheSize`, default 32 MiB, of certificates and renderings in memory) and another scrape, which also
@@ -92,19 +95,32 @@ fn main() {
             .tempdir()
             .expect("a temporary directory");
         let sqlite = |file: &str| format!("sqlite://{}", dir.path().join(file).display());
-        let urls = [sqlite("scale.db"), sqlite("small.db")];
-        run("sqlite", &urls, &binary, dir.path()).await;
-        let postgres = common::postgres::Postgres::start().await;
-        let urls = [
-            postgres.create_database("scale", "").await,
-            postgres.create_database("scale_small", "").await,
-        ];
-        run("postgres", &urls, &binary, dir.path()).await;
+        // `CERTFLEET_SCALE_BACKENDS=sqlite` (or `postgres`) runs one backend.
+        let only = std::env::var("CERTFLEET_SCALE_BACKENDS").unwrap_or_default();
+        let wanted = |backend: &str| only.is_empty() || only.split(',').any(|b| b == backend);
+        if wanted("sqlite") {
+            let urls = [
+                sqlite("scale.db"),
+                sqlite("small-due.db"),
+                sqlite("small-valid.db"),
+            ];
+            run("sqlite", &urls, &binary, dir.path()).await;
+        }
+        if wanted("postgres") {
+            let postgres = common::postgres::Postgres::start().await;
+            let urls = [
+                postgres.create_database("scale", "").await,
+                postgres.create_database("scale_small_due", "").await,
+                postgres.create_database("scale_small_valid", "").await,
+            ];
+            run("postgres", &urls, &binary, dir.path()).await;
+        }
     });
 }
 
-/// Every measurement on the store at `url`, with the inventory's baseline on `small_url`.
-async fn run(backend: &str, [url, small_url]: &[String; 2], binary: &Path, dir: &Path) {
+/// Every measurement on the store at `url`, with the inventory's baselines on `due_url` and
+/// `valid_url`.
+async fn run(backend: &str, [url, due_url, valid_url]: &[String; 3], binary: &Path, dir: &Path) {
     println!("scale: {CERTIFICATES} certificates in {backend}");
     let result = |what: &str, value: f64, bound: f64, note: &str| {
         let verdict = if value < bound {
@@ -118,14 +134,16 @@ async fn run(backend: &str, [url, small_url]: &[String; 2], binary: &Path, dir: 
     let store = util::open_store(url).await;
     let now = certfleet::util::clock::now();
 
-    // The baseline first: the same pages on a store of SMALL certificates.
-    let small = small_store_pages(backend, small_url, binary, dir, now).await;
+    // The baselines first: the same pages on stores of SMALL certificates of each kind.
+    let small_due = small_store_pages(backend, due_url, binary, dir, now, Seeding::Due).await;
+    let small_valid = small_store_pages(backend, valid_url, binary, dir, now, Seeding::Valid).await;
     println!(
-        "  baseline: GET /api/certificates?limit={SMALL} on {SMALL} certificates: {small:.2} ms"
+        "  baselines: GET /api/certificates?limit={SMALL} on {SMALL} certificates: {small_due:.2} \
+         ms (due and failing), {small_valid:.2} ms (valid)"
     );
 
     let started = Instant::now();
-    seed(&store, now, CERTIFICATES).await;
+    seed(&store, now, CERTIFICATES, Seeding::Spread).await;
     println!(
         "  seeded through the store in {:.1} s ({SEED_CONCURRENCY} saves at a time)",
         started.elapsed().as_secs_f64()
@@ -157,15 +175,15 @@ async fn run(backend: &str, [url, small_url]: &[String; 2], binary: &Path, dir: 
         "  GET /api/certificates?limit={SMALL}: first page {first_small:.2} ms, last page \
          {last_small:.2} ms"
     );
-    let note = format!(" (limit={SMALL}, against {SMALL} certificates)");
-    let ratio = first_small / small;
+    let note = format!(" (limit={SMALL}, against {SMALL} certificates of the same kind)");
+    let ratio = first_small / small_due;
     result(
         "inventory_first_page_vs_small",
         ratio,
         TARGET_PAGE_RATIO,
         &note,
     );
-    let ratio = last_small / small;
+    let ratio = last_small / small_valid;
     result(
         "inventory_last_page_vs_small",
         ratio,
@@ -201,26 +219,71 @@ async fn run(backend: &str, [url, small_url]: &[String; 2], binary: &Path, dir: 
     result("metrics_all_ms", ms, TARGET_SCRAPE_MS, &size);
 }
 
-/// The baseline of the inventory's pages: the median time of its first page of [`SMALL`] entries
-/// from the real binary serving a store of [`SMALL`] certificates at `url`.
-async fn small_store_pages(backend: &str, url: &str, binary: &Path, dir: &Path, now: i64) -> f64 {
+/// How [`seed`] spreads renewal times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seeding {
+    /// Over 90 days, the first tenth already due: the large store.
+    Spread,
+    /// Every one due (the renewal worker fails them: the CA is unreachable).
+    Due,
+    /// None due.
+    Valid,
+}
+
+/// A baseline of the inventory's pages: the median time of the first page of [`SMALL`]
+/// entries from the real binary serving a store of [`SMALL`] certificates at `url`, seeded as
+/// `seeding` says (for due ones, once the renewal worker has failed them).
+async fn small_store_pages(
+    backend: &str,
+    url: &str,
+    binary: &Path,
+    dir: &Path,
+    now: i64,
+    seeding: Seeding,
+) -> f64 {
     let store = util::open_store(url).await;
-    seed(&store, now, i64::try_from(SMALL).expect("a small count")).await;
-    let server = Server::start(binary, dir, &format!("{backend}-small"), url, "due").await;
-    let (_, items, _) = server.page(SMALL, None).await;
-    assert_eq!(items, SMALL, "every certificate listed");
+    seed(
+        &store,
+        now,
+        i64::try_from(SMALL).expect("a small count"),
+        seeding,
+    )
+    .await;
+    let name = format!("{backend}-small-{seeding:?}").to_lowercase();
+    let server = Server::start(binary, dir, &name, url, "due").await;
+    let expected = if seeding == Seeding::Due {
+        "backing_off"
+    } else {
+        "valid"
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, page) = server.page_json(SMALL, None).await;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        assert_eq!(items.len(), SMALL, "every certificate listed");
+        if items.iter().all(|item| item["status"] == expected) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all {expected}: {page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     server.page_ms(SMALL, None).await
 }
 
 /// Saves `count` rows, [`SEED_CONCURRENCY`] at a time, through the store.
-async fn seed(store: &Arc<dyn Store>, now: i64, count: i64) {
+async fn seed(store: &Arc<dyn Store>, now: i64, count: i64, seeding: Seeding) {
+    // The first renewal time, days from now, and the days the rest spread over.
+    let (first, span) = match seeding {
+        Seeding::Spread => (-9, 90),
+        Seeding::Due => (-9, 8),
+        Seeding::Valid => (1, 80),
+    };
     let fixture = fixture();
     futures_util::stream::iter(0..count)
         .for_each_concurrent(SEED_CONCURRENCY, |i| {
             let fixture = &fixture;
             async move {
-                // Renewal times spread over 90 days, the first tenth already due.
-                let renew_after = now - 9 * 86_400 + (i * 90 * 86_400) / count;
+                let renew_after = now + first * 86_400 + (i * span * 86_400) / count;
                 let cert = StoredCert {
                     names: NameSet::parse(&[name(i)]).expect("a valid name"),
                     serial: format!("{i:x}"),
@@ -415,9 +478,9 @@ log:
         (util::median(&mut times), body)
     }
 
-    /// One inventory page (`GET /api/certificates`): its time in ms, its item count and its
-    /// `next` cursor.
-    async fn page(&self, limit: usize, cursor: Option<&str>) -> (f64, usize, Option<String>) {
+    /// One inventory page (`GET /api/certificates`) as JSON, and its time in ms (to the end
+    /// of the body, parsed).
+    async fn page_json(&self, limit: usize, cursor: Option<&str>) -> (f64, serde_json::Value) {
         let mut url = format!("{}/api/certificates?limit={limit}", self.api);
         if let Some(cursor) = cursor {
             url.push_str(&format!("&cursor={cursor}"));
@@ -432,7 +495,12 @@ log:
             .expect("GET /api/certificates");
         assert_eq!(response.status(), 200, "GET {url}\n{}", self.log_tail());
         let body: serde_json::Value = response.json().await.expect("a JSON page");
-        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+        (started.elapsed().as_secs_f64() * 1000.0, body)
+    }
+
+    /// One inventory page: its time in ms, its item count and its `next` cursor.
+    async fn page(&self, limit: usize, cursor: Option<&str>) -> (f64, usize, Option<String>) {
+        let (elapsed, body) = self.page_json(limit, cursor).await;
         let items = body["items"].as_array().map_or(0, Vec::len);
         (elapsed, items, body["next"].as_str().map(str::to_owned))
     }

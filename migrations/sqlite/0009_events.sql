@@ -60,3 +60,15 @@ ALTER TABLE certificates ADD COLUMN ari_next_check INTEGER NOT NULL DEFAULT 0;
 UPDATE certificates SET ari_next_check = issued_at + CASE
     WHEN (not_after - not_before) / 10 < 21600 THEN (not_after - not_before) / 10 ELSE 21600 END;
 CREATE INDEX certificates_ari ON certificates (ari_next_check) WHERE revoked_at IS NULL;
+
+-- The inventory's pages read only this index: every column a page shows of a certificate (its
+-- serial, times and revocation) is in it, so a page never reads the rows, whose PEMs spill over
+-- several database pages each. renew_after and revoked_reason keep it covering the census too.
+DROP INDEX certificates_expiry;
+CREATE INDEX certificates_expiry ON certificates (not_after, names, key_type, renew_after,
+    revoked_reason, serial, not_before, issued_at, revoked_at);
+
+-- When an identity last failed (the inventory's lastError.at): the newest entry of one range of
+-- this index, without reading the history's rows.
+CREATE INDEX attempts_failed ON attempts (names, key_type, started_at, outcome)
+    WHERE outcome <> 'success';

@@ -27,7 +27,7 @@ use crate::util::clock::{self, rfc3339};
 /// The most certificates (or deliveries) one scan judges.
 const LIMIT: u32 = 500;
 
-/// Scans every [`interval`] until `shutdown` turns true.
+/// Scans every [`interval`] (the first after one interval) until `shutdown` turns true.
 pub async fn run(
     store: Arc<dyn Store>,
     notifier: Arc<Notifier>,
@@ -35,6 +35,12 @@ pub async fn run(
 ) {
     let every = interval(&notifier);
     loop {
+        // The first scan waits one interval too: start-up (the renewal worker's first batch,
+        // resumed orders) is busy enough, and nothing a scan finds is that urgent.
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => {}
+        }
         if *shutdown.borrow() {
             return;
         }
@@ -44,10 +50,6 @@ pub async fn run(
         }
         if let Err(err) = stale(store.as_ref(), &notifier, now).await {
             tracing::warn!(error = %err, "cannot scan for stale deliveries");
-        }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => {}
         }
     }
 }

@@ -99,6 +99,8 @@ pub async fn run(
 
 /// How often [`watch_ari`] looks for renewal windows to ask again (an index read while idle).
 const ARI_POLL: Duration = Duration::from_secs(1);
+/// How long after start the first look waits.
+const ARI_START_DELAY: Duration = Duration::from_secs(10);
 /// The most windows asked per look.
 const ARI_BATCH: u32 = 20;
 
@@ -113,7 +115,15 @@ pub async fn watch_ari(
     store: Arc<dyn Store>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Not during start-up, which the renewal worker's first batch keeps busy.
+    tokio::select! {
+        () = tokio::time::sleep(ARI_START_DELAY) => {}
+        _ = shutdown.changed() => {}
+    }
     loop {
+        if *shutdown.borrow() {
+            return;
+        }
         let pause = match ari_round(&certs, store.as_ref()).await {
             Ok(full) if full => Duration::ZERO,
             Ok(_) => ARI_POLL,
@@ -122,9 +132,6 @@ pub async fn watch_ari(
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            return;
         }
     }
 }

@@ -284,9 +284,10 @@ macro_rules! inventory_of_certificates {
     () => {
         "SELECT c.names, c.key_type, c.serial, c.not_before, c.not_after, c.renew_after, \
          c.issued_at, f.count, f.next_attempt, f.code, f.message, \
-         (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = c.names \
-          AND a.key_type = c.key_type AND a.outcome <> 'success'), \
-         (SELECT COUNT(*) FROM orders o WHERE o.names = c.names AND o.key_type = c.key_type), \
+         CASE WHEN f.count IS NULL THEN NULL ELSE (SELECT MAX(a.started_at) FROM attempts a \
+          WHERE a.names = c.names AND a.key_type = c.key_type AND a.outcome <> 'success') END, \
+         CASE WHEN EXISTS (SELECT 1 FROM orders o WHERE o.names = c.names \
+          AND o.key_type = c.key_type) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END, \
          c.revoked_at, c.revoked_reason \
          FROM certificates c \
          LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type"
@@ -302,7 +303,8 @@ macro_rules! inventory_of_failures {
          f.next_attempt, f.code, f.message, \
          (SELECT MAX(a.started_at) FROM attempts a WHERE a.names = f.names \
           AND a.key_type = f.key_type AND a.outcome <> 'success'), \
-         (SELECT COUNT(*) FROM orders o WHERE o.names = f.names AND o.key_type = f.key_type), \
+         CASE WHEN EXISTS (SELECT 1 FROM orders o WHERE o.names = f.names \
+          AND o.key_type = f.key_type) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END, \
          CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
          FROM failures f"
     };

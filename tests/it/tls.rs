@@ -1,7 +1,7 @@
 //! certfleet's own TLS with a real TLS client (rustls through reqwest): SNI selection between
 //! the public certificate and the self-signed fallback, file reload, a corrupt file ignored,
 //! the self-obtained certificate from Pebble swapped in after a renewal, the fallback's
-//! fingerprint stable across restarts.
+//! fingerprint stable across restarts, the dashboard's session cookie `Secure` over TLS only.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -299,4 +299,155 @@ async fn certfleet_obtains_its_own_certificate_and_swaps_in_renewals() {
         404,
         "challenge paths are answered, not redirected"
     );
+}
+
+/// `POST /ui/login` with `key` as a form from `origin`, redirects not followed.
+async fn sign_in(
+    client: &reqwest::Client,
+    base: &str,
+    origin: &str,
+    key: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/ui/login"))
+        .header("Origin", origin)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("key", key)
+                .finish(),
+        )
+        .send()
+        .await
+        .expect("POST /ui/login")
+}
+
+/// The one `Set-Cookie` of a sign-in: the session cookie's value and its attributes.
+fn session_cookie(response: &reqwest::Response) -> (String, Vec<String>) {
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("an ASCII cookie"))
+        .collect();
+    assert_eq!(cookies.len(), 1, "exactly one cookie: {cookies:?}");
+    let mut parts = cookies[0].split(';').map(str::trim);
+    let value = parts
+        .next()
+        .and_then(|pair| pair.strip_prefix("certfleet_session="))
+        .unwrap_or_else(|| panic!("the session cookie: {}", cookies[0]))
+        .to_owned();
+    assert!(!value.is_empty(), "{}", cookies[0]);
+    let attributes: Vec<String> = parts.map(str::to_owned).collect();
+    for expected in ["HttpOnly", "SameSite=Strict", "Path=/ui"] {
+        assert!(
+            attributes.iter().any(|a| a == expected),
+            "{expected} in {}",
+            cookies[0]
+        );
+    }
+    let max_age: Vec<i64> = attributes
+        .iter()
+        .filter_map(|a| a.strip_prefix("Max-Age="))
+        .map(|n| n.parse().expect("a number of seconds"))
+        .collect();
+    assert!(
+        matches!(max_age[..], [n] if n > 0),
+        "one positive Max-Age: {}",
+        cookies[0]
+    );
+    (value, attributes)
+}
+
+#[tokio::test]
+async fn the_dashboard_session_is_a_secure_cookie_over_tls() {
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    ca.write_leaf(dir.path());
+    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    let tls = format!(
+        "    certFile: \"{}\"\n    keyFile: \"{}\"\n",
+        dir.path().join("tls.pem").display(),
+        dir.path().join("tls.key").display()
+    );
+    let config = yaml(&db_url, &tls);
+    let service = Service::start_yaml(&config, tempfile::tempdir().expect("tmp"), db_url).await;
+    let addr = api_addr(&service);
+    let base = format!("https://{HOST}:{}", addr.port());
+    // HTTP/2, as browsers speak it with certfleet's TLS: its requests carry no Host header, so
+    // the dashboard's Origin check must read the site from `:authority`.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca.pem.as_bytes()).expect("CA"))
+        .resolve(HOST, addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+
+    let form = client
+        .get(format!("{base}/ui/login"))
+        .send()
+        .await
+        .expect("GET /ui/login over TLS");
+    assert_eq!(form.status(), 200);
+
+    // Another site's form: refused before the key is looked at.
+    let forged = sign_in(&client, &base, "https://evil.example", ADMIN_KEY).await;
+    assert_eq!(forged.status(), 403);
+    assert!(forged.headers().get("set-cookie").is_none());
+
+    // A wrong key: refused, no cookie.
+    let refused = sign_in(&client, &base, &base, "wrong-key-0123456789").await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().get("set-cookie").is_none());
+
+    // The admin key: to the list, with a Secure session cookie that does not show the key.
+    let signed_in = sign_in(&client, &base, &base, ADMIN_KEY).await;
+    assert_eq!(signed_in.version(), reqwest::Version::HTTP_2);
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/ui/certificates");
+    let (value, attributes) = session_cookie(&signed_in);
+    assert!(
+        attributes.iter().any(|a| a == "Secure"),
+        "Secure over TLS: {attributes:?}"
+    );
+    assert!(!value.contains(ADMIN_KEY), "the key is sealed: {value}");
+
+    // The cookie is a session over TLS.
+    let list = client
+        .get(format!("{base}/ui/certificates"))
+        .header("Cookie", format!("certfleet_session={value}"))
+        .send()
+        .await
+        .expect("GET /ui/certificates over TLS");
+    assert_eq!(list.status(), 200);
+    let page = list.text().await.expect("body");
+    assert!(page.contains("<h1>Certificates</h1>"), "{page}");
+
+    // Without certfleet's TLS (the same config but `server.tls`), the cookie is not Secure:
+    // a browser would not send it back over plain HTTP.
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let plain_db = format!(
+        "sqlite://{}",
+        plain_dir.path().join("certfleet.db").display()
+    );
+    let plain_config = yaml(&plain_db, &tls).replace(&format!("server:\n  tls:\n{tls}"), "");
+    assert!(!plain_config.contains("certFile"), "{plain_config}");
+    let plain = Service::start_yaml(&plain_config, plain_dir, plain_db).await;
+    assert!(plain.app.tls.is_none());
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let signed_in = sign_in(&http, &plain.base, &plain.base, ADMIN_KEY).await;
+    assert_eq!(signed_in.status(), 303);
+    let (value, attributes) = session_cookie(&signed_in);
+    assert!(
+        !attributes.iter().any(|a| a.eq_ignore_ascii_case("Secure")),
+        "not Secure over plain HTTP: {attributes:?}"
+    );
+    assert!(!value.contains(ADMIN_KEY), "the key is sealed: {value}");
 }

@@ -202,8 +202,13 @@ async fn login_form(State(state): State<ApiState>, headers: HeaderMap) -> Respon
     html(StatusCode::OK, html::login(None))
 }
 
-async fn login(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = cross_site(&headers) {
+async fn login(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = cross_site(&headers, &uri) {
         return refused;
     }
     let form = parse_form(&body);
@@ -276,8 +281,13 @@ fn set_cookie(response: &mut Response, value: &str, max_age: i64, tls: bool) {
     }
 }
 
-async fn logout(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Some(refused) = cross_site(&headers) {
+async fn logout(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = cross_site(&headers, &uri) {
         return refused;
     }
     if let Some(session) = session(&state, &headers).await
@@ -386,11 +396,12 @@ async fn show(
 async fn act(
     State(state): State<ApiState>,
     headers: HeaderMap,
+    uri: Uri,
     ClientAddr(remote): ClientAddr,
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    if let Some(refused) = cross_site(&headers) {
+    if let Some(refused) = cross_site(&headers, &uri) {
         return refused;
     }
     let Some(session) = session(&state, &headers).await else {
@@ -549,10 +560,14 @@ fn csrf_refused(session: Option<&Session>) -> Response {
 }
 
 /// A refusal when the request's `Origin` names another site (browsers send it with every
-/// form POST).
-fn cross_site(headers: &HeaderMap) -> Option<Response> {
+/// form POST). The site is the `Host` header over HTTP/1.1, the `:authority` (the URI's)
+/// over HTTP/2, which has no `Host`.
+fn cross_site(headers: &HeaderMap, uri: &Uri) -> Option<Response> {
     let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(axum::http::uri::Authority::as_str));
     let origin_host = origin.split_once("://").map(|(_, rest)| rest);
     if host.is_some() && origin_host == host {
         return None;
