@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -567,7 +568,7 @@ fn cross_site(headers: &HeaderMap, uri: &Uri) -> Option<Response> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| uri.authority().map(axum::http::uri::Authority::as_str));
+        .or_else(|| uri.authority().map(Authority::as_str));
     let origin_host = origin.split_once("://").map(|(_, rest)| rest);
     if host.is_some() && origin_host == host {
         return None;
