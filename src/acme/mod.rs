@@ -7,6 +7,7 @@
 
 pub mod ari;
 pub mod cert;
+pub mod csr;
 pub mod dns01;
 pub mod http;
 pub mod http01;
