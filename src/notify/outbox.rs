@@ -27,6 +27,8 @@ pub const POLL: Duration = Duration::from_secs(1);
 const BATCH: u32 = 32;
 /// The most sent at once.
 const CONCURRENCY: usize = 8;
+/// Every how many rounds the pending notifications are counted for the gauge.
+const GAUGE_EVERY: u64 = 15;
 /// How often old events are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -56,7 +58,10 @@ pub async fn run(
                 Err(err) => tracing::warn!(error = %err, "cannot prune old events"),
             }
         }
-        if let Ok(pending) = store.pending_notifications().await {
+        // The backlog gauge: a count of the pending rows, every few rounds.
+        if round % GAUGE_EVERY == 1
+            && let Ok(pending) = store.pending_notifications().await
+        {
             crate::observe::metrics::notifications_pending(pending);
         }
         if sent < BATCH as usize {

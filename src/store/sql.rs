@@ -143,34 +143,56 @@ impl<B: Backend> SqlStore<B> {
         min_seq: i64,
         key: Option<(&str, &str)>,
     ) -> Result<Vec<(i64, NotificationState)>, StoreError> {
-        let (names, key_type) = key.unwrap_or(("", ""));
-        let identity = i64::from(key.is_some());
-        let args = [
-            Arg::from(min_seq),
-            Arg::from(identity),
-            Arg::from(names),
-            Arg::from(key_type),
-        ];
-        let rows = self
-            .fetch_all(
-                "read notifications",
-                "SELECT event_seq, channel, state, attempts, next_attempt, last_error, done_at \
-                 FROM notifications WHERE event_seq >= $1 \
-                 AND ($2 = 0 OR (names = $3 AND key_type = $4)) ORDER BY event_seq, channel",
-                &args,
-            )
-            .await?;
-        let attempts = self
-            .fetch_all(
-                "read notification attempts",
-                "SELECT a.event_seq, a.channel, a.at, a.outcome, a.message, a.duration_ms \
-                 FROM notification_attempts a JOIN notifications n \
-                 ON n.event_seq = a.event_seq AND n.channel = a.channel \
-                 WHERE a.event_seq >= $1 AND ($2 = 0 OR (n.names = $3 AND n.key_type = $4)) \
-                 ORDER BY a.id",
-                &args,
-            )
-            .await?;
+        // One identity's through its events (one range of `events_identity`); the latest of
+        // every identity as one range of the outbox.
+        let (rows, attempts) = match key {
+            Some((names, key_type)) => {
+                let args = [Arg::from(min_seq), Arg::from(names), Arg::from(key_type)];
+                let rows = self
+                    .fetch_all(
+                        "read notifications",
+                        "SELECT n.event_seq, n.channel, n.state, n.attempts, n.next_attempt, \
+                         n.last_error, n.done_at FROM events e \
+                         JOIN notifications n ON n.event_seq = e.seq \
+                         WHERE e.names = $2 AND e.key_type = $3 AND e.seq >= $1 \
+                         ORDER BY n.event_seq, n.channel",
+                        &args,
+                    )
+                    .await?;
+                let attempts = self
+                    .fetch_all(
+                        "read notification attempts",
+                        "SELECT a.event_seq, a.channel, a.at, a.outcome, a.message, \
+                         a.duration_ms FROM events e \
+                         JOIN notification_attempts a ON a.event_seq = e.seq \
+                         WHERE e.names = $2 AND e.key_type = $3 AND e.seq >= $1 ORDER BY a.id",
+                        &args,
+                    )
+                    .await?;
+                (rows, attempts)
+            }
+            None => {
+                let args = [Arg::from(min_seq)];
+                let rows = self
+                    .fetch_all(
+                        "read notifications",
+                        "SELECT event_seq, channel, state, attempts, next_attempt, last_error, \
+                         done_at FROM notifications WHERE event_seq >= $1 \
+                         ORDER BY event_seq, channel",
+                        &args,
+                    )
+                    .await?;
+                let attempts = self
+                    .fetch_all(
+                        "read notification attempts",
+                        "SELECT event_seq, channel, at, outcome, message, duration_ms \
+                         FROM notification_attempts WHERE event_seq >= $1 ORDER BY id",
+                        &args,
+                    )
+                    .await?;
+                (rows, attempts)
+            }
+        };
         let mut states = Vec::with_capacity(rows.len());
         for row in &rows {
             states.push((
@@ -1410,7 +1432,7 @@ impl<B: Backend> Store for SqlStore<B> {
                    AND NOT EXISTS (SELECT 1 FROM notifications p WHERE p.state = 'pending' \
                      AND p.channel = n.channel AND p.names = n.names \
                      AND p.key_type = n.key_type AND p.event_seq < n.event_seq) \
-                   ORDER BY n.event_seq LIMIT $4)",
+                   ORDER BY n.next_attempt LIMIT $4)",
                 &[
                     claimer.into(),
                     until.into(),
@@ -1427,8 +1449,9 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read claimed notifications",
                 "SELECT n.event_seq, n.channel, n.attempts, e.id, e.type, e.body, e.created_at \
                  FROM notifications n JOIN events e ON e.seq = n.event_seq \
-                 WHERE n.state = 'pending' AND n.claimed_by = $1 ORDER BY n.event_seq",
-                &[claimer.into()],
+                 WHERE n.state = 'pending' AND n.next_attempt <= $2 AND n.claimed_by = $1 \
+                 ORDER BY n.event_seq",
+                &[claimer.into(), now.into()],
             )
             .await?;
         rows.iter()
