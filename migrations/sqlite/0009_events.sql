@@ -54,11 +54,11 @@ ALTER TABLE certificates ADD COLUMN expiring_notified INTEGER;
 ALTER TABLE deliveries ADD COLUMN stale_serial TEXT;
 
 -- certificate.renewal_advanced: when the CA's renewal window (ARI) of a certificate not yet due
--- is asked again. Existing certificates are first asked a tenth of their lifetime (at most 6
--- hours) after they were issued, as new ones are, so an upgrade does not ask for all at once.
+-- is asked again. The certificates stored before this version are first asked at a point of the
+-- 6 hours after the upgrade, spread by when each was issued, so an upgrade does not ask for all
+-- at once.
 ALTER TABLE certificates ADD COLUMN ari_next_check INTEGER NOT NULL DEFAULT 0;
-UPDATE certificates SET ari_next_check = issued_at + CASE
-    WHEN (not_after - not_before) / 10 < 21600 THEN (not_after - not_before) / 10 ELSE 21600 END;
+UPDATE certificates SET ari_next_check = CAST(strftime('%s', 'now') AS INTEGER) + issued_at % 21600;
 CREATE INDEX certificates_ari ON certificates (ari_next_check) WHERE revoked_at IS NULL;
 
 -- The inventory's pages read only this index: every column a page shows of a certificate (its

@@ -101,6 +101,8 @@ pub async fn run(
 const ARI_POLL: Duration = Duration::from_secs(1);
 /// How long after start the first look waits.
 const ARI_START_DELAY: Duration = Duration::from_secs(10);
+/// When a CA without ARI is asked again about a certificate, in seconds.
+const NO_ARI_RECHECK: i64 = 7 * 86_400;
 /// The most windows asked per look.
 const ARI_BATCH: u32 = 20;
 
@@ -124,9 +126,10 @@ pub async fn watch_ari(
         if *shutdown.borrow() {
             return;
         }
+        // At most one batch a second however many are due: the CA's ARI endpoint is asked at
+        // most ARI_BATCH times a second.
         let pause = match ari_round(&certs, store.as_ref()).await {
-            Ok(full) if full => Duration::ZERO,
-            Ok(_) => ARI_POLL,
+            Ok(()) => ARI_POLL,
             Err(()) => CA_DOWN_PAUSE,
         };
         tokio::select! {
@@ -136,18 +139,17 @@ pub async fn watch_ari(
     }
 }
 
-/// One look: asks for the windows due; whether the batch was full (more are waiting). `Err`
-/// when the CA could not be asked.
-async fn ari_round(certs: &CertService, store: &dyn Store) -> Result<bool, ()> {
+/// One look: asks for the windows due, at most [`ARI_BATCH`]. `Err` when the CA could not be
+/// asked.
+async fn ari_round(certs: &CertService, store: &dyn Store) -> Result<(), ()> {
     let now = clock::now();
     let due = match store.ari_checks_due(now, ARI_BATCH).await {
         Ok(due) => due,
         Err(err) => {
             tracing::warn!(error = %err, "cannot list the renewal windows to ask again");
-            return Ok(false);
+            return Ok(());
         }
     };
-    let full = due.len() == ARI_BATCH as usize;
     for cert in due {
         let window = match certs.issuer().ari_window(&cert.cert_pem).await {
             Ok(window) => window,
@@ -187,7 +189,11 @@ async fn ari_round(certs: &CertService, store: &dyn Store) -> Result<bool, ()> {
                 Err(err) => tracing::warn!(error = %err, "cannot move the renewal time"),
             }
         }
-        let next = now + crate::schedule::ari_check_interval(cert.not_before, cert.not_after);
+        // A CA without ARI is asked again only weekly, in case it gains it.
+        let next = match window {
+            Some(_) => now + crate::schedule::ari_check_interval(cert.not_before, cert.not_after),
+            None => now + NO_ARI_RECHECK,
+        };
         if let Err(err) = store
             .set_ari_next_check(&cert.key, &cert.serial, next)
             .await
@@ -195,5 +201,5 @@ async fn ari_round(certs: &CertService, store: &dyn Store) -> Result<bool, ()> {
             tracing::warn!(error = %err, "cannot note when to ask for the renewal window again");
         }
     }
-    Ok(full)
+    Ok(())
 }
