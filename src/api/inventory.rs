@@ -440,20 +440,10 @@ pub(super) async fn recent_events(
     let records = app.store.recent_events(read, troubled).await?;
     Ok(records
         .into_iter()
-        .filter(|record| {
-            principal.admin || record_key(record).is_some_and(|key| may_read(principal, &key))
-        })
+        .filter(|record| principal.admin || may_read(principal, &record.key))
         .take(limit as usize)
         .map(event_entry)
         .collect())
-}
-
-fn record_key(record: &EventRecord) -> Option<CertKey> {
-    let names: Vec<&str> = record.names.split(',').collect();
-    Some(CertKey {
-        names: crate::domain::NameSet::parse(&names).ok()?,
-        key_type: crate::domain::KeyType::parse(&record.key_type)?,
-    })
 }
 
 /// Whether `principal` may see `key`: an admin sees all, others what they may request.
@@ -520,7 +510,7 @@ fn history_entry(attempt: Attempt) -> HistoryEntry {
 }
 
 fn event_entry(record: EventRecord) -> EventEntry {
-    let certificate = record_key(&record).map_or_else(String::new, |key| key.opaque_id());
+    let certificate = record.key.opaque_id();
     EventEntry {
         id: record.id,
         kind: record.kind,

@@ -18,9 +18,8 @@ use crate::domain::EventType;
 pub struct Email {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
-    to: Vec<Mailbox>,
-    to_by_event: Vec<(EventType, Vec<Mailbox>)>,
-    events: Option<Vec<EventType>>,
+    /// Its recipients and the types it takes.
+    config: EmailConfig,
     /// The relay, for messages: `host:port`.
     relay: String,
 }
@@ -42,18 +41,14 @@ impl Email {
                 .map_err(|e| format!("{key} \"{text}\" is not an email address: {e}"))
         };
         let from = mailbox("from", &config.from)?;
-        let to = config
-            .to
-            .iter()
-            .map(|address| mailbox("to", address))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut to_by_event = Vec::new();
+        // Every recipient is checked now, so a bad address stops the start, not a mail.
+        for address in &config.to {
+            mailbox("to", address)?;
+        }
         for (kind, addresses) in &config.to_by_event {
-            let list = addresses
-                .iter()
-                .map(|address| mailbox(&format!("toByEvent.{kind}"), address))
-                .collect::<Result<Vec<_>, _>>()?;
-            to_by_event.push((*kind, list));
+            for address in addresses {
+                mailbox(&format!("toByEvent.{kind}"), address)?;
+            }
         }
         let mut tls = TlsParameters::builder(config.host.clone());
         if let Some(path) = &config.ca_certificates {
@@ -81,29 +76,19 @@ impl Email {
         Ok(Self {
             transport: builder.build(),
             from,
-            to,
-            to_by_event,
-            events: config.events.clone(),
+            config: config.clone(),
             relay: format!("{}:{}", config.host, config.port),
         })
     }
 
     /// Whether it takes events of `kind` (the test event always).
     pub fn wants(&self, kind: EventType) -> bool {
-        kind == EventType::Test
-            || self
-                .events
-                .as_ref()
-                .is_none_or(|events| events.contains(&kind))
+        self.config.wants(kind)
     }
 
     /// Sends one event to its recipients.
     pub async fn send(&self, message: Message<'_>) -> Result<String, SendError> {
-        let recipients = self
-            .to_by_event
-            .iter()
-            .find(|(kind, _)| *kind == message.kind)
-            .map_or(&self.to, |(_, list)| list);
+        let recipients = self.config.recipients(message.kind);
         if recipients.is_empty() {
             return Err(SendError::Misconfigured(format!(
                 "no recipient for {}: add one to to or toByEvent",
@@ -117,7 +102,10 @@ impl Email {
             .message_id(Some(format!("<{}@certfleet>", message.id)))
             .header(ContentType::TEXT_PLAIN);
         for recipient in recipients {
-            builder = builder.to(recipient.clone());
+            let mailbox = recipient.parse::<Mailbox>().map_err(|e| {
+                SendError::Misconfigured(format!("\"{recipient}\" is not an email address: {e}"))
+            })?;
+            builder = builder.to(mailbox);
         }
         let mail = builder
             .body(text.body)

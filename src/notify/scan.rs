@@ -19,7 +19,6 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{Notifier, derived_id};
-use crate::config::ExpiryThreshold;
 use crate::domain::EventType;
 use crate::store::Store;
 use crate::util::clock::{self, rfc3339};
@@ -89,7 +88,7 @@ pub async fn expiring(
                 "notBefore": rfc3339(candidate.not_before),
                 "notAfter": rfc3339(candidate.not_after),
             },
-            "threshold": label(threshold),
+            "threshold": threshold.to_string(),
             "remainingSeconds": left,
             "expiresIn": if left < 60 {
                 "in under a minute".to_owned()
@@ -109,7 +108,7 @@ pub async fn expiring(
             .note_expiring(key, &candidate.serial, at, &event)
             .await?
         {
-            tracing::warn!(names = %key.names, serial = %candidate.serial, threshold = %label(threshold), "certificate expiring without a renewal");
+            tracing::warn!(names = %key.names, serial = %candidate.serial, threshold = %threshold.to_string(), "certificate expiring without a renewal");
             written += 1;
         }
     }
@@ -150,12 +149,4 @@ pub async fn stale(
         }
     }
     Ok(written)
-}
-
-/// `30%` or `7d`, as the config writes a threshold.
-fn label(threshold: &ExpiryThreshold) -> String {
-    match threshold {
-        ExpiryThreshold::Share(share) => format!("{}%", (share * 1000.0).round() / 10.0),
-        ExpiryThreshold::Left(left) => crate::util::duration::format_duration(*left),
-    }
 }

@@ -9,8 +9,6 @@
 //! not followed, each request has the webhook's `timeout`, and at most [`ANSWER_LIMIT`] bytes of
 //! an answer are read. The URL is a secret (Slack's carry a token): no message names it.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
@@ -24,12 +22,10 @@ pub const ANSWER_LIMIT: usize = 4096;
 
 /// One configured webhook.
 pub struct Webhook {
-    name: String,
+    /// Its name, the types it takes, its format and timeout.
+    config: WebhookConfig,
     url: reqwest::Url,
     key: Option<aws_lc_rs::hmac::Key>,
-    events: Option<Vec<EventType>>,
-    format: WebhookFormat,
-    timeout: Duration,
     client: reqwest::Client,
 }
 
@@ -37,8 +33,8 @@ impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL and the key are secrets.
         f.debug_struct("Webhook")
-            .field("name", &self.name)
-            .field("format", &self.format)
+            .field("name", &self.config.name)
+            .field("format", &self.config.format)
             .finish_non_exhaustive()
     }
 }
@@ -59,45 +55,38 @@ impl Webhook {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
-            name: config.name.clone(),
+            config: config.clone(),
             url,
             key,
-            events: config.events.clone(),
-            format: config.format,
-            timeout: config.timeout,
             client,
         })
     }
 
     /// The webhook's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.config.name
     }
 
     /// `standard` or `slack`.
     pub fn format(&self) -> WebhookFormat {
-        self.format
+        self.config.format
     }
 
     /// Whether it takes events of `kind` (the test event always).
     pub fn wants(&self, kind: EventType) -> bool {
-        kind == EventType::Test
-            || self
-                .events
-                .as_ref()
-                .is_none_or(|events| events.contains(&kind))
+        self.config.wants(kind)
     }
 
     /// Posts one event; a 2xx answer is success, anything else is refused.
     pub async fn send(&self, message: Message<'_>) -> Result<String, SendError> {
-        let body = match self.format {
+        let body = match self.config.format {
             WebhookFormat::Standard => message.body.to_owned(),
             WebhookFormat::Slack => json!({"text": text::slack(message)}).to_string(),
         };
         let mut request = self
             .client
             .post(self.url.clone())
-            .timeout(self.timeout)
+            .timeout(self.config.timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         if let Some(key) = &self.key {
             let timestamp = crate::util::clock::now();

@@ -84,9 +84,7 @@ pub struct EventRecord {
     /// Its type, as stored.
     pub kind: String,
     /// The identity it is about.
-    pub names: String,
-    /// The key type of that identity.
-    pub key_type: String,
+    pub key: CertKey,
     /// When it happened.
     pub at: i64,
     /// One per channel it goes to.

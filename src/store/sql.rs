@@ -1673,8 +1673,10 @@ fn event_records(rows: &[impl Row]) -> Result<(Vec<EventRecord>, Vec<i64>), Stor
         records.push(EventRecord {
             id: text(row, 1)?,
             kind: text(row, 2)?,
-            names: text(row, 3)?,
-            key_type: text(row, 4)?,
+            key: CertKey {
+                names: names(&text(row, 3)?)?,
+                key_type: key_type(&text(row, 4)?)?,
+            },
             at: int(row, 5)?,
             notifications: Vec::new(),
         });

@@ -102,6 +102,18 @@ fn api_addr(service: &Service) -> SocketAddr {
         .expect("address")
 }
 
+/// The config of a service serving the leaf `Ca::write_leaf` put in `dir` (`tls.pem`,
+/// `tls.key`), storing into `dir`; and its database URL.
+fn files_config(dir: &Path) -> (String, String) {
+    let db_url = format!("sqlite://{}", dir.join("certfleet.db").display());
+    let tls = format!(
+        "    certFile: \"{}\"\n    keyFile: \"{}\"\n",
+        dir.join("tls.pem").display(),
+        dir.join("tls.key").display()
+    );
+    (yaml(&db_url, &tls), db_url)
+}
+
 fn yaml(db_url: &str, tls: &str) -> String {
     format!(
         "server:\n  tls:\n{tls}storage:\n  url: \"{db_url}\"\nacme:\n  directoryUrl: \"https://127.0.0.1:9/dir\"\nchallenges:\n  http01:\n    listen: \"127.0.0.1:0\"\nauth:\n  psk:\n    keys:\n      - name: admin\n        key: \"{ADMIN_KEY}\"\n"
@@ -113,18 +125,9 @@ async fn files_are_served_by_sni_reloaded_and_a_corrupt_one_ignored() {
     let ca = Ca::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let first = ca.write_leaf(dir.path());
-    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
-    let tls = format!(
-        "    certFile: \"{}\"\n    keyFile: \"{}\"\n",
-        dir.path().join("tls.pem").display(),
-        dir.path().join("tls.key").display()
-    );
-    let service = Service::start_yaml(
-        &yaml(&db_url, &tls),
-        tempfile::tempdir().expect("tmp"),
-        db_url.clone(),
-    )
-    .await;
+    let (config, db_url) = files_config(dir.path());
+    let service =
+        Service::start_yaml(&config, tempfile::tempdir().expect("tmp"), db_url.clone()).await;
     let addr = api_addr(&service);
 
     assert_eq!(
@@ -192,13 +195,7 @@ async fn the_fallback_fingerprint_survives_a_restart() {
     let ca = Ca::new();
     let dir = tempfile::tempdir().expect("tempdir");
     ca.write_leaf(dir.path());
-    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
-    let tls = format!(
-        "    certFile: \"{}\"\n    keyFile: \"{}\"\n",
-        dir.path().join("tls.pem").display(),
-        dir.path().join("tls.key").display()
-    );
-    let config = yaml(&db_url, &tls);
+    let (config, db_url) = files_config(dir.path());
     let first =
         Service::start_yaml(&config, tempfile::tempdir().expect("tmp"), db_url.clone()).await;
     let before = presented(api_addr(&first), None, None).await;
@@ -364,13 +361,7 @@ async fn the_dashboard_session_is_a_secure_cookie_over_tls() {
     let ca = Ca::new();
     let dir = tempfile::tempdir().expect("tempdir");
     ca.write_leaf(dir.path());
-    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
-    let tls = format!(
-        "    certFile: \"{}\"\n    keyFile: \"{}\"\n",
-        dir.path().join("tls.pem").display(),
-        dir.path().join("tls.key").display()
-    );
-    let config = yaml(&db_url, &tls);
+    let (config, db_url) = files_config(dir.path());
     let service = Service::start_yaml(&config, tempfile::tempdir().expect("tmp"), db_url).await;
     let addr = api_addr(&service);
     let base = format!("https://{HOST}:{}", addr.port());
@@ -432,7 +423,7 @@ async fn the_dashboard_session_is_a_secure_cookie_over_tls() {
         "sqlite://{}",
         plain_dir.path().join("certfleet.db").display()
     );
-    let plain_config = yaml(&plain_db, &tls).replace(&format!("server:\n  tls:\n{tls}"), "");
+    let plain_config = yaml(&plain_db, "").replace("server:\n  tls:\n", "");
     assert!(!plain_config.contains("certFile"), "{plain_config}");
     let plain = Service::start_yaml(&plain_config, plain_dir, plain_db).await;
     assert!(plain.app.tls.is_none());
