@@ -37,7 +37,7 @@ async fn run() {
         let key = certfleet::domain::CertKey {
             names: certfleet::domain::NameSet::parse(&[format!("host{}.scan.example", i * 10)])
                 .expect("names"),
-            key_type: certfleet::domain::KeyType::EcdsaP256,
+            key: certfleet::domain::KeySpec::Server(certfleet::domain::KeyType::EcdsaP256),
         };
         let failure = Failure {
             count: 1,

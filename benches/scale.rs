@@ -316,9 +316,9 @@ fn fixture() -> StoredCert {
     let leaf = leaf.signed_by(&key, &issuer).expect("sign the leaf");
     StoredCert {
         names: NameSet::parse(&[name(0)]).expect("a valid name"),
-        key_type: KeyType::EcdsaP256,
+        key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
         cert_pem: format!("{}{chain}", leaf.pem()),
-        key_pem: key.serialize_pem(),
+        key_pem: Some(key.serialize_pem()),
         issuer_pem: chain,
         serial: String::new(),
         not_before: 0,

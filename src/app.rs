@@ -125,6 +125,8 @@ impl App {
                 store,
                 auth: AuthChain::new(methods),
                 default_key_type: config.acme.key_type,
+                private_keys: config.certificates.private_keys,
+                max_client_keys: config.certificates.max_client_keys,
                 issue_wait: config.server.issue_wait,
                 renderings_budget: cache_budget,
                 ui: config.server.ui,

@@ -1,4 +1,4 @@
-//! Names, parsed once at the edge: [`DomainName`], [`NameSet`], [`DomainPattern`], [`KeyType`],
+//! Names, parsed once at the edge: [`DomainName`], [`NameSet`], [`DomainPattern`], [`KeyType`], [`KeySpec`],
 //! and [`in_zone`], the zone test every DNS-01 step shares; and the other words certfleet's
 //! layers share: [`FailureKind`], [`RevocationReason`], [`EventType`].
 //!
@@ -425,13 +425,153 @@ impl fmt::Display for KeyType {
     }
 }
 
-/// A certificate's identity: its name set and its key type.
+/// The length of a [`SpkiHash`]'s stored form: `spki:` and 43 base64url characters.
+const SPKI_TEXT_LEN: usize = 5 + 43;
+
+/// The SHA-256 of a public key's DER SubjectPublicKeyInfo: how certfleet knows a key it never
+/// holds (CSR mode). Written `spki:` followed by the digest in base64url without padding; the
+/// API's `spkiSha256` is the digest part alone.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SpkiHash {
+    /// The stored form, ASCII.
+    text: [u8; SPKI_TEXT_LEN],
+}
+
+impl SpkiHash {
+    /// The hash of a key whose SubjectPublicKeyInfo has this SHA-256 digest.
+    pub fn from_digest(digest: &[u8; 32]) -> Self {
+        use base64::Engine as _;
+        let mut text = [0u8; SPKI_TEXT_LEN];
+        text[..5].copy_from_slice(b"spki:");
+        let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(digest, &mut text[5..])
+            .unwrap_or(0);
+        debug_assert_eq!(written, 43);
+        Self { text }
+    }
+
+    /// Reads the API's form (the 43 base64url characters of the digest), as a client sends it.
+    pub fn parse(digest_b64: &str) -> Option<Self> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(digest_b64)
+            .ok()?;
+        let digest: [u8; 32] = bytes.try_into().ok()?;
+        Some(Self::from_digest(&digest))
+    }
+
+    /// The stored form, `spki:<digest>`.
+    pub fn as_str(&self) -> &str {
+        // Only ever built from ASCII.
+        std::str::from_utf8(&self.text).unwrap_or("spki:")
+    }
+
+    /// The digest in base64url: the API's `spkiSha256`.
+    pub fn digest_b64(&self) -> &str {
+        &self.as_str()[5..]
+    }
+}
+
+impl fmt::Debug for SpkiHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whose private key a certificate has, and which: with the names, its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeySpec {
+    /// certfleet generates a key of this type, keeps it sealed and hands it out.
+    Server(KeyType),
+    /// The client holds the key and sent a CSR for it (CSR mode): certfleet knows only the
+    /// public key, never the private one.
+    Client(SpkiHash),
+}
+
+impl KeySpec {
+    /// The stored form (the `key_type` column of every table) and the metrics' `key_type`
+    /// label: the key type's name, or `spki:<digest>`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Server(key_type) => key_type.as_str(),
+            Self::Client(spki) => spki.as_str(),
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(stored: &str) -> Option<Self> {
+        match stored.strip_prefix("spki:") {
+            Some(digest) => SpkiHash::parse(digest).map(Self::Client),
+            None => KeyType::parse(stored).map(Self::Server),
+        }
+    }
+
+    /// `server` or `client`: who holds the private key, as the API and the inventory say it.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Self::Server(_) => "server",
+            Self::Client(_) => "client",
+        }
+    }
+
+    /// The type certfleet generates, for a server-held key.
+    pub fn key_type(&self) -> Option<KeyType> {
+        match self {
+            Self::Server(key_type) => Some(*key_type),
+            Self::Client(_) => None,
+        }
+    }
+
+    /// The client's key, for a client-held one.
+    pub fn spki(&self) -> Option<&SpkiHash> {
+        match self {
+            Self::Server(_) => None,
+            Self::Client(spki) => Some(spki),
+        }
+    }
+}
+
+impl fmt::Display for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Server(key_type) => f.write_str(key_type.as_str()),
+            Self::Client(spki) => write!(f, "client key {}", spki.as_str()),
+        }
+    }
+}
+
+/// Who may hold a certificate's private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrivateKeys {
+    /// Only certfleet: requests carrying a CSR are refused.
+    Server,
+    /// Only the clients: every request carries a CSR, and certfleet holds no private key.
+    Client,
+    /// Either, as each request asks (the default).
+    Both,
+}
+
+impl PrivateKeys {
+    /// Whether certfleet may generate and hold keys.
+    pub fn server_allowed(self) -> bool {
+        self != Self::Client
+    }
+
+    /// Whether clients may bring their own keys.
+    pub fn client_allowed(self) -> bool {
+        self != Self::Server
+    }
+}
+
+/// A certificate's identity: its name set and its key (a type certfleet generates, or the
+/// client's public key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CertKey {
     /// The names on the certificate.
     pub names: NameSet,
-    /// The private key algorithm.
-    pub key_type: KeyType,
+    /// Whose private key, and which.
+    pub key: KeySpec,
 }
 
 impl CertKey {
@@ -440,13 +580,13 @@ impl CertKey {
         self.names.heap_size()
     }
 
-    /// The identity's id in the API and in events: its key type and names, base64url. Stable
-    /// across restarts and replicas, and opaque to clients, which only pass it back.
+    /// The identity's id in the API and in events: its key's stored form and names, base64url.
+    /// Stable across restarts and replicas, and opaque to clients, which only pass it back.
     pub fn opaque_id(&self) -> String {
         use base64::Engine as _;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
             "{}|{}",
-            self.key_type.as_str(),
+            self.key.as_str(),
             self.names.key()
         ))
     }
@@ -458,18 +598,18 @@ impl CertKey {
             .decode(id)
             .ok()?;
         let text = String::from_utf8(bytes).ok()?;
-        let (key_type, names) = text.split_once('|')?;
+        let (key, names) = text.split_once('|')?;
         let names: Vec<&str> = names.split(',').collect();
         Some(Self {
             names: NameSet::parse(&names).ok()?,
-            key_type: KeyType::parse(key_type)?,
+            key: KeySpec::parse(key)?,
         })
     }
 }
 
 impl fmt::Display for CertKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.names, self.key_type)
+        write!(f, "{} ({})", self.names, self.key)
     }
 }
 

@@ -14,6 +14,7 @@ use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::acme::csr::CsrError;
 use crate::acme::{IssueError, NoSolver};
 use crate::domain::FailureKind;
 use crate::service::ForceError;
@@ -37,6 +38,22 @@ pub enum ApiError {
     InvalidDomain(String),
     /// 400 `domain_rejected`: the CA refuses the name.
     DomainRejected(String),
+    /// 400 with the refusal's own code (`csr_malformed`, `csr_bad_signature`, ...): a CSR
+    /// certfleet does not issue for ([`CsrError`]).
+    Csr {
+        /// The refusal's code ([`CsrError::code`]).
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// 400 `csr_names_mismatch`: the request's `domains` are not the CSR's names.
+    CsrNamesMismatch(String),
+    /// 400 `csr_required`: `certificates.privateKeys` is `client`, and the request has no CSR.
+    CsrRequired(String),
+    /// 400 `csr_not_allowed`: `certificates.privateKeys` is `server`, and the request has one.
+    CsrNotAllowed(String),
+    /// 409 `client_key_limit`: the name set has `certificates.maxClientKeys` client keys.
+    ClientKeyLimit(String),
     /// 401 `unauthorized`: missing or invalid credentials.
     Unauthorized(String),
     /// 403 `domain_not_allowed`: authenticated, but the name is not the client's.
@@ -105,10 +122,21 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 22] = [
+pub const ERROR_CODES: [&str; 33] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
+    "csr_too_large",
+    "csr_malformed",
+    "csr_bad_signature",
+    "csr_unsupported_key",
+    "csr_no_names",
+    "csr_ip_address",
+    "csr_bad_name",
+    "csr_names_mismatch",
+    "csr_required",
+    "csr_not_allowed",
+    "client_key_limit",
     "unauthorized",
     "domain_not_allowed",
     "insufficient_scope",
@@ -153,6 +181,11 @@ impl ApiError {
             Self::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
             Self::InvalidDomain(_) => (StatusCode::BAD_REQUEST, "invalid_domain"),
             Self::DomainRejected(_) => (StatusCode::BAD_REQUEST, "domain_rejected"),
+            Self::Csr { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::CsrNamesMismatch(_) => (StatusCode::BAD_REQUEST, "csr_names_mismatch"),
+            Self::CsrRequired(_) => (StatusCode::BAD_REQUEST, "csr_required"),
+            Self::CsrNotAllowed(_) => (StatusCode::BAD_REQUEST, "csr_not_allowed"),
+            Self::ClientKeyLimit(_) => (StatusCode::CONFLICT, "client_key_limit"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::DomainNotAllowed(_) => (StatusCode::FORBIDDEN, "domain_not_allowed"),
             Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
@@ -185,6 +218,11 @@ impl ApiError {
             Self::InvalidBody(m)
             | Self::InvalidDomain(m)
             | Self::DomainRejected(m)
+            | Self::Csr { message: m, .. }
+            | Self::CsrNamesMismatch(m)
+            | Self::CsrRequired(m)
+            | Self::CsrNotAllowed(m)
+            | Self::ClientKeyLimit(m)
             | Self::Unauthorized(m)
             | Self::DomainNotAllowed(m)
             | Self::InsufficientScope(m)
@@ -301,6 +339,15 @@ impl ApiError {
     }
 }
 
+impl From<CsrError> for ApiError {
+    fn from(err: CsrError) -> Self {
+        Self::Csr {
+            code: err.code(),
+            message: err.to_string(),
+        }
+    }
+}
+
 impl From<NoSolver> for ApiError {
     /// A wildcard only DNS-01 can validate is a name this server cannot certify; a plain name
     /// asked for with `dns-01` is a request it cannot serve.
@@ -347,10 +394,14 @@ impl ApiError {
     /// until it is added here too.
     pub fn one_of_each() -> Vec<ApiError> {
         let retry_after = Duration::from_secs(1);
-        let errors = vec![
+        let mut errors = vec![
             ApiError::InvalidBody(String::new()),
             ApiError::InvalidDomain(String::new()),
             ApiError::DomainRejected(String::new()),
+            ApiError::CsrNamesMismatch(String::new()),
+            ApiError::CsrRequired(String::new()),
+            ApiError::CsrNotAllowed(String::new()),
+            ApiError::ClientKeyLimit(String::new()),
             ApiError::Unauthorized(String::new()),
             ApiError::DomainNotAllowed(String::new()),
             ApiError::InsufficientScope(String::new()),
@@ -379,11 +430,17 @@ impl ApiError {
                 retry_after,
             },
         ];
+        errors.extend(CsrError::one_of_each().into_iter().map(ApiError::from));
         for err in &errors {
             match err {
                 ApiError::InvalidBody(_)
                 | ApiError::InvalidDomain(_)
                 | ApiError::DomainRejected(_)
+                | ApiError::Csr { .. }
+                | ApiError::CsrNamesMismatch(_)
+                | ApiError::CsrRequired(_)
+                | ApiError::CsrNotAllowed(_)
+                | ApiError::ClientKeyLimit(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::DomainNotAllowed(_)
                 | ApiError::InsufficientScope(_)

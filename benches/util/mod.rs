@@ -98,9 +98,9 @@ pub fn self_signed_certificate(names: &[&str]) -> StoredCert {
     let (not_before, not_after) = (now - 3600, now + 90 * 86_400);
     StoredCert {
         names: NameSet::parse(names).expect("valid names"),
-        key_type: KeyType::EcdsaP256,
+        key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
         cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        key_pem: Some(key.serialize_pem()),
         issuer_pem: String::new(),
         serial: "5a173c01".to_owned(),
         not_before,

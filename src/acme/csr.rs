@@ -16,7 +16,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 
-use crate::domain::NameSet;
+use crate::domain::{KeySpec, NameSet, SpkiHash};
 
 /// The largest CSR accepted, in the form it was sent: a 4096-bit RSA CSR with a hundred names
 /// is under 8 KiB.
@@ -31,9 +31,23 @@ pub struct ClientCsr {
     pub names: NameSet,
     /// Its public key's algorithm.
     pub key: CsrKey,
+    /// Its public key, the DER SubjectPublicKeyInfo the issued leaf must carry.
+    pub spki_der: Vec<u8>,
     /// SHA-256 of its SubjectPublicKeyInfo: with the names, the identity of a CSR-mode
     /// certificate.
     pub spki_sha256: [u8; 32],
+}
+
+impl ClientCsr {
+    /// The key spec of the identity it is issued for.
+    pub fn key_spec(&self) -> KeySpec {
+        KeySpec::Client(SpkiHash::from_digest(&self.spki_sha256))
+    }
+
+    /// The CSR as PEM, as the store keeps it.
+    pub fn pem(&self) -> String {
+        crate::util::pem::encode("CERTIFICATE REQUEST", &self.der)
+    }
 }
 
 /// The public key algorithms a CSR may carry.
@@ -85,6 +99,32 @@ pub enum CsrError {
 }
 
 impl CsrError {
+    /// One refusal of every kind, for the checks that every code is documented.
+    pub fn one_of_each() -> Vec<Self> {
+        let all = vec![
+            Self::TooLarge(0),
+            Self::Malformed(String::new()),
+            Self::BadSignature,
+            Self::UnsupportedKey(String::new()),
+            Self::NoNames,
+            Self::IpAddress(String::new()),
+            Self::BadName(String::new()),
+        ];
+        for err in &all {
+            // Stops compiling when a kind is added, until it is listed above.
+            match err {
+                Self::TooLarge(_)
+                | Self::Malformed(_)
+                | Self::BadSignature
+                | Self::UnsupportedKey(_)
+                | Self::NoNames
+                | Self::IpAddress(_)
+                | Self::BadName(_) => {}
+            }
+        }
+        all
+    }
+
     /// The stable API error code of this refusal.
     pub fn code(&self) -> &'static str {
         match self {
@@ -134,6 +174,7 @@ pub fn parse(input: &str) -> Result<ClientCsr, CsrError> {
         der: der.clone(),
         names,
         key,
+        spki_der: spki.to_vec(),
         spki_sha256,
     })
 }

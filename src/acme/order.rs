@@ -15,11 +15,12 @@ use instant_acme::{
     OrderStatus,
 };
 
+use super::csr::ClientCsr;
 use super::solver::{ChallengeChoice, Presented, Solver};
 use super::{
     IssueError, Issuer, ari, cert, challenge_name, classify, http, poll_policy, validation_error,
 };
-use crate::domain::CertKey;
+use crate::domain::{CertKey, KeySpec};
 use crate::store::{NewEvent, PresentedRecord, StoredCert};
 use crate::util::clock;
 use crate::util::failpoint::hit;
@@ -74,9 +75,7 @@ impl Issuer {
     ) -> bool {
         match outcome {
             Ok(_) | Err(IssueError::Rejected(_) | IssueError::ValidationFailed(_)) => true,
-            Err(_) => {
-                !matches!(self.store.order(key).await, Ok(Some(record)) if record.key_pem.is_some())
-            }
+            Err(_) => !matches!(self.store.order(key).await, Ok(Some(record)) if record.finalizing),
         }
     }
 
@@ -194,7 +193,7 @@ impl Issuer {
         hit("order-created").await;
         self.store.set_order_url(key, order.url()).await?;
         hit("order-url-saved").await;
-        tracing::info!(names = %key.names, key_type = %key.key_type, order = order.url(), "ACME order created");
+        tracing::info!(names = %key.names, key_type = %key.key, order = order.url(), "ACME order created");
         Ok(order)
     }
 
@@ -305,33 +304,63 @@ impl Issuer {
         Ok(presented)
     }
 
-    /// Finalizes with the order's key: the stored one when resuming, else a fresh one that is
-    /// stored (sealed) before the CSR reaches the CA.
+    /// Finalizes with the order's key: for a key certfleet holds, the stored one when resuming,
+    /// else a fresh one that is stored (sealed) before the CSR reaches the CA; for a client's
+    /// key, the client's CSR, with the fact recorded first.
     async fn finalize(&self, order: &mut Order, key: &CertKey) -> Result<(), IssueError> {
-        let key_pem = match self
-            .store
-            .order(key)
-            .await?
-            .and_then(|record| record.key_pem)
-        {
-            Some(pem) => pem,
-            None => {
-                let pem = cert::new_key(key.key_type).map_err(IssueError::internal)?;
-                self.store.set_order_key(key, &pem).await?;
+        let csr_der = match key.key {
+            KeySpec::Server(key_type) => {
+                let key_pem = match self
+                    .store
+                    .order(key)
+                    .await?
+                    .and_then(|record| record.key_pem)
+                {
+                    Some(pem) => pem,
+                    None => {
+                        let pem = cert::new_key(key_type).map_err(IssueError::internal)?;
+                        self.store.set_order_key(key, Some(&pem)).await?;
+                        hit("order-key-saved").await;
+                        pem
+                    }
+                };
+                cert::csr(&key.names, &key_pem)
+                    .map_err(IssueError::internal)?
+                    .csr_der
+            }
+            KeySpec::Client(_) => {
+                let csr = self.client_csr(key).await?;
+                self.store.set_order_key(key, None).await?;
                 hit("order-key-saved").await;
-                pem
+                csr.der
             }
         };
-        let material = cert::csr(&key.names, &key_pem).map_err(IssueError::internal)?;
         order
-            .finalize_csr(&material.csr_der)
+            .finalize_csr(&csr_der)
             .await
             .map_err(|e| classify("finalize", e))?;
         hit("finalize-sent").await;
         Ok(())
     }
 
-    /// Checks the chain against the order's key and names and stores it with the key.
+    /// The CSR kept for a client's key, checked again: it must still ask for exactly the
+    /// identity's names with the identity's key.
+    async fn client_csr(&self, key: &CertKey) -> Result<ClientCsr, IssueError> {
+        let record = self.store.client_csr(key).await?.ok_or_else(|| {
+            IssueError::Internal(format!("no CSR is kept for {key}; send it again"))
+        })?;
+        let csr = super::csr::parse(&record.csr_pem)
+            .map_err(|e| IssueError::Internal(format!("the CSR kept for {key}: {e}")))?;
+        if csr.names != key.names || csr.key_spec() != key.key {
+            return Err(IssueError::Internal(format!(
+                "the CSR kept for {key} asks for another identity"
+            )));
+        }
+        Ok(csr)
+    }
+
+    /// Checks the chain against the order's key and names and stores it (with the key, when
+    /// certfleet holds it).
     async fn store_certificate(
         &self,
         key: &CertKey,
@@ -339,14 +368,22 @@ impl Issuer {
         announce: Announce<'_>,
     ) -> Result<StoredCert, IssueError> {
         hit("certificate-downloaded").await;
-        let key_pem = self
-            .store
-            .order(key)
-            .await?
-            .and_then(|record| record.key_pem)
-            .ok_or_else(|| IssueError::Internal("the order's private key is missing".to_owned()))?;
-        let material = cert::csr(&key.names, &key_pem).map_err(IssueError::internal)?;
-        let chain = cert::check_chain(pem, &key.names, &material.spki_der)
+        let (key_pem, spki_der) = match key.key {
+            KeySpec::Server(_) => {
+                let key_pem = self
+                    .store
+                    .order(key)
+                    .await?
+                    .and_then(|record| record.key_pem)
+                    .ok_or_else(|| {
+                        IssueError::Internal("the order's private key is missing".to_owned())
+                    })?;
+                let material = cert::csr(&key.names, &key_pem).map_err(IssueError::internal)?;
+                (Some(key_pem), material.spki_der)
+            }
+            KeySpec::Client(_) => (None, self.client_csr(key).await?.spki_der),
+        };
+        let chain = cert::check_chain(pem, &key.names, &spki_der)
             .map_err(|e| IssueError::Ca(e.to_string()))?;
         let renew_after = match self.ari_renewal_time(&chain.full_pem).await {
             Some(at) => at,
@@ -358,7 +395,7 @@ impl Issuer {
         };
         let cert = StoredCert {
             names: key.names.clone(),
-            key_type: key.key_type,
+            key: key.key,
             cert_pem: chain.full_pem,
             key_pem,
             issuer_pem: chain.issuer_pem,

@@ -11,7 +11,8 @@ use axum::http::Uri;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use super::certificate::{parse_identity_query, parse_key_type, parse_names};
+use super::KeyFields;
+use super::certificate::{parse_identity_query, parse_key_spec, parse_names};
 use super::inventory::encode_id;
 use super::{ApiJson, ApiState};
 use crate::auth::Principal;
@@ -36,6 +37,8 @@ pub struct RevokeRequest {
     domains: Option<Vec<String>>,
     #[schema(value_type = Option<super::openapi::KeyTypeName>)]
     key_type: Option<String>,
+    /// A client's key (CSR mode) instead of `keyType`: its `spkiSha256`.
+    spki_sha256: Option<String>,
     /// RFC 5280: `unspecified`, `keyCompromise`, `superseded`, `cessationOfOperation` or
     /// `affiliationChanged`. `keyCompromise` and `superseded` get a replacement with a new key
     /// at once.
@@ -49,8 +52,8 @@ pub struct Revocation {
     /// The inventory id.
     id: String,
     names: Vec<String>,
-    #[schema(value_type = super::openapi::KeyTypeName)]
-    key_type: &'static str,
+    #[serde(flatten)]
+    key: KeyFields,
     /// The serial revoked.
     serial: String,
     reason: &'static str,
@@ -88,8 +91,8 @@ pub struct Deletion {
     /// The inventory id, under which the history stays readable.
     id: String,
     names: Vec<String>,
-    #[schema(value_type = super::openapi::KeyTypeName)]
-    key_type: &'static str,
+    #[serde(flatten)]
+    key: KeyFields,
     /// The serial of the certificate it held.
     serial: Option<String>,
     /// Whether that certificate was revoked at the CA (`cessationOfOperation`) first.
@@ -141,7 +144,11 @@ pub async fn revoke(
     }
     let key = CertKey {
         names: parse_names(&inputs)?,
-        key_type: parse_key_type(request.key_type.as_deref(), app.default_key_type)?,
+        key: parse_key_spec(
+            request.key_type.as_deref(),
+            request.spki_sha256.as_deref(),
+            app.default_key_type,
+        )?,
     };
     let reason = RevocationReason::parse(&request.reason).ok_or_else(|| {
         ApiError::InvalidBody(format!(
@@ -188,7 +195,7 @@ pub async fn revoke(
     Ok(Json(Revocation {
         id: encode_id(&key),
         names: names_of(&key),
-        key_type: key.key_type.as_str(),
+        key: KeyFields::from(&key.key),
         serial: revoked.serial,
         reason: reason.as_str(),
         revoked_at: rfc3339(revoked.at),
@@ -246,7 +253,7 @@ pub async fn delete(
     Ok(Json(Deletion {
         id: encode_id(&key),
         names: names_of(&key),
-        key_type: key.key_type.as_str(),
+        key: KeyFields::from(&key.key),
         serial: deleted.serial,
         revoked: deleted.revoked,
     }))
@@ -276,7 +283,7 @@ fn names_of(key: &CertKey) -> Vec<String> {
 /// `keyType`, `revoke`.
 fn parse_delete(query: &str, default_key_type: KeyType) -> Result<(CertKey, bool), ApiError> {
     let mut revoke = false;
-    let allowed = "domain (repeatable), keyType and revoke";
+    let allowed = "domain (repeatable), keyType or spkiSha256, and revoke";
     let key = parse_identity_query(query, default_key_type, allowed, |name, value| {
         if name != "revoke" {
             return Ok(false);
@@ -315,6 +322,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{KeySpec, KeyType};
 
     #[test]
     fn the_delete_query_reads_names_key_type_and_revoke() {
@@ -324,10 +332,10 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(key.names.key(), "a.example.com,b.example.com");
-        assert_eq!(key.key_type, KeyType::Rsa2048);
+        assert_eq!(key.key, KeySpec::Server(KeyType::Rsa2048));
         assert!(revoke);
         let (key, revoke) = parse_delete("domain=a.example.com", KeyType::EcdsaP256).expect("ok");
-        assert_eq!(key.key_type, KeyType::EcdsaP256);
+        assert_eq!(key.key, KeySpec::Server(KeyType::EcdsaP256));
         assert!(!revoke);
         for (query, code) in [
             ("", "invalid_body"),

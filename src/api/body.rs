@@ -25,7 +25,8 @@ use crate::util::sized_cache::SizedCache;
 #[serde(rename_all = "camelCase")]
 #[schema(
     as = Certificate,
-    description = "A certificate with its private key (camelCase: le-cert-server clients keep working)."
+    description = "A certificate, with its private key when certfleet holds it (camelCase: \
+        le-cert-server clients keep working)."
 )]
 pub(crate) struct CertBody<'a> {
     /// The first name of the sorted set.
@@ -34,8 +35,17 @@ pub(crate) struct CertBody<'a> {
     domains: Vec<&'a str>,
     /// The leaf followed by the chain, PEM.
     certificate: &'a str,
-    /// The certificate's private key, PKCS#8 PEM.
-    private_key: &'a str,
+    /// The certificate's private key, PKCS#8 PEM. Absent in CSR mode (`keyMode` `client`):
+    /// the client holds the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_key: Option<&'a str>,
+    /// `server` (certfleet generated the key and sends it) or `client` (CSR mode).
+    #[schema(value_type = KeyMode)]
+    key_mode: &'static str,
+    /// In CSR mode, the base64url SHA-256 of the key's SubjectPublicKeyInfo: with the names,
+    /// what `GET /api/certificate?spkiSha256=` finds the certificate by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spki_sha256: Option<&'a str>,
     /// The chain without the leaf, PEM.
     issuer_cert: &'a str,
     /// RFC 3339, UTC.
@@ -51,6 +61,25 @@ pub(crate) struct CertBody<'a> {
     /// `true` when served from the store, `false` when issued for this request.
     cached: bool,
 }
+
+/// The schema of `keyMode`: who holds the certificate's private key.
+#[derive(Debug)]
+pub struct KeyMode;
+
+impl utoipa::PartialSchema for KeyMode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "`server`: certfleet generated the private key and hands it out \
+                 (`privateKey`); `client`: the client holds it and sent a CSR (CSR mode).",
+            ))
+            .enum_values(Some(["server", "client"]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for KeyMode {}
 
 /// One certificate's responses, ready to send.
 #[derive(Debug)]
@@ -164,7 +193,9 @@ fn render(cert: &StoredCert, cached: bool) -> Bytes {
         domain: cert.names.primary().as_str(),
         domains: cert.names.names().iter().map(DomainName::as_str).collect(),
         certificate: &cert.cert_pem,
-        private_key: &cert.key_pem,
+        private_key: cert.key_pem.as_deref(),
+        key_mode: cert.key.mode(),
+        spki_sha256: cert.key.spki().map(crate::domain::SpkiHash::digest_b64),
         issuer_cert: &cert.issuer_pem,
         not_before: rfc3339(cert.not_before),
         not_after: rfc3339(cert.not_after),

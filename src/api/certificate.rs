@@ -12,9 +12,10 @@ use serde::Deserialize;
 
 use super::body::{Rendered, Renderings};
 use super::{ApiJson, ApiState, Shared};
+use crate::acme::csr::ClientCsr;
 use crate::acme::solver::ChallengeChoice;
 use crate::auth::{Principal, policy};
-use crate::domain::{CertKey, DomainName, KeyType, NameSet};
+use crate::domain::{CertKey, DomainName, KeySpec, KeyType, NameSet, SpkiHash};
 use crate::error::ApiError;
 use crate::observe::{self, KeyDelivery};
 use crate::service::{self, Pending};
@@ -42,6 +43,23 @@ pub struct CertRequest {
     key_type: Option<String>,
     #[schema(value_type = Option<super::openapi::Challenge>)]
     challenge: Option<String>,
+    /// CSR mode: a PKCS #10 request (PEM, or base64url DER as in RFC 8555) for a key the
+    /// client holds; certfleet never sees the private key and the answer has no `privateKey`.
+    /// Its names are the certificate's (`domain`/`domains`, when given too, must be exactly
+    /// those); its key (P-256, P-384 or RSA 2048-4096) is part of the identity. Not with
+    /// `keyType`.
+    csr: Option<String>,
+    /// With `csr`: the `spkiSha256` of the client's previous key for the same names, whose
+    /// identity is retired (renewed no more) once this one is issued.
+    replaces: Option<String>,
+}
+
+/// What a certificate request asks for, parsed and checked.
+struct Asked {
+    key: CertKey,
+    choice: ChallengeChoice,
+    /// CSR mode: the client's CSR, and the key it rotates out.
+    csr: Option<(ClientCsr, Option<KeySpec>)>,
 }
 
 /// `POST /api/certificate`: the stored certificate while it is valid, else a new one.
@@ -76,11 +94,18 @@ pub async fn post(
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
     let (app, renderings) = (&state.app, &state.renderings);
-    let (key, choice) = parse_request(request, app.default_key_type)?;
+    let Asked { key, choice, csr } = parse_request(request, app)?;
     authorize(&principal, &key)?;
     check_challenges(app, &key, choice)?;
     let now = clock::now();
+    if let Some((csr, replaces)) = &csr {
+        keep_csr(app, &key, csr, replaces.as_ref(), now).await?;
+    }
     if let Some(cert) = app.certs.valid(&key, now).await? {
+        if matches!(csr, Some((_, Some(_)))) {
+            // A rotation whose new key was issued already: the old one goes now.
+            app.certs.retire_replaced(&key).await;
+        }
         let hit = renderings.of(&key, &cert);
         note_delivery(app, &principal, &key, &hit, now).await;
         return Ok(deliver(principal, &hit, cert, true));
@@ -120,10 +145,14 @@ pub async fn renew(
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
     let (app, renderings) = (&state.app, &state.renderings);
-    let (key, choice) = parse_request(request, app.default_key_type)?;
+    let Asked { key, choice, csr } = parse_request(request, app)?;
     authorize(&principal, &key)?;
     check_challenges(app, &key, choice)?;
-    let pending = app.certs.force(&key, clock::now(), choice).await?;
+    let now = clock::now();
+    if let Some((csr, replaces)) = &csr {
+        keep_csr(app, &key, csr, replaces.as_ref(), now).await?;
+    }
+    let pending = app.certs.force(&key, now, choice).await?;
     wait_for(app, renderings, principal, &key, pending).await
 }
 
@@ -229,18 +258,9 @@ fn check_challenges(app: &Shared, key: &CertKey, choice: ChallengeChoice) -> Res
     Ok(())
 }
 
-fn parse_request(
-    request: CertRequest,
-    default_key_type: KeyType,
-) -> Result<(CertKey, ChallengeChoice), ApiError> {
+fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> {
     let mut inputs = request.domains.unwrap_or_default();
     inputs.extend(request.domain);
-    if inputs.is_empty() {
-        return Err(ApiError::InvalidBody(
-            "name the certificate: {\"domain\": \"x\"} or {\"domains\": [\"x\", \"*.x\"]}"
-                .to_owned(),
-        ));
-    }
     let choice = match request.challenge.as_deref() {
         None => ChallengeChoice::Auto,
         Some("http-01") => ChallengeChoice::Http01,
@@ -251,23 +271,134 @@ fn parse_request(
             )));
         }
     };
-    let key = CertKey {
-        names: parse_names(&inputs)?,
-        key_type: parse_key_type(request.key_type.as_deref(), default_key_type)?,
+    let Some(text) = request.csr else {
+        if request.replaces.is_some() {
+            return Err(ApiError::InvalidBody(
+                "replaces names the key a CSR rotates out: send it with csr".to_owned(),
+            ));
+        }
+        if !app.private_keys.server_allowed() {
+            return Err(ApiError::CsrRequired(
+                "certificates.privateKeys is client: certfleet holds no private key; send a CSR \
+                 for your own key in \"csr\" (certfleet fetch --key local does)"
+                    .to_owned(),
+            ));
+        }
+        if inputs.is_empty() {
+            return Err(ApiError::InvalidBody(
+                "name the certificate: {\"domain\": \"x\"} or {\"domains\": [\"x\", \"*.x\"]}, \
+                 or send a CSR in \"csr\""
+                    .to_owned(),
+            ));
+        }
+        let key = CertKey {
+            names: parse_names(&inputs)?,
+            key: KeySpec::Server(parse_key_type(
+                request.key_type.as_deref(),
+                app.default_key_type,
+            )?),
+        };
+        return Ok(Asked {
+            key,
+            choice,
+            csr: None,
+        });
     };
-    Ok((key, choice))
+    if !app.private_keys.client_allowed() {
+        return Err(ApiError::CsrNotAllowed(
+            "certificates.privateKeys is server: certfleet makes every key; send the request \
+             without \"csr\""
+                .to_owned(),
+        ));
+    }
+    if request.key_type.is_some() {
+        return Err(ApiError::InvalidBody(
+            "keyType does not go with csr: the CSR's own key is the certificate's".to_owned(),
+        ));
+    }
+    let csr = crate::acme::csr::parse(&text)?;
+    if !inputs.is_empty() {
+        let names = parse_names(&inputs)?;
+        if names != csr.names {
+            return Err(ApiError::CsrNamesMismatch(format!(
+                "the request names {names} but the CSR asks for {}; send the same names, or \
+                 leave domains out to take the CSR's",
+                csr.names
+            )));
+        }
+    }
+    let key = CertKey {
+        names: csr.names.clone(),
+        key: csr.key_spec(),
+    };
+    let replaces = request
+        .replaces
+        .map(|text| {
+            SpkiHash::parse(&text)
+                .map(KeySpec::Client)
+                .filter(|old| *old != key.key)
+                .ok_or_else(|| {
+                    ApiError::InvalidBody(format!(
+                        "replaces {text:?}: give the spkiSha256 (43 base64url characters) of \
+                         the previous key, not the CSR's own"
+                    ))
+                })
+        })
+        .transpose()?;
+    Ok(Asked {
+        key,
+        choice,
+        csr: Some((csr, replaces)),
+    })
+}
+
+/// Keeps the CSR of a client's key for its issuances and renewals; a key new to its names
+/// first counts against `certificates.maxClientKeys` (the key it replaces aside).
+async fn keep_csr(
+    app: &Shared,
+    key: &CertKey,
+    csr: &ClientCsr,
+    replaces: Option<&KeySpec>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let kept = app.store.client_csr(key).await?;
+    if kept.is_none() && app.max_client_keys > 0 {
+        let others = app
+            .store
+            .client_keys(&key.names)
+            .await?
+            .into_iter()
+            .filter(|other| *other != key.key && Some(other) != replaces)
+            .count();
+        if others >= app.max_client_keys as usize {
+            return Err(ApiError::ClientKeyLimit(format!(
+                "{} has {others} client keys already (certificates.maxClientKeys is {}): each \
+                 key is a certificate of its own, and Let's Encrypt issues at most five per \
+                 exact name set a week; rotate a key with \"replaces\", or delete one",
+                key.names, app.max_client_keys
+            )));
+        }
+    }
+    let changed = kept.is_none_or(|kept| replaces.is_some() && kept.replaces.as_ref() != replaces);
+    if changed {
+        app.store
+            .put_client_csr(key, &csr.pem(), replaces, now)
+            .await?;
+    }
+    Ok(())
 }
 
 fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiError> {
     parse_identity_query(
         query,
         default_key_type,
-        "domain (repeatable) and keyType",
+        "domain (repeatable), keyType or spkiSha256",
         |_, _| Ok(false),
     )
 }
 
-/// The identity a query names with `domain` (repeatable, or comma-separated) and `keyType`;
+/// The identity a query names with `domain` (repeatable, or comma-separated) and `keyType`
+/// (a key certfleet holds) or `spkiSha256` (a client's key);
 /// `extra` takes the route's other parameters (true: taken), anything else is refused with
 /// `allowed`, the list of what the route takes.
 pub(super) fn parse_identity_query(
@@ -280,6 +411,7 @@ pub(super) fn parse_identity_query(
     // its names where they are, straight into the set.
     let mut names = Vec::new();
     let mut key_type = None;
+    let mut spki = None;
     for (name, value) in query_pairs(query) {
         match name.as_ref() {
             "domain" => {
@@ -291,6 +423,7 @@ pub(super) fn parse_identity_query(
                 }
             }
             "keyType" => key_type = Some(value),
+            "spkiSha256" => spki = Some(value),
             other if extra(other, &value)? => {}
             other => {
                 return Err(ApiError::InvalidBody(format!(
@@ -306,7 +439,7 @@ pub(super) fn parse_identity_query(
     }
     Ok(CertKey {
         names: NameSet::new(names).map_err(|e| ApiError::InvalidDomain(e.to_string()))?,
-        key_type: parse_key_type(key_type.as_deref(), default_key_type)?,
+        key: parse_key_spec(key_type.as_deref(), spki.as_deref(), default_key_type)?,
     })
 }
 
@@ -334,6 +467,27 @@ pub(super) fn parse_names<S: AsRef<str>>(inputs: &[S]) -> Result<NameSet, ApiErr
     NameSet::parse(inputs).map_err(|e| ApiError::InvalidDomain(e.to_string()))
 }
 
+/// The key of an identity named by `keyType` (a key certfleet holds; absent: `default`) or
+/// `spkiSha256` (a client's key), never both.
+pub(super) fn parse_key_spec(
+    key_type: Option<&str>,
+    spki: Option<&str>,
+    default: KeyType,
+) -> Result<KeySpec, ApiError> {
+    match (key_type, spki) {
+        (Some(_), Some(_)) => Err(ApiError::InvalidBody(
+            "keyType and spkiSha256 name two kinds of key: give one".to_owned(),
+        )),
+        (_, Some(digest)) => SpkiHash::parse(digest).map(KeySpec::Client).ok_or_else(|| {
+            ApiError::InvalidBody(format!(
+                "spkiSha256 {digest:?}: give the base64url SHA-256 (43 characters) of the key's \
+                 SubjectPublicKeyInfo"
+            ))
+        }),
+        (key_type, None) => parse_key_type(key_type, default).map(KeySpec::Server),
+    }
+}
+
 pub(super) fn parse_key_type(input: Option<&str>, default: KeyType) -> Result<KeyType, ApiError> {
     match input {
         None => Ok(default),
@@ -359,6 +513,10 @@ fn deliver(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::ETAG, entry.etag_header.clone());
+    if cert.key_pem.is_none() {
+        // CSR mode: no private key leaves certfleet, so there is no audit line to write.
+        return response;
+    }
     // Moved, not cloned: this runs for every certificate handed out.
     observe::key_handed_out(KeyDelivery {
         principal: principal.name,
@@ -397,7 +555,10 @@ fn accepted(key: &CertKey) -> Response {
     for name in key.names.names() {
         query.append_pair("domain", name.as_str());
     }
-    query.append_pair("keyType", key.key_type.as_str());
+    match &key.key {
+        KeySpec::Server(key_type) => query.append_pair("keyType", key_type.as_str()),
+        KeySpec::Client(spki) => query.append_pair("spkiSha256", spki.digest_b64()),
+    };
     let location = format!("/api/certificate?{}", query.finish());
     let body = serde_json::json!({
         "code": "issuing",
@@ -475,9 +636,9 @@ mod tests {
         )
         .expect("valid query");
         assert_eq!(key.names.key(), "a.example.com,b.example.com");
-        assert_eq!(key.key_type, KeyType::Rsa2048);
+        assert_eq!(key.key, KeySpec::Server(KeyType::Rsa2048));
         let default = parse_query("domain=a.example.com", KeyType::EcdsaP384).expect("valid");
-        assert_eq!(default.key_type, KeyType::EcdsaP384);
+        assert_eq!(default.key, KeySpec::Server(KeyType::EcdsaP384));
         for bad in [
             "",
             "keyType=rsa-2048",

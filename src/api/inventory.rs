@@ -58,8 +58,8 @@ pub struct Item {
     pub(super) id: String,
     /// Every name, sorted.
     pub(super) names: Vec<String>,
-    #[schema(value_type = super::openapi::KeyTypeName)]
-    pub(super) key_type: &'static str,
+    #[serde(flatten)]
+    pub(super) key: super::KeyFields,
     /// `valid`, `due`, `renewing`, `backing_off`, `expired` or `revoked`; `deleted` (only
     /// from `GET /api/certificates/{id}`) for an identity no longer managed, its history kept.
     pub(super) status: &'static str,
@@ -477,7 +477,7 @@ fn item(entry: InventoryEntry, status: &'static str) -> Item {
             .iter()
             .map(|n| n.as_str().to_owned())
             .collect(),
-        key_type: entry.key.key_type.as_str(),
+        key: super::KeyFields::from(&entry.key.key),
         status,
         serial: cert.map(|c| c.serial.clone()),
         not_before: at(cert.map(|c| c.not_before)),
@@ -646,13 +646,13 @@ fn decode_cursor(text: &str) -> Option<InventoryCursor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{KeyType, NameSet};
+    use crate::domain::{KeySpec, KeyType, NameSet};
 
     #[test]
     fn ids_and_cursors_read_back() {
         let key = CertKey {
             names: NameSet::parse(&["www.a.example", "a.example"]).expect("names"),
-            key_type: KeyType::Rsa2048,
+            key: KeySpec::Server(KeyType::Rsa2048),
         };
         assert_eq!(decode_id(&encode_id(&key)), Some(key));
         for id in [

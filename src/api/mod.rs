@@ -29,7 +29,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{AuthChain, HasAuth};
-use crate::domain::KeyType;
+use crate::domain::{KeyType, PrivateKeys};
 use crate::error::ApiError;
 use crate::service::CertService;
 use crate::store::Store;
@@ -40,6 +40,50 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The most header bytes accepted in one request. Generous for any real bearer token, small
 /// enough that nobody needs a bigger parsing buffer (hyper's own limit answers 431 beyond it).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// How the API's answers name an identity's key: flattened into them as `keyMode`, `keyType`
+/// and `spkiSha256`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyFields {
+    /// Who holds the private key.
+    #[schema(value_type = body::KeyMode)]
+    key_mode: &'static str,
+    /// The type of a key certfleet holds; `null` for a client's key.
+    #[schema(value_type = Option<openapi::KeyTypeName>)]
+    key_type: Option<&'static str>,
+    /// A client's key (CSR mode): the base64url SHA-256 of its SubjectPublicKeyInfo; `null`
+    /// for a key certfleet holds.
+    spki_sha256: Option<String>,
+}
+
+impl KeyFields {
+    /// The key in a few words, for the dashboard: its type, or `client key`.
+    fn short(&self) -> &'static str {
+        self.key_type.unwrap_or("client key")
+    }
+
+    /// The key in full, for the dashboard's detail page.
+    fn long(&self) -> String {
+        match (&self.key_type, &self.spki_sha256) {
+            (Some(key_type), _) => format!("{key_type}, held by certfleet"),
+            (None, spki) => format!(
+                "the client's own (CSR mode), SPKI SHA-256 {}",
+                spki.as_deref().unwrap_or("-")
+            ),
+        }
+    }
+}
+
+impl From<&crate::domain::KeySpec> for KeyFields {
+    fn from(key: &crate::domain::KeySpec) -> Self {
+        Self {
+            key_mode: key.mode(),
+            key_type: key.key_type().map(|t| t.as_str()),
+            spki_sha256: key.spki().map(|spki| spki.digest_b64().to_owned()),
+        }
+    }
+}
 
 /// What the routes need, shared by every request; [`crate::app`] builds it from the config.
 #[derive(Debug)]
@@ -52,6 +96,10 @@ pub struct Shared {
     pub auth: AuthChain,
     /// `acme.keyType`: the key type of requests that name none.
     pub default_key_type: KeyType,
+    /// `certificates.privateKeys`: who may hold private keys.
+    pub private_keys: PrivateKeys,
+    /// `certificates.maxClientKeys`: how many client keys one name set may have (0: no bound).
+    pub max_client_keys: u32,
     /// `server.issueWait`: how long a request waits for an issuance before 202.
     pub issue_wait: Duration,
     /// The bytes the rendered answers may hold in memory: their share of `server.cacheSize`.

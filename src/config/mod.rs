@@ -18,6 +18,7 @@
 mod acme;
 mod akash;
 mod auth;
+mod certificates;
 mod challenges;
 mod de;
 mod dns01;
@@ -44,6 +45,7 @@ pub use self::{
     acme::{AcmeConfig, EabConfig},
     akash::{AkashConfig, AkashKeySource, AkashPrincipal},
     auth::AuthConfig,
+    certificates::{CertificatesConfig, PrivateKeys},
     challenges::{ChallengesConfig, Http01Config},
     dns01::{
         CloudflareConfig, Dns01Entry, DnsProviderConfig, GcloudConfig, Rfc2136Config,
@@ -80,6 +82,9 @@ pub struct Config {
     pub log: LogConfig,
     /// `notifications`: where certfleet's events are sent (webhooks, email); nothing by default.
     pub notifications: NotificationsConfig,
+    /// `certificates`: who holds private keys (CSR mode), and how many client keys a name set
+    /// may have.
+    pub certificates: CertificatesConfig,
 }
 
 /// A loaded configuration and the warnings to log at start (weak but accepted settings).

@@ -25,6 +25,15 @@ pub(super) struct RawConfig {
     pub auth: Option<RawAuth>,
     pub log: Option<RawLog>,
     pub notifications: Option<RawNotifications>,
+    pub certificates: Option<RawCertificates>,
+}
+
+/// `certificates`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawCertificates {
+    pub private_keys: Option<String>,
+    pub max_client_keys: Option<String>,
 }
 
 /// `log`.

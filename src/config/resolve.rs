@@ -2,8 +2,8 @@
 //! collected into one [`Report`] so that one run lists them all.
 
 use super::{
-    Config, Loaded, acme, auth, challenges, error::ConfigError, log, notifications, raw::RawConfig,
-    report::Report, server, storage, tree::Origins,
+    Config, Loaded, acme, auth, certificates, challenges, error::ConfigError, log, notifications,
+    raw::RawConfig, report::Report, server, storage, tree::Origins,
 };
 
 /// Builds the typed config, or every problem found.
@@ -17,8 +17,19 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
     let log = log::log(raw.log.unwrap_or_default(), &mut report);
     let notifications =
         notifications::notifications(raw.notifications.unwrap_or_default(), &mut report);
+    let certificates =
+        certificates::certificates(&raw.certificates.unwrap_or_default(), &mut report);
     let (problems, warnings) = report.finish();
-    match (server, storage, acme, challenges, auth, log, notifications) {
+    match (
+        server,
+        storage,
+        acme,
+        challenges,
+        auth,
+        log,
+        notifications,
+        certificates,
+    ) {
         (
             Ok(server),
             Ok(storage),
@@ -27,6 +38,7 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
             Ok(auth),
             Ok(log),
             Ok(notifications),
+            Ok(certificates),
         ) if problems.is_empty() => Ok(Loaded {
             config: Config {
                 server,
@@ -36,6 +48,7 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
                 auth,
                 log,
                 notifications,
+                certificates,
             },
             warnings,
         }),

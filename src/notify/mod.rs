@@ -147,7 +147,7 @@ impl Notifier {
                     .map(crate::domain::DomainName::as_str)
                     .collect();
                 certificate.insert("names".into(), json!(names));
-                certificate.insert("keyType".into(), json!(key.key_type.as_str()));
+                certificate.insert("keyType".into(), json!(key.key.as_str()));
             });
         debug_assert!(certificate.is_some(), "event data is an object");
         let body = json!({"type": kind.as_str(), "timestamp": rfc3339(at), "data": data});

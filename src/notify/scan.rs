@@ -99,7 +99,7 @@ pub async fn expiring(
         let id = derived_id(&[
             EventType::CertificateExpiring.as_str(),
             &key.names.key(),
-            key.key_type.as_str(),
+            key.key.as_str(),
             &candidate.serial,
             &at.to_string(),
         ]);
@@ -135,7 +135,7 @@ pub async fn stale(
         let id = derived_id(&[
             EventType::DeliveryStale.as_str(),
             &key.names.key(),
-            key.key_type.as_str(),
+            key.key.as_str(),
             &candidate.principal,
             &candidate.serial,
         ]);

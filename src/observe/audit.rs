@@ -34,7 +34,7 @@ pub struct AuditLine<'a> {
     /// The certificate's names.
     pub names: &'a NameSet,
     /// The certificate's key type.
-    pub key_type: &'static str,
+    pub key_type: &'a str,
     /// The certificate's serial, lowercase hex.
     pub serial: &'a str,
     /// The client's address, when known.

@@ -192,7 +192,7 @@ fn audit(delivery: &KeyDelivery, remote: Option<SocketAddr>, id: &HeaderValue, s
             principal: &delivery.principal,
             method: delivery.method,
             names: &cert.names,
-            key_type: cert.key_type.as_str(),
+            key_type: cert.key.as_str(),
             serial: &cert.serial,
             remote,
             request_id: id.to_str().unwrap_or_default(),

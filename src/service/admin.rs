@@ -218,6 +218,41 @@ impl CertService {
         Ok(deleted)
     }
 
+    /// After `key` (a client's key) was issued: retires the identity of the same names whose key
+    /// its CSR said it rotates out, as a deletion (not revoked: the client may still be
+    /// switching over; its history stays). A failure is logged; the next issuance of `key`, or
+    /// the client's next request naming the old key, tries again.
+    pub async fn retire_replaced(self: &Arc<Self>, key: &CertKey) {
+        let old = match self.store.client_csr(key).await {
+            Ok(Some(record)) => record.replaces,
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(names = %key.names, error = %err, "cannot read the CSR kept for a client key");
+                None
+            }
+        };
+        let Some(old) = old else { return };
+        let old = CertKey {
+            names: key.names.clone(),
+            key: old,
+        };
+        let by = format!("rotation to {}", key.key);
+        let actor = Actor {
+            name: &by,
+            method: "certfleet",
+            remote: None,
+        };
+        match self.delete(&old, false, actor).await {
+            Ok(_) => {
+                tracing::info!(names = %key.names, old = %old.key, new = %key.key, "the rotated-out client key is retired");
+            }
+            Err(AdminError::NotFound(_)) => {}
+            Err(err) => {
+                tracing::warn!(names = %key.names, old = %old.key, error = %err, "cannot retire the rotated-out client key yet");
+            }
+        }
+    }
+
     /// Drops `key` from the cache: the store is read again at the next request.
     pub fn forget(&self, key: &CertKey) {
         let mut cache = self
@@ -328,7 +363,7 @@ impl CertService {
 
 /// The lease an identity's issuance (and an admin action on it) runs under.
 pub(super) fn issuance_lease(key: &CertKey) -> String {
-    format!("issue|{}|{}", key.names.key(), key.key_type.as_str())
+    format!("issue|{}|{}", key.names.key(), key.key.as_str())
 }
 
 /// The admin action's audit line, target [`AUDIT_TARGET`].
@@ -339,7 +374,7 @@ fn audit(actor: Actor<'_>, action: &str, key: &CertKey, serial: Option<&str>, de
         method = actor.method,
         action,
         names = %key.names,
-        key_type = key.key_type.as_str(),
+        key_type = key.key.as_str(),
         serial = serial.unwrap_or("-"),
         detail,
         remote = %actor.remote(),

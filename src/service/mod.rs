@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::acme::solver::ChallengeChoice;
 use crate::acme::{IssueError, Issuer};
-use crate::domain::{CertKey, FailureKind};
+use crate::domain::{CertKey, FailureKind, KeySpec};
 use crate::notify::Notifier;
 use crate::schedule::backoff;
 use crate::store::{Attempt, Failure, RenewalClaim, Store, StoreError, StoredCert};
@@ -167,7 +167,7 @@ impl CertService {
     pub async fn resume_orders(self: &Arc<Self>) -> Result<usize, StoreError> {
         let keys = self.store.orders().await?;
         for key in keys.iter().filter(|key| !self.is_issuing(key)) {
-            tracing::info!(names = %key.names, key_type = %key.key_type, "resuming an unfinished order");
+            tracing::info!(names = %key.names, key_type = %key.key, "resuming an unfinished order");
             drop(self.start(
                 key,
                 Need::Resume,
@@ -284,12 +284,16 @@ impl CertService {
                 entry
             });
             if let Err(err) = &outcome {
-                tracing::warn!(names = %key.names, key_type = %key.key_type, error = %err, "issuance failed");
+                tracing::warn!(names = %key.names, key_type = %key.key, error = %err, "issuance failed");
             }
             // The cache is updated before the issuance leaves the map, so a request arriving in
             // between finds one or the other.
             lock(&service.inflight).remove(&key);
+            let issued = outcome.is_ok();
             done.send_replace(Some(outcome));
+            if issued && matches!(key.key, KeySpec::Client(_)) {
+                service.retire_replaced(&key).await;
+            }
         });
         pending
     }

@@ -48,7 +48,7 @@ pub async fn run(
                 let mut pending = Vec::new();
                 for key in &due {
                     if certs.still_due(key, now).await {
-                        tracing::info!(names = %key.names, key_type = %key.key_type, "renewing");
+                        tracing::info!(names = %key.names, key_type = %key.key, "renewing");
                         pending.push(certs.renew(key, now));
                     }
                 }

@@ -13,7 +13,7 @@
 /// transaction. A new migration is one line here and one file per backend.
 macro_rules! migrator {
     ($backend:literal) => {{
-        let migrations: [(i64, &'static str, &'static str); 9] = [
+        let migrations: [(i64, &'static str, &'static str); 10] = [
             (
                 1,
                 "init",
@@ -79,6 +79,15 @@ macro_rules! migrator {
                 "events",
                 include_str!(concat!("../../migrations/", $backend, "/0009_events.sql")),
             ),
+            (
+                10,
+                "client keys",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0010_client_keys.sql"
+                )),
+            ),
         ];
         sqlx::migrate::Migrator::with_migrations(
             migrations
@@ -116,7 +125,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::config::{Database, EncryptionKey, SqliteConfig, StorageConfig};
-use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
+use crate::domain::{CertKey, FailureKind, KeySpec, NameSet};
 
 /// A failure of the storage backend. Never carries a secret: only the step and the driver's
 /// message (which holds no bound values).
@@ -146,12 +155,13 @@ impl StoreError {
 pub struct StoredCert {
     /// The names on the certificate.
     pub names: NameSet,
-    /// The private key algorithm.
-    pub key_type: KeyType,
+    /// Whose private key, and which.
+    pub key: KeySpec,
     /// The leaf followed by its chain, PEM.
     pub cert_pem: String,
-    /// The private key, PKCS#8 PEM. Redacted in `Debug`.
-    pub key_pem: String,
+    /// The private key, PKCS#8 PEM, when certfleet holds it ([`KeySpec::Server`]); `None` for
+    /// a client's key, which certfleet never sees. Redacted in `Debug`.
+    pub key_pem: Option<String>,
     /// The chain without the leaf, PEM.
     pub issuer_pem: String,
     /// The leaf's serial number, lowercase hex.
@@ -203,7 +213,7 @@ impl StoredCert {
     pub fn heap_size(&self) -> usize {
         self.names.heap_size()
             + self.cert_pem.capacity()
-            + self.key_pem.capacity()
+            + self.key_pem.as_ref().map_or(0, String::capacity)
             + self.issuer_pem.capacity()
             + self.serial.capacity()
     }
@@ -217,7 +227,7 @@ impl StoredCert {
     pub fn key(&self) -> CertKey {
         CertKey {
             names: self.names.clone(),
-            key_type: self.key_type,
+            key: self.key,
         }
     }
 }
@@ -226,7 +236,7 @@ impl fmt::Debug for StoredCert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredCert")
             .field("names", &self.names.key())
-            .field("key_type", &self.key_type)
+            .field("key", &self.key)
             .field("serial", &self.serial)
             .field("not_after", &self.not_after)
             .field("key_pem", &"<redacted>")
@@ -307,8 +317,28 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Saves the order's URL at the CA.
     async fn set_order_url(&self, key: &CertKey, url: &str) -> Result<(), StoreError>;
 
-    /// Saves the certificate's private key of the order (sealed), before finalize.
-    async fn set_order_key(&self, key: &CertKey, key_pem: &str) -> Result<(), StoreError>;
+    /// Records, before finalize, that the order is being finalized, with the certificate's
+    /// private key (sealed) when certfleet holds it; `None` for a client's key, of which only
+    /// the fact is stored.
+    async fn set_order_key(&self, key: &CertKey, key_pem: Option<&str>) -> Result<(), StoreError>;
+
+    /// Keeps the CSR of a client-held key's identity ([`KeySpec::Client`]), which its first
+    /// order and every renewal finalize with, and the identity of the same names it rotates out
+    /// (`replaces`), if any. An identity keeps the CSR it was first given (any CSR of the same
+    /// names and key is as good); `replaces`, when given, is set.
+    async fn put_client_csr(
+        &self,
+        key: &CertKey,
+        csr_pem: &str,
+        replaces: Option<&KeySpec>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The CSR kept for a client-held key's identity.
+    async fn client_csr(&self, key: &CertKey) -> Result<Option<ClientCsrRecord>, StoreError>;
+
+    /// The client-held keys that have a CSR kept for exactly these names.
+    async fn client_keys(&self, names: &NameSet) -> Result<Vec<KeySpec>, StoreError>;
 
     /// Forgets the order of `key` and its presented records.
     async fn finish_order(&self, key: &CertKey) -> Result<(), StoreError>;
@@ -452,9 +482,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         events: &[NewEvent],
     ) -> Result<bool, StoreError>;
 
-    /// Stops managing `key`, in one transaction: its certificate and private key, its failure,
-    /// an unfinished order, its presented challenges and its forced-renewal claim are deleted;
-    /// its history ([`Store::attempts`]), deliveries and events stay; `events` are written in
+    /// Stops managing `key`, in one transaction: its certificate and private key (or client
+    /// CSR), its failure, an unfinished order, its presented challenges and its forced-renewal
+    /// claim are deleted, and identities that were to replace it no longer need to; its history ([`Store::attempts`]), deliveries and events stay; `events` are written in
     /// the same transaction.
     async fn delete_identity(&self, key: &CertKey, events: &[NewEvent]) -> Result<(), StoreError>;
 
@@ -657,7 +687,7 @@ impl InventoryEntry {
         InventoryCursor {
             not_after: self.cert.as_ref().map(|c| c.not_after),
             names: self.key.names.key(),
-            key_type: self.key.key_type.as_str().to_owned(),
+            key_type: self.key.key.as_str().to_owned(),
         }
     }
 }
@@ -667,7 +697,10 @@ impl InventoryEntry {
 pub struct OrderRecord {
     /// The order's URL at the CA, once the CA has answered.
     pub url: Option<String>,
-    /// The certificate's private key (PEM), once generated; stored before finalize.
+    /// Whether finalize was (or was about to be) sent: the CA may have issued.
+    pub finalizing: bool,
+    /// The certificate's private key (PEM), once generated; stored before finalize. Always
+    /// `None` for a client's key.
     pub key_pem: Option<String>,
     /// When the order was begun, Unix seconds.
     pub started_at: i64,
@@ -677,10 +710,20 @@ impl fmt::Debug for OrderRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OrderRecord")
             .field("url", &self.url)
+            .field("finalizing", &self.finalizing)
             .field("has_key", &self.key_pem.is_some())
             .field("started_at", &self.started_at)
             .finish()
     }
+}
+
+/// The CSR kept for a client-held key's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCsrRecord {
+    /// The client's PKCS #10 request, PEM.
+    pub csr_pem: String,
+    /// The identity of the same names this key rotates out, until that one is retired.
+    pub replaces: Option<KeySpec>,
 }
 
 /// A challenge response recorded for an order.

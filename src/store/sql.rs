@@ -14,12 +14,12 @@ use base64::engine::general_purpose::STANDARD;
 use super::backend::{Arg, Backend, Row};
 use super::seal::Sealer;
 use super::{
-    AriCandidate, Attempt, Census, CertSummary, Delivery, EventRecord, ExpiryCandidate, Failure,
-    InventoryCursor, InventoryEntry, NewEvent, NotificationAttempt, NotificationOutcome,
-    NotificationState, OrderRecord, PendingNotification, PresentedRecord, RenewalClaim,
-    ScheduleEntry, StaleCandidate, Store, StoreError, StoredCert,
+    AriCandidate, Attempt, Census, CertSummary, ClientCsrRecord, Delivery, EventRecord,
+    ExpiryCandidate, Failure, InventoryCursor, InventoryEntry, NewEvent, NotificationAttempt,
+    NotificationOutcome, NotificationState, OrderRecord, PendingNotification, PresentedRecord,
+    RenewalClaim, ScheduleEntry, StaleCandidate, Store, StoreError, StoredCert,
 };
-use crate::domain::{CertKey, FailureKind, KeyType, NameSet};
+use crate::domain::{CertKey, FailureKind, KeySpec, NameSet};
 
 /// [`Store`] over any [`Backend`]; private keys sealed by a [`Sealer`].
 pub struct SqlStore<B> {
@@ -347,13 +347,18 @@ impl<B: Backend> Store for SqlStore<B> {
                 "SELECT names, key_type, cert_pem, key_pem, issuer_pem, serial, not_before, \
                  not_after, renew_after, issued_at FROM certificates \
                  WHERE names = $1 AND key_type = $2 AND revoked_at IS NULL",
-                &[Arg::from(&names), Arg::from(key.key_type.as_str())],
+                &[Arg::from(&names), Arg::from(key.key.as_str())],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
         let mut cert = cert_from_row(&row)?;
-        cert.key_pem =
-            self.open_sealed(&cert.key_pem, &cert_context(&names, key.key_type.as_str()))?;
+        cert.key_pem = match (&cert.key, cert.key_pem.take()) {
+            (KeySpec::Server(_), Some(sealed)) => {
+                Some(self.open_sealed(&sealed, &cert_context(&names, key.key.as_str()))?)
+            }
+            // A client's key: the column holds '', never a key.
+            _ => None,
+        };
         Ok(Some(cert))
     }
 
@@ -363,8 +368,12 @@ impl<B: Backend> Store for SqlStore<B> {
         events: &[NewEvent],
     ) -> Result<(), StoreError> {
         let names = cert.names.key();
-        let key_type = cert.key_type.as_str();
-        let sealed = self.seal(&cert.key_pem, &cert_context(&names, key_type))?;
+        let key_type = cert.key.as_str();
+        // A client's key is never stored: its row holds '' where a server key's is sealed.
+        let sealed = match &cert.key_pem {
+            Some(pem) => self.seal(pem, &cert_context(&names, key_type))?,
+            None => String::new(),
+        };
         let args = [
             Arg::from(&names),
             Arg::from(key_type),
@@ -470,7 +479,7 @@ impl<B: Backend> Store for SqlStore<B> {
         min_interval: i64,
     ) -> Result<RenewalClaim, StoreError> {
         let names = key.names.key();
-        let identity = [Arg::from(&names), Arg::from(key.key_type.as_str())];
+        let identity = [Arg::from(&names), Arg::from(key.key.as_str())];
         // One statement: the row is written only when no claim exists or the last one is old
         // enough. ON CONFLICT locks the row and checks the condition on its newest version, so
         // two requests (or two replicas) claiming together cannot both be granted.
@@ -511,7 +520,7 @@ impl<B: Backend> Store for SqlStore<B> {
             "record an order",
             "INSERT INTO orders (names, key_type, started_at) VALUES ($1, $2, $3) \
              ON CONFLICT (names, key_type) DO NOTHING",
-            &[Arg::from(&names), key.key_type.as_str().into(), now.into()],
+            &[Arg::from(&names), key.key.as_str().into(), now.into()],
         )
         .await
         .map(drop)
@@ -524,15 +533,19 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read an order",
                 "SELECT order_url, key_pem, started_at FROM orders \
                  WHERE names = $1 AND key_type = $2",
-                &[Arg::from(&names), key.key_type.as_str().into()],
+                &[Arg::from(&names), key.key.as_str().into()],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let context = order_context(&names, key.key_type.as_str());
+        let context = order_context(&names, key.key.as_str());
         let sealed = decode(row.optional_text(1))?;
         Ok(Some(OrderRecord {
             url: decode(row.optional_text(0))?,
-            key_pem: sealed.map(|s| self.open_sealed(&s, &context)).transpose()?,
+            finalizing: sealed.is_some(),
+            key_pem: sealed
+                .filter(|s| !s.is_empty())
+                .map(|s| self.open_sealed(&s, &context))
+                .transpose()?,
             started_at: int(&row, 2)?,
         }))
     }
@@ -542,21 +555,25 @@ impl<B: Backend> Store for SqlStore<B> {
         self.execute(
             "save the order URL",
             "UPDATE orders SET order_url = $3 WHERE names = $1 AND key_type = $2",
-            &[Arg::from(&names), key.key_type.as_str().into(), url.into()],
+            &[Arg::from(&names), key.key.as_str().into(), url.into()],
         )
         .await
         .map(drop)
     }
 
-    async fn set_order_key(&self, key: &CertKey, key_pem: &str) -> Result<(), StoreError> {
+    async fn set_order_key(&self, key: &CertKey, key_pem: Option<&str>) -> Result<(), StoreError> {
         let names = key.names.key();
-        let sealed = self.seal(key_pem, &order_context(&names, key.key_type.as_str()))?;
+        // A client's order stores '' in the key's place: only that finalize is being sent.
+        let sealed = match key_pem {
+            Some(pem) => self.seal(pem, &order_context(&names, key.key.as_str()))?,
+            None => String::new(),
+        };
         self.execute(
             "save the order key",
             "UPDATE orders SET key_pem = $3 WHERE names = $1 AND key_type = $2",
             &[
                 Arg::from(&names),
-                key.key_type.as_str().into(),
+                key.key.as_str().into(),
                 Arg::from(&sealed),
             ],
         )
@@ -564,9 +581,64 @@ impl<B: Backend> Store for SqlStore<B> {
         .map(drop)
     }
 
+    async fn put_client_csr(
+        &self,
+        key: &CertKey,
+        csr_pem: &str,
+        replaces: Option<&KeySpec>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let names = key.names.key();
+        self.execute(
+            "keep a client's CSR",
+            "INSERT INTO client_csrs (names, key_type, csr_pem, replaces, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (names, key_type) DO UPDATE \
+             SET replaces = COALESCE(excluded.replaces, client_csrs.replaces)",
+            &[
+                Arg::from(&names),
+                key.key.as_str().into(),
+                csr_pem.into(),
+                Arg::OptionalText(replaces.map(KeySpec::as_str)),
+                now.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn client_csr(&self, key: &CertKey) -> Result<Option<ClientCsrRecord>, StoreError> {
+        let names = key.names.key();
+        let row = self
+            .fetch_optional(
+                "read a client's CSR",
+                "SELECT csr_pem, replaces FROM client_csrs WHERE names = $1 AND key_type = $2",
+                &[Arg::from(&names), key.key.as_str().into()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(ClientCsrRecord {
+            csr_pem: text(&row, 0)?,
+            replaces: decode(row.optional_text(1))?
+                .map(|stored| key_spec(&stored))
+                .transpose()?,
+        }))
+    }
+
+    async fn client_keys(&self, names: &NameSet) -> Result<Vec<KeySpec>, StoreError> {
+        let names = names.key();
+        let rows = self
+            .fetch_all(
+                "list a name set's client keys",
+                "SELECT key_type FROM client_csrs WHERE names = $1 ORDER BY created_at",
+                &[Arg::from(&names)],
+            )
+            .await?;
+        rows.iter().map(|row| key_spec(&text(row, 0)?)).collect()
+    }
+
     async fn finish_order(&self, key: &CertKey) -> Result<(), StoreError> {
         let names = key.names.key();
-        let identity = [Arg::from(&names), Arg::from(key.key_type.as_str())];
+        let identity = [Arg::from(&names), Arg::from(key.key.as_str())];
         self.db
             .execute_all(&[
                 (
@@ -605,7 +677,7 @@ impl<B: Backend> Store for SqlStore<B> {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (names, key_type, handle) DO NOTHING",
             &[
                 Arg::from(&names),
-                key.key_type.as_str().into(),
+                key.key.as_str().into(),
                 Arg::from(&record.challenge_type),
                 Arg::from(&record.name),
                 Arg::from(&record.handle),
@@ -622,7 +694,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 "list presented challenges",
                 "SELECT challenge_type, name, handle FROM presented \
                  WHERE names = $1 AND key_type = $2 ORDER BY handle",
-                &[Arg::from(&names), key.key_type.as_str().into()],
+                &[Arg::from(&names), key.key.as_str().into()],
             )
             .await?;
         rows.iter()
@@ -641,11 +713,7 @@ impl<B: Backend> Store for SqlStore<B> {
         self.execute(
             "forget a presented challenge",
             "DELETE FROM presented WHERE names = $1 AND key_type = $2 AND handle = $3",
-            &[
-                Arg::from(&names),
-                key.key_type.as_str().into(),
-                handle.into(),
-            ],
+            &[Arg::from(&names), key.key.as_str().into(), handle.into()],
         )
         .await
         .map(drop)
@@ -658,7 +726,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read a failure",
                 "SELECT count, next_attempt, code, message FROM failures \
                  WHERE names = $1 AND key_type = $2",
-                &[Arg::from(&names), key.key_type.as_str().into()],
+                &[Arg::from(&names), key.key.as_str().into()],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -679,7 +747,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let names = key.names.key();
         let args = [
             Arg::from(&names),
-            key.key_type.as_str().into(),
+            key.key.as_str().into(),
             i64::from(failure.count).into(),
             failure.next_attempt.into(),
             failure.kind.as_str().into(),
@@ -703,7 +771,7 @@ impl<B: Backend> Store for SqlStore<B> {
         self.execute(
             "clear a failure",
             "DELETE FROM failures WHERE names = $1 AND key_type = $2",
-            &[Arg::from(&names), key.key_type.as_str().into()],
+            &[Arg::from(&names), key.key.as_str().into()],
         )
         .await
         .map(drop)
@@ -920,7 +988,7 @@ impl<B: Backend> Store for SqlStore<B> {
         events: &[NewEvent],
     ) -> Result<(), StoreError> {
         let names = key.names.key();
-        let args = [Arg::from(&names), key.key_type.as_str().into(), at.into()];
+        let args = [Arg::from(&names), key.key.as_str().into(), at.into()];
         let update = (
             "UPDATE certificates SET renew_after = $3 WHERE names = $1 AND key_type = $2",
             &args[..],
@@ -935,7 +1003,8 @@ impl<B: Backend> Store for SqlStore<B> {
         let certificates = self
             .reseal_column(
                 "SELECT names, key_type, key_pem FROM certificates \
-                 WHERE substr(key_pem, 1, length($1)) <> $1 AND (names, key_type) > ($2, $3) \
+                 WHERE key_pem <> '' AND substr(key_pem, 1, length($1)) <> $1 \
+                 AND (names, key_type) > ($2, $3) \
                  ORDER BY names, key_type LIMIT 256",
                 "UPDATE certificates SET key_pem = $1 \
                  WHERE names = $2 AND key_type = $3 AND key_pem = $4",
@@ -945,7 +1014,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let orders = self
             .reseal_column(
                 "SELECT names, key_type, key_pem FROM orders WHERE key_pem IS NOT NULL \
-                 AND substr(key_pem, 1, length($1)) <> $1 AND (names, key_type) > ($2, $3) \
+                 AND key_pem <> '' AND substr(key_pem, 1, length($1)) <> $1 AND (names, key_type) > ($2, $3) \
                  ORDER BY names, key_type LIMIT 256",
                 "UPDATE orders SET key_pem = $1 WHERE names = $2 AND key_type = $3 AND key_pem = $4",
                 order_context,
@@ -1011,7 +1080,7 @@ impl<B: Backend> Store for SqlStore<B> {
              duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 Arg::from(&names),
-                key.key_type.as_str().into(),
+                key.key.as_str().into(),
                 Arg::from(&attempt.trigger),
                 Arg::from(&attempt.outcome),
                 Arg::OptionalText(attempt.message.as_deref()),
@@ -1033,7 +1102,7 @@ impl<B: Backend> Store for SqlStore<B> {
                  WHERE names = $1 AND key_type = $2 ORDER BY id DESC LIMIT $3",
                 &[
                     Arg::from(&names),
-                    key.key_type.as_str().into(),
+                    key.key.as_str().into(),
                     i64::from(limit).into(),
                 ],
             )
@@ -1067,7 +1136,7 @@ impl<B: Backend> Store for SqlStore<B> {
              SET serial = excluded.serial, delivered_at = excluded.delivered_at",
             &[
                 Arg::from(&names),
-                key.key_type.as_str().into(),
+                key.key.as_str().into(),
                 principal.into(),
                 serial.into(),
                 at.into(),
@@ -1084,7 +1153,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read the deliveries",
                 "SELECT principal, serial, delivered_at FROM deliveries \
                  WHERE names = $1 AND key_type = $2 ORDER BY delivered_at DESC, principal",
-                &[Arg::from(&names), key.key_type.as_str().into()],
+                &[Arg::from(&names), key.key.as_str().into()],
             )
             .await?;
         rows.iter()
@@ -1166,7 +1235,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn inventory_entry(&self, key: &CertKey) -> Result<Option<InventoryEntry>, StoreError> {
         let names = key.names.key();
-        let args = [Arg::from(&names), key.key_type.as_str().into()];
+        let args = [Arg::from(&names), key.key.as_str().into()];
         let row = self
             .fetch_optional(
                 "read an inventory entry",
@@ -1206,10 +1275,13 @@ impl<B: Backend> Store for SqlStore<B> {
         let names = key.names.key();
         // The key is replaced by a sealed empty string: secure_delete (SQLite) and VACUUM
         // (PostgreSQL) leave no copy of it, and re-sealing still reads every row as sealed.
-        let destroyed = self.seal("", &cert_context(&names, key.key_type.as_str()))?;
+        let destroyed = match key.key {
+            KeySpec::Server(_) => self.seal("", &cert_context(&names, key.key.as_str()))?,
+            KeySpec::Client(_) => String::new(),
+        };
         let args = [
             Arg::from(&names),
-            key.key_type.as_str().into(),
+            key.key.as_str().into(),
             serial.into(),
             at.into(),
             reason.into(),
@@ -1228,7 +1300,7 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn delete_identity(&self, key: &CertKey, events: &[NewEvent]) -> Result<(), StoreError> {
         let names = key.names.key();
-        let identity = [Arg::from(&names), Arg::from(key.key_type.as_str())];
+        let identity = [Arg::from(&names), Arg::from(key.key.as_str())];
         let event_names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
         let writes = event_writes(events, &event_names);
         let mut statements: Vec<(&'static str, &[Arg<'_>])> = vec![
@@ -1250,6 +1322,14 @@ impl<B: Backend> Store for SqlStore<B> {
             ),
             (
                 "DELETE FROM forced_renewals WHERE names = $1 AND key_type = $2",
+                &identity,
+            ),
+            (
+                "DELETE FROM client_csrs WHERE names = $1 AND key_type = $2",
+                &identity,
+            ),
+            (
+                "UPDATE client_csrs SET replaces = NULL WHERE names = $1 AND replaces = $2",
                 &identity,
             ),
         ];
@@ -1338,7 +1418,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let names = key.names.key();
         let args = [
             Arg::from(&names),
-            key.key_type.as_str().into(),
+            key.key.as_str().into(),
             serial.into(),
             left.into(),
         ];
@@ -1398,7 +1478,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let names = key.names.key();
         let args = [
             Arg::from(&names),
-            key.key_type.as_str().into(),
+            key.key.as_str().into(),
             principal.into(),
             serial.into(),
         ];
@@ -1529,14 +1609,14 @@ impl<B: Backend> Store for SqlStore<B> {
                  WHERE names = $1 AND key_type = $2 ORDER BY seq DESC LIMIT $3",
                 &[
                     Arg::from(&names),
-                    key.key_type.as_str().into(),
+                    key.key.as_str().into(),
                     i64::from(limit).into(),
                 ],
             )
             .await?;
         let (mut records, seqs) = event_records(&rows)?;
         drop(rows);
-        self.attach_notifications(&mut records, &seqs, Some((&names, key.key_type.as_str())))
+        self.attach_notifications(&mut records, &seqs, Some((&names, key.key.as_str())))
             .await?;
         Ok(records)
     }
@@ -1640,7 +1720,7 @@ impl<B: Backend> Store for SqlStore<B> {
              WHERE names = $1 AND key_type = $2 AND serial = $3",
             &[
                 Arg::from(&names),
-                key.key_type.as_str().into(),
+                key.key.as_str().into(),
                 serial.into(),
                 at.into(),
             ],
@@ -1675,7 +1755,7 @@ fn event_records(rows: &[impl Row]) -> Result<(Vec<EventRecord>, Vec<i64>), Stor
             kind: text(row, 2)?,
             key: CertKey {
                 names: names(&text(row, 3)?)?,
-                key_type: key_type(&text(row, 4)?)?,
+                key: key_spec(&text(row, 4)?)?,
             },
             at: int(row, 5)?,
             notifications: Vec::new(),
@@ -1700,7 +1780,7 @@ fn event_writes<'a>(
                 Arg::from(&event.id),
                 event.kind.as_str().into(),
                 Arg::from(names),
-                event.key.key_type.as_str().into(),
+                event.key.key.as_str().into(),
                 Arg::from(&event.body),
                 event.at.into(),
             ],
@@ -1793,8 +1873,8 @@ fn names(stored: &str) -> Result<NameSet, StoreError> {
         .map_err(|e| StoreError::new("decode stored names", e))
 }
 
-fn key_type(stored: &str) -> Result<KeyType, StoreError> {
-    KeyType::parse(stored).ok_or_else(|| {
+fn key_spec(stored: &str) -> Result<KeySpec, StoreError> {
+    KeySpec::parse(stored).ok_or_else(|| {
         StoreError::new(
             "decode stored key type",
             format!("unknown key type {stored:?}"),
@@ -1806,7 +1886,7 @@ fn key_type(stored: &str) -> Result<KeyType, StoreError> {
 fn key_from_row(row: &impl Row) -> Result<CertKey, StoreError> {
     Ok(CertKey {
         names: names(&text(row, 0)?)?,
-        key_type: key_type(&text(row, 1)?)?,
+        key: key_spec(&text(row, 1)?)?,
     })
 }
 
@@ -1815,9 +1895,9 @@ fn key_from_row(row: &impl Row) -> Result<CertKey, StoreError> {
 fn cert_from_row(row: &impl Row) -> Result<StoredCert, StoreError> {
     Ok(StoredCert {
         names: names(&text(row, 0)?)?,
-        key_type: key_type(&text(row, 1)?)?,
+        key: key_spec(&text(row, 1)?)?,
         cert_pem: text(row, 2)?,
-        key_pem: text(row, 3)?,
+        key_pem: Some(text(row, 3)?),
         issuer_pem: text(row, 4)?,
         serial: text(row, 5)?,
         not_before: int(row, 6)?,

@@ -18,7 +18,7 @@ pub use serve::serve_tls;
 
 use crate::acme::solver::ChallengeChoice;
 use crate::config::TlsConfig;
-use crate::domain::{CertKey, KeyType};
+use crate::domain::{CertKey, KeySpec, KeyType};
 use crate::service::CertService;
 use crate::store::{Store, StoreError};
 use crate::util::clock;
@@ -77,7 +77,7 @@ impl ServerTls {
             TlsConfig::Acme { acme } => Source::Acme {
                 key: CertKey {
                     names: acme.hostnames.clone(),
-                    key_type,
+                    key: KeySpec::Server(key_type),
                 },
             },
         };
@@ -161,7 +161,8 @@ impl ServerTls {
                 if current.as_deref() == Some(entry.serial.as_str()) {
                     return;
                 }
-                match Served::from_pem(&entry.cert_pem, &entry.key_pem) {
+                let key_pem = entry.key_pem.as_deref().unwrap_or_default();
+                match Served::from_pem(&entry.cert_pem, key_pem) {
                     Ok(served) => {
                         tracing::info!(names = %key.names, serial = %served.serial, "serving certfleet's own certificate");
                         self.resolver.set_public(served);

@@ -21,6 +21,20 @@ pub enum PemError {
     PrivateKey(decoder::Error),
 }
 
+/// `der` as one PEM section labelled `label` (`CERTIFICATE REQUEST`, ...): base64 in lines of
+/// 64 characters (RFC 7468).
+pub fn encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// Every `CERTIFICATE` section of `text`, in order (a chain is leaf first); other sections are
 /// skipped. No certificate at all is an empty list, not an error: an intermediates-only field
 /// may rightly be empty, and each caller knows whether its text must hold one.

@@ -327,7 +327,7 @@ async fn records_a_killed_process_left_behind_are_removed_at_the_next_start() {
     // stored, one killed between the provider's add and storing the handle (intent only).
     let key = CertKey {
         names: NameSet::parse(&["left.example.test"]).expect("names"),
-        key_type: KeyType::EcdsaP256,
+        key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
     };
     {
         let loaded =

@@ -22,7 +22,7 @@ const ISSUED: [&str; 3] = [
 fn cert_key(name: &str) -> certfleet::domain::CertKey {
     certfleet::domain::CertKey {
         names: certfleet::domain::NameSet::parse(&[name]).expect("a name"),
-        key_type: certfleet::domain::KeyType::EcdsaP256,
+        key: certfleet::domain::KeySpec::Server(certfleet::domain::KeyType::EcdsaP256),
     }
 }
 

@@ -276,9 +276,9 @@ async fn the_worker_pauses_when_the_ca_fails_a_whole_batch() {
     for i in 0..100 {
         let cert = StoredCert {
             names: NameSet::parse(&[format!("down-{i}.example.test")]).expect("name"),
-            key_type: KeyType::EcdsaP256,
+            key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
             cert_pem: "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n".into(),
-            key_pem: "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into(),
+            key_pem: Some("-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into()),
             issuer_pem: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n".into(),
             serial: format!("{i:x}"),
             not_before: now - 86_400,

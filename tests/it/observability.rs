@@ -366,9 +366,11 @@ async fn certificate_series_are_bounded_by_the_configured_choice() {
         async move {
             let cert = StoredCert {
                 names: NameSet::parse(&[name.as_str()]).expect("name"),
-                key_type: KeyType::EcdsaP256,
+                key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
                 cert_pem: "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n".into(),
-                key_pem: "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into(),
+                key_pem: Some(
+                    "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into(),
+                ),
                 issuer_pem: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n".into(),
                 serial: format!("{name}-serial"),
                 not_before: now - day,
@@ -783,9 +785,11 @@ async fn the_cache_stays_within_its_size_and_serves_every_certificate() {
         let issuer = pem("issuer", 8);
         let cert = StoredCert {
             names: NameSet::parse(&[name(i)]).expect("name"),
-            key_type: KeyType::EcdsaP256,
+            key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
             cert_pem: format!("{leaf}{issuer}"),
-            key_pem: format!("-----BEGIN PRIVATE KEY-----\nkey {i}\n-----END PRIVATE KEY-----\n"),
+            key_pem: Some(format!(
+                "-----BEGIN PRIVATE KEY-----\nkey {i}\n-----END PRIVATE KEY-----\n"
+            )),
             issuer_pem: issuer,
             serial: format!("{i:x}"),
             not_before: now - 86_400,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use certfleet::config::{Config, EncryptionKey, StorageConfig};
 use certfleet::domain::EventType;
-use certfleet::domain::{CertKey, FailureKind, KeyType, NameSet};
+use certfleet::domain::{CertKey, FailureKind, KeySpec, KeyType, NameSet};
 use certfleet::store::seal::Sealer;
 use certfleet::store::{
     self, Attempt, Census, Delivery, Failure, InventoryEntry, NewEvent, NotificationAttempt,
@@ -118,18 +118,20 @@ fn storage_config(url: &str, key: &str, extra: &str) -> StorageConfig {
 fn cert_key(names: &[&str], key_type: KeyType) -> CertKey {
     CertKey {
         names: NameSet::parse(names).expect("valid names"),
-        key_type,
+        key: KeySpec::Server(key_type),
     }
 }
 
 fn stored(key: &CertKey, serial: &str, renew_after: i64) -> StoredCert {
     StoredCert {
         names: key.names.clone(),
-        key_type: key.key_type,
+        key: key.key,
         cert_pem: format!(
             "-----BEGIN CERTIFICATE-----\nleaf {serial}\n-----END CERTIFICATE-----\n"
         ),
-        key_pem: format!("-----BEGIN PRIVATE KEY-----\nkey {serial}\n-----END PRIVATE KEY-----\n"),
+        key_pem: Some(format!(
+            "-----BEGIN PRIVATE KEY-----\nkey {serial}\n-----END PRIVATE KEY-----\n"
+        )),
         issuer_pem: "-----BEGIN CERTIFICATE-----\nissuer\n-----END CERTIFICATE-----\n".to_owned(),
         serial: serial.to_owned(),
         not_before: T - 1000,
@@ -205,7 +207,7 @@ async fn story(backend: &Backend) {
     // An order in flight holds a sealed key too: the rotation must carry it over.
     store.begin_order(&c, T).await.expect("begin");
     store
-        .set_order_key(&c, "-----BEGIN PRIVATE KEY-----\norder c\n")
+        .set_order_key(&c, Some("-----BEGIN PRIVATE KEY-----\norder c\n"))
         .await
         .expect("order key");
     inventory(&*store, &a, &c).await;
@@ -389,11 +391,12 @@ async fn orders(backend: &Backend, store: &dyn Store, a: &CertKey, b: &CertKey) 
         .await
         .expect("url");
     store
-        .set_order_key(a, "-----BEGIN PRIVATE KEY-----\norder a\n")
+        .set_order_key(a, Some("-----BEGIN PRIVATE KEY-----\norder a\n"))
         .await
         .expect("key");
     let OrderRecord {
         url,
+        finalizing,
         key_pem,
         started_at,
     } = store.order(a).await.expect("read").expect("begun");
@@ -402,6 +405,7 @@ async fn orders(backend: &Backend, store: &dyn Store, a: &CertKey, b: &CertKey) 
         key_pem.as_deref(),
         Some("-----BEGIN PRIVATE KEY-----\norder a\n")
     );
+    assert!(finalizing, "a stored key means finalize is being sent");
     assert_eq!(started_at, T, "the first begin counts");
     let at_rest = backend.raw_texts("SELECT key_pem FROM orders").await;
     assert!(at_rest.iter().all(|v| v.starts_with("v1.")), "{at_rest:?}");
@@ -508,7 +512,7 @@ async fn due_and_next_due(store: &dyn Store, [a, a_rsa, b, c, d]: [&CertKey; 5])
     let entry = |key: &CertKey| {
         schedule
             .iter()
-            .find(|e| e.names == key.names.key() && e.key_type == key.key_type.as_str())
+            .find(|e| e.names == key.names.key() && e.key_type == key.key.as_str())
             .map(|e| e.renew_after)
     };
     assert_eq!(schedule.len(), 4, "{schedule:?}");
@@ -755,7 +759,7 @@ async fn inventory(store: &dyn Store, a: &CertKey, c: &CertKey) {
         (
             e.cert.as_ref().map(|c| c.not_after),
             e.key.names.key(),
-            e.key.key_type.as_str(),
+            e.key.key.as_str().to_owned(),
         )
     };
     assert!(
@@ -1356,7 +1360,10 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
         )
         .await;
     let plain = store.certificate(b).await.expect("read").expect("saved");
-    assert_eq!(plain.key_pem, "-----BEGIN PRIVATE KEY-----\nplain b\n");
+    assert_eq!(
+        plain.key_pem.as_deref(),
+        Some("-----BEGIN PRIVATE KEY-----\nplain b\n")
+    );
     assert_eq!(
         store.reseal().await.expect("reseal"),
         1,
@@ -1421,7 +1428,10 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
         &expected,
     );
     let plain = store.certificate(b).await.expect("read").expect("saved");
-    assert_eq!(plain.key_pem, "-----BEGIN PRIVATE KEY-----\nplain b\n");
+    assert_eq!(
+        plain.key_pem.as_deref(),
+        Some("-----BEGIN PRIVATE KEY-----\nplain b\n")
+    );
     let order = store.order(c).await.expect("read").expect("begun");
     assert_eq!(
         order.key_pem.as_deref(),

@@ -179,7 +179,7 @@ fn row(body: &mut String, item: &Item, now: i64) {
         item.status,
         escape(&item.id),
         escape(&item.names.join(", ")),
-        item.key_type,
+        item.key.short(),
     );
 }
 
@@ -238,7 +238,7 @@ pub fn detail(
             item.status, item.status
         ),
     );
-    field("Key type", item.key_type.to_owned());
+    field("Key", escape(&item.key.long()));
     field(
         "Serial",
         item.serial.as_deref().map_or("-".to_owned(), escape),
