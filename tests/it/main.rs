@@ -19,6 +19,7 @@ mod api;
 mod ari;
 mod config;
 mod crash;
+mod csr;
 mod dashboard;
 mod dns01;
 mod dns_conformance;
