@@ -1027,6 +1027,35 @@ mod tests {
     }
 
     #[test]
+    fn key_specs_and_their_ids_round_trip() {
+        let spki = SpkiHash::from_digest(&[7u8; 32]);
+        assert_eq!(spki.digest_b64().len(), 43);
+        assert_eq!(spki.as_str(), format!("spki:{}", spki.digest_b64()));
+        assert_eq!(SpkiHash::parse(spki.digest_b64()), Some(spki));
+        for bad in [
+            "",
+            "AAAA",
+            &"A".repeat(44),
+            "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+        ] {
+            assert_eq!(SpkiHash::parse(bad), None, "{bad}");
+        }
+        let names = NameSet::parse(&["b.example.com", "a.example.com"]).expect("names");
+        for key in [KeySpec::Server(KeyType::Rsa3072), KeySpec::Client(spki)] {
+            assert_eq!(KeySpec::parse(key.as_str()), Some(key));
+            let id = CertKey {
+                names: names.clone(),
+                key,
+            };
+            assert_eq!(CertKey::from_opaque_id(&id.opaque_id()), Some(id));
+        }
+        assert_eq!(KeySpec::Client(spki).mode(), "client");
+        assert_eq!(KeySpec::Server(KeyType::EcdsaP256).mode(), "server");
+        assert_eq!(KeySpec::parse("spki:short"), None);
+        assert_eq!(KeySpec::parse("ecdsa"), None);
+    }
+
+    #[test]
     fn key_types_round_trip() {
         for key_type in KeyType::ALL {
             assert_eq!(KeyType::parse(key_type.as_str()), Some(key_type));

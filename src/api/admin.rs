@@ -218,6 +218,9 @@ pub async fn revoke(
         ("domain" = Vec<String>, Query, style = Form, explode,
             description = "A name; repeat it (or separate names with commas) for a name set."),
         ("keyType" = Option<super::openapi::KeyTypeName>, Query),
+        ("spkiSha256" = Option<String>, Query,
+            description = "CSR mode, instead of `keyType`: the base64url SHA-256 of the \
+                client's public key (its DER SubjectPublicKeyInfo)."),
         ("revoke" = Option<bool>, Query,
             description = "`true`: revoke the certificate (`cessationOfOperation`) first."),
     ),

@@ -38,6 +38,7 @@ pub(crate) struct CertBody<'a> {
     /// The certificate's private key, PKCS#8 PEM. Absent in CSR mode (`keyMode` `client`):
     /// the client holds the key.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     private_key: Option<&'a str>,
     /// `server` (certfleet generated the key and sends it) or `client` (CSR mode).
     #[schema(value_type = KeyMode)]
@@ -45,6 +46,7 @@ pub(crate) struct CertBody<'a> {
     /// In CSR mode, the base64url SHA-256 of the key's SubjectPublicKeyInfo: with the names,
     /// what `GET /api/certificate?spkiSha256=` finds the certificate by.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     spki_sha256: Option<&'a str>,
     /// The chain without the leaf, PEM.
     issuer_cert: &'a str,

@@ -169,6 +169,9 @@ pub async fn renew(
         ("domain" = Vec<String>, Query, style = Form, explode,
             description = "A name; repeat it (or separate names with commas) for a name set."),
         ("keyType" = Option<super::openapi::KeyTypeName>, Query),
+        ("spkiSha256" = Option<String>, Query,
+            description = "CSR mode, instead of `keyType`: the base64url SHA-256 of the \
+                client's public key (its DER SubjectPublicKeyInfo)."),
         ("If-None-Match" = Option<String>, Header,
             description = "The `ETag` of the certificate the client holds: 304 while it is current."),
     ),
@@ -601,6 +604,25 @@ fn if_none_match(values: &[HeaderValue], etag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_key_is_named_by_spki_sha256_in_queries_and_in_location() {
+        let spki = SpkiHash::from_digest(&[9u8; 32]);
+        let query = format!("domain=a.example.com&spkiSha256={}", spki.digest_b64());
+        let key = parse_query(&query, KeyType::EcdsaP256).expect("a client key");
+        assert_eq!(key.key, KeySpec::Client(spki));
+        let response = accepted(&key);
+        let location = response.headers()[header::LOCATION]
+            .to_str()
+            .expect("ascii");
+        assert_eq!(location, format!("/api/certificate?{query}"));
+        let both = format!("{query}&keyType=ecdsa-p256");
+        let err = parse_query(&both, KeyType::EcdsaP256).expect_err("both");
+        assert_eq!(err.status_and_code().1, "invalid_body");
+        let err = parse_query("domain=a.example.com&spkiSha256=abc", KeyType::EcdsaP256)
+            .expect_err("short");
+        assert!(err.message().contains("43 characters"), "{}", err.message());
+    }
 
     #[test]
     fn if_none_match_forms() {

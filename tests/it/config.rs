@@ -5,8 +5,8 @@ use std::{fs, io::Write as _, path::Path, time::Duration};
 
 use certfleet::{
     config::{
-        Config, ConfigError, Database, ExpiryThreshold, Loaded, LogFormat, PostgresConfig, Secret,
-        SmtpTls, WebhookFormat,
+        Config, ConfigError, Database, ExpiryThreshold, Loaded, LogFormat, PostgresConfig,
+        PrivateKeys, Secret, SmtpTls, WebhookFormat,
     },
     domain::{DomainPattern, EventType, KeyType},
     util::duration::{format_duration, parse_duration},
@@ -394,6 +394,37 @@ fn log_format_and_level() {
         m.contains(
             "log.level (from CERTFLEET_LOG__LEVEL): \"info,=x=y\" is not a filter directive"
         ),
+        "{m}"
+    );
+}
+
+#[test]
+fn certificates_private_keys_and_the_client_key_bound() {
+    let config = load("", &[]).config;
+    assert_eq!(config.certificates.private_keys, PrivateKeys::Both);
+    assert_eq!(config.certificates.max_client_keys, 3);
+    let config = load(
+        "certificates:\n  privateKeys: client\n  maxClientKeys: 0\n",
+        &[("CERTFLEET_CERTIFICATES__PRIVATE_KEYS", "server")],
+    )
+    .config;
+    assert_eq!(config.certificates.private_keys, PrivateKeys::Server);
+    assert_eq!(config.certificates.max_client_keys, 0);
+    let m = message(
+        "certificates:\n  privateKeys: nobody\n  maxClientKeys: -1\n",
+        &[],
+    );
+    assert!(
+        m.contains("certificates.privateKeys: \"nobody\" is not a choice; use server"),
+        "{m}"
+    );
+    assert!(
+        m.contains("certificates.maxClientKeys: \"-1\" is not a count"),
+        "{m}"
+    );
+    let m = message("certificates:\n  keys: client\n", &[]);
+    assert!(
+        m.contains("privateKeys") && m.contains("maxClientKeys"),
         "{m}"
     );
 }

@@ -439,8 +439,21 @@ async fn the_certificate_schema_is_the_body_of_a_real_certificate() {
             Value::Bool(_) => "boolean",
             other => panic!("{key}: unexpected {other}"),
         };
-        assert_eq!(properties[key]["type"], kind, "{key}");
+        let property = match properties[key]["$ref"].as_str() {
+            Some(path) => {
+                let name = path
+                    .strip_prefix("#/components/schemas/")
+                    .expect("a schema");
+                &document["components"]["schemas"][name]
+            }
+            None => &properties[key],
+        };
+        assert_eq!(property["type"], kind, "{key}");
     }
+    assert_eq!(
+        enum_values(&document, "KeyMode"),
+        BTreeSet::from(["client".to_owned(), "server".to_owned()])
+    );
     let documented = response(&document, "GET", cert_path, 200);
     assert!(documented["content"]["application/json"].is_object());
     assert_eq!(answer.headers[header::CONTENT_TYPE], "application/json");
