@@ -54,6 +54,9 @@ pub enum ApiError {
     CsrNotAllowed(String),
     /// 409 `client_key_limit`: the name set has `certificates.maxClientKeys` client keys.
     ClientKeyLimit(String),
+    /// 400 `key_compromised`: a CSR for a client key whose certificate was revoked for
+    /// `keyCompromise`; certfleet issues for it no more.
+    KeyCompromised(String),
     /// 401 `unauthorized`: missing or invalid credentials.
     Unauthorized(String),
     /// 403 `domain_not_allowed`: authenticated, but the name is not the client's.
@@ -122,7 +125,7 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 33] = [
+pub const ERROR_CODES: [&str; 34] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
@@ -137,6 +140,7 @@ pub const ERROR_CODES: [&str; 33] = [
     "csr_required",
     "csr_not_allowed",
     "client_key_limit",
+    "key_compromised",
     "unauthorized",
     "domain_not_allowed",
     "insufficient_scope",
@@ -186,6 +190,7 @@ impl ApiError {
             Self::CsrRequired(_) => (StatusCode::BAD_REQUEST, "csr_required"),
             Self::CsrNotAllowed(_) => (StatusCode::BAD_REQUEST, "csr_not_allowed"),
             Self::ClientKeyLimit(_) => (StatusCode::CONFLICT, "client_key_limit"),
+            Self::KeyCompromised(_) => (StatusCode::BAD_REQUEST, "key_compromised"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::DomainNotAllowed(_) => (StatusCode::FORBIDDEN, "domain_not_allowed"),
             Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
@@ -223,6 +228,7 @@ impl ApiError {
             | Self::CsrRequired(m)
             | Self::CsrNotAllowed(m)
             | Self::ClientKeyLimit(m)
+            | Self::KeyCompromised(m)
             | Self::Unauthorized(m)
             | Self::DomainNotAllowed(m)
             | Self::InsufficientScope(m)
@@ -402,6 +408,7 @@ impl ApiError {
             ApiError::CsrRequired(String::new()),
             ApiError::CsrNotAllowed(String::new()),
             ApiError::ClientKeyLimit(String::new()),
+            ApiError::KeyCompromised(String::new()),
             ApiError::Unauthorized(String::new()),
             ApiError::DomainNotAllowed(String::new()),
             ApiError::InsufficientScope(String::new()),
@@ -441,6 +448,7 @@ impl ApiError {
                 | ApiError::CsrRequired(_)
                 | ApiError::CsrNotAllowed(_)
                 | ApiError::ClientKeyLimit(_)
+                | ApiError::KeyCompromised(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::DomainNotAllowed(_)
                 | ApiError::InsufficientScope(_)

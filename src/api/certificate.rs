@@ -15,7 +15,7 @@ use super::{ApiJson, ApiState, Shared};
 use crate::acme::csr::ClientCsr;
 use crate::acme::solver::ChallengeChoice;
 use crate::auth::{Principal, policy};
-use crate::domain::{CertKey, DomainName, KeySpec, KeyType, NameSet, SpkiHash};
+use crate::domain::{CertKey, DomainName, KeySpec, KeyType, NameSet, RevocationReason, SpkiHash};
 use crate::error::ApiError;
 use crate::observe::{self, KeyDelivery};
 use crate::service::{self, Pending};
@@ -110,6 +110,7 @@ pub async fn post(
         note_delivery(app, &principal, &key, &hit, now).await;
         return Ok(deliver(principal, &hit, cert, true));
     }
+    refuse_compromised(app, &key).await?;
     let pending = app.certs.issue(&key, now, choice);
     wait_for(app, renderings, principal, &key, pending).await
 }
@@ -152,6 +153,7 @@ pub async fn renew(
     if let Some((csr, replaces)) = &csr {
         keep_csr(app, &key, csr, replaces.as_ref(), now).await?;
     }
+    refuse_compromised(app, &key).await?;
     let pending = app.certs.force(&key, now, choice).await?;
     wait_for(app, renderings, principal, &key, pending).await
 }
@@ -353,6 +355,29 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
         choice,
         csr: Some((csr, replaces)),
     })
+}
+
+/// 400 `key_compromised` for a client's key whose certificate was revoked for `keyCompromise`:
+/// only a new key gets a certificate again. (A key certfleet holds is replaced by a new one.)
+async fn refuse_compromised(app: &Shared, key: &CertKey) -> Result<(), ApiError> {
+    if !matches!(key.key, KeySpec::Client(_)) {
+        return Ok(());
+    }
+    let revoked = app
+        .store
+        .inventory_entry(key)
+        .await?
+        .and_then(|e| e.revoked);
+    match revoked {
+        Some((_, reason)) if reason == RevocationReason::KeyCompromise.as_str() => {
+            Err(ApiError::KeyCompromised(format!(
+                "the certificate of {key} was revoked for keyCompromise: certfleet issues for \
+                 that key no more; make a new key and send its CSR (with \"replaces\" naming \
+                 the old one)"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Keeps the CSR of a client's key for its issuances and renewals; a key new to its names

@@ -147,7 +147,15 @@ impl Notifier {
                     .map(crate::domain::DomainName::as_str)
                     .collect();
                 certificate.insert("names".into(), json!(names));
-                certificate.insert("keyType".into(), json!(key.key.as_str()));
+                // As the API names a key: its type, or (CSR mode) the client's public key.
+                certificate.insert("keyMode".into(), json!(key.key.mode()));
+                certificate.insert(
+                    "keyType".into(),
+                    json!(key.key.key_type().map(|t| t.as_str())),
+                );
+                if let Some(spki) = key.key.spki() {
+                    certificate.insert("spkiSha256".into(), json!(spki.digest_b64()));
+                }
             });
         debug_assert!(certificate.is_some(), "event data is an object");
         let body = json!({"type": kind.as_str(), "timestamp": rfc3339(at), "data": data});

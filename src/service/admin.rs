@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::{CertService, ChallengeChoice, Need, Pending};
 use crate::acme::IssueError;
-use crate::domain::{CertKey, RevocationReason};
+use crate::domain::{CertKey, KeySpec, RevocationReason};
 use crate::observe::audit::AUDIT_TARGET;
 use crate::store::{Attempt, Store, StoreError};
 use crate::util::clock;
@@ -93,6 +93,11 @@ impl CertService {
         reason: RevocationReason,
         actor: Actor<'_>,
     ) -> Result<Revoked, AdminError> {
+        // A client's key is the client's to replace: a compromised one is never issued for
+        // again (its identity stays revoked until the client sends a CSR for a new key).
+        let replaces = reason.replaces()
+            && !(matches!(key.key, KeySpec::Client(_))
+                && reason == RevocationReason::KeyCompromise);
         let (serial, at) = self
             .under_lease(key, "revoke", async {
                 let Some(cert) = self.store.certificate(key).await? else {
@@ -106,7 +111,7 @@ impl CertService {
                 let mut data = serde_json::json!({
                     "certificate": crate::notify::certificate(&cert),
                     "reason": reason.as_str(),
-                    "replacing": reason.replaces(),
+                    "replacing": replaces,
                     "by": actor.who(),
                 });
                 data["certificate"]["revokedAt"] = clock::rfc3339(at).into();
@@ -119,14 +124,7 @@ impl CertService {
                 );
                 let marked = self
                     .store
-                    .revoke_certificate(
-                        key,
-                        &cert.serial,
-                        reason.as_str(),
-                        at,
-                        reason.replaces(),
-                        &[event],
-                    )
+                    .revoke_certificate(key, &cert.serial, reason.as_str(), at, replaces, &[event])
                     .await?;
                 if !marked {
                     // Only this lease's holder changes the certificate: a concurrent change
@@ -138,7 +136,7 @@ impl CertService {
             .await?;
         self.forget(key);
         audit(actor, "revoke", key, Some(&serial), reason.as_str());
-        let replacement = if reason.replaces() {
+        let replacement = if replaces {
             // The operator's action overrides an earlier failure's back-off.
             self.store.clear_failure(key).await?;
             Some(self.start(key, Need::Replace, at, ChallengeChoice::Auto))

@@ -288,12 +288,14 @@ impl<B: Backend> SqlStore<B> {
 }
 
 /// The condition, on `certificates c`, that the renewal worker may renew a certificate: not
-/// revoked, or revoked by a revocation that asked for a replacement (its renewal time was set to
+/// revoked, or revoked by a revocation that asked for a replacement (never `keyCompromise` of a
+/// client's key, which only the client can replace) (its renewal time was set to
 /// the revocation's, so it is due at once and retried like any renewal until it succeeds).
 /// `revoked_reason` is in the renewal index, so the scan still reads only the index.
 macro_rules! renewable {
     () => {
-        "(c.revoked_reason IS NULL OR c.revoked_reason IN ('keyCompromise', 'superseded'))"
+        "(c.revoked_reason IS NULL OR c.revoked_reason = 'superseded' \
+         OR (c.revoked_reason = 'keyCompromise' AND c.key_type NOT LIKE 'spki:%'))"
     };
 }
 

@@ -252,6 +252,7 @@ async fn events_arrive_once_in_order_signed_and_mailed() {
     assert_eq!(revocation["data"]["reason"], "unspecified");
     assert_eq!(revocation["data"]["by"], "psk:admin");
     assert_eq!(revocation["data"]["certificate"]["keyType"], "ecdsa-p256");
+    assert_eq!(revocation["data"]["certificate"]["keyMode"], "server");
     for (_, event) in events(&received) {
         assert!(event["timestamp"].is_string(), "{event}");
     }
