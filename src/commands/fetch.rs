@@ -1,22 +1,30 @@
 //! `certfleet fetch`: the fleet client. One run asks certfleet for the certificate of a name set
 //! and keeps it in a directory, for cron or a systemd timer (docs/fetch.md):
 //!
-//! 1. read `DIR/.etag` (only when all four PEM files are there too);
-//! 2. `GET /api/certificate` with `If-None-Match`: 304 ends the run, nothing touched; 404 falls
-//!    back to `POST /api/certificate`, so a first run also issues; 202 is polled at its
-//!    `Location` after `Retry-After`, within `--wait` ([`http`]);
-//! 3. check the 200 body before touching anything: the PEMs parse, the key is the leaf's, the
-//!    leaf covers every requested name ([`bundle`]);
-//! 4. write the files that differ, each atomically, `.etag` last ([`files`]);
-//! 5. run `--exec` when files changed.
+//! 1. with `--key local`, read `DIR/key.pem` (made, 0600, when missing) and build the CSR; a
+//!    rotation (`--rotate-key`, `--rotate-every`, or one left unfinished) makes its new key in
+//!    `DIR/.key.next.pem` first, or takes the one already there ([`key`]);
+//! 2. read `DIR/.etag` (only when all four PEM files are there too);
+//! 3. `GET /api/certificate` with `If-None-Match` (and `spkiSha256` with `--key local`): 304
+//!    ends the run, nothing touched; 404 falls back to `POST /api/certificate` (with the CSR),
+//!    so a first run also issues; a rotation POSTs at once, naming the key it `replaces`; 202 is
+//!    polled at its `Location` after `Retry-After`, within `--wait` ([`http`]);
+//! 4. check the 200 body before touching anything: the PEMs parse, the leaf covers every
+//!    requested name, and its key is the one sent with it, or with `--key local` this machine's
+//!    key, and no key was sent ([`bundle`]);
+//! 5. write the files that differ, each atomically; a rotation then renames `.key.next.pem`
+//!    over `key.pem`; `.etag` last ([`files`]);
+//! 6. run `--exec` when files changed.
 //!
-//! Any failure is one line on stderr, exit status 1, and the old files as they were.
+//! Any failure is one line on stderr, exit status 1, and the old files as they were (an
+//! unfinished rotation keeps its `.key.next.pem` for the next run).
 
 mod args;
 mod bundle;
 mod credential;
 mod files;
 mod http;
+mod key;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -30,11 +38,13 @@ use certfleet::util::duration::{DurationError, parse_duration};
 
 use self::args::{API_KEY_ENV, TOKEN_ENV, UrlError};
 pub use self::args::{FetchArgs, ServerArgs};
-use self::bundle::{Bundle, BundleError};
+use self::bundle::{Bundle, BundleError, CertBody, LeafKey};
 use self::credential::{Credential, CredentialError};
 use self::files::{FilesError, OutDir};
 pub use self::http::HttpError;
-use self::http::{Answer, Api};
+use self::http::{Answer, Api, Ask};
+pub use self::key::LocalKeyError;
+use self::key::{KeyStep, Rotation};
 use self::tls::{Trust, TrustError};
 
 /// Why a run of `certfleet fetch` failed; its `Display` is the one line printed on stderr.
@@ -46,6 +56,9 @@ pub enum FetchError {
     /// The output directory cannot be opened, locked or written.
     #[error(transparent)]
     Files(#[from] FilesError),
+    /// With `--key local`: the key cannot be read, made or put in a CSR.
+    #[error(transparent)]
+    Key(#[from] LocalKeyError),
     /// The server gave no usable answer.
     #[error(transparent)]
     Http(#[from] HttpError),
@@ -84,6 +97,16 @@ pub enum PlanError {
     /// `--key-type` is not one of certfleet's key types.
     #[error("--key-type {text:?}: use one of {}", KeyType::names())]
     KeyType { text: String },
+    /// `--key` is neither `server` nor `local`.
+    #[error(
+        "--key {text:?}: use server (certfleet makes the key) or local (the key is made here and never leaves this machine)"
+    )]
+    KeyMode { text: String },
+    /// `--rotate-key` or `--rotate-every` without `--key local`.
+    #[error(
+        "{flag} rotates a key kept on this machine: add --key local (with --key server, the server makes a new key for every certificate)"
+    )]
+    RotationNeedsLocalKey { flag: &'static str },
     /// No usable credential.
     #[error(transparent)]
     Credential(#[from] CredentialError),
@@ -147,35 +170,30 @@ pub fn main(args: FetchArgs) -> std::process::ExitCode {
 /// line to print.
 pub async fn run(args: FetchArgs) -> Result<(), FetchError> {
     let plan = Plan::new(args, |name| std::env::var(name).ok())?;
-    for warning in &plan.warnings {
-        eprintln!("certfleet: warning: {warning}");
-    }
+    warn(&plan.warnings);
     let out = OutDir::open(&plan.out)?;
     let api = Api::new(&plan.server, &plan.credential, &plan.trust)?;
-    let etag = out.etag();
+    let mut warnings = Vec::new();
+    let keys = plan
+        .local
+        .map(|rotation| KeyStep::prepare(&out, &plan.names, plan.key_type, rotation, &mut warnings))
+        .transpose()?;
+    warn(&warnings);
+    let ask = keys
+        .as_ref()
+        .map_or(Ask::Server(plan.key_type), KeyStep::ask);
+    // A rotation orders for a new key: the tag of the old key's certificate says nothing.
+    let etag = match &keys {
+        Some(step) if step.rotating() => None,
+        _ => out.etag(),
+    };
     let answer = api
-        .fetch(&plan.names, plan.key_type, etag.as_deref(), plan.wait)
+        .fetch(&plan.names, ask, etag.as_deref(), plan.wait)
         .await?;
     let changed = match answer {
         Answer::NotModified => false,
         Answer::Certificate { body, etag } => {
-            let bundle = Bundle::check(&body, &plan.names, certfleet::util::clock::now()).map_err(
-                |source| FetchError::Refused {
-                    names: plan.names.clone(),
-                    source,
-                },
-            )?;
-            let pending_exec = plan.exec.is_some();
-            let changed = out.install(&bundle, etag.as_deref(), pending_exec)?;
-            if changed {
-                println!(
-                    "certfleet: wrote {} for {} (valid until {})",
-                    plan.out.display(),
-                    plan.names,
-                    bundle.not_after
-                );
-            }
-            changed
+            install(&plan, &out, keys.as_ref(), &body, etag.as_deref())?
         }
     };
     match &plan.exec {
@@ -187,12 +205,55 @@ pub async fn run(args: FetchArgs) -> Result<(), FetchError> {
     }
 }
 
+/// Prints each warning on stderr.
+fn warn(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("certfleet: warning: {warning}");
+    }
+}
+
+/// Checks a 200 body against the names and the key it must be for (`keys`, with `--key
+/// local`), then writes what differs. Returns whether a PEM file changed.
+fn install(
+    plan: &Plan,
+    out: &OutDir,
+    keys: Option<&KeyStep>,
+    body: &CertBody,
+    etag: Option<&str>,
+) -> Result<bool, FetchError> {
+    let leaf_key = keys.map_or(LeafKey::Sent, |step| LeafKey::Local(&step.key().spki_der));
+    let now = certfleet::util::clock::now();
+    let bundle =
+        Bundle::check(body, &plan.names, now, leaf_key).map_err(|source| FetchError::Refused {
+            names: plan.names.clone(),
+            source,
+        })?;
+    let client_key = keys.map(KeyStep::client_key);
+    let changed = out.install(&bundle, client_key, etag, plan.exec.is_some())?;
+    if changed {
+        let new_key = if keys.is_some_and(KeyStep::rotating) {
+            " with a new key"
+        } else {
+            ""
+        };
+        println!(
+            "certfleet: wrote {} for {}{new_key} (valid until {})",
+            plan.out.display(),
+            plan.names,
+            bundle.not_after
+        );
+    }
+    Ok(changed)
+}
+
 /// The command line, checked: every input parsed once, before the network or the disk.
 #[derive(Debug)]
 struct Plan {
     server: Url,
     names: NameSet,
     key_type: Option<KeyType>,
+    /// `--key local` and when to rotate; `None` with `--key server`.
+    local: Option<Rotation>,
     credential: Credential,
     trust: Trust,
     out: PathBuf,
@@ -220,6 +281,7 @@ impl Plan {
                 })
             })
             .transpose()?;
+        let local = local_key(&args)?;
         let wait = parse_duration(&args.wait).map_err(|source| PlanError::Wait { source })?;
         if wait < Duration::from_secs(1) {
             return Err(PlanError::WaitTooShort);
@@ -228,6 +290,7 @@ impl Plan {
             server,
             names,
             key_type,
+            local,
             credential,
             trust,
             out: args.out,
@@ -235,6 +298,28 @@ impl Plan {
             wait,
             warnings,
         })
+    }
+}
+
+/// `--key` with `--rotate-key` / `--rotate-every`: `Some` rotation for `--key local`, `None` for
+/// `--key server`, which has no key to rotate.
+fn local_key(args: &FetchArgs) -> Result<Option<Rotation>, PlanError> {
+    let rotation = Rotation {
+        now: args.rotate_key,
+        every: args.rotate_every,
+    };
+    match args.key.as_str() {
+        "local" => Ok(Some(rotation)),
+        "server" if rotation.now => Err(PlanError::RotationNeedsLocalKey {
+            flag: "--rotate-key",
+        }),
+        "server" if rotation.every > 0 => Err(PlanError::RotationNeedsLocalKey {
+            flag: "--rotate-every",
+        }),
+        "server" => Ok(None),
+        other => Err(PlanError::KeyMode {
+            text: other.to_owned(),
+        }),
     }
 }
 
@@ -501,5 +586,57 @@ mod tests {
         let ok = plan(&["--key-type", "rsa-2048", "--wait", "90s"], &env).expect("valid");
         assert_eq!(ok.key_type, Some(KeyType::Rsa2048));
         assert_eq!(ok.wait, Duration::from_secs(90));
+        assert_eq!(ok.local, None, "--key server by default");
+    }
+
+    #[test]
+    fn key_flags() {
+        let env = [(API_KEY_ENV, "k")];
+        let err = plan(&["--key", "client"], &env).expect_err("unknown mode");
+        assert!(matches!(err, PlanError::KeyMode { .. }), "{err:?}");
+        assert!(
+            err.to_string().starts_with("--key \"client\": use server"),
+            "{err}"
+        );
+        for (flags, flag) in [
+            (&["--rotate-key"][..], "--rotate-key"),
+            (&["--rotate-every", "3"], "--rotate-every"),
+            (&["--key", "server", "--rotate-key"], "--rotate-key"),
+        ] {
+            let err = plan(flags, &env).expect_err("rotation without a local key");
+            assert!(
+                matches!(err, PlanError::RotationNeedsLocalKey { .. }),
+                "{flags:?}: {err:?}"
+            );
+            let line = err.to_string();
+            assert!(
+                line.starts_with(flag) && line.contains("add --key local"),
+                "{line}"
+            );
+        }
+        let ok = plan(&["--key", "server", "--rotate-every", "0"], &env).expect("0 is never");
+        assert_eq!(ok.local, None);
+
+        let ok = plan(&["--key", "local"], &env).expect("local");
+        assert_eq!(ok.local, Some(Rotation::default()));
+        assert_eq!(ok.key_type, None);
+        let flags = [
+            "--key",
+            "local",
+            "--key-type",
+            "ecdsa-p384",
+            "--rotate-key",
+            "--rotate-every",
+            "4",
+        ];
+        let ok = plan(&flags, &env).expect("local with rotation");
+        assert_eq!(ok.key_type, Some(KeyType::EcdsaP384));
+        assert_eq!(
+            ok.local,
+            Some(Rotation {
+                now: true,
+                every: 4
+            })
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `certfleet fetch`, the real binary, against certfleet running in-process on a real Pebble
-//! (plain HTTP on loopback, and behind TLS for `--ca-file` / `--pin-sha256`), and against a
-//! small scripted stub for what a correct server never sends (a key that does not match) and
-//! for the exact request sequence (404 -> POST -> 202 -> GET the Location).
+//! (plain HTTP on loopback, and behind TLS for `--ca-file` / `--pin-sha256`; `--key local` and
+//! its rotation), and against a small scripted stub for what a correct server never sends (a
+//! key that does not match) and for the exact request sequence (404 -> POST -> 202 -> GET the
+//! Location).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
@@ -13,6 +14,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -331,6 +334,139 @@ async fn issues_then_304_then_a_renewal_rewrites_and_runs_exec_once() {
     fetch(&args, &[]).await.ok();
     assert_eq!(scratch.snapshot(), after);
     assert_eq!(scratch.exec_runs(), 2);
+}
+
+/// The `spkiSha256` of a PEM private key: base64url without padding of SHA-256 over its
+/// SubjectPublicKeyInfo DER.
+fn spki_sha256(key_pem: &str) -> String {
+    let key = KeyPair::from_pem(key_pem).expect("the key parses");
+    let spki = key.subject_public_key_info();
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki))
+}
+
+/// `GET /api/certificate` for the client key `spki_sha256` of `names`, as the admin.
+async fn get_client_key(service: &Service, names: &[&str], spki_sha256: &str) -> reqwest::Response {
+    let mut query: Vec<String> = names.iter().map(|n| format!("domain={n}")).collect();
+    query.push(format!("spkiSha256={spki_sha256}"));
+    service
+        .get(&format!("/api/certificate?{}", query.join("&")), ADMIN_KEY)
+        .await
+}
+
+#[tokio::test]
+async fn key_local_issues_once_with_the_key_made_here_then_304() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let service = Service::start(&pebble).await;
+    let scratch = Scratch::new();
+    let key_file = scratch.secret("api-key", ADMIN_KEY);
+    let (out, exec) = (scratch.out_str(), scratch.exec());
+    let names = ["local.example.test", "www.local.example.test"];
+    let args = [
+        "--server",
+        &service.base,
+        "--domain",
+        names[0],
+        "--domain",
+        names[1],
+        "--out",
+        &out,
+        "--api-key-file",
+        &key_file,
+        "--key",
+        "local",
+        "--exec",
+        &exec,
+    ];
+
+    // First run: key.pem made here, GET 404 -> POST with the CSR issues; the leaf is for it.
+    let first = fetch(&args, &[]).await.ok();
+    assert!(first.stdout.contains("wrote"), "{first:?}");
+    check_files(&scratch, &pebble, &names).await;
+    assert!(!scratch.out().join(".key.next.pem").exists(), "no rotation");
+    assert_eq!(pebble.issued_count(), 1);
+    assert_eq!(scratch.exec_runs(), 1);
+
+    // The server knows the certificate by the key's hash and never had the key.
+    let hash = spki_sha256(&scratch.read("key.pem"));
+    let response = get_client_key(&service, &names, &hash).await;
+    assert_eq!(response.status(), 200);
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_owned();
+    let body = common::service::json(response).await;
+    assert_eq!(body.get("privateKey"), None, "{body}");
+    assert_eq!(body["keyMode"], "client", "{body}");
+    assert_eq!(body["spkiSha256"], hash.as_str(), "{body}");
+    assert_eq!(scratch.read(".etag").trim(), etag);
+    let before = scratch.snapshot();
+
+    // Second run: the same key, a 304, nothing written, no --exec, no issuance.
+    let second = fetch(&args, &[]).await.ok();
+    assert_eq!(second.stdout, "", "quiet when nothing changed");
+    assert_eq!(scratch.snapshot(), before, "contents and mtimes unchanged");
+    assert_eq!(scratch.exec_runs(), 1);
+    assert_eq!(pebble.issued_count(), 1);
+}
+
+#[tokio::test]
+async fn rotate_key_gets_a_certificate_for_a_new_key_and_retires_the_old_one() {
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let service = Service::start(&pebble).await;
+    let scratch = Scratch::new();
+    let (out, exec) = (scratch.out_str(), scratch.exec());
+    let names = ["rotate.example.test"];
+    let args = [
+        "--server",
+        &service.base,
+        "--domain",
+        names[0],
+        "--out",
+        &out,
+        "--key",
+        "local",
+        "--exec",
+        &exec,
+    ];
+    let env = [("CERTFLEET_API_KEY", ADMIN_KEY)];
+    fetch(&args, &env).await.ok();
+    let old_key = scratch.read("key.pem");
+    let old_hash = spki_sha256(&old_key);
+    let old_cert = scratch.read("cert.pem");
+    assert_eq!(pebble.issued_count(), 1);
+
+    // The rotation: a new key, a new certificate whose public key is that key.
+    let rotate: Vec<&str> = args.iter().copied().chain(["--rotate-key"]).collect();
+    let rotated = fetch(&rotate, &env).await.ok();
+    assert!(rotated.stdout.contains("with a new key"), "{rotated:?}");
+    check_files(&scratch, &pebble, &names).await;
+    let new_key = scratch.read("key.pem");
+    assert_ne!(new_key, old_key, "a new key");
+    assert_ne!(scratch.read("cert.pem"), old_cert, "a new certificate");
+    assert!(
+        !scratch.out().join(".key.next.pem").exists(),
+        "the new key became key.pem"
+    );
+    assert_eq!(pebble.issued_count(), 2);
+    assert_eq!(scratch.exec_runs(), 2);
+
+    // The old identity is retired; the new one is served, with the tag in .etag.
+    let old = get_client_key(&service, &names, &old_hash).await;
+    assert_eq!(old.status(), 404, "the old key's certificate is retired");
+    let new_hash = spki_sha256(&new_key);
+    let new = get_client_key(&service, &names, &new_hash).await;
+    assert_eq!(new.status(), 200);
+    assert_eq!(
+        scratch.read(".etag").trim(),
+        new.headers()["etag"].to_str().expect("etag")
+    );
+
+    // The next ordinary run keeps the new key: a 304, nothing touched.
+    let after = scratch.snapshot();
+    fetch(&args, &env).await.ok();
+    assert_eq!(scratch.snapshot(), after);
+    assert_eq!(scratch.exec_runs(), 2);
+    assert_eq!(pebble.issued_count(), 2);
 }
 
 #[tokio::test]

@@ -87,9 +87,25 @@ pub struct FetchArgs {
     pub out: PathBuf,
 
     /// The key type: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096 (default: the
-    /// server's acme.keyType).
+    /// server's acme.keyType; with --key local, the type of the keys made here: ecdsa-p256, or
+    /// the current key's type on a rotation).
     #[arg(long, value_name = "TYPE")]
     pub key_type: Option<String>,
+
+    /// Where the private key is made: `server` (certfleet makes it and sends it with the
+    /// certificate) or `local` (made here, kept in DIR/key.pem, never sent: the server gets a
+    /// CSR).
+    #[arg(long, value_name = "WHERE", default_value = "server")]
+    pub key: String,
+
+    /// With --key local: replace the key now (a new key, a new certificate for it, the old
+    /// key's certificate retired). For a one-off run; --rotate-every rotates on a schedule.
+    #[arg(long)]
+    pub rotate_key: bool,
+
+    /// With --key local: replace the key once it has been through N renewals (0: never).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub rotate_every: u32,
 
     /// A shell command (`sh -c`) run after the files changed, e.g. "systemctl reload nginx".
     /// When it fails, it runs again on the next run, changed or not, until it succeeds once.

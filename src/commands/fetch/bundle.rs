@@ -1,6 +1,8 @@
 //! The 200 body, checked before anything is written: the PEMs parse, `issuerCert` is the chain
-//! behind the leaf, the leaf is not expired and covers every requested name, and the private key
-//! is the leaf's (same SubjectPublicKeyInfo).
+//! behind the leaf, the leaf is not expired and covers every requested name, and the leaf's key
+//! is the expected one (same SubjectPublicKeyInfo): with `--key server` the `privateKey` sent
+//! with it, with `--key local` this machine's key, and then the body must carry no
+//! `privateKey` at all.
 //!
 //! The files are rendered from what was parsed, not copied from the body: the world-readable
 //! ones can only ever hold certificates, and the key file only the one key.
@@ -25,8 +27,8 @@ use certfleet::util::pem::{self, PemError};
 pub(super) struct CertBody {
     /// Leaf followed by the chain.
     certificate: String,
-    /// PKCS#8 PEM.
-    private_key: String,
+    /// PKCS#8 PEM; only with `--key server` (absent for a certificate of the client's key).
+    private_key: Option<String>,
     /// The chain without the leaf.
     issuer_cert: String,
 }
@@ -35,7 +37,10 @@ impl fmt::Debug for CertBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CertBody")
             .field("certificate", &self.certificate)
-            .field("private_key", &"<redacted>")
+            .field(
+                "private_key",
+                &self.private_key.as_ref().map(|_| "<redacted>"),
+            )
             .field("issuer_cert", &self.issuer_cert)
             .finish()
     }
@@ -80,6 +85,26 @@ pub enum BundleError {
     /// The key is not the leaf's.
     #[error("the private key does not match the certificate's public key")]
     KeyMismatch,
+    /// `--key server`, and the body has no `privateKey`.
+    #[error("the answer carries no privateKey, which --key server needs")]
+    NoKey,
+    /// `--key local`, and the body has a `privateKey`: the server misbehaves.
+    #[error(
+        "the answer carries a privateKey, but with --key local the key is made here and a server never sends one; check the server"
+    )]
+    KeySent,
+    /// `--key local`, and the leaf is for another key than this machine's.
+    #[error("the certificate is for another public key than the local key's")]
+    NotLocalKey,
+}
+
+/// Whose public key the leaf must carry.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum LeafKey<'a> {
+    /// `--key server`: the key sent with it, in `privateKey`.
+    Sent,
+    /// `--key local`: this machine's key, SubjectPublicKeyInfo DER; no `privateKey` allowed.
+    Local(&'a [u8]),
 }
 
 /// The leaf's DNS names for a message, or that it has none.
@@ -99,8 +124,11 @@ pub(super) struct Bundle {
     pub(super) chain_pem: String,
     /// `fullchain.pem`: leaf + intermediates (`certificate`).
     pub(super) fullchain_pem: String,
-    /// `key.pem`: the leaf's private key, PKCS#8.
-    pub(super) key_pem: String,
+    /// `key.pem`: the leaf's private key, PKCS#8, as the server sent it; `None` with
+    /// `--key local`, where `key.pem` already holds it.
+    pub(super) key_pem: Option<String>,
+    /// The leaf's serial number, lowercase hex.
+    pub(super) serial: String,
     /// The leaf's notAfter, RFC 3339.
     pub(super) not_after: String,
 }
@@ -116,9 +144,14 @@ impl fmt::Debug for Bundle {
 }
 
 impl Bundle {
-    /// Checks `body` for `names` at Unix time `now`. The error says what is wrong and never
-    /// quotes the key.
-    pub(super) fn check(body: &CertBody, names: &NameSet, now: i64) -> Result<Self, BundleError> {
+    /// Checks `body` for `names` at Unix time `now`, its leaf for `leaf_key`. The error says
+    /// what is wrong and never quotes the key.
+    pub(super) fn check(
+        body: &CertBody,
+        names: &NameSet,
+        now: i64,
+        leaf_key: LeafKey<'_>,
+    ) -> Result<Self, BundleError> {
         let chain = certificates(&body.certificate, "certificate")?;
         let Some((leaf, intermediates)) = chain.split_first() else {
             return Err(BundleError::NoCertificate);
@@ -145,11 +178,11 @@ impl Bundle {
         if !missing.is_empty() {
             return Err(BundleError::NotCovered { missing, sans });
         }
-        let key = rcgen::KeyPair::from_pem(&body.private_key)
-            .map_err(|source| BundleError::Key { source })?;
-        if key.subject_public_key_info() != parsed.public_key().raw {
-            return Err(BundleError::KeyMismatch);
-        }
+        let key_pem = check_key(
+            body.private_key.as_deref(),
+            parsed.public_key().raw,
+            leaf_key,
+        )?;
         Ok(Self {
             leaf_pem: to_pem("CERTIFICATE", leaf),
             chain_pem: intermediates
@@ -157,9 +190,38 @@ impl Bundle {
                 .map(|c| to_pem("CERTIFICATE", c))
                 .collect(),
             fullchain_pem: chain.iter().map(|c| to_pem("CERTIFICATE", c)).collect(),
-            key_pem: key.serialize_pem(),
+            key_pem,
+            serial: parsed
+                .tbs_certificate
+                .raw_serial()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
             not_after: rfc3339(not_after),
         })
+    }
+}
+
+/// Checks that the leaf's public key (`leaf_spki`, DER) is `leaf_key`, and that a key was sent
+/// exactly when one is expected. Returns the sent key, re-rendered as PKCS#8 PEM.
+fn check_key(
+    sent: Option<&str>,
+    leaf_spki: &[u8],
+    leaf_key: LeafKey<'_>,
+) -> Result<Option<String>, BundleError> {
+    match (leaf_key, sent) {
+        (LeafKey::Sent, None) => Err(BundleError::NoKey),
+        (LeafKey::Sent, Some(pem)) => {
+            let key =
+                rcgen::KeyPair::from_pem(pem).map_err(|source| BundleError::Key { source })?;
+            if key.subject_public_key_info() != leaf_spki {
+                return Err(BundleError::KeyMismatch);
+            }
+            Ok(Some(key.serialize_pem()))
+        }
+        (LeafKey::Local(_), Some(_)) => Err(BundleError::KeySent),
+        (LeafKey::Local(local), None) if local != leaf_spki => Err(BundleError::NotLocalKey),
+        (LeafKey::Local(_), None) => Ok(None),
     }
 }
 
@@ -221,7 +283,16 @@ mod tests {
     fn body(certificate: String, private_key: String, issuer_cert: String) -> CertBody {
         CertBody {
             certificate,
-            private_key,
+            private_key: Some(private_key),
+            issuer_cert,
+        }
+    }
+
+    /// A body as a server sends it for a client's key: no `privateKey`.
+    fn local_body(certificate: String, issuer_cert: String) -> CertBody {
+        CertBody {
+            certificate,
+            private_key: None,
             issuer_cert,
         }
     }
@@ -243,7 +314,8 @@ mod tests {
             let body = body(full, key.serialize_pem(), ca.clone());
             let wanted = names(&["A.example.com", "x.b.example.com", "*.b.example.com"]);
             let bundle =
-                Bundle::check(&body, &wanted, certfleet::util::clock::now()).expect("consistent");
+                Bundle::check(&body, &wanted, certfleet::util::clock::now(), LeafKey::Sent)
+                    .expect("consistent");
             assert_eq!(
                 bundle.leaf_pem.replace("\r\n", "\n"),
                 leaf.replace("\r\n", "\n")
@@ -252,7 +324,7 @@ mod tests {
                 bundle.fullchain_pem,
                 format!("{}{}", bundle.leaf_pem, bundle.chain_pem)
             );
-            assert_eq!(bundle.key_pem, key.serialize_pem());
+            assert_eq!(bundle.key_pem, Some(key.serialize_pem()));
         }
     }
 
@@ -297,7 +369,7 @@ mod tests {
             ),
         ];
         for (body, name, want) in cases {
-            let err = Bundle::check(&body, &names(&[name]), now)
+            let err = Bundle::check(&body, &names(&[name]), now, LeafKey::Sent)
                 .expect_err(want)
                 .to_string();
             assert!(err.contains(want), "{want}: {err}");
@@ -306,13 +378,66 @@ mod tests {
     }
 
     #[test]
+    fn with_a_local_key_the_leaf_is_for_it_and_no_key_comes_with_it() {
+        let local = KeyPair::generate().expect("local key");
+        let spki = local.subject_public_key_info();
+        let (leaf, ca) = issued(&["a.example.com"], &local);
+        let full = format!("{leaf}{ca}");
+        let wanted = names(&["a.example.com"]);
+        let now = certfleet::util::clock::now();
+
+        let bundle = Bundle::check(
+            &local_body(full.clone(), ca.clone()),
+            &wanted,
+            now,
+            LeafKey::Local(&spki),
+        )
+        .expect("the local key's certificate");
+        assert_eq!(bundle.key_pem, None, "key.pem is not written from the body");
+        assert!(!bundle.serial.is_empty());
+
+        // A leaf for another key than the local one.
+        let other = KeyPair::generate().expect("other key");
+        let (foreign, foreign_ca) = issued(&["a.example.com"], &other);
+        let err = Bundle::check(
+            &local_body(format!("{foreign}{foreign_ca}"), foreign_ca),
+            &wanted,
+            now,
+            LeafKey::Local(&spki),
+        )
+        .expect_err("another key");
+        assert!(matches!(err, BundleError::NotLocalKey), "{err:?}");
+
+        // A private key sent along, even the right one: the server misbehaves.
+        let err = Bundle::check(
+            &body(full.clone(), local.serialize_pem(), ca.clone()),
+            &wanted,
+            now,
+            LeafKey::Local(&spki),
+        )
+        .expect_err("a key was sent");
+        assert!(matches!(err, BundleError::KeySent), "{err:?}");
+        assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
+
+        // And a server-mode run needs the key.
+        let err =
+            Bundle::check(&local_body(full, ca), &wanted, now, LeafKey::Sent).expect_err("no key");
+        assert!(matches!(err, BundleError::NoKey), "{err:?}");
+    }
+
+    #[test]
     fn an_expired_certificate_is_refused() {
         let key = KeyPair::generate().expect("key");
         let (leaf, ca) = issued(&["a.example.com"], &key);
         let body = body(format!("{leaf}{ca}"), key.serialize_pem(), ca);
         // rcgen's default validity ends in 4096.
-        let err =
-            Bundle::check(&body, &names(&["a.example.com"]), 420_000_000_000).expect_err("expired");
+        let err = Bundle::check(
+            &body,
+            &names(&["a.example.com"]),
+            420_000_000_000,
+            LeafKey::Sent,
+        )
+        .expect_err("expired");
         assert!(matches!(err, BundleError::Expired { .. }), "{err:?}");
         assert!(err.to_string().contains("expired"), "{err}");
     }

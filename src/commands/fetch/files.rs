@@ -1,11 +1,13 @@
 //! The output directory: `cert.pem`, `chain.pem`, `fullchain.pem`, `key.pem`, `.etag`, plus
-//! `.lock` (one run at a time) and `.exec-pending` (an `--exec` still owed).
+//! `.lock` (one run at a time) and `.exec-pending` (an `--exec` still owed); with `--key local`
+//! also `.key.next.pem` (a rotation's new key) and `.renewals` (the serials of the current key).
 //!
 //! Each file is replaced atomically: a new file in the same directory (the key's created with
 //! mode 0600, so it is never readable by others, not even while being written), written,
 //! fsynced, then renamed over the old one. Every changed file is written before the first
-//! rename, so a full disk or a failed write leaves all the old files in place; `.etag` goes
-//! last, so a crash in between only costs one more full download.
+//! rename, so a full disk or a failed write leaves all the old files in place; a rotation's
+//! `.key.next.pem` is renamed over `key.pem` after the certificates; `.etag` goes last, so a
+//! crash in between only costs one more full download.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, ErrorKind, Write};
@@ -23,6 +25,12 @@ pub(super) const FULLCHAIN: &str = "fullchain.pem";
 pub(super) const KEY: &str = "key.pem";
 /// The `ETag` of the certificate in the files.
 pub(super) const ETAG: &str = ".etag";
+/// With `--key local`: the new key of a rotation under way, mode 0600, until a certificate for
+/// it is in place.
+pub(super) const NEXT_KEY: &str = ".key.next.pem";
+/// With `--key local`: the current key's spkiSha256, then every serial received for it, one a
+/// line (for `--rotate-every`).
+const RENEWALS: &str = ".renewals";
 /// Held (`flock`) while a run writes the directory.
 const LOCK: &str = ".lock";
 /// Present while an `--exec` is owed for files already written.
@@ -48,6 +56,9 @@ pub enum FilesError {
     Random {
         source: aws_lc_rs::error::Unspecified,
     },
+    /// Reading a file of the directory.
+    #[error("reading {}: {source}", .path.display())]
+    Read { path: PathBuf, source: io::Error },
     /// Creating, writing or fsyncing a staged file.
     #[error("writing {}: {source}", .path.display())]
     Write { path: PathBuf, source: io::Error },
@@ -81,6 +92,16 @@ pub enum OpenProblem {
     /// Taking the lock failed for another reason than contention.
     #[error("cannot lock {LOCK}: {0}")]
     Lock(#[source] io::Error),
+}
+
+/// With `--key local`, what [`OutDir::install`] is told about the certificate's key, which is
+/// this machine's and not in the body.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ClientKey<'a> {
+    /// The key's spkiSha256: `.renewals` counts the serials of this key.
+    pub(super) spki_sha256: &'a str,
+    /// The key is `.key.next.pem`'s: renamed over `key.pem` once the certificates are in place.
+    pub(super) rotating: bool,
 }
 
 /// The output directory, locked against a concurrent run for as long as this value lives.
@@ -118,28 +139,33 @@ impl OutDir {
         usable.then(|| tag.to_owned())
     }
 
-    /// Writes the files whose content differs, then `.etag` (removed when the server sent
-    /// none). With `exec`, marks an `--exec` owed before the first rename. Returns whether any
-    /// PEM file changed.
+    /// Writes the files whose content differs (`key.pem` only with a key from the server);
+    /// with `client_key` rotating, renames `.key.next.pem` over `key.pem` after them; with
+    /// `client_key`, records the serial in `.renewals`; then `.etag` (removed when the server
+    /// sent none). With `exec`, marks an `--exec` owed before the first rename. Returns whether
+    /// any PEM file changed.
     pub(super) fn install(
         &self,
         bundle: &Bundle,
+        client_key: Option<ClientKey<'_>>,
         etag: Option<&str>,
         exec: bool,
     ) -> Result<bool, FilesError> {
-        let files = [
-            (CERT, &bundle.leaf_pem, PUBLIC),
-            (CHAIN, &bundle.chain_pem, PUBLIC),
-            (FULLCHAIN, &bundle.fullchain_pem, PUBLIC),
-            (KEY, &bundle.key_pem, PRIVATE),
+        let mut files = vec![
+            (CERT, bundle.leaf_pem.as_str(), PUBLIC),
+            (CHAIN, bundle.chain_pem.as_str(), PUBLIC),
+            (FULLCHAIN, bundle.fullchain_pem.as_str(), PUBLIC),
         ];
+        if let Some(key) = &bundle.key_pem {
+            files.push((KEY, key.as_str(), PRIVATE));
+        }
         let stale: Vec<_> = files
             .iter()
-            .filter(|(name, content, _)| {
-                fs::read(self.path.join(name)).ok().as_deref() != Some(content.as_bytes())
-            })
+            .filter(|(name, content, _)| !self.holds(name, content))
             .collect();
-        if !stale.is_empty() {
+        let rotating = client_key.is_some_and(|key| key.rotating);
+        let changed = !stale.is_empty() || rotating;
+        if changed {
             let staged = stale
                 .iter()
                 .map(|(name, content, mode)| self.stage(name, content.as_bytes(), *mode))
@@ -150,19 +176,102 @@ impl OutDir {
             for file in staged {
                 file.commit()?;
             }
+            if rotating {
+                self.promote_next_key()?;
+            }
             sync_dir(&self.path);
         }
-        match etag {
-            Some(tag) => {
-                let line = format!("{tag}\n");
-                if fs::read(self.path.join(ETAG)).ok().as_deref() != Some(line.as_bytes()) {
-                    self.stage(ETAG, line.as_bytes(), PUBLIC)?.commit()?;
-                }
-            }
-            None => self.remove(ETAG)?,
+        if let Some(key) = client_key {
+            self.count_serial(key, &bundle.serial)?;
         }
+        self.write_etag(etag)?;
         sync_dir(&self.path);
-        Ok(!stale.is_empty())
+        Ok(changed)
+    }
+
+    /// Writes `.etag`, or removes it when the server sent no tag.
+    fn write_etag(&self, etag: Option<&str>) -> Result<(), FilesError> {
+        let Some(tag) = etag else {
+            return self.remove(ETAG);
+        };
+        let line = format!("{tag}\n");
+        if !self.holds(ETAG, &line) {
+            self.stage(ETAG, line.as_bytes(), PUBLIC)?.commit()?;
+        }
+        Ok(())
+    }
+
+    /// A rotation's last step: the new key, whose certificate is in place now, becomes
+    /// `key.pem`.
+    fn promote_next_key(&self) -> Result<(), FilesError> {
+        let (from, to) = (self.path.join(NEXT_KEY), self.path.join(KEY));
+        fs::rename(&from, &to).map_err(|source| FilesError::Rename { from, to, source })
+    }
+
+    /// Records `serial` in `.renewals` for the key: added to the key's serials, or the first
+    /// of a new list after a rotation (or when the file is about another key).
+    fn count_serial(&self, key: ClientKey<'_>, serial: &str) -> Result<(), FilesError> {
+        let mut serials = if key.rotating {
+            Vec::new()
+        } else {
+            self.serials(key.spki_sha256)
+        };
+        if !serials.iter().any(|known| known == serial) {
+            serials.push(serial.to_owned());
+        }
+        let text: String = std::iter::once(key.spki_sha256)
+            .chain(serials.iter().map(String::as_str))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        if !self.holds(RENEWALS, &text) {
+            self.stage(RENEWALS, text.as_bytes(), PUBLIC)?.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The serials `.renewals` records for the key `spki_sha256`; none when the file is
+    /// missing, unreadable or about another key.
+    fn serials(&self, spki_sha256: &str) -> Vec<String> {
+        let text = fs::read_to_string(self.path.join(RENEWALS)).unwrap_or_default();
+        let mut lines = text.lines().map(str::trim).filter(|line| !line.is_empty());
+        if lines.next() != Some(spki_sha256) {
+            return Vec::new();
+        }
+        lines.map(str::to_owned).collect()
+    }
+
+    /// How many renewals the key `spki_sha256` has been through: its distinct serials less
+    /// the first certificate.
+    pub(super) fn renewals(&self, spki_sha256: &str) -> u32 {
+        let serials = self.serials(spki_sha256).len().saturating_sub(1);
+        u32::try_from(serials).unwrap_or(u32::MAX)
+    }
+
+    /// Whether `name` holds exactly `content`.
+    fn holds(&self, name: &str, content: &str) -> bool {
+        fs::read(self.path.join(name)).ok().as_deref() == Some(content.as_bytes())
+    }
+
+    /// A file of the directory, as messages name it.
+    pub(super) fn path(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// The text of `name`, or `None` when there is no such file.
+    pub(super) fn read(&self, name: &str) -> Result<Option<String>, FilesError> {
+        let path = self.path.join(name);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(FilesError::Read { path, source }),
+        }
+    }
+
+    /// Writes a key made here as `name`, mode 0600 from creation, atomically.
+    pub(super) fn write_private(&self, name: &str, content: &str) -> Result<(), FilesError> {
+        self.stage(name, content.as_bytes(), PRIVATE)?.commit()?;
+        sync_dir(&self.path);
+        Ok(())
     }
 
     /// Whether an `--exec` is owed from an earlier run.
@@ -300,7 +409,8 @@ mod tests {
             leaf_pem: format!("leaf {tag}\n"),
             chain_pem: format!("chain {tag}\n"),
             fullchain_pem: format!("full {tag}\n"),
-            key_pem: format!("key {tag}\n"),
+            key_pem: Some(format!("key {tag}\n")),
+            serial: format!("0{tag}"),
             not_after: String::new(),
         }
     }
@@ -313,7 +423,7 @@ mod tests {
         let out = OutDir::open(&path).expect("open");
         assert_eq!(out.etag(), None);
         assert!(
-            out.install(&bundle("1"), Some("\"e1\""), true)
+            out.install(&bundle("1"), None, Some("\"e1\""), true)
                 .expect("first")
         );
         assert!(out.exec_pending());
@@ -332,14 +442,17 @@ mod tests {
 
         // Same content, new tag: no PEM rewritten, the tag updated, nothing owed.
         assert!(
-            !out.install(&bundle("1"), Some("\"e2\""), true)
+            !out.install(&bundle("1"), None, Some("\"e2\""), true)
                 .expect("same")
         );
         assert!(!out.exec_pending());
         assert_eq!(out.etag().as_deref(), Some("\"e2\""));
 
         // No tag from the server: the old one goes, so the next run asks unconditionally.
-        assert!(out.install(&bundle("2"), None, false).expect("changed"));
+        assert!(
+            out.install(&bundle("2"), None, None, false)
+                .expect("changed")
+        );
         assert_eq!(out.etag(), None);
         assert_eq!(fs::read_to_string(path.join(KEY)).expect("key"), "key 2\n");
 
@@ -351,11 +464,83 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
+    /// A bundle as `--key local` gets it: no key from the server.
+    fn local_bundle(tag: &str) -> Bundle {
+        Bundle {
+            key_pem: None,
+            ..bundle(tag)
+        }
+    }
+
+    #[test]
+    fn a_local_key_is_kept_its_serials_counted_and_a_rotation_replaces_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let out = OutDir::open(tmp.path()).expect("open");
+        let read = |name: &str| fs::read_to_string(tmp.path().join(name)).expect("read");
+        out.write_private(KEY, "old key\n").expect("key");
+        let old = ClientKey {
+            spki_sha256: "old",
+            rotating: false,
+        };
+        assert!(
+            out.install(&local_bundle("1"), Some(old), Some("\"e1\""), false)
+                .expect("first")
+        );
+        assert_eq!(read(KEY), "old key\n", "key.pem is left as it is");
+        assert_eq!(out.renewals("old"), 0, "a first certificate is no renewal");
+        assert_eq!(out.etag().as_deref(), Some("\"e1\""));
+        // The same serial again counts once; two more are two renewals of that key only.
+        for tag in ["1", "2", "3"] {
+            out.install(&local_bundle(tag), Some(old), Some("\"e1\""), false)
+                .expect("again");
+        }
+        assert_eq!(out.renewals("old"), 2);
+        assert_eq!(out.renewals("other"), 0, "the count is the current key's");
+
+        // A rotation: the certificates, then .key.next.pem becomes key.pem, the count restarts.
+        out.write_private(NEXT_KEY, "new key\n").expect("next key");
+        let new = ClientKey {
+            spki_sha256: "new",
+            rotating: true,
+        };
+        assert!(
+            out.install(&local_bundle("4"), Some(new), Some("\"e4\""), true)
+                .expect("rotation")
+        );
+        assert_eq!(read(KEY), "new key\n");
+        assert_eq!(read(CERT), "leaf 4\n");
+        assert!(!tmp.path().join(NEXT_KEY).exists(), "renamed, not copied");
+        let mode = fs::metadata(tmp.path().join(KEY))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(out.renewals("new"), 0);
+        assert_eq!(out.renewals("old"), 0);
+        assert_eq!(out.etag().as_deref(), Some("\"e4\""));
+        assert!(out.exec_pending(), "a new key is a change");
+
+        // Interrupted after the certificates: the next run's same certificate still moves the
+        // key, and that is a change (--exec runs).
+        out.write_private(NEXT_KEY, "newer key\n")
+            .expect("next key");
+        let newer = ClientKey {
+            spki_sha256: "newer",
+            rotating: true,
+        };
+        assert!(
+            out.install(&local_bundle("4"), Some(newer), None, false)
+                .expect("resumed")
+        );
+        assert_eq!(read(KEY), "newer key\n");
+    }
+
     #[test]
     fn the_etag_counts_only_with_all_four_files() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let out = OutDir::open(tmp.path()).expect("open");
-        out.install(&bundle("1"), Some("\"e1\""), false)
+        out.install(&bundle("1"), None, Some("\"e1\""), false)
             .expect("install");
         fs::remove_file(tmp.path().join(CHAIN)).expect("remove chain");
         assert_eq!(out.etag(), None);

@@ -1,7 +1,9 @@
 //! The conversation with certfleet's API (docs/api.md): `GET /api/certificate` with
 //! `If-None-Match`, `POST` when the server has none, `202` polled at its `Location`, and every
 //! other answer turned into one line naming the request, the status and the server's
-//! `{code, message}`.
+//! `{code, message}`. With `--key local` the certificate is named by the key's `spkiSha256`
+//! instead of a `keyType` and the `POST` carries a CSR; a rotation `POST`s at once, with
+//! `replaces` naming the old key ([`Ask`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -89,8 +91,9 @@ pub enum HttpError {
     /// The answer's body is larger than [`MAX_BODY_BYTES`].
     #[error("{call}: the answer is larger than {MAX_BODY_BYTES} bytes; is --server certfleet?")]
     TooLarge { call: Call },
-    /// Any other status: what the server said, and when it says to retry.
-    #[error("{call}: {status}: {said}{}", retry_note(*.retry_after))]
+    /// Any other status: what the server said, when it says to retry, and what to do about
+    /// the codes of the key modes.
+    #[error("{call}: {status}: {said}{}{}", retry_note(*.retry_after), said.hint())]
     Refused {
         call: Call,
         status: StatusCode,
@@ -143,6 +146,28 @@ impl fmt::Display for ServerSaid {
     }
 }
 
+impl ServerSaid {
+    /// What to do about a refusal whose code says the key mode is wrong, or the server holds
+    /// too many client keys for the names; empty for other codes.
+    fn hint(&self) -> &'static str {
+        let Self::Error { code, .. } = self else {
+            return "";
+        };
+        match code.as_str() {
+            "csr_required" => {
+                "; the server's certificates.privateKeys wants the keys made on the clients: use --key local"
+            }
+            "csr_not_allowed" => {
+                "; the server's certificates.privateKeys wants the keys made by the server: use --key server"
+            }
+            "client_key_limit" => {
+                "; the server holds as many client keys for these names as it allows: share one key.pem between the machines, or have the server's operator delete the certificates of keys no longer used"
+            }
+            _ => "",
+        }
+    }
+}
+
 /// The end of a refusal's line when the server sent `Retry-After`.
 fn retry_note(retry_after: Option<Duration>) -> String {
     retry_after.map_or_else(String::new, |delay| {
@@ -159,6 +184,23 @@ pub(super) enum Answer {
     Certificate {
         body: CertBody,
         etag: Option<String>,
+    },
+}
+
+/// Which certificate a run asks for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Ask<'a> {
+    /// `--key server`: the one with the server's key, of this type (else `acme.keyType`).
+    Server(Option<KeyType>),
+    /// `--key local`: the one for the client's key; `csr` (base64url DER) is sent when the
+    /// server has none.
+    Local { csr: &'a str, spki_sha256: &'a str },
+    /// A rotation: a `POST` at once for the new key's `csr`, retiring the certificate of the
+    /// key `replaces` names (`None`: there was no old key).
+    Rotation {
+        csr: &'a str,
+        spki_sha256: &'a str,
+        replaces: Option<&'a str>,
     },
 }
 
@@ -218,19 +260,19 @@ impl Api {
         })
     }
 
-    /// GET the certificate (conditional on `etag`); POST once when the server has none; follow
-    /// 202s until `wait` has passed.
+    /// GET the certificate (conditional on `etag`); POST once when the server has none (a
+    /// rotation POSTs at once); follow 202s until `wait` has passed.
     pub(super) async fn fetch(
         &self,
         names: &NameSet,
-        key_type: Option<KeyType>,
+        ask: Ask<'_>,
         etag: Option<&str>,
         wait: Duration,
     ) -> Result<Answer, HttpError> {
         let deadline = Instant::now() + wait;
-        let mut get_url = self.query_url(names, key_type);
-        let mut step = Step::Get;
-        let mut posted = false;
+        let mut get_url = query_url(&self.certificate_url, names, ask);
+        let mut posted = matches!(ask, Ask::Rotation { .. });
+        let mut step = if posted { Step::Post } else { Step::Get };
         loop {
             let call = match step {
                 Step::Get => Call::new(Method::GET, &get_url),
@@ -242,7 +284,7 @@ impl Api {
             let request = match (step, etag) {
                 (Step::Get, Some(etag)) => request.header(IF_NONE_MATCH, etag),
                 (Step::Get, None) => request,
-                (Step::Post, _) => request.json(&post_body(names, key_type)),
+                (Step::Post, _) => request.json(&post_body(names, ask)),
             };
             let response = self.send(request, &call, deadline, wait).await?;
             match response.status() {
@@ -289,21 +331,6 @@ impl Api {
                 }
             }
         }
-    }
-
-    /// `GET /api/certificate?domain=a&domain=b[&keyType=T]`.
-    fn query_url(&self, names: &NameSet, key_type: Option<KeyType>) -> Url {
-        let mut url = self.certificate_url.clone();
-        {
-            let mut query = url.query_pairs_mut();
-            for name in names.names() {
-                query.append_pair("domain", name.as_str());
-            }
-            if let Some(key_type) = key_type {
-                query.append_pair("keyType", key_type.as_str());
-            }
-        }
-        url
     }
 
     /// Resolves a 202's `Location`; only the server's own origin gets the credential.
@@ -357,12 +384,43 @@ impl Api {
     }
 }
 
-/// The POST body: `{"domains": [...], "keyType": ...}`.
-fn post_body(names: &NameSet, key_type: Option<KeyType>) -> serde_json::Value {
+/// `GET /api/certificate?domain=a&domain=b` and `&keyType=T` (server's key) or
+/// `&spkiSha256=H` (client's key), never both.
+fn query_url(certificate_url: &Url, names: &NameSet, ask: Ask<'_>) -> Url {
+    let mut url = certificate_url.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        for name in names.names() {
+            query.append_pair("domain", name.as_str());
+        }
+        match ask {
+            Ask::Server(Some(key_type)) => {
+                query.append_pair("keyType", key_type.as_str());
+            }
+            Ask::Server(None) => {}
+            Ask::Local { spki_sha256, .. } | Ask::Rotation { spki_sha256, .. } => {
+                query.append_pair("spkiSha256", spki_sha256);
+            }
+        }
+    }
+    url
+}
+
+/// The POST body: `{"domains": [...]}` with `"keyType"` (server's key) or `"csr"` and maybe
+/// `"replaces"` (client's key), never `keyType` with `csr`.
+fn post_body(names: &NameSet, ask: Ask<'_>) -> serde_json::Value {
     let domains: Vec<&str> = names.names().iter().map(DomainName::as_str).collect();
     let mut body = serde_json::json!({ "domains": domains });
-    if let Some(key_type) = key_type {
-        body["keyType"] = key_type.as_str().into();
+    match ask {
+        Ask::Server(Some(key_type)) => body["keyType"] = key_type.as_str().into(),
+        Ask::Server(None) => {}
+        Ask::Local { csr, .. } => body["csr"] = csr.into(),
+        Ask::Rotation { csr, replaces, .. } => {
+            body["csr"] = csr.into();
+            if let Some(replaces) = replaces {
+                body["replaces"] = replaces.into();
+            }
+        }
     }
     body
 }
@@ -556,6 +614,84 @@ mod tests {
     /// The line `refusal` prints.
     fn refusal(method: Method, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> String {
         super::refusal(call(method), status, headers, body).to_string()
+    }
+
+    #[test]
+    fn a_client_key_is_asked_for_by_its_hash_and_posted_as_a_csr() {
+        let base = Url::parse("https://h.example/api/certificate").expect("URL");
+        let names = NameSet::parse(&["b.example.com", "a.example.com"]).expect("names");
+        let hash = "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg";
+        let keep = Ask::Local {
+            csr: "MIIB",
+            spki_sha256: hash,
+        };
+        let rotate = Ask::Rotation {
+            csr: "MIIC",
+            spki_sha256: hash,
+            replaces: Some("old-hash"),
+        };
+        let server = Ask::Server(Some(KeyType::Rsa2048));
+        let cases = [
+            (
+                server,
+                "domain=a.example.com&domain=b.example.com&keyType=rsa-2048",
+                serde_json::json!({"domains": ["a.example.com", "b.example.com"], "keyType": "rsa-2048"}),
+            ),
+            (
+                keep,
+                &format!("domain=a.example.com&domain=b.example.com&spkiSha256={hash}") as &str,
+                serde_json::json!({"domains": ["a.example.com", "b.example.com"], "csr": "MIIB"}),
+            ),
+            (
+                rotate,
+                &format!("domain=a.example.com&domain=b.example.com&spkiSha256={hash}"),
+                serde_json::json!({
+                    "domains": ["a.example.com", "b.example.com"],
+                    "csr": "MIIC",
+                    "replaces": "old-hash",
+                }),
+            ),
+        ];
+        for (ask, query, body) in cases {
+            assert_eq!(
+                query_url(&base, &names, ask).query(),
+                Some(query),
+                "{ask:?}"
+            );
+            assert_eq!(post_body(&names, ask), body, "{ask:?}");
+        }
+        let first = Ask::Rotation {
+            csr: "MIIC",
+            spki_sha256: hash,
+            replaces: None,
+        };
+        assert_eq!(post_body(&names, first).get("replaces"), None);
+    }
+
+    #[test]
+    fn the_key_mode_codes_say_what_to_do() {
+        let cases = [
+            ("csr_required", StatusCode::BAD_REQUEST, "use --key local"),
+            (
+                "csr_not_allowed",
+                StatusCode::BAD_REQUEST,
+                "use --key server",
+            ),
+            (
+                "client_key_limit",
+                StatusCode::CONFLICT,
+                "as many client keys",
+            ),
+        ];
+        for (code, status, want) in cases {
+            let body = format!(r#"{{"code":"{code}","message":"m"}}"#);
+            let line = refusal(Method::POST, status, &HeaderMap::new(), body.as_bytes());
+            assert!(line.contains(&format!("{code}: m; ")), "{line}");
+            assert!(line.contains(want), "{line}");
+        }
+        let other = br#"{"code":"not_found","message":"m"}"#;
+        let line = refusal(Method::GET, StatusCode::NOT_FOUND, &HeaderMap::new(), other);
+        assert!(line.ends_with("not_found: m"), "{line}");
     }
 
     #[test]
