@@ -289,11 +289,12 @@ impl CertService {
             // The cache is updated before the issuance leaves the map, so a request arriving in
             // between finds one or the other.
             lock(&service.inflight).remove(&key);
-            let issued = outcome.is_ok();
-            done.send_replace(Some(outcome));
-            if issued && matches!(key.key, KeySpec::Client(_)) {
+            if outcome.is_ok() && matches!(key.key, KeySpec::Client(_)) {
+                // Before the waiters hear of it: a client told its new key's certificate is
+                // issued finds the key it rotated out retired.
                 service.retire_replaced(&key).await;
             }
+            done.send_replace(Some(outcome));
         });
         pending
     }
