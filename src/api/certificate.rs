@@ -52,6 +52,9 @@ pub struct CertRequest {
     /// With `csr`: the `spkiSha256` of the client's previous key for the same names, whose
     /// identity is retired (renewed no more) once this one is issued.
     replaces: Option<String>,
+    /// CSR mode without sending the CSR again: the client's key (its `spkiSha256`), whose CSR
+    /// certfleet kept. Not with `csr` or `keyType`.
+    spki_sha256: Option<String>,
 }
 
 /// What a certificate request asks for, parsed and checked.
@@ -110,7 +113,7 @@ pub async fn post(
         note_delivery(app, &principal, &key, &hit, now).await;
         return Ok(deliver(principal, &hit, cert, true));
     }
-    refuse_compromised(app, &key).await?;
+    check_client_key(app, &key).await?;
     let pending = app.certs.issue(&key, now, choice);
     wait_for(app, renderings, principal, &key, pending).await
 }
@@ -153,7 +156,7 @@ pub async fn renew(
     if let Some((csr, replaces)) = &csr {
         keep_csr(app, &key, csr, replaces.as_ref(), now).await?;
     }
-    refuse_compromised(app, &key).await?;
+    check_client_key(app, &key).await?;
     let pending = app.certs.force(&key, now, choice).await?;
     wait_for(app, renderings, principal, &key, pending).await
 }
@@ -282,6 +285,30 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
                 "replaces names the key a CSR rotates out: send it with csr".to_owned(),
             ));
         }
+        if let Some(spki) = request.spki_sha256.as_deref() {
+            if !app.private_keys.client_allowed() {
+                return Err(csr_not_allowed());
+            }
+            if inputs.is_empty() {
+                return Err(ApiError::InvalidBody(
+                    "name the certificate of that key: {\"domains\": [...], \"spkiSha256\": ...}"
+                        .to_owned(),
+                ));
+            }
+            let key = CertKey {
+                names: parse_names(&inputs)?,
+                key: parse_key_spec(
+                    request.key_type.as_deref(),
+                    Some(spki),
+                    app.default_key_type,
+                )?,
+            };
+            return Ok(Asked {
+                key,
+                choice,
+                csr: None,
+            });
+        }
         if !app.private_keys.server_allowed() {
             return Err(ApiError::CsrRequired(
                 "certificates.privateKeys is client: certfleet holds no private key; send a CSR \
@@ -310,15 +337,12 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
         });
     };
     if !app.private_keys.client_allowed() {
-        return Err(ApiError::CsrNotAllowed(
-            "certificates.privateKeys is server: certfleet makes every key; send the request \
-             without \"csr\""
-                .to_owned(),
-        ));
+        return Err(csr_not_allowed());
     }
-    if request.key_type.is_some() {
+    if request.key_type.is_some() || request.spki_sha256.is_some() {
         return Err(ApiError::InvalidBody(
-            "keyType does not go with csr: the CSR's own key is the certificate's".to_owned(),
+            "keyType and spkiSha256 do not go with csr: the CSR's own key is the certificate's"
+                .to_owned(),
         ));
     }
     let csr = crate::acme::csr::parse(&text)?;
@@ -357,11 +381,25 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
     })
 }
 
+fn csr_not_allowed() -> ApiError {
+    ApiError::CsrNotAllowed(
+        "certificates.privateKeys is server: certfleet makes every key; send the request \
+         without \"csr\" or \"spkiSha256\""
+            .to_owned(),
+    )
+}
+
 /// 400 `key_compromised` for a client's key whose certificate was revoked for `keyCompromise`:
 /// only a new key gets a certificate again. (A key certfleet holds is replaced by a new one.)
-async fn refuse_compromised(app: &Shared, key: &CertKey) -> Result<(), ApiError> {
+/// Without a kept CSR, 400 `csr_required`: nothing to issue with.
+async fn check_client_key(app: &Shared, key: &CertKey) -> Result<(), ApiError> {
     if !matches!(key.key, KeySpec::Client(_)) {
         return Ok(());
+    }
+    if app.store.client_csr(key).await?.is_none() {
+        return Err(ApiError::CsrRequired(format!(
+            "no CSR is kept for {key}: send it in \"csr\""
+        )));
     }
     let revoked = app
         .store

@@ -174,10 +174,10 @@ async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {
             Ok(ExitCode::SUCCESS)
         }
         CertsCommand::Renew(target) => {
-            let (names, key_type) = api.identity(&target).await?;
+            let (names, key) = api.identity(&target).await?;
             let mut body = json!({"domains": names});
-            if let Some(key_type) = key_type {
-                body["keyType"] = json!(key_type);
+            if let Some((param, value)) = key {
+                body[param] = json!(value);
             }
             let mut answer = api
                 .call(Method::POST, "api/certificate/renew", None, Some(&body))
@@ -187,7 +187,9 @@ async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {
                 fields.retain(|k, _| {
                     [
                         "names",
+                        "keyMode",
                         "keyType",
+                        "spkiSha256",
                         "serial",
                         "notBefore",
                         "notAfter",
@@ -216,10 +218,10 @@ async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {
                     RevocationReason::names()
                 )));
             }
-            let (names, key_type) = api.identity(&target).await?;
+            let (names, key) = api.identity(&target).await?;
             let mut body = json!({"domains": names, "reason": reason});
-            if let Some(key_type) = key_type {
-                body["keyType"] = json!(key_type);
+            if let Some((param, value)) = key {
+                body[param] = json!(value);
             }
             let answer = api
                 .call(Method::POST, "api/certificate/revoke", None, Some(&body))
@@ -252,12 +254,10 @@ async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {
             Ok(ExitCode::SUCCESS)
         }
         CertsCommand::Delete { target, revoke } => {
-            let (names, key_type) = api.identity(&target).await?;
+            let (names, key) = api.identity(&target).await?;
             let mut query: Vec<(&str, String)> =
                 names.iter().map(|n| ("domain", n.clone())).collect();
-            if let Some(key_type) = key_type {
-                query.push(("keyType", key_type));
-            }
+            query.extend(key);
             if revoke {
                 query.push(("revoke", "true".to_owned()));
             }
@@ -421,15 +421,24 @@ impl Api {
         }
     }
 
-    /// The target's names and key type (`None`: the server's default); an id is looked up.
-    async fn identity(&self, target: &Target) -> Result<(Vec<String>, Option<String>), CertsError> {
+    /// The target's names and key, as the API names it: `keyType` (`None`: the server's
+    /// default) or, for a client's key (CSR mode), `spkiSha256`; an id is looked up.
+    async fn identity(
+        &self,
+        target: &Target,
+    ) -> Result<(Vec<String>, Option<KeyParam>), CertsError> {
         if target_id(target).is_some() {
             let detail = self.detail(target).await?;
             let names = detail["names"]
                 .as_array()
                 .map(|names| names.iter().map(text).collect())
                 .unwrap_or_default();
-            return Ok((names, detail["keyType"].as_str().map(str::to_owned)));
+            let key = match (detail["keyType"].as_str(), detail["spkiSha256"].as_str()) {
+                (Some(key_type), _) => Some(("keyType", key_type.to_owned())),
+                (None, Some(spki)) => Some(("spkiSha256", spki.to_owned())),
+                (None, None) => None,
+            };
+            return Ok((names, key));
         }
         let (names, key_type) = parse_names(target)?;
         let names = names
@@ -437,9 +446,12 @@ impl Api {
             .iter()
             .map(|n| n.as_str().to_owned())
             .collect();
-        Ok((names, key_type.map(|k| k.as_str().to_owned())))
+        Ok((names, key_type.map(|k| ("keyType", k.as_str().to_owned()))))
     }
 }
+
+/// How a request names an identity's key: `("keyType", type)` or `("spkiSha256", hash)`.
+type KeyParam = (&'static str, String);
 
 /// The id of a target given as one word without a dot (names always have one).
 fn target_id(target: &Target) -> Option<String> {
@@ -504,7 +516,7 @@ fn table(items: &[Value], now: i64) -> String {
         "STATUS",
         "EXPIRES",
         "NAMES",
-        "KEY TYPE",
+        "KEY",
         "SERIAL",
         "LAST ERROR",
     ];
@@ -532,7 +544,7 @@ fn table(items: &[Value], now: i64) -> String {
                     at => relative(at, now),
                 },
                 names,
-                text(&item["keyType"]),
+                key_text(item),
                 shorten(&serial, 16),
                 error,
             ]
@@ -570,6 +582,16 @@ fn table(items: &[Value], now: i64) -> String {
     out
 }
 
+/// An identity's key in a few words: its type, or (CSR mode) `client:` and the start of its
+/// `spkiSha256`.
+fn key_text(item: &Value) -> String {
+    match (item["keyType"].as_str(), item["spkiSha256"].as_str()) {
+        (Some(key_type), _) => key_type.to_owned(),
+        (None, Some(spki)) => format!("client:{}", shorten(spki, 12)),
+        (None, None) => "-".to_owned(),
+    }
+}
+
 fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
@@ -590,7 +612,7 @@ fn detail_text(detail: &Value, now: i64) -> String {
     };
     field(&mut out, "names", names);
     field(&mut out, "id", text(&detail["id"]));
-    field(&mut out, "key type", text(&detail["keyType"]));
+    field(&mut out, "key", key_text(detail));
     field(&mut out, "status", text(&detail["status"]));
     field(&mut out, "serial", text(&detail["serial"]));
     for (label, key) in [

@@ -433,6 +433,35 @@ async fn a_rotation_retires_the_old_key_and_the_bound_on_keys_holds() {
     }
     assert_eq!(pebble.issued_count(), 2, "two keys, two certificates");
 
+    // A forced renewal names the key without sending its CSR again: the kept one is used.
+    let before = json(
+        service
+            .get(&query(&names, &two.spki_sha256()), FLEET_A_KEY)
+            .await,
+    )
+    .await;
+    let renewed = service
+        .post(
+            "/api/certificate/renew",
+            FLEET_A_KEY,
+            json!({"domains": names, "spkiSha256": two.spki_sha256()}),
+        )
+        .await;
+    assert_eq!(renewed.status(), 200);
+    let renewed = json(renewed).await;
+    assert_ne!(leaf(&renewed).1, leaf(&before).1, "a new certificate");
+    assert_eq!(leaf(&renewed).0, two.spki, "with the kept CSR's key");
+    assert_eq!(pebble.issued_count(), 3);
+    let unknown = service
+        .post(
+            CERT,
+            FLEET_A_KEY,
+            json!({"domains": names, "spkiSha256": three.spki_sha256()}),
+        )
+        .await;
+    assert_eq!(unknown.status(), 400);
+    assert_eq!(json(unknown).await["code"], "csr_required");
+
     let refused = service
         .post(CERT, FLEET_A_KEY, json!({"csr": three.csr}))
         .await;
@@ -444,7 +473,7 @@ async fn a_rotation_retires_the_old_key_and_the_bound_on_keys_holds() {
         message.contains("certificates.maxClientKeys") && message.contains("five"),
         "{message}"
     );
-    assert_eq!(pebble.orders_count(), 2);
+    assert_eq!(pebble.orders_count(), 3);
 
     // The third key replacing the first: within the bound, and the first is retired.
     let rotated = service
