@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use certfleet::config::{Config, EncryptionKey, StorageConfig};
 use certfleet::domain::EventType;
-use certfleet::domain::{CertKey, FailureKind, KeySpec, KeyType, NameSet};
+use certfleet::domain::{CertKey, FailureKind, KeySpec, KeyType, NameSet, SpkiHash};
 use certfleet::store::seal::Sealer;
 use certfleet::store::{
     self, Attempt, Census, Delivery, Failure, InventoryEntry, NewEvent, NotificationAttempt,
@@ -212,8 +212,83 @@ async fn story(backend: &Backend) {
         .expect("order key");
     inventory(&*store, &a, &c).await;
     outbox(&*store).await;
+    client_keys(backend, &*store).await;
     drop(store);
     rotation(backend, &a, &b, &c).await;
+}
+
+/// CSR mode: kept CSRs, the key bound's list, rows without a key, and a deletion that clears
+/// the rotation pointing at it. Left in the store for the rotation chapter, which must skip
+/// these rows.
+async fn client_keys(backend: &Backend, store: &dyn Store) {
+    let names = NameSet::parse(&["e.example.com"]).expect("names");
+    let client = |byte: u8| CertKey {
+        names: names.clone(),
+        key: KeySpec::Client(SpkiHash::from_digest(&[byte; 32])),
+    };
+    let (e, e2) = (client(1), client(2));
+    assert_eq!(store.client_csr(&e).await.expect("read"), None);
+    store
+        .put_client_csr(&e, "csr e\n", None, T)
+        .await
+        .expect("keep");
+    store
+        .put_client_csr(&e, "another csr for e\n", Some(&e2.key), T + 5)
+        .await
+        .expect("keep again");
+    let kept = store.client_csr(&e).await.expect("read").expect("kept");
+    assert_eq!(kept.csr_pem, "csr e\n", "the first CSR stays");
+    assert_eq!(kept.replaces, Some(e2.key), "replaces is set");
+    store
+        .put_client_csr(&e2, "csr e2\n", None, T + 1)
+        .await
+        .expect("keep");
+    assert_eq!(
+        store.client_keys(&names).await.expect("list"),
+        vec![e.key, e2.key]
+    );
+
+    let mut cert = stored(&e, "e1", T + 500);
+    cert.key_pem = None;
+    store.save_certificate(&cert, &[]).await.expect("save");
+    let read = store.certificate(&e).await.expect("read").expect("stored");
+    assert_eq!(read.key_pem, None);
+    assert_eq!(read.key, e.key);
+    store.begin_order(&e, T).await.expect("begin");
+    store.set_order_key(&e, None).await.expect("finalizing");
+    let order = store.order(&e).await.expect("read").expect("begun");
+    assert!(order.finalizing);
+    assert_eq!(order.key_pem, None);
+    let at_rest = backend
+        .raw_texts("SELECT key_pem FROM certificates WHERE key_type LIKE 'spki:%'")
+        .await;
+    assert_eq!(at_rest, vec![String::new()], "no key, sealed or not");
+    let at_rest = backend
+        .raw_texts("SELECT key_pem FROM orders WHERE key_type LIKE 'spki:%'")
+        .await;
+    assert_eq!(at_rest, vec![String::new()]);
+    store.finish_order(&e).await.expect("finish");
+    assert!(
+        store
+            .revoke_certificate(&e, "e1", "superseded", T + 10, false, &[])
+            .await
+            .expect("revoke")
+    );
+    let at_rest = backend
+        .raw_texts("SELECT key_pem FROM certificates WHERE key_type LIKE 'spki:%'")
+        .await;
+    assert_eq!(at_rest, vec![String::new()], "revoked: still nothing");
+    store
+        .save_certificate(&cert, &[])
+        .await
+        .expect("save again");
+
+    // Deleting the key a rotation replaces: its CSR goes, and so does the pointer to it.
+    store.delete_identity(&e2, &[]).await.expect("delete");
+    assert_eq!(store.client_csr(&e2).await.expect("read"), None);
+    let kept = store.client_csr(&e).await.expect("read").expect("kept");
+    assert_eq!(kept.replaces, None);
+    assert_eq!(store.client_keys(&names).await.expect("list"), vec![e.key]);
 }
 
 /// Save, read, replace; one row per identity (names + key type); keys sealed at rest and bound
@@ -1398,7 +1473,7 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
         .expect("old key opens")
         .expect("saved");
     // 5 certificates (the outbox's e too), 1 order key, 1 account, 2 server identities, and
-    // the bulk certificates.
+    // the bulk certificates; not the client-key row, which holds no key.
     assert_eq!(store.reseal().await.expect("reseal"), 9 + BULK);
     assert_eq!(store.reseal().await.expect("reseal"), 0, "all current now");
     drop(store);
@@ -1407,8 +1482,15 @@ async fn rotation(backend: &Backend, a: &CertKey, b: &CertKey, c: &CertKey) {
         .expect("sealer")
         .current_id()
         .to_owned();
+    assert_eq!(
+        backend
+            .raw_texts("SELECT key_pem FROM certificates WHERE key_type LIKE 'spki:%'")
+            .await,
+        vec![String::new()],
+        "a client key's row stays empty"
+    );
     for sql in [
-        "SELECT key_pem FROM certificates",
+        "SELECT key_pem FROM certificates WHERE key_type NOT LIKE 'spki:%'",
         "SELECT key_pem FROM orders",
         "SELECT credentials FROM acme_accounts",
         "SELECT key_pem FROM server_identity",
