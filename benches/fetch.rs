@@ -582,7 +582,7 @@ fn split_child(mode: &str) {
                 .save_certificate(&cert, &[])
                 .await
                 .expect("save the certificate");
-            certfleet::api::router(app.api.clone()).layer(certfleet::observe::ObserveLayer)
+            certfleet::api::router(app.api.clone())
         };
         let remote: std::net::SocketAddr = "127.0.0.1:40000".parse().expect("an address");
         let uri = format!("/api/certificate?{QUERY}");

@@ -207,8 +207,8 @@ impl App {
             Some(_) => Some(api.local_addr()?.port()),
             None => None,
         };
-        // `Router::layer`, so the middleware sees the matched route template.
-        let router = crate::api::router(self.api.clone()).layer(crate::observe::ObserveLayer);
+        // Observed on every route (`api::router`), so the middleware sees the route template.
+        let router = crate::api::router(self.api.clone());
         let api_server = async {
             match &self.tls {
                 Some(tls) => serve_tls(api, tls.acceptor(), router, stop_rx.clone()).await,

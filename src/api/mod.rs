@@ -141,9 +141,25 @@ pub fn router(app: Arc<Shared>) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(LimitHeaders)
+        .layer(layers())
         .with_state(state)
+}
+
+/// What wraps every route, outermost first: the observation (request id, span, metrics, audit
+/// line; it needs the matched route template, so it goes on each route), the header limit, the
+/// body limit. One `Router::layer` call with all three: axum boxes each such call's service
+/// into every route and clones it, box by box, for every request, so three calls cost the cached
+/// fetch about 0.35 µs more than one (bench/README.md).
+fn layers() -> (
+    crate::observe::ObserveLayer,
+    LimitHeaders,
+    DefaultBodyLimit,
+) {
+    (
+        crate::observe::ObserveLayer,
+        LimitHeaders,
+        DefaultBodyLimit::max(MAX_BODY_BYTES),
+    )
 }
 
 /// The router's state: the app, the certificates' rendered responses, and the OpenAPI
