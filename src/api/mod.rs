@@ -150,11 +150,7 @@ pub fn router(app: Arc<Shared>) -> Router {
 /// body limit. One `Router::layer` call with all three: axum boxes each such call's service
 /// into every route and clones it, box by box, for every request, so three calls cost the cached
 /// fetch about 0.35 µs more than one (bench/README.md).
-fn layers() -> (
-    crate::observe::ObserveLayer,
-    LimitHeaders,
-    DefaultBodyLimit,
-) {
+fn layers() -> (crate::observe::ObserveLayer, LimitHeaders, DefaultBodyLimit) {
     (
         crate::observe::ObserveLayer,
         LimitHeaders,
