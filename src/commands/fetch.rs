@@ -379,7 +379,7 @@ fn parse_server(text: &str, warnings: &mut Vec<String>) -> Result<Url, PlanError
         "https" => {}
         "http" if is_loopback(&url) => {}
         "http" => warnings.push(format!(
-            "--server {url} is plain HTTP: the API key and the certificate's private key cross the network in clear; use https://"
+            "--server {url} is plain HTTP: the API key, and any private key the server sends, cross the network in clear; use https://"
         )),
         other => {
             return Err(PlanError::ServerScheme {
