@@ -182,6 +182,9 @@ async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {
             let mut answer = api
                 .call(Method::POST, "api/certificate/renew", None, Some(&body))
                 .await?;
+            // The body has the chain, not its serial: read it from the leaf.
+            answer["serial"] = json!(answer["certificate"].as_str().and_then(leaf_serial));
+            answer["names"] = answer["domains"].clone();
             // Only what an operator needs; the private key is never printed.
             if let Some(fields) = answer.as_object_mut() {
                 fields.retain(|k, _| {
@@ -580,6 +583,20 @@ fn table(items: &[Value], now: i64) -> String {
         if items.len() == 1 { "" } else { "s" }
     ));
     out
+}
+
+/// The serial of the first certificate of `chain_pem`, lowercase hex, as the inventory shows it.
+fn leaf_serial(chain_pem: &str) -> Option<String> {
+    use x509_parser::prelude::FromDer as _;
+    let der = certfleet::util::pem::first_certificate(chain_pem).ok()?;
+    let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&der).ok()?;
+    Some(
+        leaf.tbs_certificate
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 /// An identity's key in a few words: its type, or (CSR mode) `client:` and the start of its

@@ -104,7 +104,7 @@ fn run(command: &mut Command, what: &str) -> Vec<u8> {
     output.stdout
 }
 
-/// The leaf's SubjectPublicKeyInfo (DER) and serial.
+/// The leaf's SubjectPublicKeyInfo (DER) and serial (lowercase hex, as certfleet prints it).
 fn leaf(body: &Value) -> (Vec<u8>, String) {
     let pem = body["certificate"].as_str().expect("certificate");
     let der = CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -112,7 +112,13 @@ fn leaf(body: &Value) -> (Vec<u8>, String) {
         .expect("a certificate")
         .expect("PEM");
     let (_, cert) = X509Certificate::from_der(&der).expect("parse the leaf");
-    (cert.public_key().raw.to_vec(), cert.raw_serial_as_string())
+    let serial = cert
+        .tbs_certificate
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    (cert.public_key().raw.to_vec(), serial)
 }
 
 fn query(names: &[&str], spki: &str) -> String {
@@ -518,4 +524,58 @@ async fn a_rotation_retires_the_old_key_and_the_bound_on_keys_holds() {
         retired, 1,
         "the retirement is in the old identity's history"
     );
+
+    // The operator's client lists the client keys and renews one by its id, with its CSR.
+    let (code, out) = crate::inventory::certs(&service, ADMIN_KEY, &["list"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    for kept in [&two, &three] {
+        let start = format!("client:{}", &kept.spki_sha256()[..11]);
+        assert!(out.contains(&start), "{start} in:\n{out}");
+    }
+    let id = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|item| item["spkiSha256"] == three.spki_sha256())
+        .and_then(|item| item["id"].as_str())
+        .expect("the third key's id")
+        .to_owned();
+    let (code, out) = crate::inventory::certs(&service, ADMIN_KEY, &["renew", &id]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.starts_with("renewed rot.a.example.test: serial "),
+        "{out}"
+    );
+    let after = json(
+        service
+            .get(&query(&names, &three.spki_sha256()), FLEET_A_KEY)
+            .await,
+    )
+    .await;
+    let (spki, serial) = leaf(&after);
+    assert_eq!(spki, three.spki, "renewed with the kept CSR's key");
+    assert!(
+        out.contains(&serial),
+        "the printed serial is the new one: {out}"
+    );
+
+    // A client's key revoked for keyCompromise gets no replacement and no new certificate.
+    let issued = pebble.issued_count();
+    let revoked = service
+        .post(
+            "/api/certificate/revoke",
+            ADMIN_KEY,
+            json!({"domains": names, "spkiSha256": two.spki_sha256(), "reason": "keyCompromise"}),
+        )
+        .await;
+    assert_eq!(revoked.status(), 200);
+    let revoked = json(revoked).await;
+    assert_eq!(revoked["replacement"], Value::Null, "{revoked}");
+    assert_eq!(revoked["keyMode"], "client", "{revoked}");
+    let again = service
+        .post(CERT, FLEET_A_KEY, json!({"csr": two.csr}))
+        .await;
+    assert_eq!(again.status(), 400);
+    assert_eq!(json(again).await["code"], "key_compromised");
+    assert_eq!(pebble.issued_count(), issued, "nothing issued for that key");
 }

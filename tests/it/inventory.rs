@@ -334,7 +334,7 @@ async fn the_inventory_lists_pages_filters_and_tells_the_history() {
 
 /// `certfleet certs ARGS` against `service` with the API key in the environment: its exit code
 /// and its standard output (standard error when it failed).
-async fn certs(service: &Service, key: &str, args: &[&str]) -> (Option<i32>, String) {
+pub(crate) async fn certs(service: &Service, key: &str, args: &[&str]) -> (Option<i32>, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_certfleet"));
     command
         .arg("certs")
