@@ -113,7 +113,7 @@ pub async fn post(
         note_delivery(app, &principal, &key, &hit, now).await;
         return Ok(deliver(principal, &hit, cert, true));
     }
-    check_client_key(app, &key).await?;
+    check_client_key(app, &key, csr.is_some()).await?;
     let pending = app.certs.issue(&key, now, choice);
     wait_for(app, renderings, principal, &key, pending).await
 }
@@ -156,7 +156,7 @@ pub async fn renew(
     if let Some((csr, replaces)) = &csr {
         keep_csr(app, &key, csr, replaces.as_ref(), now).await?;
     }
-    check_client_key(app, &key).await?;
+    check_client_key(app, &key, csr.is_some()).await?;
     let pending = app.certs.force(&key, now, choice).await?;
     wait_for(app, renderings, principal, &key, pending).await
 }
@@ -285,31 +285,12 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
                 "replaces names the key a CSR rotates out: send it with csr".to_owned(),
             ));
         }
-        if let Some(spki) = request.spki_sha256.as_deref() {
-            if !app.private_keys.client_allowed() {
-                return Err(csr_not_allowed());
-            }
-            if inputs.is_empty() {
-                return Err(ApiError::InvalidBody(
-                    "name the certificate of that key: {\"domains\": [...], \"spkiSha256\": ...}"
-                        .to_owned(),
-                ));
-            }
-            let key = CertKey {
-                names: parse_names(&inputs)?,
-                key: parse_key_spec(
-                    request.key_type.as_deref(),
-                    Some(spki),
-                    app.default_key_type,
-                )?,
-            };
-            return Ok(Asked {
-                key,
-                choice,
-                csr: None,
-            });
+        // A key certfleet makes (`keyType`), or a client's whose CSR it kept (`spkiSha256`).
+        let spki = request.spki_sha256.as_deref();
+        if spki.is_some() && !app.private_keys.client_allowed() {
+            return Err(csr_not_allowed());
         }
-        if !app.private_keys.server_allowed() {
+        if spki.is_none() && !app.private_keys.server_allowed() {
             return Err(ApiError::CsrRequired(
                 "certificates.privateKeys is client: certfleet holds no private key; send a CSR \
                  for your own key in \"csr\" (certfleet fetch --key local does)"
@@ -325,10 +306,7 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
         }
         let key = CertKey {
             names: parse_names(&inputs)?,
-            key: KeySpec::Server(parse_key_type(
-                request.key_type.as_deref(),
-                app.default_key_type,
-            )?),
+            key: parse_key_spec(request.key_type.as_deref(), spki, app.default_key_type)?,
         };
         return Ok(Asked {
             key,
@@ -391,12 +369,13 @@ fn csr_not_allowed() -> ApiError {
 
 /// 400 `key_compromised` for a client's key whose certificate was revoked for `keyCompromise`:
 /// only a new key gets a certificate again. (A key certfleet holds is replaced by a new one.)
-/// Without a kept CSR, 400 `csr_required`: nothing to issue with.
-async fn check_client_key(app: &Shared, key: &CertKey) -> Result<(), ApiError> {
+/// A request that did not bring its CSR (`sent_csr` false) without a kept one: 400
+/// `csr_required`, nothing to issue with.
+async fn check_client_key(app: &Shared, key: &CertKey, sent_csr: bool) -> Result<(), ApiError> {
     if !matches!(key.key, KeySpec::Client(_)) {
         return Ok(());
     }
-    if app.store.client_csr(key).await?.is_none() {
+    if !sent_csr && app.store.client_csr(key).await?.is_none() {
         return Err(ApiError::CsrRequired(format!(
             "no CSR is kept for {key}: send it in \"csr\""
         )));

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use certfleet::acme::cert::{self, KeyError};
 use certfleet::acme::csr::{self, CsrError};
-use certfleet::domain::{KeyType, NameSet};
+use certfleet::domain::{KeyType, NameSet, SpkiHash};
 
 use super::files::{ClientKey, FilesError, KEY, NEXT_KEY, OutDir};
 use super::http::Ask;
@@ -126,7 +126,9 @@ impl LocalKey {
             file,
             csr,
             spki_der: made.spki_der,
-            spki_sha256: URL_SAFE_NO_PAD.encode(checked.spki_sha256),
+            spki_sha256: SpkiHash::from_digest(&checked.spki_sha256)
+                .digest_b64()
+                .to_owned(),
             algorithm: checked.key.name(),
         })
     }
