@@ -3,7 +3,8 @@
 # Pebble and pebble-challtestsrv (ACME CA), BIND (RFC 2136 DNS-01 tests), openssl (demo), wrk and certbot (benchmarks),
 # PostgreSQL (tests/it/store_story.rs and the replica tests start their own server from its binaries),
 # Chromium and chromedriver (the dashboard's browser tests),
-# Debian trixie's pebble 2.6 (ARI tests, unpacked under target/test-tools);
+# Debian trixie's pebble 2.6 (ARI tests) and forky's 2.10 (the 2026 ACME features), unpacked under
+# target/test-tools;
 # the npm packages of the tests' OpenID provider (tests/oidc) and Akash SDK (tests/akash); and
 # the PyPI packages of the notification tests (tests/notify: aiosmtpd, a real SMTP server, and
 # standardwebhooks, the webhook signature check), installed with pip under target/test-tools.
@@ -74,25 +75,33 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# Pebble 2.6 from Debian trixie, for the ACME Renewal Information (RFC 9773) tests: bookworm's
-# 2.4 has no ARI. Downloaded with a private apt configuration (the system's sources are not
-# touched) and unpacked under target/test-tools.
-ari_dir="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools/pebble-2.6"
-if [ ! -x "$ari_dir/usr/bin/pebble" ]; then
-  echo "installing pebble 2.6 (Debian trixie) for the ARI tests into $ari_dir" >&2
+# Newer Pebbles from newer Debian releases, unpacked under target/test-tools with a private apt
+# configuration (the system's sources are not touched); their binaries run on Debian 12:
+# - 2.6 from trixie, for the ACME Renewal Information (RFC 9773) tests: bookworm's 2.4 has none;
+# - 2.10 from forky, for the 2026 ACME features: profiles, IP identifiers, TLS-ALPN-01,
+#   dns-persist-01, dns-account-01, ARI with alreadyReplaced (tests/it/acme2026.rs).
+tools_dir="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools"
+unpack_pebble() { # release version
+  local release=$1 version=$2 dir="$tools_dir/pebble-$2"
+  [ -x "$dir/usr/bin/pebble" ] && [ -x "$dir/usr/bin/pebble-challtestsrv" ] && return 0
+  echo "installing pebble $version (Debian $release) into $dir" >&2
+  local apt_dir
   apt_dir=$(mktemp -d)
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $release main" \
     > "$apt_dir/sources.list"
-  apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=/dev/null"
+  local apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=/dev/null"
     -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
   apt-get "${apt_opts[@]}" update -qq
   (cd "$apt_dir" && apt-get "${apt_opts[@]}" download -qq pebble)
-  mkdir -p "$ari_dir"
-  dpkg-deb -x "$apt_dir"/pebble_*.deb "$ari_dir"
+  mkdir -p "$dir"
+  dpkg-deb -x "$apt_dir"/pebble_*.deb "$dir"
   rm -rf "$apt_dir"
-  "$ari_dir/usr/bin/pebble" -version >/dev/null
-fi
+  # Debian's builds print "dev" as their version: check that the binary runs.
+  "$dir/usr/bin/pebble" -version >/dev/null
+}
+unpack_pebble trixie 2.6
+unpack_pebble forky 2.10
 
 # The notification tests' PyPI packages (tests/notify/requirements.txt: aiosmtpd, the SMTP
 # server tests/it/common/smtp.rs starts, and standardwebhooks, which checks certfleet's webhook

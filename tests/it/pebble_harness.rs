@@ -512,3 +512,36 @@ impl HttpClient for ReqwestHttp {
         })
     }
 }
+
+#[tokio::test]
+async fn pebble_2_10_lists_its_profiles_and_asks_dns_over_tcp_of_its_challtestsrv() {
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let dir: Value = pebble
+        .ca()
+        .reqwest_client()
+        .get(pebble.directory_url())
+        .send()
+        .await
+        .expect("GET the directory")
+        .json()
+        .await
+        .expect("the directory is JSON");
+    let profiles = dir["meta"]["profiles"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no meta.profiles in {dir}"));
+    let mut names: Vec<&str> = profiles.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["default", "shortlived"], "{dir}");
+    assert_eq!(profiles["shortlived"], "518400 s", "{dir}");
+    // challtestsrv 2.10 answers DNS over TCP too (Pebble 2.10 asks over TCP).
+    let log = pebble.log();
+    assert!(
+        log.contains("Creating TCP and UDP DNS-01 challenge server on")
+            || log.contains("Creating TCP and UDP DNS server on"),
+        "challtestsrv serves no TCP DNS:\n{log}"
+    );
+}

@@ -129,6 +129,8 @@ impl TestCa {
             .expect("parse the test CA PEM");
         reqwest::Client::builder()
             .tls_certs_only(certs)
+            // Pebble 2.10 refuses requests without one (400).
+            .user_agent("certfleet-tests")
             .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()

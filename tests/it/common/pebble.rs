@@ -26,6 +26,14 @@ const PEBBLE_ARI_BIN: &str = concat!(
 );
 const ARI_INSTALL_HINT: &str =
     "run scripts/install-test-deps.sh, which unpacks Debian trixie's pebble 2.6 there";
+/// Pebble 2.10 and its challtestsrv (Debian forky), which have profiles, IP identifiers,
+/// TLS-ALPN-01, dns-persist-01, dns-account-01 and ARI with `alreadyReplaced`.
+const PEBBLE_2_10_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/target/test-tools/pebble-2.10/usr/bin"
+);
+const PEBBLE_2_10_INSTALL_HINT: &str =
+    "run scripts/install-test-deps.sh, which unpacks Debian forky's pebble 2.10 there";
 const INSTALL_HINT: &str = "install it with `apt-get install -y pebble` (Debian's package gives \
                             /usr/bin/pebble and /usr/bin/pebble-challtestsrv)";
 
@@ -65,6 +73,12 @@ pub struct PebbleOptions {
     pub nonce_reject_percent: u8,
     /// Run Pebble 2.6, which serves ACME Renewal Information (ARI), instead of 2.4.
     pub ari: bool,
+    /// Run Pebble 2.10 and its challtestsrv (profiles, IP identifiers, TLS-ALPN-01,
+    /// dns-persist-01, dns-account-01) instead of 2.4. Its profiles are `profiles`, or when that
+    /// is empty `default` (`validity_secs`, else 90 days) and `shortlived` (6 days).
+    pub v2_10: bool,
+    /// Pebble 2.10's profiles: (name, validity in seconds).
+    pub profiles: Vec<(String, u64)>,
     /// The DNS server Pebble resolves and validates DNS-01 through (`-dnsserver`), e.g. a BIND
     /// started by the test. `None`: its challtestsrv.
     pub dns_server: Option<String>,
@@ -101,6 +115,15 @@ impl Pebble {
                 "{PEBBLE_ARI_BIN} is missing: {ARI_INSTALL_HINT}"
             );
         }
+        if opts.v2_10 {
+            for bin in ["pebble", "pebble-challtestsrv"] {
+                let path = format!("{PEBBLE_2_10_DIR}/{bin}");
+                assert!(
+                    Path::new(&path).exists(),
+                    "{path} is missing: {PEBBLE_2_10_INSTALL_HINT}"
+                );
+            }
+        }
         for bin in [PEBBLE_BIN, CHALLTESTSRV_BIN] {
             assert!(Path::new(bin).exists(), "{bin} is missing: {INSTALL_HINT}");
         }
@@ -125,7 +148,7 @@ impl Pebble {
             let config = pebble_config(&opts, &ports, &ca);
             std::fs::write(&config_path, config.to_string()).expect("write Pebble config");
 
-            let mut challtestsrv = spawn_challtestsrv(&ports);
+            let mut challtestsrv = spawn_challtestsrv(&opts, &ports);
             let mut pebble = spawn_pebble(&opts, &ports, &config_path);
             match wait_ready(&client, &ports, &mut pebble, &mut challtestsrv).await {
                 Ok(()) => {
@@ -308,16 +331,48 @@ fn pebble_config(opts: &PebbleOptions, ports: &Ports, ca: &TestCa) -> Value {
     if let Some(secs) = opts.validity_secs {
         pebble["certificateValidityPeriod"] = json!(secs);
     }
+    if opts.v2_10 {
+        let profiles = if opts.profiles.is_empty() {
+            vec![
+                (
+                    "default".to_owned(),
+                    opts.validity_secs.unwrap_or(7_776_000),
+                ),
+                ("shortlived".to_owned(), 518_400),
+            ]
+        } else {
+            opts.profiles.clone()
+        };
+        pebble["profiles"] = profiles
+            .into_iter()
+            .map(|(name, secs)| {
+                let description = format!("{secs} s");
+                (
+                    name,
+                    json!({"description": description, "validityPeriod": secs}),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
     json!({ "pebble": pebble })
 }
 
-fn spawn_challtestsrv(ports: &Ports) -> Process {
-    let mut command = Command::new(CHALLTESTSRV_BIN);
+fn spawn_challtestsrv(opts: &PebbleOptions, ports: &Ports) -> Process {
+    let mut command = if opts.v2_10 {
+        // 2.10 renamed `-dns01` and added a DoH listener on :8443 by default.
+        let mut command = Command::new(format!("{PEBBLE_2_10_DIR}/pebble-challtestsrv"));
+        command.args(["-doh", "", "-dnsserver"]);
+        command
+    } else {
+        let mut command = Command::new(CHALLTESTSRV_BIN);
+        command.arg("-dns01");
+        command
+    };
     command
+        .arg(format!("127.0.0.1:{}", ports.dns))
         .arg("-management")
         .arg(format!("127.0.0.1:{}", ports.challtestsrv_management))
-        .arg("-dns01")
-        .arg(format!("127.0.0.1:{}", ports.dns))
         .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
         .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]);
     Process::spawn("pebble-challtestsrv", &mut command)
@@ -325,7 +380,11 @@ fn spawn_challtestsrv(ports: &Ports) -> Process {
 }
 
 fn spawn_pebble(opts: &PebbleOptions, ports: &Ports, config_path: &Path) -> Process {
-    let mut command = Command::new(if opts.ari { PEBBLE_ARI_BIN } else { PEBBLE_BIN });
+    let mut command = if opts.v2_10 {
+        Command::new(format!("{PEBBLE_2_10_DIR}/pebble"))
+    } else {
+        Command::new(if opts.ari { PEBBLE_ARI_BIN } else { PEBBLE_BIN })
+    };
     command
         .arg("-config")
         .arg(config_path)
