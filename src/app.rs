@@ -86,6 +86,12 @@ impl App {
             )?;
             issuer = issuer.with_dns01(dns01);
         }
+        if !config.challenges.dns_persist.is_empty() {
+            issuer = issuer.with_dns_persist(crate::acme::dns_persist01::DnsPersistSolver::new(
+                config.challenges.dns_persist.clone(),
+                config.challenges.resolvers.clone(),
+            ));
+        }
         let issuer = Arc::new(issuer);
         let mut methods: Vec<Arc<dyn Authenticator>> = Vec::new();
         if !config.auth.psk.is_empty() {

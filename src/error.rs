@@ -97,6 +97,12 @@ pub enum ApiError {
     CaError(String),
     /// 502 `dns_error`: a DNS provider failed, or a DNS-01 record never became visible.
     DnsError(String),
+    /// 502 `dns_persist_record_missing`: a name validated by DNS-PERSIST-01 has no
+    /// `_validation-persist` record naming the CA; found before any order.
+    DnsPersistRecordMissing(String),
+    /// 502 `dns_persist_record_mismatch`: its record names another account, lacks
+    /// `policy=wildcard`, is past `persistUntil` or is malformed; found before any order.
+    DnsPersistRecordMismatch(String),
     /// 503 `auth_unavailable`: an identity provider's keys cannot be loaded yet.
     AuthUnavailable(String),
     /// 500 `internal_error`: certfleet's own failure; details only in the log.
@@ -125,7 +131,7 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 34] = [
+pub const ERROR_CODES: [&str; 36] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
@@ -156,6 +162,8 @@ pub const ERROR_CODES: [&str; 34] = [
     "validation_failed",
     "ca_error",
     "dns_error",
+    "dns_persist_record_missing",
+    "dns_persist_record_mismatch",
     "auth_unavailable",
     "internal_error",
     "issuing",
@@ -211,6 +219,12 @@ impl ApiError {
             Self::ValidationFailed(_) => (StatusCode::BAD_GATEWAY, "validation_failed"),
             Self::CaError(_) => (StatusCode::BAD_GATEWAY, "ca_error"),
             Self::DnsError(_) => (StatusCode::BAD_GATEWAY, "dns_error"),
+            Self::DnsPersistRecordMissing(_) => {
+                (StatusCode::BAD_GATEWAY, "dns_persist_record_missing")
+            }
+            Self::DnsPersistRecordMismatch(_) => {
+                (StatusCode::BAD_GATEWAY, "dns_persist_record_mismatch")
+            }
             Self::AuthUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             Self::Backoff { inner, .. } => inner.status_and_code(),
@@ -239,6 +253,8 @@ impl ApiError {
             | Self::ValidationFailed(m)
             | Self::CaError(m)
             | Self::DnsError(m)
+            | Self::DnsPersistRecordMissing(m)
+            | Self::DnsPersistRecordMismatch(m)
             | Self::RateLimited { message: m, .. }
             | Self::RenewTooSoon { message: m, .. } => m,
             Self::MethodNotAllowed => "this method is not allowed on this route",
@@ -316,6 +332,10 @@ impl From<IssueError> for ApiError {
             },
             IssueError::Ca(m) => Self::CaError(m),
             IssueError::Dns(m) => Self::DnsError(m),
+            IssueError::DnsPersist { missing, message } => match missing {
+                true => Self::DnsPersistRecordMissing(message),
+                false => Self::DnsPersistRecordMismatch(message),
+            },
             IssueError::Internal(m) => Self::Internal(m),
             IssueError::BackingOff {
                 kind,
@@ -430,6 +450,8 @@ impl ApiError {
             ApiError::ValidationFailed(String::new()),
             ApiError::CaError(String::new()),
             ApiError::DnsError(String::new()),
+            ApiError::DnsPersistRecordMissing(String::new()),
+            ApiError::DnsPersistRecordMismatch(String::new()),
             ApiError::AuthUnavailable(String::new()),
             ApiError::Internal(String::new()),
             ApiError::Backoff {
@@ -464,6 +486,8 @@ impl ApiError {
                 | ApiError::ValidationFailed(_)
                 | ApiError::CaError(_)
                 | ApiError::DnsError(_)
+                | ApiError::DnsPersistRecordMissing(_)
+                | ApiError::DnsPersistRecordMismatch(_)
                 | ApiError::AuthUnavailable(_)
                 | ApiError::Internal(_)
                 | ApiError::Backoff { .. } => {}

@@ -8,7 +8,7 @@
 //! stored, cleanup finds the record by name and value.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::IssueError;
 use super::solver::{CleanupError, Presented, Solver};
-use crate::config::Dns01Entry;
+use crate::config::{Dns01Challenge, Dns01Entry};
 use crate::dns::{self, DnsError, DnsProvider, TxtRecord, propagation, zone};
 
 /// Bound on one SOA query of the zone walk.
@@ -169,34 +169,10 @@ impl Solver for Dns01Solver {
         _token: &str,
         key_authorization: &str,
     ) -> Result<Presented, IssueError> {
-        let (entry, route) = self.route_for(name).map_err(issue_error)?;
         // RFC 8555 section 8.4: a wildcard's record is that of its base name.
         let base = name.strip_prefix("*.").unwrap_or(name);
-        let fqdn = format!("_acme-challenge.{base}");
-        let servers = self.soa_servers(route).await;
-        let zone = zone::find(
-            &fqdn,
-            &route.entry.zones,
-            &servers,
-            route.provider.as_ref(),
-            SOA_TIMEOUT,
-        )
-        .await
-        .map_err(issue_error)?;
-        let handle = Handle {
-            entry,
-            provider: route.provider.name().to_owned(),
-            record: TxtRecord {
-                zone,
-                fqdn,
-                value: txt_value(key_authorization),
-            },
-            provider_handle: None,
-        };
-        Ok(Presented {
-            name: name.to_owned(),
-            handle: encode(&handle),
-        })
+        self.prepare_at(name, format!("_acme-challenge.{base}"), key_authorization)
+            .await
     }
 
     async fn present(
@@ -244,6 +220,47 @@ impl Solver for Dns01Solver {
 }
 
 impl Dns01Solver {
+    /// The handle of the TXT record `fqdn` for `name`'s challenge, in the zone of the entry
+    /// that holds `name`: DNS-01 and DNS-ACCOUNT-01 differ only in the record's name.
+    async fn prepare_at(
+        &self,
+        name: &str,
+        fqdn: String,
+        key_authorization: &str,
+    ) -> Result<Presented, IssueError> {
+        let (entry, route) = self.route_for(name).map_err(issue_error)?;
+        let servers = self.soa_servers(route).await;
+        let zone = zone::find(
+            &fqdn,
+            &route.entry.zones,
+            &servers,
+            route.provider.as_ref(),
+            SOA_TIMEOUT,
+        )
+        .await
+        .map_err(issue_error)?;
+        let handle = Handle {
+            entry,
+            provider: route.provider.name().to_owned(),
+            record: TxtRecord {
+                zone,
+                fqdn,
+                value: txt_value(key_authorization),
+            },
+            provider_handle: None,
+        };
+        Ok(Presented {
+            name: name.to_owned(),
+            handle: encode(&handle),
+        })
+    }
+
+    /// The `challenge` of the first entry holding `name` (`dns-01` when none does).
+    pub fn default_challenge(&self, name: &str) -> Dns01Challenge {
+        self.route_for(name)
+            .map_or(Dns01Challenge::Dns01, |(_, route)| route.entry.challenge)
+    }
+
     /// Deletes the record `presented` names, through the entry that created it.
     async fn delete(&self, presented: &Presented) -> Result<(), Dns01Error> {
         let handle = decode(&presented.handle)?;
@@ -254,6 +271,82 @@ impl Dns01Solver {
             .await?;
         tracing::info!(provider = %handle.provider, record = %handle.record.fqdn, "DNS-01 TXT record deleted");
         Ok(())
+    }
+}
+
+/// The challenge type of DNS-ACCOUNT-01, as instant-acme reads it (it knows it only as unknown).
+pub fn account_challenge_type() -> ChallengeType {
+    ChallengeType::Unknown("dns-account-01".to_owned())
+}
+
+/// The account label of draft-ietf-acme-dns-account-label: `_` and the lowercase base32 (RFC
+/// 4648, no padding) of the first 10 bytes of SHA-256 of the ACME account's URL: 16 characters.
+pub fn account_label(account_uri: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let digest = digest::digest(&digest::SHA256, account_uri.as_bytes());
+    let bits = digest.as_ref()[..10]
+        .iter()
+        .fold(0u128, |bits, byte| (bits << 8) | u128::from(*byte));
+    let label: String = (0..16)
+        .rev()
+        .map(|i| char::from(ALPHABET[usize::try_from((bits >> (i * 5)) & 31).unwrap_or(0)]))
+        .collect();
+    format!("_{label}")
+}
+
+/// DNS-ACCOUNT-01 (draft-ietf-acme-dns-account-label): DNS-01's record, value and providers,
+/// at `_<label>._acme-challenge.<name>` with the label derived from the account's URL, so
+/// that several accounts (several certfleet installations) can validate one name at once.
+#[derive(Debug)]
+pub struct DnsAccount01Solver {
+    dns01: Arc<Dns01Solver>,
+    /// The account's URL, set once the issuer has loaded the account.
+    account_uri: Arc<OnceLock<String>>,
+}
+
+impl DnsAccount01Solver {
+    /// Answers DNS-ACCOUNT-01 through `dns01`'s entries for the account whose URL
+    /// `account_uri` will hold.
+    pub fn new(dns01: Arc<Dns01Solver>, account_uri: Arc<OnceLock<String>>) -> Self {
+        Self { dns01, account_uri }
+    }
+}
+
+#[async_trait]
+impl Solver for DnsAccount01Solver {
+    fn challenge_type(&self) -> ChallengeType {
+        account_challenge_type()
+    }
+
+    async fn prepare(
+        &self,
+        name: &str,
+        _token: &str,
+        key_authorization: &str,
+    ) -> Result<Presented, IssueError> {
+        let account_uri = self.account_uri.get().ok_or_else(|| {
+            IssueError::Internal("dns-account-01 before the ACME account is loaded".to_owned())
+        })?;
+        let base = name.strip_prefix("*.").unwrap_or(name);
+        let fqdn = format!("{}._acme-challenge.{base}", account_label(account_uri));
+        self.dns01.prepare_at(name, fqdn, key_authorization).await
+    }
+
+    async fn present(
+        &self,
+        prepared: &Presented,
+        token: &str,
+        key_authorization: &str,
+    ) -> Result<Presented, IssueError> {
+        self.dns01.present(prepared, token, key_authorization).await
+    }
+
+    async fn wait_visible(&self, presented: &[Presented]) -> Result<(), IssueError> {
+        self.dns01.wait_visible(presented).await
+    }
+
+    async fn cleanup(&self, presented: &Presented) -> Result<(), CleanupError> {
+        self.dns01.cleanup(presented).await
     }
 }
 
@@ -295,6 +388,19 @@ mod tests {
         );
         assert_eq!(value.len(), 43);
         assert!(!value.contains(['=', '+', '/']));
+    }
+
+    #[test]
+    fn the_account_label_is_base32_of_ten_bytes_of_sha256() {
+        // The draft's example account (its label `_ujmmovf2vn55tgye`), which Python's
+        // base64.b32encode(sha256(url).digest()[:10]).lower() gives too.
+        assert_eq!(
+            account_label("https://example.com/acme/acct/ExampleAccount"),
+            "_ujmmovf2vn55tgye"
+        );
+        let label = account_label("https://ca.test/acct/1");
+        assert_eq!(label.len(), 17);
+        assert!(label[1..].bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)));
     }
 
     #[test]

@@ -91,8 +91,15 @@ impl AcmeHttp {
             endpoints: Arc::new(Endpoints {
                 directory: directory_url.to_owned(),
                 resources: OnceLock::new(),
+                caa_identities: OnceLock::new(),
             }),
         }
+    }
+
+    /// The directory's `meta.caaIdentities` (RFC 8555 section 7.1.1), once the directory has
+    /// been read (the account is loaded): the CA's issuer domain names, first the preferred.
+    pub fn caa_identities(&self) -> Option<&[String]> {
+        self.endpoints.caa_identities.get().map(Vec::as_slice)
     }
 }
 
@@ -152,6 +159,8 @@ struct Endpoints {
     directory: String,
     /// The directory's fixed resources, learnt from its first successful answer.
     resources: OnceLock<Vec<(String, &'static str)>>,
+    /// Its `meta.caaIdentities`, learnt with them.
+    caa_identities: OnceLock<Vec<String>>,
 }
 
 /// The directory's fields certfleet labels requests by (RFC 8555 section 7.1.1, RFC 9773).
@@ -174,6 +183,18 @@ impl Endpoints {
             .filter_map(|name| Some((fields.get(*name)?.as_str()?.to_owned(), *name)))
             .collect();
         let _ = self.resources.set(resources);
+        let caa = fields
+            .get("meta")
+            .and_then(|meta| meta.get("caaIdentities"))
+            .and_then(serde_json::Value::as_array)
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|name| Some(name.as_str()?.to_ascii_lowercase()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = self.caa_identities.set(caa);
     }
 
     /// The directory's own resources by URL (`renewalInfo` by prefix: its URL ends in a
@@ -232,12 +253,14 @@ mod tests {
         let endpoints = Endpoints {
             directory: "https://ca.test/dir".to_owned(),
             resources: OnceLock::new(),
+            caa_identities: OnceLock::new(),
         };
         endpoints.learn(
             br#"{"newNonce": "https://ca.test/nonce-plz", "newOrder": "https://ca.test/order-plz",
                  "renewalInfo": "https://ca.test/draft-ietf-acme-ari-03/renewalInfo",
-                 "meta": {"termsOfService": "x"}}"#,
+                 "meta": {"termsOfService": "x", "caaIdentities": ["CA.test", "ca.example"]}}"#,
         );
+        assert_eq!(endpoints.caa_identities.get().expect("learnt"), &["ca.test", "ca.example"]);
         let cases = [
             ("https://ca.test/dir", "directory"),
             ("https://ca.test/nonce-plz", "newNonce"),

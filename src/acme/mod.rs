@@ -8,13 +8,14 @@
 pub mod ari;
 pub mod cert;
 pub mod csr;
+pub mod dns_persist01;
 pub mod dns01;
 pub mod http;
 pub mod http01;
 mod order;
 pub mod solver;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -59,6 +60,15 @@ pub enum IssueError {
     /// certfleet itself failed (storage, key generation).
     #[error("{0}")]
     Internal(String),
+    /// A DNS-PERSIST-01 record is missing (`missing`) or does not validate the name for this
+    /// account: found before any order, the message names the record to publish.
+    #[error("{message}")]
+    DnsPersist {
+        /// No record names the CA at all (else: records exist, none fits).
+        missing: bool,
+        /// Which name, which record, what was seen and what to publish.
+        message: String,
+    },
     /// An earlier failure is backing off: no order until `retry_after` has passed.
     #[error("{message}")]
     BackingOff {
@@ -82,7 +92,10 @@ impl IssueError {
     pub fn kind(&self) -> Option<FailureKind> {
         match self {
             Self::Rejected(_) => Some(FailureKind::Rejected),
-            Self::ValidationFailed(_) => Some(FailureKind::ValidationFailed),
+            // The record would fail the CA's validation: backed off like a failed one.
+            Self::ValidationFailed(_) | Self::DnsPersist { .. } => {
+                Some(FailureKind::ValidationFailed)
+            }
             Self::RateLimited { .. } => Some(FailureKind::RateLimited),
             Self::Ca(_) => Some(FailureKind::Ca),
             Self::Dns(_) => Some(FailureKind::Dns),
@@ -97,18 +110,23 @@ impl From<StoreError> for IssueError {
     }
 }
 
-/// A name that needs DNS-01 (a wildcard, or a request for `dns-01`) and that no
-/// `challenges.dns01` entry holds.
+/// A name that needs a DNS challenge (a wildcard, or a request for `dns-01`,
+/// `dns-account-01` or `dns-persist-01`) and that no entry of the section holding that
+/// challenge covers.
 #[derive(Debug, Clone, Error)]
 #[error(
-    "{name}: {} DNS-01, and no challenges.dns01 entry of this server has a zone holding it",
+    "{name}: {} {challenge}, and no {section} entry of this server holds it",
     if *.wildcard { "a wildcard certificate needs" } else { "the request asks for" }
 )]
 pub struct NoSolver {
     /// The name.
     pub name: String,
-    /// Whether it is a wildcard (which only DNS-01 can validate).
+    /// Whether it is a wildcard (which only a DNS challenge can validate).
     pub wildcard: bool,
+    /// The challenge needed: `DNS-01`, `dns-account-01`, `dns-persist-01`.
+    pub challenge: &'static str,
+    /// The config section whose entries would hold it.
+    pub section: &'static str,
 }
 
 /// Obtains certificates from one ACME directory with one account.
@@ -121,7 +139,11 @@ pub struct Issuer {
     store: Arc<dyn Store>,
     http01: Arc<dyn Solver>,
     dns01: Option<Arc<dns01::Dns01Solver>>,
+    dns_account: Option<Arc<dns01::DnsAccount01Solver>>,
+    dns_persist: Option<Arc<dns_persist01::DnsPersistSolver>>,
     account: Mutex<Option<Account>>,
+    /// The account's URL once loaded: the DNS-ACCOUNT-01 label's input.
+    account_uri: Arc<OnceLock<String>>,
     orders: AtomicU64,
     /// `acme.maxConcurrentOrders` slots: an issuance drives its order only while it holds one
     /// (tokio's semaphore is fair: first come, first served).
@@ -156,8 +178,11 @@ impl Issuer {
             http: http::AcmeHttp::new(http, &config.directory_url),
             http01: Arc::new(http01::Http01Solver::new(store.clone())),
             dns01: None,
+            dns_account: None,
+            dns_persist: None,
             store,
             account: Mutex::new(None),
+            account_uri: Arc::new(OnceLock::new()),
             orders: AtomicU64::new(0),
             in_flight: tokio::sync::Semaphore::new(config.max_concurrent_orders),
         })
@@ -166,31 +191,83 @@ impl Issuer {
     /// Answers DNS-01 challenges through `solver` (the `challenges.dns01` providers).
     #[must_use]
     pub fn with_dns01(mut self, solver: dns01::Dns01Solver) -> Self {
-        self.dns01 = Some(Arc::new(solver));
+        let solver = Arc::new(solver);
+        self.dns_account = Some(Arc::new(dns01::DnsAccount01Solver::new(
+            solver.clone(),
+            self.account_uri.clone(),
+        )));
+        self.dns01 = Some(solver);
         self
     }
 
-    /// The solver for `name` (`*.x` for a wildcard): wildcards always DNS-01; a request's
-    /// `dns-01` forces it; otherwise DNS-01 when a `challenges.dns01` entry matches the name,
-    /// HTTP-01 when none does. `Err` says why the name cannot be validated as asked.
+    /// Answers DNS-PERSIST-01 for the names `solver`'s `challenges.dnsPersist` entries cover.
+    #[must_use]
+    pub fn with_dns_persist(mut self, solver: dns_persist01::DnsPersistSolver) -> Self {
+        self.dns_persist = Some(Arc::new(solver));
+        self
+    }
+
+    /// The DNS-PERSIST-01 solver, when `challenges.dnsPersist` has entries.
+    pub fn dns_persist(&self) -> Option<&dns_persist01::DnsPersistSolver> {
+        self.dns_persist.as_deref()
+    }
+
+    /// The solver for `name` (`*.x` for a wildcard). A request's `http-01`, `dns-01`,
+    /// `dns-account-01` or `dns-persist-01` is used as asked (a wildcard's `http-01` is read as
+    /// no choice); without one: DNS-PERSIST-01 when a `challenges.dnsPersist` entry covers the
+    /// name (it needs no DNS write), else the `challenge` of the `challenges.dns01` entry whose
+    /// zones hold it (DNS-01 or DNS-ACCOUNT-01), else HTTP-01, which a wildcard cannot use.
+    /// `Err` says why the name cannot be validated as asked.
     pub fn solver_for(
         &self,
         name: &str,
         choice: solver::ChallengeChoice,
     ) -> Result<Arc<dyn Solver>, NoSolver> {
         use solver::ChallengeChoice;
-        let dns = self.dns01.as_ref().filter(|dns| dns.matches(name));
         let wildcard = name.starts_with("*.");
-        let use_dns = wildcard
-            || choice == ChallengeChoice::Dns01
-            || (choice == ChallengeChoice::Auto && dns.is_some());
-        match dns {
-            _ if !use_dns => Ok(self.http01.clone()),
-            Some(dns) => Ok(dns.clone()),
-            None => Err(NoSolver {
-                name: name.to_owned(),
-                wildcard,
-            }),
+        let dns = self.dns01.as_ref().filter(|dns| dns.matches(name));
+        let persist = self
+            .dns_persist
+            .as_ref()
+            .filter(|persist| persist.entry_for(name).is_some());
+        let refuse = |challenge, section| NoSolver {
+            name: name.to_owned(),
+            wildcard,
+            challenge,
+            section,
+        };
+        let account = || -> Option<Arc<dyn Solver>> {
+            let solver: Arc<dyn Solver> = self.dns_account.as_ref()?.clone();
+            Some(solver).filter(|_| dns.is_some())
+        };
+        match choice {
+            ChallengeChoice::Http01 if !wildcard => Ok(self.http01.clone()),
+            ChallengeChoice::Dns01 => match dns {
+                Some(dns) => Ok(dns.clone()),
+                None => Err(refuse("DNS-01", "challenges.dns01")),
+            },
+            ChallengeChoice::DnsAccount01 => {
+                account().ok_or_else(|| refuse("dns-account-01", "challenges.dns01"))
+            }
+            ChallengeChoice::DnsPersist01 => match persist {
+                Some(persist) => Ok(persist.clone()),
+                None => Err(refuse("dns-persist-01", "challenges.dnsPersist")),
+            },
+            ChallengeChoice::Auto | ChallengeChoice::Http01 => {
+                if let Some(persist) = persist {
+                    return Ok(persist.clone());
+                }
+                match dns {
+                    Some(dns) => match dns.default_challenge(name) {
+                        crate::config::Dns01Challenge::DnsAccount01 => {
+                            account().ok_or_else(|| refuse("dns-account-01", "challenges.dns01"))
+                        }
+                        crate::config::Dns01Challenge::Dns01 => Ok(dns.clone()),
+                    },
+                    None if wildcard => Err(refuse("DNS-01", "challenges.dns01")),
+                    None => Ok(self.http01.clone()),
+                }
+            }
         }
     }
 
@@ -234,6 +311,7 @@ impl Issuer {
         let _ = self.store.release_lease(&lease, &owner).await;
         let account = account?;
         self.check_profile(&account)?;
+        let _ = self.account_uri.set(account.id().to_owned());
         *slot = Some(account.clone());
         Ok(account)
     }
@@ -376,6 +454,7 @@ fn challenge_name(kind: &ChallengeType) -> String {
         ChallengeType::Http01 => "http-01".to_owned(),
         ChallengeType::Dns01 => "dns-01".to_owned(),
         ChallengeType::TlsAlpn01 => "tls-alpn-01".to_owned(),
+        ChallengeType::Unknown(name) => name.clone(),
         other => format!("{other:?}"),
     }
 }

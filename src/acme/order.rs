@@ -45,6 +45,8 @@ impl Issuer {
         let (result, retry_after) = http::with_retry_after(async {
             let _slot = self.in_flight.acquire().await;
             let account = self.account().await?;
+            // DNS-PERSIST-01 records are checked before anything is asked of the CA.
+            self.check_persist(key, choice).await?;
             let outcome = self.run(&account, key, choice, announce).await;
             self.cleanup(key).await;
             if self.order_is_spent(key, &outcome).await {
@@ -247,7 +249,10 @@ impl Issuer {
             if challenge.status == ChallengeStatus::Pending {
                 to_validate.push((name, challenge_type.clone()));
             }
-            if challenge_type == ChallengeType::Dns01 {
+            // DNS-ACCOUNT-01 records are DNS-01's under another name: the same wait.
+            if challenge_type == ChallengeType::Dns01
+                || challenge_type == super::dns01::account_challenge_type()
+            {
                 dns_presented.push(presented);
             }
         }
@@ -435,8 +440,13 @@ impl Issuer {
                 handle: record.handle.clone(),
             };
             let solver: Arc<dyn Solver> = match (record.challenge_type.as_str(), &self.dns01) {
-                ("dns-01", Some(dns)) => dns.clone(),
-                ("dns-01", None) => {
+                ("dns-01" | "dns-account-01", Some(dns)) => dns.clone(),
+                // Nothing was written for DNS-PERSIST-01.
+                (super::dns_persist01::CHALLENGE, _) => {
+                    let _ = self.store.remove_presented(key, &record.handle).await;
+                    continue;
+                }
+                ("dns-01" | "dns-account-01", None) => {
                     tracing::warn!(name = %record.name, handle = %record.handle, "no challenges.dns01 is configured to remove this DNS-01 record; delete it by hand");
                     continue;
                 }

@@ -24,16 +24,21 @@ pub struct Presented {
 }
 
 /// Which challenge a request asks for (`"challenge"` in the body); not part of a certificate's
-/// identity. Wildcard names always use DNS-01.
+/// identity. Wildcard names always use a DNS challenge (see `Issuer::solver_for`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChallengeChoice {
-    /// DNS-01 when a `challenges.dns01` entry matches the name, else HTTP-01.
+    /// DNS-PERSIST-01 when a `challenges.dnsPersist` entry matches the name, else the
+    /// `challenge` of the `challenges.dns01` entry that matches it, else HTTP-01.
     #[default]
     Auto,
     /// `"http-01"`.
     Http01,
     /// `"dns-01"`: refused for a name no `challenges.dns01` entry matches.
     Dns01,
+    /// `"dns-account-01"`: through the `challenges.dns01` entries, under the account label.
+    DnsAccount01,
+    /// `"dns-persist-01"`: refused for a name no `challenges.dnsPersist` entry matches.
+    DnsPersist01,
 }
 
 /// Why a cleanup failed: the solver's own error. Cleanup failures are logged and retried at the

@@ -273,9 +273,11 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
         None => ChallengeChoice::Auto,
         Some("http-01") => ChallengeChoice::Http01,
         Some("dns-01") => ChallengeChoice::Dns01,
+        Some("dns-account-01") => ChallengeChoice::DnsAccount01,
+        Some("dns-persist-01") => ChallengeChoice::DnsPersist01,
         Some(other) => {
             return Err(ApiError::InvalidBody(format!(
-                "challenge {other:?}: use \"http-01\" or \"dns-01\""
+                "challenge {other:?}: use \"http-01\", \"dns-01\", \"dns-account-01\" or \"dns-persist-01\""
             )));
         }
     };

@@ -201,11 +201,18 @@ impl PartialSchema for Challenge {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some(
-                "Force a challenge type. Absent: DNS-01 for names a `challenges.dns01` entry \
-                 holds, HTTP-01 otherwise; wildcards always use DNS-01. Not part of the \
+                "Force a challenge type. Absent: DNS-PERSIST-01 for names a \
+                 `challenges.dnsPersist` entry holds, else the `challenge` (DNS-01 or \
+                 DNS-ACCOUNT-01) of the `challenges.dns01` entry holding the name, HTTP-01 \
+                 otherwise; wildcards always use a DNS challenge. Not part of the \
                  certificate's identity.",
             ))
-            .enum_values(Some(["http-01", "dns-01"]))
+            .enum_values(Some([
+                "http-01",
+                "dns-01",
+                "dns-account-01",
+                "dns-persist-01",
+            ]))
             .into()
     }
 }

@@ -1,11 +1,12 @@
-//! `challenges`: where HTTP-01 is answered, the DNS-01 providers, and where DNS-01 propagation
-//! is checked.
+//! `challenges`: where HTTP-01 is answered, the DNS-01 providers, the DNS-PERSIST-01 records,
+//! and where DNS records are checked.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Serialize;
 
 use super::{
+    dns_persist::{self, DnsPersistEntry},
     dns01::{self, Dns01Entry},
     print::{as_display, as_display_seq},
     raw::RawChallenges,
@@ -22,6 +23,9 @@ pub struct ChallengesConfig {
     pub http01: Http01Config,
     /// `challenges.dns01`: DNS providers, the first whose zones match a name handles it.
     pub dns01: Vec<Dns01Entry>,
+    /// `challenges.dnsPersist`: names validated by a standing `_validation-persist` record (no
+    /// DNS write); the first entry whose names match is used.
+    pub dns_persist: Vec<DnsPersistEntry>,
     /// `challenges.resolvers`: where DNS-01 propagation is checked; empty = the zone's
     /// authoritative servers.
     #[serde(serialize_with = "as_display_seq")]
@@ -51,10 +55,12 @@ pub(super) fn challenges(
         report,
     )?;
     let dns01 = dns01::entries(raw.dns01, report);
+    let dns_persist = dns_persist::entries(raw.dns_persist, report);
     let resolvers = dns01::resolvers(raw.resolvers, report);
     Ok(ChallengesConfig {
         http01: Http01Config { listen },
         dns01: dns01?,
+        dns_persist: dns_persist?,
         resolvers: resolvers?,
     })
 }

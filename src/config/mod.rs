@@ -21,6 +21,7 @@ mod auth;
 mod certificates;
 mod challenges;
 mod de;
+mod dns_persist;
 mod dns01;
 mod error;
 mod jwt;
@@ -47,8 +48,9 @@ pub use self::{
     auth::AuthConfig,
     certificates::{CertificatesConfig, PrivateKeys},
     challenges::{ChallengesConfig, Http01Config},
+    dns_persist::{DnsPersistEntry, PersistUntil},
     dns01::{
-        CloudflareConfig, Dns01Entry, DnsProviderConfig, GcloudConfig, Rfc2136Config,
+        CloudflareConfig, Dns01Challenge, Dns01Entry, DnsProviderConfig, GcloudConfig, Rfc2136Config,
         ServiceAccountKey, ServiceAccountKeyError, TsigAlgorithm,
     },
     error::{ConfigError, Problem},

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::dns_persist::RawDnsPersistEntry;
 use super::dns01::RawDns01Entry;
 
 /// The whole file.
@@ -117,6 +118,7 @@ pub(super) struct RawChallenges {
     pub http01: Option<RawHttp01>,
     /// Each entry's keys depend on its provider: see `dns01/`.
     pub dns01: Option<Vec<RawDns01Entry>>,
+    pub dns_persist: Option<Vec<RawDnsPersistEntry>>,
     pub resolvers: Option<Vec<String>>,
 }
 

@@ -73,6 +73,22 @@ pub struct Dns01Entry {
     /// `pollingInterval`: how often visibility is checked meanwhile (default 2s).
     #[serde(serialize_with = "as_duration")]
     pub polling_interval: Duration,
+    /// `challenge`: `dns-01` (default) or `dns-account-01`, the record under an account label.
+    pub challenge: Dns01Challenge,
+}
+
+/// Which TXT-record challenge an entry answers by default (a request's `challenge` may ask for
+/// the other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum Dns01Challenge {
+    /// `dns-01` (RFC 8555 section 8.4): `_acme-challenge.<name>`.
+    #[default]
+    #[serde(rename = "dns-01")]
+    Dns01,
+    /// `dns-account-01` (draft-ietf-acme-dns-account-label): `_<label>._acme-challenge.<name>`,
+    /// the label derived from the ACME account's URL.
+    #[serde(rename = "dns-account-01")]
+    DnsAccount01,
 }
 
 impl Dns01Entry {
@@ -172,6 +188,7 @@ struct RawDns01Common {
     timeout: Option<String>,
     propagation_timeout: Option<String>,
     polling_interval: Option<String>,
+    challenge: Option<String>,
 }
 
 /// One item of `challenges.dns01` as the file has it: only keys that some provider (or every
@@ -304,7 +321,16 @@ fn entry(path: &str, raw: &RawDns01Entry, report: &mut Report<'_>) -> Result<Dns
         DEFAULT_POLLING_INTERVAL,
         report,
     );
+    let challenge = match non_empty(common.challenge).as_deref() {
+        None | Some("dns-01") => Ok(Dns01Challenge::Dns01),
+        Some("dns-account-01") => Ok(Dns01Challenge::DnsAccount01),
+        Some(other) => Err(report.error(
+            &format!("{path}.challenge"),
+            format!("\"{other}\" is not a DNS challenge; write dns-01 or dns-account-01"),
+        )),
+    };
     Ok(Dns01Entry {
+        challenge: challenge?,
         provider: provider?,
         zones: zones?,
         ttl: ttl?,
