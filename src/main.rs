@@ -39,6 +39,10 @@ enum Command {
     /// database.
     #[command(subcommand)]
     Notify(commands::notify::NotifyCommand),
+    /// DNS-PERSIST-01: print the standing TXT record that validates a name for this server's
+    /// ACME account (creating the account in the store if there is none yet).
+    #[command(subcommand)]
+    DnsPersist(commands::dns_persist::DnsPersistCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,5 +57,6 @@ fn main() -> ExitCode {
         Command::Certs(args) => commands::certs::main(*args),
         Command::Akash(command) => commands::akash::run(command, config),
         Command::Notify(command) => commands::notify::run(command, config),
+        Command::DnsPersist(command) => commands::dns_persist::run(command, config),
     }
 }

@@ -400,7 +400,11 @@ mod tests {
         );
         let label = account_label("https://ca.test/acct/1");
         assert_eq!(label.len(), 17);
-        assert!(label[1..].bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)));
+        assert!(
+            label[1..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ impl PersistRecord {
                 return Err(format!("parameter {part:?} is not tag=value"));
             };
             let tag = tag.trim().to_ascii_lowercase();
-            if params.insert(tag.clone(), value.trim().to_owned()).is_some() {
+            if params
+                .insert(tag.clone(), value.trim().to_owned())
+                .is_some()
+            {
                 return Err(format!("parameter {tag} is given twice"));
             }
         }
@@ -118,7 +121,12 @@ impl PersistRecord {
         let strings: Vec<String> = value
             .as_bytes()
             .chunks(255)
-            .map(|chunk| format!("\"{}\"", String::from_utf8_lossy(chunk).replace('"', "\\\"")))
+            .map(|chunk| {
+                format!(
+                    "\"{}\"",
+                    String::from_utf8_lossy(chunk).replace('"', "\\\"")
+                )
+            })
             .collect();
         format!("{}. IN TXT {}", record_name(name), strings.join(" "))
     }
@@ -177,7 +185,10 @@ impl DnsPersistSolver {
 
     /// What the checks saw: record name -> (entry index, `persistUntil`).
     pub fn seen(&self) -> BTreeMap<String, (usize, Option<i64>)> {
-        self.seen.lock().map(|seen| seen.clone()).unwrap_or_default()
+        self.seen
+            .lock()
+            .map(|seen| seen.clone())
+            .unwrap_or_default()
     }
 
     /// The TXT values at `fqdn`, from the first resolver that answers.
@@ -268,11 +279,17 @@ pub fn judge(
     if objections.is_empty() {
         let seen = match values.len() {
             0 => "there is no TXT record".to_owned(),
-            n => format!("its {n} TXT record(s) name no issuer of {}", issuers.join(", ")),
+            n => format!(
+                "its {n} TXT record(s) name no issuer of {}",
+                issuers.join(", ")
+            ),
         };
         Err(Refusal::Missing(format!("{fqdn}: {seen}")))
     } else {
-        Err(Refusal::Mismatch(format!("{fqdn}: {}", objections.join("; "))))
+        Err(Refusal::Mismatch(format!(
+            "{fqdn}: {}",
+            objections.join("; ")
+        )))
     }
 }
 
@@ -465,10 +482,18 @@ mod tests {
              persistUntil=1800000000"
         );
         assert_eq!(record(&wanted.value()), wanted, "round trip");
-        assert!(wanted.zone_line("*.example.com").starts_with("_validation-persist.example.com. "));
+        assert!(
+            wanted
+                .zone_line("*.example.com")
+                .starts_with("_validation-persist.example.com. ")
+        );
         wanted.account_uri = "x".repeat(300);
         let line = wanted.zone_line("example.com");
-        assert_eq!(line.matches("\" \"").count(), 1, "split in two strings: {line}");
+        assert_eq!(
+            line.matches("\" \"").count(),
+            1,
+            "split in two strings: {line}"
+        );
     }
 
     #[test]
@@ -482,14 +507,25 @@ mod tests {
         let good = "ca.example; accounturi=https://ca.example/acct/123";
         assert!(judge_one("example.com", &[good]).is_ok());
         assert!(judge_one("example.com", &["other.ca; accounturi=x", good]).is_ok());
-        assert!(matches!(judge_one("example.com", &[]), Err(Refusal::Missing(_))));
         assert!(matches!(
-            judge_one("example.com", &["other.ca; accounturi=https://ca.example/acct/123"]),
+            judge_one("example.com", &[]),
             Err(Refusal::Missing(_))
         ));
-        let other = judge_one("example.com", &["ca.example; accounturi=https://ca.example/acct/9"]);
+        assert!(matches!(
+            judge_one(
+                "example.com",
+                &["other.ca; accounturi=https://ca.example/acct/123"]
+            ),
+            Err(Refusal::Missing(_))
+        ));
+        let other = judge_one(
+            "example.com",
+            &["ca.example; accounturi=https://ca.example/acct/9"],
+        );
         assert!(matches!(other, Err(Refusal::Mismatch(m)) if m.contains("acct/9")));
-        assert!(matches!(judge_one("*.example.com", &[good]), Err(Refusal::Mismatch(m)) if m.contains("policy=wildcard")));
+        assert!(
+            matches!(judge_one("*.example.com", &[good]), Err(Refusal::Mismatch(m)) if m.contains("policy=wildcard"))
+        );
         assert!(judge_one("*.example.com", &[&format!("{good}; policy=wildcard")]).is_ok());
         let expired = judge_one("example.com", &[&format!("{good}; persistUntil=999")]);
         assert!(matches!(expired, Err(Refusal::Mismatch(m)) if m.contains("expired")));

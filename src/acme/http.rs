@@ -260,7 +260,10 @@ mod tests {
                  "renewalInfo": "https://ca.test/draft-ietf-acme-ari-03/renewalInfo",
                  "meta": {"termsOfService": "x", "caaIdentities": ["CA.test", "ca.example"]}}"#,
         );
-        assert_eq!(endpoints.caa_identities.get().expect("learnt"), &["ca.test", "ca.example"]);
+        assert_eq!(
+            endpoints.caa_identities.get().expect("learnt"),
+            &["ca.test", "ca.example"]
+        );
         let cases = [
             ("https://ca.test/dir", "directory"),
             ("https://ca.test/nonce-plz", "newNonce"),

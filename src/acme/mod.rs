@@ -8,15 +8,15 @@
 pub mod ari;
 pub mod cert;
 pub mod csr;
-pub mod dns_persist01;
 pub mod dns01;
+pub mod dns_persist01;
 pub mod http;
 pub mod http01;
 mod order;
 pub mod solver;
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;

@@ -4,6 +4,7 @@
 pub mod akash;
 pub mod certs;
 pub mod check_config;
+pub mod dns_persist;
 pub mod fetch;
 pub mod notify;
 pub mod serve;

@@ -191,7 +191,9 @@ fn names(
             Err(e) => {
                 return Err(report.error(
                     &format!("{key}[{j}]"),
-                    format!("\"{text}\" is not a name pattern ({e}); write example.com or *.example.com"),
+                    format!(
+                        "\"{text}\" is not a name pattern ({e}); write example.com or *.example.com"
+                    ),
                 ));
             }
         }
@@ -210,7 +212,10 @@ fn issuer_names(
     if list.len() > MAX_ISSUER_NAMES {
         return Err(report.error(
             &key,
-            format!("lists {} names; a CA names at most {MAX_ISSUER_NAMES}", list.len()),
+            format!(
+                "lists {} names; a CA names at most {MAX_ISSUER_NAMES}",
+                list.len()
+            ),
         ));
     }
     let mut names = Vec::new();
@@ -269,15 +274,20 @@ mod tests {
         assert_eq!(entry.persist_until, Some(PersistUntil::At(1_798_761_600)));
         assert_eq!(entry.warn_before, Duration::from_secs(7 * 86_400));
         let entry = entry_of("    - names: [example.com]\n      persistUntil: 365d\n");
-        assert_eq!(entry.persist_until.map(|p| p.at(100)), Some(100 + 365 * 86_400));
+        assert_eq!(
+            entry.persist_until.map(|p| p.at(100)),
+            Some(100 + 365 * 86_400)
+        );
     }
 
     #[test]
     fn mistakes_name_the_key_and_the_fix() {
         assert_eq!(
             problems_of("    - policy: wildcard\n"),
-            ["challenges.dnsPersist[0].names: is required: list the names this record \
-              validates, such as example.com or *.example.com (every name below it)"]
+            [
+                "challenges.dnsPersist[0].names: is required: list the names this record \
+              validates, such as example.com or *.example.com (every name below it)"
+            ]
         );
         let problems = problems_of(
             "    - names: [example.com]\n      policy: subdomains\n      persistUntil: soon\n",

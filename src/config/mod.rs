@@ -21,8 +21,8 @@ mod auth;
 mod certificates;
 mod challenges;
 mod de;
-mod dns_persist;
 mod dns01;
+mod dns_persist;
 mod error;
 mod jwt;
 mod log;
@@ -50,8 +50,8 @@ pub use self::{
     challenges::{ChallengesConfig, Http01Config},
     dns_persist::{DnsPersistEntry, PersistUntil},
     dns01::{
-        CloudflareConfig, Dns01Challenge, Dns01Entry, DnsProviderConfig, GcloudConfig, Rfc2136Config,
-        ServiceAccountKey, ServiceAccountKeyError, TsigAlgorithm,
+        CloudflareConfig, Dns01Challenge, Dns01Entry, DnsProviderConfig, GcloudConfig,
+        Rfc2136Config, ServiceAccountKey, ServiceAccountKeyError, TsigAlgorithm,
     },
     error::{ConfigError, Problem},
     jwt::JwtConfig,

@@ -1,0 +1,283 @@
+//! DNS-PERSIST-01 and DNS-ACCOUNT-01 end to end against Pebble 2.10 and its challtestsrv.
+//!
+//! DNS-PERSIST-01: the record `certfleet dns-persist record NAME` (the real binary, on the same
+//! store as the service) prints, placed in challtestsrv, gives a certificate with no DNS
+//! provider configured and no HTTP-01 listener on Pebble's validation port; records that do not
+//! fit (another account, no `policy=wildcard` for a wildcard, a past `persistUntil`, none at
+//! all) are refused before any order; a `persistUntil` within `warnBefore` is reported.
+//! DNS-ACCOUNT-01: a certificate through the Cloudflare fake, whose TXT records challtestsrv
+//! serves, under the account-scoped label.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::common;
+use crate::dns::cloudflare_fake::{self, CloudflareFake};
+use common::service::{ADMIN_KEY, Service, base_yaml, json};
+use common::{Pebble, PebbleOptions, free_port};
+
+const CERT: &str = "/api/certificate";
+
+/// A test's certfleet config on disk, with the service's database beside it.
+struct Setup {
+    dir: TempDir,
+    db_url: String,
+    yaml: String,
+    file: PathBuf,
+}
+
+/// The base config with HTTP-01 on a port Pebble never dials, challtestsrv as the resolver, no
+/// `challenges.dns01`, and `persist` as `challenges.dnsPersist` (YAML list items).
+fn setup(pebble: &Pebble, persist: &str, extra: &str) -> Setup {
+    let dir = tempfile::Builder::new()
+        .prefix("certfleet-persist-")
+        .tempdir()
+        .expect("temporary directory");
+    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    let yaml = base_yaml(pebble, &db_url, "60s")
+        .replace(
+            &format!("listen: \"127.0.0.1:{}\"", pebble.http_port()),
+            &format!("listen: \"127.0.0.1:{}\"", free_port()),
+        )
+        .replace(
+            "challenges:\n",
+            &format!(
+                "challenges:\n  resolvers: [\"{}\"]\n  dnsPersist:\n{persist}",
+                pebble.dns_server()
+            ),
+        )
+        + extra;
+    let file = dir.path().join("certfleet.yaml");
+    std::fs::write(&file, &yaml).expect("write the config");
+    Setup {
+        dir,
+        db_url,
+        yaml,
+        file,
+    }
+}
+
+/// `certfleet dns-persist record NAME --json --config FILE`, by the real binary.
+fn printed_record(config: &Path, name: &str) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_certfleet"))
+        .args(["dns-persist", "record", name, "--json", "--config"])
+        .arg(config)
+        .env_remove("CERTFLEET_CONFIG")
+        .output()
+        .expect("run certfleet dns-persist record");
+    assert!(
+        output.status.success(),
+        "dns-persist record failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+async fn start(setup: Setup) -> Service {
+    Service::start_yaml(&setup.yaml, setup.dir, setup.db_url).await
+}
+
+async fn post(service: &Service, body: Value) -> (u16, Value) {
+    let response = service.post(CERT, ADMIN_KEY, body).await;
+    let status = response.status().as_u16();
+    (status, json(response).await)
+}
+
+#[tokio::test]
+async fn the_printed_record_gives_a_certificate_without_dns_credentials_or_http01() {
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let setup = setup(&pebble, "    - names: [\"persist.example.test\"]\n", "");
+    let printed = printed_record(&setup.file, "persist.example.test");
+    let value = printed["value"].as_str().expect("value");
+    assert!(
+        value.starts_with("pebble.letsencrypt.org; accounturi=https://127.0.0.1:"),
+        "{printed}"
+    );
+    assert_eq!(
+        printed["zoneLine"],
+        format!("_validation-persist.persist.example.test. IN TXT \"{value}\"")
+    );
+    assert_eq!(printed["policy"], Value::Null);
+    pebble
+        .set_txt("_validation-persist.persist.example.test.", value)
+        .await;
+
+    let service = start(setup).await;
+    let (status, body) = post(&service, json!({"domain": "persist.example.test"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pebble.issued_count(), 1);
+    // The record names the account the service uses (loaded from the same store).
+    let account = service
+        .app
+        .api
+        .certs
+        .issuer()
+        .account_uri()
+        .await
+        .expect("account");
+    assert_eq!(printed["accountUri"], account);
+    assert_eq!(service.count_rows("presented").await, 0);
+    assert!(
+        pebble.log().contains("dns-persist-01"),
+        "Pebble validated DNS-PERSIST-01"
+    );
+}
+
+#[tokio::test]
+async fn records_that_do_not_fit_are_refused_before_any_order() {
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let setup = setup(
+        &pebble,
+        "    - names: [\"*.strict.example.test\"]\n    - names: [\"*.open.example.test\"]\n      \
+         policy: wildcard\n",
+        "",
+    );
+    let printed = printed_record(&setup.file, "a.strict.example.test");
+    let mine = printed["value"].as_str().expect("value").to_owned();
+    let account = printed["accountUri"].as_str().expect("account").to_owned();
+    // Another account's record, a record without policy=wildcard for a wildcard, an expired one.
+    pebble
+        .set_txt(
+            "_validation-persist.other.strict.example.test.",
+            "pebble.letsencrypt.org; accounturi=https://127.0.0.1:1/my-account/999",
+        )
+        .await;
+    pebble
+        .set_txt("_validation-persist.w.open.example.test.", &mine)
+        .await;
+    let past = certfleet::util::clock::now() - 60;
+    pebble
+        .set_txt(
+            "_validation-persist.old.strict.example.test.",
+            &format!("{mine}; persistUntil={past}"),
+        )
+        .await;
+    let service = start(setup).await;
+    let orders = pebble.orders_count();
+
+    let (status, body) = post(&service, json!({"domain": "other.strict.example.test"})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["code"], "dns_persist_record_mismatch", "{body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("my-account/999"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "_validation-persist.other.strict.example.test. IN TXT \"pebble.letsencrypt.org; accounturi={account}\""
+        )),
+        "names what to publish: {message}"
+    );
+
+    let (status, body) = post(&service, json!({"domain": "none.strict.example.test"})).await;
+    assert_eq!((status, body["code"].as_str()), (502, Some("dns_persist_record_missing")), "{body}");
+
+    let (status, body) = post(&service, json!({"domain": "old.strict.example.test"})).await;
+    assert_eq!(body["code"], "dns_persist_record_mismatch", "{body}");
+    assert!(body["message"].as_str().expect("message").contains("expired"), "{body}");
+    assert_eq!(status, 502);
+
+    // A wildcard under an entry without `policy: wildcard`: refused, saying what to set.
+    let (status, body) = post(&service, json!({"domain": "*.x.strict.example.test"})).await;
+    assert_eq!(body["code"], "dns_persist_record_mismatch", "{body}");
+    assert!(body["message"].as_str().expect("message").contains("policy: wildcard"), "{body}");
+    assert_eq!(status, 502);
+    // Under one with it, a record without policy=wildcard does not cover the wildcard.
+    let (status, body) = post(&service, json!({"domain": "*.w.open.example.test"})).await;
+    assert_eq!(body["code"], "dns_persist_record_mismatch", "{body}");
+    assert!(body["message"].as_str().expect("message").contains("policy=wildcard"), "{body}");
+    assert_eq!(status, 502);
+
+    assert_eq!(pebble.orders_count(), orders, "no order was created");
+}
+
+#[tokio::test]
+async fn a_wildcard_and_its_base_through_one_record_with_policy_wildcard() {
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let setup = setup(
+        &pebble,
+        "    - names: [\"wild.example.test\", \"*.wild.example.test\"]\n      policy: wildcard\n      \
+         persistUntil: 365d\n",
+        "",
+    );
+    let printed = printed_record(&setup.file, "*.wild.example.test");
+    assert_eq!(printed["fqdn"], "_validation-persist.wild.example.test");
+    assert_eq!(printed["policy"], "wildcard");
+    let until = printed["persistUntil"].as_i64().expect("persistUntil");
+    assert!(until > certfleet::util::clock::now() + 364 * 86_400, "{printed}");
+    let value = printed["value"].as_str().expect("value");
+    assert!(value.ends_with(&format!("; policy=wildcard; persistUntil={until}")), "{value}");
+    pebble
+        .set_txt("_validation-persist.wild.example.test.", value)
+        .await;
+    let service = start(setup).await;
+    let (status, body) = post(
+        &service,
+        json!({"domains": ["wild.example.test", "*.wild.example.test"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(pebble.issued_count(), 1);
+}
+
+#[tokio::test]
+async fn dns_account_01_through_a_provider_under_the_account_label() {
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let fake = CloudflareFake::start(&["example.test"], Some(pebble.challtestsrv_url())).await;
+    let entry = format!(
+        "    - provider: cf\n      apiToken: \"{}\"\n      apiUrl: \"{}\"\n      \
+         pollingInterval: 200ms\n      zones: [\"acct.example.test\"]\n      \
+         challenge: dns-account-01\n",
+        cloudflare_fake::TOKEN,
+        fake.api_url()
+    );
+    let setup = setup(&pebble, "    - names: [\"unused.example.test\"]\n", "");
+    let yaml = setup
+        .yaml
+        .replace("  dnsPersist:\n", &format!("  dns01:\n{entry}  dnsPersist:\n"));
+    let service = Service::start_yaml(&yaml, setup.dir, setup.db_url).await;
+
+    // The entry's `challenge`, and a request's `challenge` for a name of another entry kind.
+    let (status, body) = post(&service, json!({"domain": "a.acct.example.test"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &service,
+        json!({"domain": "b.acct.example.test", "challenge": "dns-account-01"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let account = service
+        .app
+        .api
+        .certs
+        .issuer()
+        .account_uri()
+        .await
+        .expect("account");
+    let label = certfleet::acme::dns01::account_label(&account);
+    let calls = fake.calls().join("\n");
+    for name in ["a.acct.example.test", "b.acct.example.test"] {
+        let record = format!("{label}._acme-challenge.{name}");
+        assert!(calls.contains(&record), "{record} in {calls}");
+    }
+    assert!(!calls.contains("\"_acme-challenge."), "no plain DNS-01 record: {calls}");
+    assert_eq!(fake.record_count(), 0, "records removed after issuance");
+    assert_eq!(pebble.issued_count(), 2);
+}
