@@ -127,6 +127,7 @@ impl App {
                 default_key_type: config.acme.key_type,
                 private_keys: config.certificates.private_keys,
                 max_client_keys: config.certificates.max_client_keys,
+                default_profile: config.acme.profile.clone(),
                 issue_wait: config.server.issue_wait,
                 renderings_budget: cache_budget,
                 ui: config.server.ui,

@@ -111,11 +111,30 @@ pub struct NoSolver {
     pub wildcard: bool,
 }
 
+/// A profile the request names that the CA's directory does not list (instant-acme does not
+/// check): a client's mistake, answered before anything is ordered.
+#[derive(Debug, Clone, Error)]
+#[error("profile {profile:?} is not offered by the CA; it offers {}", offered_list(.offered))]
+pub struct UnknownProfile {
+    /// The profile asked for.
+    pub profile: String,
+    /// The profiles the directory lists.
+    pub offered: Vec<String>,
+}
+
+fn offered_list(offered: &[String]) -> String {
+    if offered.is_empty() {
+        "no profiles: leave profile out".to_owned()
+    } else {
+        offered.join(", ")
+    }
+}
+
 /// Obtains certificates from one ACME directory with one account.
 pub struct Issuer {
     directory_url: String,
     email: Option<String>,
-    profile: Option<String>,
+    profile: Option<crate::domain::Profile>,
     eab: Option<(String, Vec<u8>)>,
     http: http::AcmeHttp,
     store: Arc<dyn Store>,
@@ -238,6 +257,22 @@ impl Issuer {
         Ok(account)
     }
 
+    /// Whether the CA's directory lists `profile` (`Err` when the account cannot be loaded).
+    pub async fn require_profile(
+        &self,
+        profile: &crate::domain::Profile,
+    ) -> Result<Result<(), UnknownProfile>, IssueError> {
+        let account = self.account().await?;
+        let offered: Vec<String> = account.profiles().map(|p| p.name.to_owned()).collect();
+        if offered.iter().any(|name| name == profile.as_str()) {
+            return Ok(Ok(()));
+        }
+        Ok(Err(UnknownProfile {
+            profile: profile.as_str().to_owned(),
+            offered,
+        }))
+    }
+
     /// `acme.profile` must be one the directory lists (instant-acme does not check).
     fn check_profile(&self, account: &Account) -> Result<(), IssueError> {
         let Some(wanted) = &self.profile else {
@@ -248,7 +283,7 @@ impl Issuer {
             return Ok(());
         }
         Err(IssueError::Ca(format!(
-            "acme.profile {wanted:?} is not offered by {}: it offers {}; change or remove acme.profile",
+            "acme.profile \"{wanted}\" is not offered by {}: it offers {}; change or remove acme.profile",
             self.directory_url,
             if offered.is_empty() {
                 "no profiles".to_owned()

@@ -158,7 +158,13 @@ impl Issuer {
             .iter()
             .map(|name| Identifier::Dns(name.to_string()))
             .collect();
-        let build = || match &self.profile {
+        // The identity's profile, else `acme.profile`, else the CA's default.
+        let profile = key
+            .profile
+            .as_ref()
+            .or(self.profile.as_ref())
+            .map(crate::domain::Profile::as_str);
+        let build = || match profile {
             Some(profile) => NewOrder::new(&identifiers).profile(profile),
             None => NewOrder::new(&identifiers),
         };
@@ -396,6 +402,7 @@ impl Issuer {
         let cert = StoredCert {
             names: key.names.clone(),
             key: key.key,
+            profile: key.profile.clone(),
             cert_pem: chain.full_pem,
             key_pem,
             issuer_pem: chain.issuer_pem,

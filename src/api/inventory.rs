@@ -477,7 +477,7 @@ fn item(entry: InventoryEntry, status: &'static str) -> Item {
             .iter()
             .map(|n| n.as_str().to_owned())
             .collect(),
-        key: super::KeyFields::from(&entry.key.key),
+        key: super::KeyFields::from(&entry.key),
         status,
         serial: cert.map(|c| c.serial.clone()),
         not_before: at(cert.map(|c| c.not_before)),
@@ -653,8 +653,14 @@ mod tests {
         let key = CertKey {
             names: NameSet::parse(&["www.a.example", "a.example"]).expect("names"),
             key: KeySpec::Server(KeyType::Rsa2048),
+            profile: None,
         };
-        assert_eq!(decode_id(&encode_id(&key)), Some(key));
+        assert_eq!(decode_id(&encode_id(&key)), Some(key.clone()));
+        let short = CertKey {
+            profile: crate::domain::Profile::parse("shortlived"),
+            ..key
+        };
+        assert_eq!(decode_id(&encode_id(&short)), Some(short));
         for id in [
             "",
             "!!",

@@ -15,7 +15,7 @@ use super::{
     report::{Report, Reported, non_empty, pem_certificates_file},
     secret::Secret,
 };
-use crate::domain::KeyType;
+use crate::domain::{KeyType, Profile};
 
 const DEFAULT_DIRECTORY_URL: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// RFC 8555 section 7.3.4 leaves the size to the CA; every CA in use issues 32 bytes or more,
@@ -45,7 +45,7 @@ pub struct AcmeConfig {
     #[serde(serialize_with = "as_key_type")]
     pub key_type: KeyType,
     /// `acme.profile`: an ACME profile name, checked against the directory later.
-    pub profile: Option<String>,
+    pub profile: Option<Profile>,
     /// `acme.maxConcurrentOrders`: how many orders this process drives at the CA at once
     /// (1 to 1000); more issuances wait for a free slot, in the order they came.
     pub max_concurrent_orders: usize,
@@ -107,13 +107,14 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
                         )
                     })
             });
+    let profile = super::report::profile("acme.profile", raw.profile, report);
     Ok(AcmeConfig {
         directory_url: directory_url?,
         email: email?,
         ca_certificates: ca_certificates?,
         eab: eab?,
         key_type: key_type?,
-        profile: non_empty(raw.profile),
+        profile: profile?,
         max_concurrent_orders: max_concurrent_orders?,
     })
 }

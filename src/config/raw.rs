@@ -154,6 +154,7 @@ pub(super) struct RawPskEntry {
     pub key_file: Option<String>,
     pub domains: Option<Vec<String>>,
     pub admin: Option<bool>,
+    pub profiles: Option<Vec<String>>,
 }
 
 /// `auth.jwt`.
@@ -170,6 +171,7 @@ pub(super) struct RawJwt {
     pub algorithms: Option<Vec<String>>,
     pub max_token_bytes: Option<String>,
     pub ca_certificates: Option<String>,
+    pub profiles: Option<Vec<String>>,
 }
 
 /// `auth.akash`.
@@ -191,6 +193,7 @@ pub(super) struct RawAkash {
 pub(super) struct RawAkashPrincipal {
     pub address: Option<String>,
     pub domains: Option<Vec<String>>,
+    pub profiles: Option<Vec<String>>,
 }
 
 /// `notifications`.

@@ -233,6 +233,7 @@ impl CertService {
         let old = CertKey {
             names: key.names.clone(),
             key: old,
+            profile: key.profile.clone(),
         };
         let by = format!("rotation to {}", key.key);
         let actor = Actor {

@@ -125,7 +125,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::config::{Database, EncryptionKey, SqliteConfig, StorageConfig};
-use crate::domain::{CertKey, FailureKind, KeySpec, NameSet};
+use crate::domain::{CertKey, FailureKind, KeySpec, NameSet, Profile};
 
 /// A failure of the storage backend. Never carries a secret: only the step and the driver's
 /// message (which holds no bound values).
@@ -157,6 +157,8 @@ pub struct StoredCert {
     pub names: NameSet,
     /// Whose private key, and which.
     pub key: KeySpec,
+    /// The profile its identity names (`CertKey::profile`).
+    pub profile: Option<Profile>,
     /// The leaf followed by its chain, PEM.
     pub cert_pem: String,
     /// The private key, PKCS#8 PEM, when certfleet holds it ([`KeySpec::Server`]); `None` for
@@ -228,6 +230,7 @@ impl StoredCert {
         CertKey {
             names: self.names.clone(),
             key: self.key,
+            profile: self.profile.clone(),
         }
     }
 }
@@ -687,7 +690,7 @@ impl InventoryEntry {
         InventoryCursor {
             not_after: self.cert.as_ref().map(|c| c.not_after),
             names: self.key.names.key(),
-            key_type: self.key.key.as_str().to_owned(),
+            key_type: self.key.variant().into_owned(),
         }
     }
 }

@@ -36,6 +36,7 @@ mod observability;
 mod oidc;
 mod openapi;
 mod pebble_harness;
+mod profiles;
 mod replicas;
 mod store_story;
 mod tls;

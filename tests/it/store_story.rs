@@ -119,6 +119,7 @@ fn cert_key(names: &[&str], key_type: KeyType) -> CertKey {
     CertKey {
         names: NameSet::parse(names).expect("valid names"),
         key: KeySpec::Server(key_type),
+        profile: None,
     }
 }
 
@@ -126,6 +127,7 @@ fn stored(key: &CertKey, serial: &str, renew_after: i64) -> StoredCert {
     StoredCert {
         names: key.names.clone(),
         key: key.key,
+        profile: key.profile.clone(),
         cert_pem: format!(
             "-----BEGIN CERTIFICATE-----\nleaf {serial}\n-----END CERTIFICATE-----\n"
         ),
@@ -225,6 +227,7 @@ async fn client_keys(backend: &Backend, store: &dyn Store) {
     let client = |byte: u8| CertKey {
         names: names.clone(),
         key: KeySpec::Client(SpkiHash::from_digest(&[byte; 32])),
+        profile: None,
     };
     let (e, e2) = (client(1), client(2));
     assert_eq!(store.client_csr(&e).await.expect("read"), None);
