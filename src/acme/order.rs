@@ -185,11 +185,16 @@ impl Issuer {
         let created = match replaces {
             Some(id) => match account.new_order(&build().replaces(id)).await {
                 Ok(order) => Ok(order),
-                // Already replaced by an order a crash abandoned, say: order without it.
-                Err(err) => {
-                    tracing::warn!(names = %key.names, error = %err, "ordering without replaces");
+                // An earlier order replaces it already (one a crash abandoned before its URL
+                // was saved, or another client's with this account: RFC 9773 section 5): the
+                // renewal is ordered without `replaces`, which only exempts it from limits.
+                Err(instant_acme::Error::Api(problem))
+                    if super::problem_kind(&problem) == Some("alreadyReplaced") =>
+                {
+                    tracing::info!(names = %key.names, detail = %super::problem_text(&problem), "the certificate already has a replacement order; ordering without replaces");
                     account.new_order(&build()).await
                 }
+                other => other,
             },
             None => account.new_order(&build()).await,
         };
