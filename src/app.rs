@@ -86,6 +86,10 @@ impl App {
             )?;
             issuer = issuer.with_dns01(dns01);
         }
+        let fallback = match &config.acme.fallback {
+            Some(fallback) => Some(Arc::new(Issuer::fallback(&config.acme, fallback, &issuer)?)),
+            None => None,
+        };
         let issuer = Arc::new(issuer);
         let mut methods: Vec<Arc<dyn Authenticator>> = Vec::new();
         if !config.auth.psk.is_empty() {
@@ -115,13 +119,19 @@ impl App {
             tls,
             metrics_certificates: config.server.metrics_certificates,
             api: Arc::new(Shared {
-                certs: Arc::new(CertService::new(
-                    store.clone(),
-                    issuer,
-                    config.storage.lease_ttl,
-                    cache_budget,
-                    notifier,
-                )),
+                certs: Arc::new({
+                    let certs = CertService::new(
+                        store.clone(),
+                        issuer,
+                        config.storage.lease_ttl,
+                        cache_budget,
+                        notifier,
+                    );
+                    match fallback {
+                        Some(fallback) => certs.with_fallback(fallback),
+                        None => certs,
+                    }
+                }),
                 store,
                 auth: AuthChain::new(methods),
                 default_key_type: config.acme.key_type,

@@ -12,6 +12,7 @@ pub mod dns01;
 pub mod http;
 pub mod http01;
 mod order;
+pub use order::Announce;
 pub mod solver;
 
 use std::sync::Arc;
@@ -145,6 +146,8 @@ pub struct Issuer {
     /// `acme.maxConcurrentOrders` slots: an issuance drives its order only while it holds one
     /// (tokio's semaphore is fair: first come, first served).
     in_flight: tokio::sync::Semaphore,
+    /// Whether this is `acme.fallback`'s issuer, used when the primary fails for the CA's reasons.
+    fallback: bool,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -179,7 +182,54 @@ impl Issuer {
             account: Mutex::new(None),
             orders: AtomicU64::new(0),
             in_flight: tokio::sync::Semaphore::new(config.max_concurrent_orders),
+            fallback: false,
         })
+    }
+
+    /// The issuer of `acme.fallback`: its own directory, account, EAB and profile, the rest
+    /// (key type, concurrency) as `config`'s; answering challenges like `primary`.
+    pub fn fallback(
+        config: &AcmeConfig,
+        fallback: &crate::config::FallbackConfig,
+        primary: &Issuer,
+    ) -> Result<Self, http::ClientError> {
+        let mut own = config.clone();
+        own.directory_url.clone_from(&fallback.directory_url);
+        own.email = fallback.email.clone().or_else(|| config.email.clone());
+        own.ca_certificates.clone_from(&fallback.ca_certificates);
+        own.eab.clone_from(&fallback.eab);
+        own.profile.clone_from(&fallback.profile);
+        let mut issuer = Self::new(&own, primary.store.clone())?;
+        issuer.http01 = primary.http01.clone();
+        issuer.dns01.clone_from(&primary.dns01);
+        issuer.fallback = true;
+        Ok(issuer)
+    }
+
+    /// Whether an order URL is at this issuer's CA (same scheme, host and port as its
+    /// directory).
+    pub fn owns_order(&self, url: &str) -> bool {
+        fn origin(url: &str) -> &str {
+            let start = url.find("://").map_or(0, |i| i + 3);
+            url[start..]
+                .find('/')
+                .map_or(url, |end| &url[..start + end])
+        }
+        origin(url).eq_ignore_ascii_case(origin(&self.directory_url))
+    }
+
+    /// The ACME directory this issuer orders from.
+    pub fn directory_url(&self) -> &str {
+        &self.directory_url
+    }
+
+    /// Whether a certificate issued by `ca` (its stored directory) came from this issuer's CA;
+    /// `None` (stored before fallbacks existed) counts as the primary's.
+    pub fn issued(&self, ca: Option<&str>) -> bool {
+        match ca {
+            Some(ca) => ca == self.directory_url,
+            None => !self.fallback,
+        }
     }
 
     /// Answers DNS-01 challenges through `solver` (the `challenges.dns01` providers).

@@ -158,12 +158,18 @@ impl Issuer {
             .iter()
             .map(|name| Identifier::Dns(name.to_string()))
             .collect();
-        // The identity's profile, else `acme.profile`, else the CA's default.
-        let profile = key
-            .profile
-            .as_ref()
-            .or(self.profile.as_ref())
-            .map(crate::domain::Profile::as_str);
+        // The identity's profile, else `acme.profile`, else the CA's default. A fallback CA
+        // uses the identity's profile only when it offers one of that name, else its own
+        // `acme.fallback.profile`: profiles are each CA's own.
+        let profile = match &key.profile {
+            Some(asked)
+                if !self.fallback || account.profiles().any(|p| p.name == asked.as_str()) =>
+            {
+                Some(asked)
+            }
+            _ => self.profile.as_ref(),
+        }
+        .map(crate::domain::Profile::as_str);
         let build = || match profile {
             Some(profile) => NewOrder::new(&identifiers).profile(profile),
             None => NewOrder::new(&identifiers),
@@ -416,6 +422,7 @@ impl Issuer {
             not_after: chain.not_after,
             renew_after,
             issued_at: clock::now(),
+            ca: Some(self.directory_url.clone()),
         };
         // The serial this one replaces, revoked or not, for the event that reports it.
         let previous = self

@@ -73,6 +73,10 @@ pub struct Item {
     pub(super) renew_after: Option<String>,
     /// When certfleet stored the current certificate (RFC 3339, UTC).
     pub(super) issued_at: Option<String>,
+    /// The ACME directory that issued the current certificate (`acme.directoryUrl` or
+    /// `acme.fallback.directoryUrl`); `null` when none is stored, or for one stored before
+    /// fallbacks existed (the primary's).
+    pub(super) ca: Option<String>,
     /// The failure it is backing off from.
     pub(super) last_error: Option<LastError>,
     /// No new order before this time (RFC 3339, UTC), while backing off.
@@ -484,6 +488,7 @@ fn item(entry: InventoryEntry, status: &'static str) -> Item {
         not_after: at(cert.map(|c| c.not_after)),
         renew_after: at(cert.map(|c| c.renew_after)),
         issued_at: at(cert.map(|c| c.issued_at)),
+        ca: cert.and_then(|c| c.ca.clone()),
         next_attempt: at(entry.failure.as_ref().map(|f| f.next_attempt)),
         last_error: entry.failure.map(|f| LastError {
             code: f.kind.as_str(),

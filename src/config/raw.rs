@@ -99,6 +99,18 @@ pub(super) struct RawAcme {
     pub key_type: Option<String>,
     pub profile: Option<String>,
     pub max_concurrent_orders: Option<String>,
+    pub fallback: Option<RawAcmeFallback>,
+}
+
+/// `acme.fallback`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawAcmeFallback {
+    pub directory_url: Option<String>,
+    pub email: Option<String>,
+    pub ca_certificates: Option<String>,
+    pub eab: Option<RawEab>,
+    pub profile: Option<String>,
 }
 
 /// `acme.eab`.

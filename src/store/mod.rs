@@ -13,7 +13,7 @@
 /// transaction. A new migration is one line here and one file per backend.
 macro_rules! migrator {
     ($backend:literal) => {{
-        let migrations: [(i64, &'static str, &'static str); 10] = [
+        let migrations = [
             (
                 1,
                 "init",
@@ -86,6 +86,15 @@ macro_rules! migrator {
                     "../../migrations/",
                     $backend,
                     "/0010_client_keys.sql"
+                )),
+            ),
+            (
+                13,
+                "issuing ca",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0013_issuing_ca.sql"
                 )),
             ),
         ];
@@ -176,6 +185,9 @@ pub struct StoredCert {
     pub renew_after: i64,
     /// When certfleet stored it, Unix seconds.
     pub issued_at: i64,
+    /// The ACME directory that issued it (`acme.directoryUrl`, or `acme.fallback`'s); `None`
+    /// for certificates stored before fallbacks existed, which the primary issued.
+    pub ca: Option<String>,
 }
 
 /// When one stored certificate expires and is due for renewal.
@@ -218,6 +230,7 @@ impl StoredCert {
             + self.key_pem.as_ref().map_or(0, String::capacity)
             + self.issuer_pem.capacity()
             + self.serial.capacity()
+            + self.ca.as_ref().map_or(0, String::capacity)
     }
 
     /// Whether the certificate is still within its validity period at `now`.
@@ -650,6 +663,8 @@ pub struct CertSummary {
     pub renew_after: i64,
     /// When certfleet stored it, Unix seconds.
     pub issued_at: i64,
+    /// The ACME directory that issued it (`None`: the primary, before fallbacks existed).
+    pub ca: Option<String>,
 }
 
 /// One identity as the inventory shows it: its certificate (none when every attempt so far

@@ -312,7 +312,7 @@ macro_rules! inventory_of_certificates {
           WHERE a.names = c.names AND a.key_type = c.key_type AND a.outcome <> 'success') END, \
          CASE WHEN EXISTS (SELECT 1 FROM orders o WHERE o.names = c.names \
           AND o.key_type = c.key_type) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END, \
-         c.revoked_at, c.revoked_reason \
+         c.revoked_at, c.revoked_reason, c.ca \
          FROM certificates c \
          LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type"
     };
@@ -329,7 +329,7 @@ macro_rules! inventory_of_failures {
           AND a.key_type = f.key_type AND a.outcome <> 'success'), \
          CASE WHEN EXISTS (SELECT 1 FROM orders o WHERE o.names = f.names \
           AND o.key_type = f.key_type) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END, \
-         CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
+         CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
          FROM failures f"
     };
 }
@@ -347,7 +347,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read certificate",
                 // The columns in the order `cert_from_row` reads them.
                 "SELECT names, key_type, cert_pem, key_pem, issuer_pem, serial, not_before, \
-                 not_after, renew_after, issued_at FROM certificates \
+                 not_after, renew_after, issued_at, ca FROM certificates \
                  WHERE names = $1 AND key_type = $2 AND revoked_at IS NULL",
                 &[Arg::from(&names), Arg::from(key.variant().as_ref())],
             )
@@ -392,17 +392,19 @@ impl<B: Backend> Store for SqlStore<B> {
                 cert.issued_at
                     + crate::schedule::ari_check_interval(cert.not_before, cert.not_after),
             ),
+            Arg::OptionalText(cert.ca.as_deref()),
         ];
         let save = (
             "INSERT INTO certificates (names, key_type, cert_pem, key_pem, issuer_pem, serial, \
-             not_before, not_after, renew_after, issued_at, ari_next_check) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             not_before, not_after, renew_after, issued_at, ari_next_check, ca) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (names, key_type) DO UPDATE SET cert_pem = excluded.cert_pem, \
              key_pem = excluded.key_pem, issuer_pem = excluded.issuer_pem, \
              serial = excluded.serial, not_before = excluded.not_before, \
              not_after = excluded.not_after, renew_after = excluded.renew_after, \
              issued_at = excluded.issued_at, revoked_at = NULL, revoked_reason = NULL, \
-             expiring_notified = NULL, ari_next_check = excluded.ari_next_check",
+             expiring_notified = NULL, ari_next_check = excluded.ari_next_check, \
+             ca = excluded.ca",
             &args[..],
         );
         self.execute_with_events("save certificate", save, events)
@@ -1716,7 +1718,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let rows = self
             .fetch_all(
                 "list renewal windows to ask again",
-                "SELECT names, key_type, serial, cert_pem, not_before, not_after, renew_after \
+                "SELECT names, key_type, serial, cert_pem, not_before, not_after, renew_after, ca \
                  FROM certificates WHERE ari_next_check <= $1 AND revoked_at IS NULL \
                  AND renew_after > $1 ORDER BY ari_next_check LIMIT $2",
                 &[now.into(), i64::from(limit).into()],
@@ -1731,6 +1733,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     not_before: int(row, 4)?,
                     not_after: int(row, 5)?,
                     renew_after: int(row, 6)?,
+                    ca: decode(row.optional_text(7))?,
                 })
             })
             .collect()
@@ -1858,6 +1861,7 @@ fn inventory_from_row(row: &impl Row) -> Result<InventoryEntry, StoreError> {
             not_after: int(row, 4)?,
             renew_after: int(row, 5)?,
             issued_at: int(row, 6)?,
+            ca: decode(row.optional_text(15))?,
         }),
     };
     Ok(InventoryEntry {
@@ -1952,5 +1956,6 @@ fn cert_from_row(row: &impl Row) -> Result<StoredCert, StoreError> {
         not_after: int(row, 7)?,
         renew_after: int(row, 8)?,
         issued_at: int(row, 9)?,
+        ca: decode(row.optional_text(10))?,
     })
 }

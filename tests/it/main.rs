@@ -24,6 +24,7 @@ mod dashboard;
 mod dns01;
 mod dns_conformance;
 mod docs;
+mod fallback;
 mod fetch;
 mod inventory;
 mod issuance;
