@@ -123,6 +123,17 @@ pub struct UnknownProfile {
     pub offered: Vec<String>,
 }
 
+/// Whether `account`'s directory lists `profile` (`meta.profiles`).
+fn offers(account: &Account, profile: &crate::domain::Profile) -> Result<(), UnknownProfile> {
+    if account.profiles().any(|p| p.name == profile.as_str()) {
+        return Ok(());
+    }
+    Err(UnknownProfile {
+        profile: profile.as_str().to_owned(),
+        offered: account.profiles().map(|p| p.name.to_owned()).collect(),
+    })
+}
+
 fn offered_list(offered: &[String]) -> String {
     if offered.is_empty() {
         "no profiles: leave profile out".to_owned()
@@ -312,15 +323,7 @@ impl Issuer {
         &self,
         profile: &crate::domain::Profile,
     ) -> Result<Result<(), UnknownProfile>, IssueError> {
-        let account = self.account().await?;
-        let offered: Vec<String> = account.profiles().map(|p| p.name.to_owned()).collect();
-        if offered.iter().any(|name| name == profile.as_str()) {
-            return Ok(Ok(()));
-        }
-        Ok(Err(UnknownProfile {
-            profile: profile.as_str().to_owned(),
-            offered,
-        }))
+        Ok(offers(&self.account().await?, profile))
     }
 
     /// `acme.profile` must be one the directory lists (instant-acme does not check).
@@ -328,19 +331,12 @@ impl Issuer {
         let Some(wanted) = &self.profile else {
             return Ok(());
         };
-        let offered: Vec<&str> = account.profiles().map(|p| p.name).collect();
-        if offered.contains(&wanted.as_str()) {
-            return Ok(());
-        }
-        Err(IssueError::Ca(format!(
-            "acme.profile \"{wanted}\" is not offered by {}: it offers {}; change or remove acme.profile",
-            self.directory_url,
-            if offered.is_empty() {
-                "no profiles".to_owned()
-            } else {
-                offered.join(", ")
-            }
-        )))
+        offers(account, wanted).map_err(|unknown| {
+            IssueError::Ca(format!(
+                "acme.{unknown} ({}); change or remove acme.profile",
+                self.directory_url
+            ))
+        })
     }
 
     /// Revokes the leaf of `cert_pem` at the CA (RFC 8555 section 7.6), signed by the account

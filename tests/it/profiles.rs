@@ -4,8 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -63,22 +61,12 @@ async fn service(pebble: &Pebble) -> Service {
 /// The leaf's serial (hex) and lifetime in seconds (notAfter - notBefore, inclusive as RFC 5280
 /// counts it: Pebble's notAfter is notBefore + period - 1 s).
 fn leaf(body: &Value) -> (String, u64) {
-    let pem = body["certificate"].as_str().expect("certificate");
-    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()
-        .expect("a certificate")
-        .expect("PEM");
+    let der = common::leaf_der(body);
     let (_, cert) = X509Certificate::from_der(&der).expect("parse the leaf");
     let validity = cert.validity();
     let lifetime = validity.not_after.timestamp() - validity.not_before.timestamp() + 1;
-    let serial = cert
-        .tbs_certificate
-        .raw_serial()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     (
-        serial,
+        common::serial_hex(&cert),
         u64::try_from(lifetime).expect("a positive lifetime"),
     )
 }
