@@ -200,7 +200,12 @@ impl Issuer {
                     tracing::info!(names = %key.names, detail = %super::problem_text(&problem), "the certificate already has a replacement order; ordering without replaces");
                     account.new_order(&build()).await
                 }
-                other => other,
+                // A CA that refuses `replaces` for another reason (Pebble 2.6 cannot always find
+                // the order behind a certificate, say) still gets the renewal ordered.
+                Err(err) => {
+                    tracing::warn!(names = %key.names, error = %err, "ordering without replaces");
+                    account.new_order(&build()).await
+                }
             },
             None => account.new_order(&build()).await,
         };
