@@ -326,6 +326,8 @@ fn fixture_certificate() -> StoredCert {
     StoredCert {
         names: NameSet::parse(&NAMES).expect("valid names"),
         key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
+        profile: None,
+        ca: None,
         cert_pem: format!("{}{issuer_pem}", leaf.pem()),
         key_pem: Some(leaf_key.serialize_pem()),
         issuer_pem,

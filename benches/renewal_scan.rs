@@ -38,6 +38,7 @@ async fn run() {
             names: certfleet::domain::NameSet::parse(&[format!("host{}.scan.example", i * 10)])
                 .expect("names"),
             key: certfleet::domain::KeySpec::Server(certfleet::domain::KeyType::EcdsaP256),
+            profile: None,
         };
         let failure = Failure {
             count: 1,

@@ -317,6 +317,8 @@ fn fixture() -> StoredCert {
     StoredCert {
         names: NameSet::parse(&[name(0)]).expect("a valid name"),
         key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
+        profile: None,
+        ca: None,
         cert_pem: format!("{}{chain}", leaf.pem()),
         key_pem: Some(key.serialize_pem()),
         issuer_pem: chain,

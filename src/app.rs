@@ -92,6 +92,10 @@ impl App {
                 config.challenges.resolvers.clone(),
             ));
         }
+        let fallback = match &config.acme.fallback {
+            Some(fallback) => Some(Arc::new(Issuer::fallback(&config.acme, fallback, &issuer)?)),
+            None => None,
+        };
         let issuer = Arc::new(issuer);
         let mut methods: Vec<Arc<dyn Authenticator>> = Vec::new();
         if !config.auth.psk.is_empty() {
@@ -121,18 +125,25 @@ impl App {
             tls,
             metrics_certificates: config.server.metrics_certificates,
             api: Arc::new(Shared {
-                certs: Arc::new(CertService::new(
-                    store.clone(),
-                    issuer,
-                    config.storage.lease_ttl,
-                    cache_budget,
-                    notifier,
-                )),
+                certs: Arc::new({
+                    let certs = CertService::new(
+                        store.clone(),
+                        issuer,
+                        config.storage.lease_ttl,
+                        cache_budget,
+                        notifier,
+                    );
+                    match fallback {
+                        Some(fallback) => certs.with_fallback(fallback),
+                        None => certs,
+                    }
+                }),
                 store,
                 auth: AuthChain::new(methods),
                 default_key_type: config.acme.key_type,
                 private_keys: config.certificates.private_keys,
                 max_client_keys: config.certificates.max_client_keys,
+                default_profile: config.acme.profile.clone(),
                 issue_wait: config.server.issue_wait,
                 renderings_budget: cache_budget,
                 ui: config.server.ui,

@@ -498,6 +498,14 @@ impl KeySpec {
         }
     }
 
+    /// The stored form of this key with `profile` (see [`CertKey::variant`]).
+    pub fn with_profile(&self, profile: Option<&Profile>) -> Cow<'_, str> {
+        match profile {
+            None => Cow::Borrowed(self.as_str()),
+            Some(profile) => Cow::Owned(format!("{}@{profile}", self.as_str())),
+        }
+    }
+
     /// Reads the stored form.
     pub fn parse(stored: &str) -> Option<Self> {
         match stored.strip_prefix("spki:") {
@@ -564,29 +572,104 @@ impl PrivateKeys {
     }
 }
 
-/// A certificate's identity: its name set and its key (a type certfleet generates, or the
-/// client's public key).
+/// An ACME profile (draft-ietf-acme-profiles) a certificate is ordered with, such as Let's
+/// Encrypt's `classic`, `tlsserver` or `shortlived`: 1 to 64 ASCII letters, digits, `.`, `_`
+/// or `-`. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Profile(std::sync::Arc<str>);
+
+impl Profile {
+    /// The longest profile name accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// A profile name, if `name` is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        let ok = (1..=Self::MAX_LEN).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        ok.then(|| Self(name.into()))
+    }
+
+    /// The name, as the CA's directory lists it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Profile {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// A certificate's identity: its name set, its key (a type certfleet generates, or the
+/// client's public key), and the ACME profile it was asked with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CertKey {
     /// The names on the certificate.
     pub names: NameSet,
     /// Whose private key, and which.
     pub key: KeySpec,
+    /// The profile the request named; `None`: the configured default (`acme.profile`, or the
+    /// CA's own default when that is unset), whatever it is at each order.
+    pub profile: Option<Profile>,
 }
 
 impl CertKey {
-    /// The bytes the identity holds on the heap, for caches bounded by size.
-    pub fn heap_size(&self) -> usize {
-        self.names.heap_size()
+    /// An identity with the default profile.
+    pub fn new(names: NameSet, key: KeySpec) -> Self {
+        Self {
+            names,
+            key,
+            profile: None,
+        }
     }
 
-    /// The identity's id in the API and in events: its key's stored form and names, base64url.
+    /// The bytes the identity holds on the heap, for caches bounded by size.
+    pub fn heap_size(&self) -> usize {
+        self.names.heap_size() + self.profile.as_ref().map_or(0, |p| p.as_str().len())
+    }
+
+    /// The stored form of the key and profile together, the `key_type` column of every table:
+    /// the key's stored form (`KeySpec::as_str`), followed by `@` and the profile when one was
+    /// named. Identities with the default profile are stored as before profiles existed.
+    pub fn variant(&self) -> Cow<'_, str> {
+        self.key.with_profile(self.profile.as_ref())
+    }
+
+    /// The key and profile from their stored form ([`CertKey::variant`]).
+    pub fn parse_variant(stored: &str) -> Option<(KeySpec, Option<Profile>)> {
+        match stored.split_once('@') {
+            None => Some((KeySpec::parse(stored)?, None)),
+            Some((key, profile)) => Some((KeySpec::parse(key)?, Some(Profile::parse(profile)?))),
+        }
+    }
+
+    /// An identity from its stored columns: names (comma-joined) and variant.
+    pub fn from_stored(names: &str, variant: &str) -> Option<Self> {
+        let names: Vec<&str> = names.split(',').collect();
+        let (key, profile) = Self::parse_variant(variant)?;
+        Some(Self {
+            names: NameSet::parse(&names).ok()?,
+            key,
+            profile,
+        })
+    }
+
+    /// The identity's id in the API and in events: its variant and names, base64url.
     /// Stable across restarts and replicas, and opaque to clients, which only pass it back.
     pub fn opaque_id(&self) -> String {
         use base64::Engine as _;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
             "{}|{}",
-            self.key.as_str(),
+            self.variant(),
             self.names.key()
         ))
     }
@@ -598,18 +681,17 @@ impl CertKey {
             .decode(id)
             .ok()?;
         let text = String::from_utf8(bytes).ok()?;
-        let (key, names) = text.split_once('|')?;
-        let names: Vec<&str> = names.split(',').collect();
-        Some(Self {
-            names: NameSet::parse(&names).ok()?,
-            key: KeySpec::parse(key)?,
-        })
+        let (variant, names) = text.split_once('|')?;
+        Self::from_stored(names, variant)
     }
 }
 
 impl fmt::Display for CertKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.names, self.key)
+        match &self.profile {
+            None => write!(f, "{} ({})", self.names, self.key),
+            Some(profile) => write!(f, "{} ({}, profile {profile})", self.names, self.key),
+        }
     }
 }
 
@@ -1043,12 +1125,27 @@ mod tests {
         let names = NameSet::parse(&["b.example.com", "a.example.com"]).expect("names");
         for key in [KeySpec::Server(KeyType::Rsa3072), KeySpec::Client(spki)] {
             assert_eq!(KeySpec::parse(key.as_str()), Some(key));
-            let id = CertKey {
-                names: names.clone(),
-                key,
-            };
-            assert_eq!(CertKey::from_opaque_id(&id.opaque_id()), Some(id));
+            for profile in [None, Profile::parse("shortlived")] {
+                let id = CertKey {
+                    names: names.clone(),
+                    key,
+                    profile,
+                };
+                assert_eq!(CertKey::from_opaque_id(&id.opaque_id()), Some(id.clone()));
+                assert_eq!(
+                    CertKey::parse_variant(&id.variant()),
+                    Some((id.key, id.profile.clone()))
+                );
+            }
         }
+        assert_eq!(
+            CertKey::parse_variant("ecdsa-p256@short lived"),
+            None,
+            "a stored profile is a profile name"
+        );
+        assert_eq!(Profile::parse(""), None);
+        assert_eq!(Profile::parse(&"a".repeat(65)), None);
+        assert!(Profile::parse(&"a".repeat(64)).is_some());
         assert_eq!(KeySpec::Client(spki).mode(), "client");
         assert_eq!(KeySpec::Server(KeyType::EcdsaP256).mode(), "server");
         assert_eq!(KeySpec::parse("spki:short"), None);

@@ -15,7 +15,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::acme::csr::CsrError;
-use crate::acme::{IssueError, NoSolver};
+use crate::acme::{IssueError, NoSolver, UnknownProfile};
 use crate::domain::FailureKind;
 use crate::service::ForceError;
 use crate::service::admin::AdminError;
@@ -57,10 +57,14 @@ pub enum ApiError {
     /// 400 `key_compromised`: a CSR for a client key whose certificate was revoked for
     /// `keyCompromise`; certfleet issues for it no more.
     KeyCompromised(String),
+    /// 400 `unknown_profile`: a profile the CA's directory does not list.
+    UnknownProfile(String),
     /// 401 `unauthorized`: missing or invalid credentials.
     Unauthorized(String),
     /// 403 `domain_not_allowed`: authenticated, but the name is not the client's.
     DomainNotAllowed(String),
+    /// 403 `profile_not_allowed`: the credential may not ask for that profile.
+    ProfileNotAllowed(String),
     /// 403 `insufficient_scope`: a valid bearer token without a required scope.
     InsufficientScope(String),
     /// 403 `admin_required`: an action only an admin credential may take (revoke, delete).
@@ -131,7 +135,7 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 36] = [
+pub const ERROR_CODES: [&str; 38] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
@@ -147,8 +151,10 @@ pub const ERROR_CODES: [&str; 36] = [
     "csr_not_allowed",
     "client_key_limit",
     "key_compromised",
+    "unknown_profile",
     "unauthorized",
     "domain_not_allowed",
+    "profile_not_allowed",
     "insufficient_scope",
     "admin_required",
     "not_found",
@@ -199,8 +205,10 @@ impl ApiError {
             Self::CsrNotAllowed(_) => (StatusCode::BAD_REQUEST, "csr_not_allowed"),
             Self::ClientKeyLimit(_) => (StatusCode::CONFLICT, "client_key_limit"),
             Self::KeyCompromised(_) => (StatusCode::BAD_REQUEST, "key_compromised"),
+            Self::UnknownProfile(_) => (StatusCode::BAD_REQUEST, "unknown_profile"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::DomainNotAllowed(_) => (StatusCode::FORBIDDEN, "domain_not_allowed"),
+            Self::ProfileNotAllowed(_) => (StatusCode::FORBIDDEN, "profile_not_allowed"),
             Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
             Self::AdminRequired(_) => (StatusCode::FORBIDDEN, "admin_required"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -243,8 +251,10 @@ impl ApiError {
             | Self::CsrNotAllowed(m)
             | Self::ClientKeyLimit(m)
             | Self::KeyCompromised(m)
+            | Self::UnknownProfile(m)
             | Self::Unauthorized(m)
             | Self::DomainNotAllowed(m)
+            | Self::ProfileNotAllowed(m)
             | Self::InsufficientScope(m)
             | Self::AuthUnavailable(m)
             | Self::AdminRequired(m)
@@ -374,6 +384,12 @@ impl From<CsrError> for ApiError {
     }
 }
 
+impl From<UnknownProfile> for ApiError {
+    fn from(err: UnknownProfile) -> Self {
+        Self::UnknownProfile(err.to_string())
+    }
+}
+
 impl From<NoSolver> for ApiError {
     /// A wildcard only DNS-01 can validate is a name this server cannot certify; a plain name
     /// asked for with `dns-01` is a request it cannot serve.
@@ -429,8 +445,10 @@ impl ApiError {
             ApiError::CsrNotAllowed(String::new()),
             ApiError::ClientKeyLimit(String::new()),
             ApiError::KeyCompromised(String::new()),
+            ApiError::UnknownProfile(String::new()),
             ApiError::Unauthorized(String::new()),
             ApiError::DomainNotAllowed(String::new()),
+            ApiError::ProfileNotAllowed(String::new()),
             ApiError::InsufficientScope(String::new()),
             ApiError::AdminRequired(String::new()),
             ApiError::NotFound(String::new()),
@@ -471,8 +489,10 @@ impl ApiError {
                 | ApiError::CsrNotAllowed(_)
                 | ApiError::ClientKeyLimit(_)
                 | ApiError::KeyCompromised(_)
+                | ApiError::UnknownProfile(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::DomainNotAllowed(_)
+                | ApiError::ProfileNotAllowed(_)
                 | ApiError::InsufficientScope(_)
                 | ApiError::AdminRequired(_)
                 | ApiError::NotFound(_)

@@ -99,6 +99,8 @@ pub fn self_signed_certificate(names: &[&str]) -> StoredCert {
     StoredCert {
         names: NameSet::parse(names).expect("valid names"),
         key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
+        profile: None,
+        ca: None,
         cert_pem: cert.pem(),
         key_pem: Some(key.serialize_pem()),
         issuer_pem: String::new(),

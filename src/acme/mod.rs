@@ -13,6 +13,7 @@ pub mod dns_persist01;
 pub mod http;
 pub mod http01;
 mod order;
+pub use order::Announce;
 pub mod solver;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,11 +130,41 @@ pub struct NoSolver {
     pub section: &'static str,
 }
 
+/// A profile the request names that the CA's directory does not list (instant-acme does not
+/// check): a client's mistake, answered before anything is ordered.
+#[derive(Debug, Clone, Error)]
+#[error("profile {profile:?} is not offered by the CA; it offers {}", offered_list(.offered))]
+pub struct UnknownProfile {
+    /// The profile asked for.
+    pub profile: String,
+    /// The profiles the directory lists.
+    pub offered: Vec<String>,
+}
+
+/// Whether `account`'s directory lists `profile` (`meta.profiles`).
+fn offers(account: &Account, profile: &crate::domain::Profile) -> Result<(), UnknownProfile> {
+    if account.profiles().any(|p| p.name == profile.as_str()) {
+        return Ok(());
+    }
+    Err(UnknownProfile {
+        profile: profile.as_str().to_owned(),
+        offered: account.profiles().map(|p| p.name.to_owned()).collect(),
+    })
+}
+
+fn offered_list(offered: &[String]) -> String {
+    if offered.is_empty() {
+        "no profiles: leave profile out".to_owned()
+    } else {
+        offered.join(", ")
+    }
+}
+
 /// Obtains certificates from one ACME directory with one account.
 pub struct Issuer {
     directory_url: String,
     email: Option<String>,
-    profile: Option<String>,
+    profile: Option<crate::domain::Profile>,
     eab: Option<(String, Vec<u8>)>,
     http: http::AcmeHttp,
     store: Arc<dyn Store>,
@@ -148,6 +179,8 @@ pub struct Issuer {
     /// `acme.maxConcurrentOrders` slots: an issuance drives its order only while it holds one
     /// (tokio's semaphore is fair: first come, first served).
     in_flight: tokio::sync::Semaphore,
+    /// Whether this is `acme.fallback`'s issuer, used when the primary fails for the CA's reasons.
+    fallback: bool,
 }
 
 impl std::fmt::Debug for Issuer {
@@ -185,7 +218,54 @@ impl Issuer {
             account_uri: Arc::new(OnceLock::new()),
             orders: AtomicU64::new(0),
             in_flight: tokio::sync::Semaphore::new(config.max_concurrent_orders),
+            fallback: false,
         })
+    }
+
+    /// The issuer of `acme.fallback`: its own directory, account, EAB and profile, the rest
+    /// (key type, concurrency) as `config`'s; answering challenges like `primary`.
+    pub fn fallback(
+        config: &AcmeConfig,
+        fallback: &crate::config::FallbackConfig,
+        primary: &Issuer,
+    ) -> Result<Self, http::ClientError> {
+        let mut own = config.clone();
+        own.directory_url.clone_from(&fallback.directory_url);
+        own.email = fallback.email.clone().or_else(|| config.email.clone());
+        own.ca_certificates.clone_from(&fallback.ca_certificates);
+        own.eab.clone_from(&fallback.eab);
+        own.profile.clone_from(&fallback.profile);
+        let mut issuer = Self::new(&own, primary.store.clone())?;
+        issuer.http01 = primary.http01.clone();
+        issuer.dns01.clone_from(&primary.dns01);
+        issuer.fallback = true;
+        Ok(issuer)
+    }
+
+    /// Whether an order URL is at this issuer's CA (same scheme, host and port as its
+    /// directory).
+    pub fn owns_order(&self, url: &str) -> bool {
+        fn origin(url: &str) -> &str {
+            let start = url.find("://").map_or(0, |i| i + 3);
+            url[start..]
+                .find('/')
+                .map_or(url, |end| &url[..start + end])
+        }
+        origin(url).eq_ignore_ascii_case(origin(&self.directory_url))
+    }
+
+    /// The ACME directory this issuer orders from.
+    pub fn directory_url(&self) -> &str {
+        &self.directory_url
+    }
+
+    /// Whether a certificate issued by `ca` (its stored directory) came from this issuer's CA;
+    /// `None` (stored before fallbacks existed) counts as the primary's.
+    pub fn issued(&self, ca: Option<&str>) -> bool {
+        match ca {
+            Some(ca) => ca == self.directory_url,
+            None => !self.fallback,
+        }
     }
 
     /// Answers DNS-01 challenges through `solver` (the `challenges.dns01` providers).
@@ -316,24 +396,25 @@ impl Issuer {
         Ok(account)
     }
 
+    /// Whether the CA's directory lists `profile` (`Err` when the account cannot be loaded).
+    pub async fn require_profile(
+        &self,
+        profile: &crate::domain::Profile,
+    ) -> Result<Result<(), UnknownProfile>, IssueError> {
+        Ok(offers(&self.account().await?, profile))
+    }
+
     /// `acme.profile` must be one the directory lists (instant-acme does not check).
     fn check_profile(&self, account: &Account) -> Result<(), IssueError> {
         let Some(wanted) = &self.profile else {
             return Ok(());
         };
-        let offered: Vec<&str> = account.profiles().map(|p| p.name).collect();
-        if offered.contains(&wanted.as_str()) {
-            return Ok(());
-        }
-        Err(IssueError::Ca(format!(
-            "acme.profile {wanted:?} is not offered by {}: it offers {}; change or remove acme.profile",
-            self.directory_url,
-            if offered.is_empty() {
-                "no profiles".to_owned()
-            } else {
-                offered.join(", ")
-            }
-        )))
+        offers(account, wanted).map_err(|unknown| {
+            IssueError::Ca(format!(
+                "acme.{unknown} ({}); change or remove acme.profile",
+                self.directory_url
+            ))
+        })
     }
 
     /// Revokes the leaf of `cert_pem` at the CA (RFC 8555 section 7.6), signed by the account

@@ -160,7 +160,19 @@ impl Issuer {
             .iter()
             .map(|name| Identifier::Dns(name.to_string()))
             .collect();
-        let build = || match &self.profile {
+        // The identity's profile, else `acme.profile`, else the CA's default. A fallback CA
+        // uses the identity's profile only when it offers one of that name, else its own
+        // `acme.fallback.profile`: profiles are each CA's own.
+        let profile = match &key.profile {
+            Some(asked)
+                if !self.fallback || account.profiles().any(|p| p.name == asked.as_str()) =>
+            {
+                Some(asked)
+            }
+            _ => self.profile.as_ref(),
+        }
+        .map(crate::domain::Profile::as_str);
+        let build = || match profile {
             Some(profile) => NewOrder::new(&identifiers).profile(profile),
             None => NewOrder::new(&identifiers),
         };
@@ -181,7 +193,17 @@ impl Issuer {
         let created = match replaces {
             Some(id) => match account.new_order(&build().replaces(id)).await {
                 Ok(order) => Ok(order),
-                // Already replaced by an order a crash abandoned, say: order without it.
+                // An earlier order replaces it already (one a crash abandoned before its URL
+                // was saved, or another client's with this account: RFC 9773 section 5): the
+                // renewal is ordered without `replaces`, which only exempts it from limits.
+                Err(instant_acme::Error::Api(problem))
+                    if super::problem_kind(&problem) == Some("alreadyReplaced") =>
+                {
+                    tracing::info!(names = %key.names, detail = %super::problem_text(&problem), "the certificate already has a replacement order; ordering without replaces");
+                    account.new_order(&build()).await
+                }
+                // A CA that refuses `replaces` for another reason (Pebble 2.6 cannot always find
+                // the order behind a certificate, say) still gets the renewal ordered.
                 Err(err) => {
                     tracing::warn!(names = %key.names, error = %err, "ordering without replaces");
                     account.new_order(&build()).await
@@ -401,6 +423,7 @@ impl Issuer {
         let cert = StoredCert {
             names: key.names.clone(),
             key: key.key,
+            profile: key.profile.clone(),
             cert_pem: chain.full_pem,
             key_pem,
             issuer_pem: chain.issuer_pem,
@@ -409,6 +432,7 @@ impl Issuer {
             not_after: chain.not_after,
             renew_after,
             issued_at: clock::now(),
+            ca: Some(self.directory_url.clone()),
         };
         // The serial this one replaces, revoked or not, for the event that reports it.
         let previous = self

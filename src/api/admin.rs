@@ -12,11 +12,11 @@ use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
 use super::KeyFields;
-use super::certificate::{parse_identity_query, parse_key_spec, parse_names};
+use super::certificate::{parse_identity_query, parse_key_spec, parse_names, parse_profile};
 use super::inventory::encode_id;
 use super::{ApiJson, ApiState};
 use crate::auth::Principal;
-use crate::domain::{CertKey, KeyType, RevocationReason};
+use crate::domain::{CertKey, KeyType, Profile, RevocationReason};
 use crate::error::ApiError;
 use crate::service::{self, admin::Actor};
 use crate::util::clock::rfc3339;
@@ -39,6 +39,8 @@ pub struct RevokeRequest {
     key_type: Option<String>,
     /// A client's key (CSR mode) instead of `keyType`: its `spkiSha256`.
     spki_sha256: Option<String>,
+    /// The profile the certificate was asked with, when it was.
+    profile: Option<String>,
     /// RFC 5280: `unspecified`, `keyCompromise`, `superseded`, `cessationOfOperation` or
     /// `affiliationChanged`. `keyCompromise` and `superseded` get a replacement with a new key
     /// at once.
@@ -149,6 +151,7 @@ pub async fn revoke(
             request.spki_sha256.as_deref(),
             app.default_key_type,
         )?,
+        profile: parse_profile(request.profile.as_deref(), app.default_profile.as_ref())?,
     };
     let reason = RevocationReason::parse(&request.reason).ok_or_else(|| {
         ApiError::InvalidBody(format!(
@@ -195,7 +198,7 @@ pub async fn revoke(
     Ok(Json(Revocation {
         id: encode_id(&key),
         names: names_of(&key),
-        key: KeyFields::from(&key.key),
+        key: KeyFields::from(&key),
         serial: revoked.serial,
         reason: reason.as_str(),
         revoked_at: rfc3339(revoked.at),
@@ -245,7 +248,10 @@ pub async fn delete(
 ) -> Result<Json<Deletion>, ApiError> {
     require_admin(&principal, "delete")?;
     let app = &state.app;
-    let (key, revoke) = parse_delete(uri.query().unwrap_or(""), app.default_key_type)?;
+    let (key, revoke) = parse_delete(
+        uri.query().unwrap_or(""),
+        (app.default_key_type, app.default_profile.as_ref()),
+    )?;
     let actor = Actor {
         name: &principal.name,
         method: principal.method,
@@ -256,7 +262,7 @@ pub async fn delete(
     Ok(Json(Deletion {
         id: encode_id(&key),
         names: names_of(&key),
-        key: KeyFields::from(&key.key),
+        key: KeyFields::from(&key),
         serial: deleted.serial,
         revoked: deleted.revoked,
     }))
@@ -284,10 +290,13 @@ fn names_of(key: &CertKey) -> Vec<String> {
 
 /// The query of `DELETE /api/certificate`: `domain` (repeatable, or comma-separated),
 /// `keyType`, `revoke`.
-fn parse_delete(query: &str, default_key_type: KeyType) -> Result<(CertKey, bool), ApiError> {
+fn parse_delete(
+    query: &str,
+    defaults: (KeyType, Option<&Profile>),
+) -> Result<(CertKey, bool), ApiError> {
     let mut revoke = false;
-    let allowed = "domain (repeatable), keyType or spkiSha256, and revoke";
-    let key = parse_identity_query(query, default_key_type, allowed, |name, value| {
+    let allowed = "domain (repeatable), keyType or spkiSha256, profile, and revoke";
+    let key = parse_identity_query(query, defaults, allowed, |name, value| {
         if name != "revoke" {
             return Ok(false);
         }
@@ -331,13 +340,14 @@ mod tests {
     fn the_delete_query_reads_names_key_type_and_revoke() {
         let (key, revoke) = parse_delete(
             "domain=b.example.com,a.example.com&keyType=rsa-2048&revoke=true",
-            KeyType::EcdsaP256,
+            (KeyType::EcdsaP256, None),
         )
         .expect("valid");
         assert_eq!(key.names.key(), "a.example.com,b.example.com");
         assert_eq!(key.key, KeySpec::Server(KeyType::Rsa2048));
         assert!(revoke);
-        let (key, revoke) = parse_delete("domain=a.example.com", KeyType::EcdsaP256).expect("ok");
+        let (key, revoke) =
+            parse_delete("domain=a.example.com", (KeyType::EcdsaP256, None)).expect("ok");
         assert_eq!(key.key, KeySpec::Server(KeyType::EcdsaP256));
         assert!(!revoke);
         for (query, code) in [
@@ -347,7 +357,7 @@ mod tests {
             ("domain=a..example.com", "invalid_domain"),
             ("domain=a.example.com&keyType=dsa", "invalid_body"),
         ] {
-            let err = parse_delete(query, KeyType::EcdsaP256).expect_err(query);
+            let err = parse_delete(query, (KeyType::EcdsaP256, None)).expect_err(query);
             assert_eq!(err.status_and_code().1, code, "{query}");
         }
     }

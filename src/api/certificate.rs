@@ -15,7 +15,9 @@ use super::{ApiJson, ApiState, Shared};
 use crate::acme::csr::ClientCsr;
 use crate::acme::solver::ChallengeChoice;
 use crate::auth::{Principal, policy};
-use crate::domain::{CertKey, DomainName, KeySpec, KeyType, NameSet, RevocationReason, SpkiHash};
+use crate::domain::{
+    CertKey, DomainName, KeySpec, KeyType, NameSet, Profile, RevocationReason, SpkiHash,
+};
 use crate::error::ApiError;
 use crate::observe::{self, KeyDelivery};
 use crate::service::{self, Pending};
@@ -55,6 +57,10 @@ pub struct CertRequest {
     /// CSR mode without sending the CSR again: the client's key (its `spkiSha256`), whose CSR
     /// certfleet kept. Not with `csr` or `keyType`.
     spki_sha256: Option<String>,
+    /// The ACME profile to order with (draft-ietf-acme-profiles), one the CA's directory lists,
+    /// such as Let's Encrypt's `shortlived`: part of the identity, kept by renewals. Absent:
+    /// `acme.profile`.
+    profile: Option<String>,
 }
 
 /// What a certificate request asks for, parsed and checked.
@@ -100,6 +106,7 @@ pub async fn post(
     let Asked { key, choice, csr } = parse_request(request, app)?;
     authorize(&principal, &key)?;
     check_challenges(app, &key, choice)?;
+    check_profile(app, &key).await?;
     let now = clock::now();
     if let Some((csr, replaces)) = &csr {
         keep_csr(app, &key, csr, replaces.as_ref(), now).await?;
@@ -152,6 +159,7 @@ pub async fn renew(
     let Asked { key, choice, csr } = parse_request(request, app)?;
     authorize(&principal, &key)?;
     check_challenges(app, &key, choice)?;
+    check_profile(app, &key).await?;
     let now = clock::now();
     if let Some((csr, replaces)) = &csr {
         keep_csr(app, &key, csr, replaces.as_ref(), now).await?;
@@ -201,7 +209,11 @@ pub async fn get(
     IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let (app, renderings) = (&state.app, &state.renderings);
-    let key = parse_query(uri.query().unwrap_or(""), app.default_key_type)?;
+    let key = parse_query(
+        uri.query().unwrap_or(""),
+        app.default_key_type,
+        app.default_profile.as_ref(),
+    )?;
     authorize(&principal, &key)?;
     let now = clock::now();
     if let Some(cert) = app.certs.valid(&key, now).await? {
@@ -243,18 +255,54 @@ async fn wait_for(
     }
 }
 
-/// 403 `domain_not_allowed` (counted) unless `principal` may request every name of `key`.
+/// 403 `domain_not_allowed` (counted) unless `principal` may request every name of `key`;
+/// 403 `profile_not_allowed` unless it may ask for `key`'s profile.
 pub(super) fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiError> {
-    match policy::first_denied(&principal.domains, &key.names) {
-        None => Ok(()),
-        Some(name) => {
-            observe::metrics::auth_failure(principal.method, "domain_not_allowed");
-            Err(ApiError::DomainNotAllowed(format!(
-                "{} ({}) may not request {name}",
-                principal.name, principal.method
-            )))
-        }
+    if let Some(name) = policy::first_denied(&principal.domains, &key.names) {
+        observe::metrics::auth_failure(principal.method, "domain_not_allowed");
+        return Err(ApiError::DomainNotAllowed(format!(
+            "{} ({}) may not request {name}",
+            principal.name, principal.method
+        )));
     }
+    if !policy::profile_allowed(principal.profiles.as_deref(), key.profile.as_ref()) {
+        observe::metrics::auth_failure(principal.method, "profile_not_allowed");
+        return Err(ApiError::ProfileNotAllowed(format!(
+            "{} ({}) may not ask for profile {}; it may ask for {}",
+            principal.name,
+            principal.method,
+            key.profile.as_ref().map_or("(default)", Profile::as_str),
+            policy::profiles_text(principal.profiles.as_deref()),
+        )));
+    }
+    Ok(())
+}
+
+/// 400 `unknown_profile` unless the CA's directory lists the profile `key` names (no profile:
+/// nothing to check; `acme.profile` was checked when the account was loaded).
+async fn check_profile(app: &Shared, key: &CertKey) -> Result<(), ApiError> {
+    let Some(profile) = &key.profile else {
+        return Ok(());
+    };
+    app.certs.issuer().require_profile(profile).await??;
+    Ok(())
+}
+
+/// A request's `profile`: checked for form; the configured default (`acme.profile`) is the
+/// identity without one, so both spellings name the same certificate.
+pub(super) fn parse_profile(
+    text: Option<&str>,
+    default: Option<&Profile>,
+) -> Result<Option<Profile>, ApiError> {
+    let Some(text) = text else { return Ok(None) };
+    let profile = Profile::parse(text).ok_or_else(|| {
+        ApiError::InvalidBody(format!(
+            "profile {text:?}: a profile name is 1 to {} letters, digits, '.', '_' or '-', \
+             as the CA's directory lists it",
+            Profile::MAX_LEN
+        ))
+    })?;
+    Ok((Some(&profile) != default).then_some(profile))
 }
 
 /// Every name has a solver for the request's challenge choice: a wildcard, or a name asked for
@@ -267,6 +315,7 @@ fn check_challenges(app: &Shared, key: &CertKey, choice: ChallengeChoice) -> Res
 }
 
 fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> {
+    let profile = parse_profile(request.profile.as_deref(), app.default_profile.as_ref())?;
     let mut inputs = request.domains.unwrap_or_default();
     inputs.extend(request.domain);
     let choice = match request.challenge.as_deref() {
@@ -309,6 +358,7 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
         let key = CertKey {
             names: parse_names(&inputs)?,
             key: parse_key_spec(request.key_type.as_deref(), spki, app.default_key_type)?,
+            profile,
         };
         return Ok(Asked {
             key,
@@ -339,6 +389,7 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
     let key = CertKey {
         names: csr.names.clone(),
         key: csr.key_spec(),
+        profile,
     };
     let replaces = request
         .replaces
@@ -435,22 +486,27 @@ async fn keep_csr(
     Ok(())
 }
 
-fn parse_query(query: &str, default_key_type: KeyType) -> Result<CertKey, ApiError> {
+fn parse_query(
+    query: &str,
+    default_key_type: KeyType,
+    default_profile: Option<&Profile>,
+) -> Result<CertKey, ApiError> {
     parse_identity_query(
         query,
-        default_key_type,
-        "domain (repeatable), keyType or spkiSha256",
+        (default_key_type, default_profile),
+        "domain (repeatable), keyType or spkiSha256, profile",
         |_, _| Ok(false),
     )
 }
 
-/// The identity a query names with `domain` (repeatable, or comma-separated) and `keyType`
-/// (a key certfleet holds) or `spkiSha256` (a client's key);
+/// The identity a query names with `domain` (repeatable, or comma-separated), `keyType`
+/// (a key certfleet holds) or `spkiSha256` (a client's key), and `profile`, with `defaults`
+/// (`acme.keyType`, `acme.profile`) for what it leaves out;
 /// `extra` takes the route's other parameters (true: taken), anything else is refused with
 /// `allowed`, the list of what the route takes.
 pub(super) fn parse_identity_query(
     query: &str,
-    default_key_type: KeyType,
+    (default_key_type, default_profile): (KeyType, Option<&Profile>),
     allowed: &str,
     mut extra: impl FnMut(&str, &str) -> Result<bool, ApiError>,
 ) -> Result<CertKey, ApiError> {
@@ -459,6 +515,7 @@ pub(super) fn parse_identity_query(
     let mut names = Vec::new();
     let mut key_type = None;
     let mut spki = None;
+    let mut profile = None;
     for (name, value) in query_pairs(query) {
         match name.as_ref() {
             "domain" => {
@@ -471,6 +528,7 @@ pub(super) fn parse_identity_query(
             }
             "keyType" => key_type = Some(value),
             "spkiSha256" => spki = Some(value),
+            "profile" => profile = Some(value),
             other if extra(other, &value)? => {}
             other => {
                 return Err(ApiError::InvalidBody(format!(
@@ -487,6 +545,7 @@ pub(super) fn parse_identity_query(
     Ok(CertKey {
         names: NameSet::new(names).map_err(|e| ApiError::InvalidDomain(e.to_string()))?,
         key: parse_key_spec(key_type.as_deref(), spki.as_deref(), default_key_type)?,
+        profile: parse_profile(profile.as_deref(), default_profile)?,
     })
 }
 
@@ -653,7 +712,7 @@ mod tests {
     fn a_client_key_is_named_by_spki_sha256_in_queries_and_in_location() {
         let spki = SpkiHash::from_digest(&[9u8; 32]);
         let query = format!("domain=a.example.com&spkiSha256={}", spki.digest_b64());
-        let key = parse_query(&query, KeyType::EcdsaP256).expect("a client key");
+        let key = parse_query(&query, KeyType::EcdsaP256, None).expect("a client key");
         assert_eq!(key.key, KeySpec::Client(spki));
         let response = accepted(&key);
         let location = response.headers()[header::LOCATION]
@@ -661,10 +720,14 @@ mod tests {
             .expect("ascii");
         assert_eq!(location, format!("/api/certificate?{query}"));
         let both = format!("{query}&keyType=ecdsa-p256");
-        let err = parse_query(&both, KeyType::EcdsaP256).expect_err("both");
+        let err = parse_query(&both, KeyType::EcdsaP256, None).expect_err("both");
         assert_eq!(err.status_and_code().1, "invalid_body");
-        let err = parse_query("domain=a.example.com&spkiSha256=abc", KeyType::EcdsaP256)
-            .expect_err("short");
+        let err = parse_query(
+            "domain=a.example.com&spkiSha256=abc",
+            KeyType::EcdsaP256,
+            None,
+        )
+        .expect_err("short");
         assert!(err.message().contains("43 characters"), "{}", err.message());
     }
 
@@ -699,11 +762,13 @@ mod tests {
         let key = parse_query(
             "domain=b.example.com&domain=A.example.com&keyType=rsa-2048",
             KeyType::EcdsaP256,
+            None,
         )
         .expect("valid query");
         assert_eq!(key.names.key(), "a.example.com,b.example.com");
         assert_eq!(key.key, KeySpec::Server(KeyType::Rsa2048));
-        let default = parse_query("domain=a.example.com", KeyType::EcdsaP384).expect("valid");
+        assert_eq!(key.profile, None);
+        let default = parse_query("domain=a.example.com", KeyType::EcdsaP384, None).expect("valid");
         assert_eq!(default.key, KeySpec::Server(KeyType::EcdsaP384));
         for bad in [
             "",
@@ -712,7 +777,42 @@ mod tests {
             "domain=a..b.com",
             "domain=a.example.com&keyType=dsa",
         ] {
-            assert!(parse_query(bad, KeyType::EcdsaP256).is_err(), "{bad}");
+            assert!(parse_query(bad, KeyType::EcdsaP256, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_profile_is_part_of_the_identity_and_the_default_one_is_no_profile() {
+        let default = Profile::parse("classic");
+        let key = parse_query(
+            "domain=a.example.com&profile=shortlived",
+            KeyType::EcdsaP256,
+            default.as_ref(),
+        )
+        .expect("a profile");
+        assert_eq!(key.profile, Profile::parse("shortlived"));
+        assert_eq!(key.variant(), "ecdsa-p256@shortlived");
+        let same = parse_query(
+            "domain=a.example.com&profile=classic",
+            KeyType::EcdsaP256,
+            default.as_ref(),
+        )
+        .expect("the default profile");
+        assert_eq!(same.profile, None, "naming acme.profile names the default");
+        assert_eq!(same.variant(), "ecdsa-p256");
+        for bad in [
+            "profile=",
+            "profile=a%20b",
+            &format!("profile={}", "p".repeat(65)),
+        ] {
+            let err = parse_query(
+                &format!("domain=a.example.com&{bad}"),
+                KeyType::EcdsaP256,
+                None,
+            )
+            .expect_err(bad);
+            assert_eq!(err.status_and_code().1, "invalid_body", "{bad}");
+            assert!(err.message().contains("profile"), "{}", err.message());
         }
     }
 

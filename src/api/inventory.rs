@@ -73,6 +73,10 @@ pub struct Item {
     pub(super) renew_after: Option<String>,
     /// When certfleet stored the current certificate (RFC 3339, UTC).
     pub(super) issued_at: Option<String>,
+    /// The ACME directory that issued the current certificate (`acme.directoryUrl` or
+    /// `acme.fallback.directoryUrl`); `null` when none is stored, or for one stored before
+    /// fallbacks existed (the primary's).
+    pub(super) ca: Option<String>,
     /// The failure it is backing off from.
     pub(super) last_error: Option<LastError>,
     /// No new order before this time (RFC 3339, UTC), while backing off.
@@ -477,13 +481,14 @@ fn item(entry: InventoryEntry, status: &'static str) -> Item {
             .iter()
             .map(|n| n.as_str().to_owned())
             .collect(),
-        key: super::KeyFields::from(&entry.key.key),
+        key: super::KeyFields::from(&entry.key),
         status,
         serial: cert.map(|c| c.serial.clone()),
         not_before: at(cert.map(|c| c.not_before)),
         not_after: at(cert.map(|c| c.not_after)),
         renew_after: at(cert.map(|c| c.renew_after)),
         issued_at: at(cert.map(|c| c.issued_at)),
+        ca: cert.and_then(|c| c.ca.clone()),
         next_attempt: at(entry.failure.as_ref().map(|f| f.next_attempt)),
         last_error: entry.failure.map(|f| LastError {
             code: f.kind.as_str(),
@@ -653,8 +658,14 @@ mod tests {
         let key = CertKey {
             names: NameSet::parse(&["www.a.example", "a.example"]).expect("names"),
             key: KeySpec::Server(KeyType::Rsa2048),
+            profile: None,
         };
-        assert_eq!(decode_id(&encode_id(&key)), Some(key));
+        assert_eq!(decode_id(&encode_id(&key)), Some(key.clone()));
+        let short = CertKey {
+            profile: crate::domain::Profile::parse("shortlived"),
+            ..key
+        };
+        assert_eq!(decode_id(&encode_id(&short)), Some(short));
         for id in [
             "",
             "!!",

@@ -55,6 +55,8 @@ pub struct KeyFields {
     /// A client's key (CSR mode): the base64url SHA-256 of its SubjectPublicKeyInfo; `null`
     /// for a key certfleet holds.
     spki_sha256: Option<String>,
+    /// The ACME profile the identity names; `null`: the configured default (`acme.profile`).
+    profile: Option<String>,
 }
 
 impl KeyFields {
@@ -75,12 +77,14 @@ impl KeyFields {
     }
 }
 
-impl From<&crate::domain::KeySpec> for KeyFields {
-    fn from(key: &crate::domain::KeySpec) -> Self {
+impl From<&crate::domain::CertKey> for KeyFields {
+    fn from(identity: &crate::domain::CertKey) -> Self {
+        let key = &identity.key;
         Self {
             key_mode: key.mode(),
             key_type: key.key_type().map(|t| t.as_str()),
             spki_sha256: key.spki().map(|spki| spki.digest_b64().to_owned()),
+            profile: identity.profile.as_ref().map(|p| p.as_str().to_owned()),
         }
     }
 }
@@ -100,6 +104,9 @@ pub struct Shared {
     pub private_keys: PrivateKeys,
     /// `certificates.maxClientKeys`: how many client keys one name set may have (0: no bound).
     pub max_client_keys: u32,
+    /// `acme.profile`: what a request that names no profile gets; a request naming this one
+    /// names the same identity.
+    pub default_profile: Option<crate::domain::Profile>,
     /// `server.issueWait`: how long a request waits for an issuance before 202.
     pub issue_wait: Duration,
     /// The bytes the rendered answers may hold in memory: their share of `server.cacheSize`.

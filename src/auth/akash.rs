@@ -110,6 +110,7 @@ impl AkashAuth {
                     // A provider's wallet key proves who runs the provider, not who runs
                     // certfleet: Akash tokens never administer.
                     admin: false,
+                    profiles: p.profiles.as_deref().map(Arc::from),
                 };
                 (p.address.clone(), principal)
             })
@@ -268,6 +269,7 @@ mod tests {
             method: "akash",
             domains: Arc::from(vec![DomainPattern::any()]),
             admin: false,
+            profiles: None,
         }
     }
 

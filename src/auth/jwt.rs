@@ -58,6 +58,8 @@ struct Rules {
     leeway: i64,
     /// `[*]`, shared by every principal when `domainsClaim` is not set.
     every_domain: Arc<[DomainPattern]>,
+    /// `auth.jwt.profiles`, shared by every principal.
+    profiles: Option<Arc<[crate::domain::Profile]>>,
 }
 
 /// Why a token was not accepted.
@@ -85,6 +87,7 @@ impl JwtAuth {
                 roles_claim: config.roles_claim.clone(),
                 leeway,
                 every_domain: Arc::from(vec![DomainPattern::any()]),
+                profiles: config.profiles.as_deref().map(Arc::from),
             },
             algorithms: config.algorithms.clone(),
             max_token_bytes: config.max_token_bytes,
@@ -368,6 +371,7 @@ impl Rules {
                 .admin_scope
                 .as_deref()
                 .is_some_and(|scope| granted.contains(scope)),
+            profiles: self.profiles.clone(),
         };
         Ok((principal, exp))
     }
@@ -646,6 +650,7 @@ mod tests {
             roles_claim: None,
             leeway: 60,
             every_domain: Arc::from(vec![DomainPattern::any()]),
+            profiles: None,
         }
     }
 
@@ -751,6 +756,7 @@ mod tests {
             method: "jwt",
             domains: Arc::from(vec![]),
             admin: false,
+            profiles: None,
         };
         cache.insert(sha256("t1"), &principal, 1_000, 7, 900);
         assert!(cache.get(&sha256("t1"), 999, 7).is_some());

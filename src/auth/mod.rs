@@ -36,6 +36,9 @@ pub struct Principal {
     /// Whether it may administer certfleet: list and read every certificate, revoke, delete
     /// (`admin: true` on a PSK, `auth.jwt.adminScope` granted; never an Akash token).
     pub admin: bool,
+    /// The ACME profiles it may ask for besides the default; `None`: every profile the CA
+    /// offers (`profiles` of a PSK key or Akash principal, `auth.jwt.profiles`).
+    pub profiles: Option<Arc<[crate::domain::Profile]>>,
 }
 
 /// What one method made of a credential.

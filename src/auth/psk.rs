@@ -42,6 +42,7 @@ impl PskAuth {
                     method: "psk",
                     domains: Arc::from(key.domains.clone()),
                     admin: key.admin,
+                    profiles: key.profiles.as_deref().map(Arc::from),
                 },
             })
             .collect();

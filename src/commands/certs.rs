@@ -176,7 +176,7 @@ async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {
         CertsCommand::Renew(target) => {
             let (names, key) = api.identity(&target).await?;
             let mut body = json!({"domains": names});
-            if let Some((param, value)) = key {
+            for (param, value) in key {
                 body[param] = json!(value);
             }
             let mut answer = api
@@ -193,6 +193,7 @@ async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {
                         "keyMode",
                         "keyType",
                         "spkiSha256",
+                        "profile",
                         "serial",
                         "notBefore",
                         "notAfter",
@@ -223,7 +224,7 @@ async fn run(args: CertsArgs) -> Result<ExitCode, CertsError> {
             }
             let (names, key) = api.identity(&target).await?;
             let mut body = json!({"domains": names, "reason": reason});
-            if let Some((param, value)) = key {
+            for (param, value) in key {
                 body[param] = json!(value);
             }
             let answer = api
@@ -424,23 +425,27 @@ impl Api {
         }
     }
 
-    /// The target's names and key, as the API names it: `keyType` (`None`: the server's
-    /// default) or, for a client's key (CSR mode), `spkiSha256`; an id is looked up.
-    async fn identity(
-        &self,
-        target: &Target,
-    ) -> Result<(Vec<String>, Option<KeyParam>), CertsError> {
+    /// The target's names and the rest of its identity, as the API names them: `keyType`
+    /// (absent: the server's default) or, for a client's key (CSR mode), `spkiSha256`, and
+    /// `profile` when it names one; an id is looked up.
+    async fn identity(&self, target: &Target) -> Result<(Vec<String>, Vec<KeyParam>), CertsError> {
         if target_id(target).is_some() {
             let detail = self.detail(target).await?;
             let names = detail["names"]
                 .as_array()
                 .map(|names| names.iter().map(text).collect())
                 .unwrap_or_default();
-            let key = match (detail["keyType"].as_str(), detail["spkiSha256"].as_str()) {
-                (Some(key_type), _) => Some(("keyType", key_type.to_owned())),
-                (None, Some(spki)) => Some(("spkiSha256", spki.to_owned())),
-                (None, None) => None,
-            };
+            let mut key: Vec<KeyParam> =
+                match (detail["keyType"].as_str(), detail["spkiSha256"].as_str()) {
+                    (Some(key_type), _) => vec![("keyType", key_type.to_owned())],
+                    (None, Some(spki)) => vec![("spkiSha256", spki.to_owned())],
+                    (None, None) => Vec::new(),
+                };
+            key.extend(
+                detail["profile"]
+                    .as_str()
+                    .map(|p| ("profile", p.to_owned())),
+            );
             return Ok((names, key));
         }
         let (names, key_type) = parse_names(target)?;
@@ -449,11 +454,18 @@ impl Api {
             .iter()
             .map(|n| n.as_str().to_owned())
             .collect();
-        Ok((names, key_type.map(|k| ("keyType", k.as_str().to_owned()))))
+        Ok((
+            names,
+            key_type
+                .map(|k| ("keyType", k.as_str().to_owned()))
+                .into_iter()
+                .collect(),
+        ))
     }
 }
 
-/// How a request names an identity's key: `("keyType", type)` or `("spkiSha256", hash)`.
+/// How a request names part of an identity: `("keyType", type)`, `("spkiSha256", hash)` or
+/// `("profile", name)`.
 type KeyParam = (&'static str, String);
 
 /// The id of a target given as one word without a dot (names always have one).
@@ -602,10 +614,14 @@ fn leaf_serial(chain_pem: &str) -> Option<String> {
 /// An identity's key in a few words: its type, or (CSR mode) `client:` and the start of its
 /// `spkiSha256`.
 fn key_text(item: &Value) -> String {
-    match (item["keyType"].as_str(), item["spkiSha256"].as_str()) {
+    let key = match (item["keyType"].as_str(), item["spkiSha256"].as_str()) {
         (Some(key_type), _) => key_type.to_owned(),
         (None, Some(spki)) => format!("client:{}", shorten(spki, 12)),
         (None, None) => "-".to_owned(),
+    };
+    match item["profile"].as_str() {
+        Some(profile) => format!("{key}@{profile}"),
+        None => key,
     }
 }
 

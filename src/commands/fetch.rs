@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use certfleet::domain::{DomainError, DomainName, KeyType, NameSet};
+use certfleet::domain::{DomainError, DomainName, KeyType, NameSet, Profile};
 use certfleet::util::duration::{DurationError, parse_duration};
 
 use self::args::{API_KEY_ENV, TOKEN_ENV, UrlError};
@@ -97,6 +97,9 @@ pub enum PlanError {
     /// `--key-type` is not one of certfleet's key types.
     #[error("--key-type {text:?}: use one of {}", KeyType::names())]
     KeyType { text: String },
+    /// `--profile` is not a profile name.
+    #[error("--profile {text:?}: a profile name is 1 to 64 letters, digits, '.', '_' or '-'")]
+    Profile { text: String },
     /// `--key` is neither `server` nor `local`.
     #[error(
         "--key {text:?}: use server (certfleet makes the key) or local (the key is made here and never leaves this machine)"
@@ -188,7 +191,13 @@ pub async fn run(args: FetchArgs) -> Result<(), FetchError> {
         _ => out.etag(),
     };
     let answer = api
-        .fetch(&plan.names, ask, etag.as_deref(), plan.wait)
+        .fetch(
+            &plan.names,
+            plan.profile.as_ref(),
+            ask,
+            etag.as_deref(),
+            plan.wait,
+        )
         .await?;
     let changed = match answer {
         Answer::NotModified => false,
@@ -252,6 +261,8 @@ struct Plan {
     server: Url,
     names: NameSet,
     key_type: Option<KeyType>,
+    /// `--profile`.
+    profile: Option<Profile>,
     /// `--key local` and when to rotate; `None` with `--key server`.
     local: Option<Rotation>,
     credential: Credential,
@@ -281,6 +292,15 @@ impl Plan {
                 })
             })
             .transpose()?;
+        let profile = args
+            .profile
+            .as_deref()
+            .map(|text| {
+                Profile::parse(text).ok_or_else(|| PlanError::Profile {
+                    text: text.to_owned(),
+                })
+            })
+            .transpose()?;
         let local = local_key(&args)?;
         let wait = parse_duration(&args.wait).map_err(|source| PlanError::Wait { source })?;
         if wait < Duration::from_secs(1) {
@@ -290,6 +310,7 @@ impl Plan {
             server,
             names,
             key_type,
+            profile,
             local,
             credential,
             trust,

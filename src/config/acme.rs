@@ -11,11 +11,11 @@ use serde::Serialize;
 
 use super::{
     print::{as_key_type, as_optional_path},
-    raw::{RawAcme, RawEab},
+    raw::{RawAcme, RawAcmeFallback, RawEab},
     report::{Report, Reported, non_empty, pem_certificates_file},
     secret::Secret,
 };
-use crate::domain::KeyType;
+use crate::domain::{KeyType, Profile};
 
 const DEFAULT_DIRECTORY_URL: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// RFC 8555 section 7.3.4 leaves the size to the CA; every CA in use issues 32 bytes or more,
@@ -45,10 +45,32 @@ pub struct AcmeConfig {
     #[serde(serialize_with = "as_key_type")]
     pub key_type: KeyType,
     /// `acme.profile`: an ACME profile name, checked against the directory later.
-    pub profile: Option<String>,
+    pub profile: Option<Profile>,
     /// `acme.maxConcurrentOrders`: how many orders this process drives at the CA at once
     /// (1 to 1000); more issuances wait for a free slot, in the order they came.
     pub max_concurrent_orders: usize,
+    /// `acme.fallback`: a second CA for when this one fails for its own reasons.
+    pub fallback: Option<FallbackConfig>,
+}
+
+/// `acme.fallback`: a second ACME directory, with its own account, used for an identity when
+/// the primary fails for the CA's reasons (unreachable, 5xx, rate limit), never for the name's
+/// own fault.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FallbackConfig {
+    /// `acme.fallback.directoryUrl` (required): checked like `acme.directoryUrl`.
+    pub directory_url: String,
+    /// `acme.fallback.email`: the account contact; default `acme.email`.
+    pub email: Option<String>,
+    /// `acme.fallback.caCertificates`: roots added to the system's for this CA's HTTPS.
+    #[serde(serialize_with = "as_optional_path")]
+    pub ca_certificates: Option<PathBuf>,
+    /// `acme.fallback.eab`: this CA's External Account Binding.
+    pub eab: Option<EabConfig>,
+    /// `acme.fallback.profile`: the profile of its orders (the identity's own when this CA
+    /// offers one of that name).
+    pub profile: Option<Profile>,
 }
 
 /// `acme.eab`: the key ID and HMAC key a CA such as ZeroSSL or Google Trust Services issues.
@@ -72,7 +94,8 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
             Err(message) => Err(report.error("acme.directoryUrl", message)),
         },
     );
-    let email = email(non_empty(raw.email), report);
+    let email = email("acme.email", non_empty(raw.email), report);
+    let fallback = raw.fallback.map(|raw| fallback(raw, report)).transpose();
     let ca_certificates = non_empty(raw.ca_certificates)
         .map(|path| {
             pem_certificates_file(
@@ -83,7 +106,7 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
             )
         })
         .transpose();
-    let eab = raw.eab.map(|raw| eab(raw, report)).transpose();
+    let eab = raw.eab.map(|raw| eab("acme.eab", raw, report)).transpose();
     let key_type = raw.key_type.map_or(Ok(KeyType::EcdsaP256), |text| {
         KeyType::parse(&text).ok_or_else(|| {
             let names = KeyType::ALL.map(|k| k.as_str()).join(", ");
@@ -107,14 +130,55 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
                         )
                     })
             });
+    let profile = super::report::profile("acme.profile", raw.profile, report);
     Ok(AcmeConfig {
         directory_url: directory_url?,
         email: email?,
         ca_certificates: ca_certificates?,
         eab: eab?,
         key_type: key_type?,
-        profile: non_empty(raw.profile),
+        profile: profile?,
         max_concurrent_orders: max_concurrent_orders?,
+        fallback: fallback?,
+    })
+}
+
+/// Resolves `acme.fallback`.
+fn fallback(raw: RawAcmeFallback, report: &mut Report<'_>) -> Result<FallbackConfig, Reported> {
+    const KEY: &str = "acme.fallback.directoryUrl";
+    let directory_url = match non_empty(raw.directory_url) {
+        None => Err(report.error(
+            KEY,
+            "is required with acme.fallback: the second CA's ACME directory URL, such as \
+             https://acme.zerossl.com/v2/DV90 (or remove acme.fallback)",
+        )),
+        Some(url) => match check_directory_url(&url) {
+            Ok(()) => Ok(url),
+            Err(message) => Err(report.error(KEY, message)),
+        },
+    };
+    let email = email("acme.fallback.email", non_empty(raw.email), report);
+    let ca_certificates = non_empty(raw.ca_certificates)
+        .map(|path| {
+            pem_certificates_file(
+                path,
+                "acme.fallback.caCertificates",
+                "point it at a PEM file of the CA certificates to trust",
+                report,
+            )
+        })
+        .transpose();
+    let eab = raw
+        .eab
+        .map(|raw| eab("acme.fallback.eab", raw, report))
+        .transpose();
+    let profile = super::report::profile("acme.fallback.profile", raw.profile, report);
+    Ok(FallbackConfig {
+        directory_url: directory_url?,
+        email: email?,
+        ca_certificates: ca_certificates?,
+        eab: eab?,
+        profile: profile?,
     })
 }
 
@@ -160,7 +224,11 @@ fn check_directory_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn email(value: Option<String>, report: &mut Report<'_>) -> Result<Option<String>, Reported> {
+fn email(
+    key: &str,
+    value: Option<String>,
+    report: &mut Report<'_>,
+) -> Result<Option<String>, Reported> {
     let Some(text) = value else {
         return Ok(None);
     };
@@ -173,7 +241,7 @@ fn email(value: Option<String>, report: &mut Report<'_>) -> Result<Option<String
     match well_formed {
         true => Ok(Some(address.to_owned())),
         false => Err(report.error(
-            "acme.email",
+            key,
             format!(
                 "\"{text}\" is not one email address; write a single address such as \
                  ops@example.com"
@@ -182,22 +250,24 @@ fn email(value: Option<String>, report: &mut Report<'_>) -> Result<Option<String
     }
 }
 
-fn eab(raw: RawEab, report: &mut Report<'_>) -> Result<EabConfig, Reported> {
-    const HMAC_KEY: &str = "acme.eab.hmacKey";
+fn eab(section: &str, raw: RawEab, report: &mut Report<'_>) -> Result<EabConfig, Reported> {
+    let hmac_key_path = format!("{section}.hmacKey");
     let kid = non_empty(raw.kid).ok_or_else(|| {
         report.error(
-            "acme.eab.kid",
-            "is required with acme.eab; copy the key ID from your CA's EAB credentials",
+            &format!("{section}.kid"),
+            format!("is required with {section}; copy the key ID from your CA's EAB credentials"),
         )
     });
-    let hmac_key = match report.secret(HMAC_KEY, raw.hmac_key, raw.hmac_key_file) {
+    let hmac_key = match report.secret(&hmac_key_path, raw.hmac_key, raw.hmac_key_file) {
         Ok(Some(value)) => decode_hmac_key(value.secret.expose())
             .map(|bytes| Secret::new(general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
             .map_err(|message| report.error(&value.key, message)),
         Ok(None) => Err(report.error(
-            HMAC_KEY,
-            "is required with acme.eab (or hmacKeyFile); copy the HMAC key from your CA's EAB \
-             credentials",
+            &hmac_key_path,
+            format!(
+                "is required with {section} (or hmacKeyFile); copy the HMAC key from your CA's \
+                 EAB credentials"
+            ),
         )),
         Err(reported) => Err(reported),
     };

@@ -70,6 +70,8 @@ pub struct AkashPrincipal {
     /// The names it may request.
     #[serde(serialize_with = "as_display_seq")]
     pub domains: Vec<DomainPattern>,
+    /// The ACME profiles it may ask for besides the default; absent: any.
+    pub profiles: Option<Vec<crate::domain::Profile>>,
 }
 
 /// Resolves `auth.akash`, reporting every problem in it; `None` when the section is absent.
@@ -296,13 +298,18 @@ fn principal(
         )),
     };
     let domains = domains(&path, raw.domains, report);
-    let (address, domains) = (address?, domains?);
+    let profiles = super::report::profiles(&format!("{path}.profiles"), raw.profiles, report);
+    let (address, domains, profiles) = (address?, domains?, profiles?);
     if domains.iter().any(DomainPattern::is_any) {
         report.warn(format!(
             "{path} ({address}) may request certificates for every domain"
         ));
     }
-    Ok(AkashPrincipal { address, domains })
+    Ok(AkashPrincipal {
+        address,
+        domains,
+        profiles,
+    })
 }
 
 /// `domains`: required (an Akash wallet is anyone's to create: say what each may request);

@@ -77,6 +77,9 @@ pub struct JwtConfig {
     /// (a private CA, the Kubernetes API server's).
     #[serde(serialize_with = "as_optional_path")]
     pub ca_certificates: Option<PathBuf>,
+    /// `auth.jwt.profiles`: the ACME profiles every token may ask for besides the default;
+    /// absent: any.
+    pub profiles: Option<Vec<crate::domain::Profile>>,
 }
 
 /// Resolves `auth.jwt`, reporting every problem in it; `None` when the section is absent.
@@ -114,6 +117,7 @@ pub(super) fn jwt(
             )
         })
         .transpose();
+    let profiles = super::report::profiles("auth.jwt.profiles", raw.profiles, report);
     let config = JwtConfig {
         issuer_url: issuer_url?,
         audiences: audiences?,
@@ -125,6 +129,7 @@ pub(super) fn jwt(
         algorithms: algorithms?,
         max_token_bytes: max_token_bytes?,
         ca_certificates: ca_certificates?,
+        profiles: profiles?,
     };
     if config.domains_claim.is_none() {
         report.warn(format!(

@@ -43,7 +43,7 @@ use std::{fs, path::Path};
 use serde::Serialize;
 
 pub use self::{
-    acme::{AcmeConfig, EabConfig},
+    acme::{AcmeConfig, EabConfig, FallbackConfig},
     akash::{AkashConfig, AkashKeySource, AkashPrincipal},
     auth::AuthConfig,
     certificates::{CertificatesConfig, PrivateKeys},

@@ -12,7 +12,7 @@ use super::{
     report::{Report, Reported, SecretValue, non_empty},
     secret::Secret,
 };
-use crate::domain::DomainPattern;
+use crate::domain::{DomainPattern, Profile};
 
 /// One pre-shared API key and the names it may request.
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +28,8 @@ pub struct PskKey {
     /// `admin`: the key may also administer certfleet (list every certificate, revoke,
     /// delete), whatever its `domains` (default `false`).
     pub admin: bool,
+    /// `profiles`: the ACME profiles the key may ask for besides the default; absent: any.
+    pub profiles: Option<Vec<Profile>>,
 }
 
 /// The length below which `auth.psk.key` is refused (le-cert-server accepted it).
@@ -110,6 +112,7 @@ fn single_key(
             domains: vec![DomainPattern::any()],
             // The single key of le-cert-server's form fetches; administration needs a named key.
             admin: false,
+            profiles: None,
         },
     }))
 }
@@ -141,7 +144,8 @@ fn entry(i: usize, raw: RawPskEntry, report: &mut Report<'_>) -> Result<Entry, R
         Err(reported) => Err(reported),
     };
     let domains = domains(&path, raw.domains, report);
-    let (name, key, domains) = (name?, key?, domains?);
+    let profiles = super::report::profiles(&format!("{path}.profiles"), raw.profiles, report);
+    let (name, key, domains, profiles) = (name?, key?, domains?, profiles?);
     if domains.iter().any(DomainPattern::is_any) {
         report.warn(format!(
             "{path} ({name}) may request certificates for every domain"
@@ -155,6 +159,7 @@ fn entry(i: usize, raw: RawPskEntry, report: &mut Report<'_>) -> Result<Entry, R
             key: key.secret,
             domains,
             admin: raw.admin.unwrap_or(false),
+            profiles,
         },
     })
 }

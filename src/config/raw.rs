@@ -100,6 +100,18 @@ pub(super) struct RawAcme {
     pub key_type: Option<String>,
     pub profile: Option<String>,
     pub max_concurrent_orders: Option<String>,
+    pub fallback: Option<RawAcmeFallback>,
+}
+
+/// `acme.fallback`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawAcmeFallback {
+    pub directory_url: Option<String>,
+    pub email: Option<String>,
+    pub ca_certificates: Option<String>,
+    pub eab: Option<RawEab>,
+    pub profile: Option<String>,
 }
 
 /// `acme.eab`.
@@ -156,6 +168,7 @@ pub(super) struct RawPskEntry {
     pub key_file: Option<String>,
     pub domains: Option<Vec<String>>,
     pub admin: Option<bool>,
+    pub profiles: Option<Vec<String>>,
 }
 
 /// `auth.jwt`.
@@ -172,6 +185,7 @@ pub(super) struct RawJwt {
     pub algorithms: Option<Vec<String>>,
     pub max_token_bytes: Option<String>,
     pub ca_certificates: Option<String>,
+    pub profiles: Option<Vec<String>>,
 }
 
 /// `auth.akash`.
@@ -193,6 +207,7 @@ pub(super) struct RawAkash {
 pub(super) struct RawAkashPrincipal {
     pub address: Option<String>,
     pub domains: Option<Vec<String>>,
+    pub profiles: Option<Vec<String>>,
 }
 
 /// `notifications`.

@@ -8,6 +8,7 @@
 use std::{fmt, fs, net::SocketAddr, path::PathBuf};
 
 use super::{error::Problem, secret::Secret, tree::Origins};
+use crate::domain::Profile;
 
 /// Proof that a problem was recorded in the [`Report`].
 #[derive(Debug)]
@@ -109,6 +110,54 @@ impl<'a> Report<'a> {
 /// conventionally does.
 pub(super) fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
+}
+
+/// An ACME profile name at `key` (`acme.profile`, ...), `None` when unset or empty.
+pub(super) fn profile(
+    key: &str,
+    value: Option<String>,
+    report: &mut Report<'_>,
+) -> Result<Option<Profile>, Reported> {
+    let Some(text) = non_empty(value) else {
+        return Ok(None);
+    };
+    Profile::parse(&text).map(Some).ok_or_else(|| {
+        report.error(
+            key,
+            format!(
+                "{text:?} is not a profile name: 1 to {} letters, digits, '.', '_' or '-', as the \
+                 CA's directory lists them (Let's Encrypt: classic, tlsserver, shortlived)",
+                Profile::MAX_LEN
+            ),
+        )
+    })
+}
+
+/// A `...profiles` list: the ACME profiles a credential may ask for; `None` (absent) is every
+/// profile the CA offers.
+pub(super) fn profiles(
+    key: &str,
+    value: Option<Vec<String>>,
+    report: &mut Report<'_>,
+) -> Result<Option<Vec<Profile>>, Reported> {
+    let Some(list) = value else {
+        return Ok(None);
+    };
+    let mut profiles = Vec::with_capacity(list.len());
+    let mut failure = Ok(());
+    for (i, text) in list.into_iter().enumerate() {
+        match profile(&format!("{key}[{i}]"), Some(text), report) {
+            Ok(Some(p)) => profiles.push(p),
+            Ok(None) => {
+                failure = Err(report.error(
+                    &format!("{key}[{i}]"),
+                    "is empty; write a profile name, or remove the item",
+                ));
+            }
+            Err(reported) => failure = Err(reported),
+        }
+    }
+    failure.map(|()| Some(profiles))
 }
 
 /// A `...caCertificates` key: a readable file holding at least one PEM certificate. `fix` ends

@@ -156,6 +156,9 @@ impl Notifier {
                 if let Some(spki) = key.key.spki() {
                     certificate.insert("spkiSha256".into(), json!(spki.digest_b64()));
                 }
+                if let Some(profile) = &key.profile {
+                    certificate.insert("profile".into(), json!(profile.as_str()));
+                }
             });
         debug_assert!(certificate.is_some(), "event data is an object");
         let body = json!({"type": kind.as_str(), "timestamp": rfc3339(at), "data": data});

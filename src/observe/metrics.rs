@@ -31,6 +31,8 @@ pub const CERTIFICATE_EXPIRY: &str = "certfleet_certificate_expiry_timestamp_sec
 pub const CERTIFICATE_RENEWAL: &str = "certfleet_certificate_renewal_timestamp_seconds";
 /// Issuance attempts by trigger and outcome.
 pub const ISSUANCES: &str = "certfleet_issuances_total";
+/// Issuances sent to `acme.fallback` after the primary CA failed for its own reasons.
+pub const FALLBACK_ISSUANCES: &str = "certfleet_fallback_issuances_total";
 /// Stored certificates by state.
 pub const CERTIFICATES: &str = "certfleet_certificates";
 /// The earliest notAfter of any stored certificate, Unix seconds.
@@ -121,6 +123,10 @@ fn describe() {
         "issuance attempts by trigger (request, renewal, forced, resume) and outcome (success or the error code)"
     );
     describe_counter!(
+        FALLBACK_ISSUANCES,
+        "issuances ordered from acme.fallback after the primary CA failed (unreachable, 5xx, rate limit)"
+    );
+    describe_counter!(
         ACME_REQUESTS,
         "requests to the ACME server by endpoint and HTTP status (error: no answer)"
     );
@@ -181,6 +187,11 @@ fn describe() {
 /// `resume`; `outcome` is `success` or the API error code of the failure.
 pub fn issuance(trigger: &'static str, outcome: &'static str) {
     counter!(ISSUANCES, "trigger" => trigger, "outcome" => outcome).increment(1);
+}
+
+/// One issuance sent to the fallback CA after the primary failed.
+pub fn fallback_issuance() {
+    counter!(FALLBACK_ISSUANCES).increment(1);
 }
 
 /// One request to the ACME server; `status` is `None` when no answer came.

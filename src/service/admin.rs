@@ -15,7 +15,7 @@ use super::{CertService, ChallengeChoice, Need, Pending};
 use crate::acme::IssueError;
 use crate::domain::{CertKey, KeySpec, RevocationReason};
 use crate::observe::audit::AUDIT_TARGET;
-use crate::store::{Attempt, Store, StoreError};
+use crate::store::{Attempt, Store, StoreError, StoredCert};
 use crate::util::clock;
 
 /// How often every process reads the history for identities revoked or deleted by another
@@ -105,8 +105,7 @@ impl CertService {
                         "{key} holds no certificate to revoke (none issued, or already revoked)"
                     )));
                 };
-                self.revoke_at_ca(key, &cert.cert_pem, &cert.serial, reason, actor)
-                    .await?;
+                self.revoke_at_ca(key, &cert, reason, actor).await?;
                 let at = clock::now();
                 let mut data = serde_json::json!({
                     "certificate": crate::notify::certificate(&cert),
@@ -172,8 +171,7 @@ impl CertService {
                 };
                 if let Some(cert) = current {
                     let reason = RevocationReason::CessationOfOperation;
-                    self.revoke_at_ca(key, &cert.cert_pem, &cert.serial, reason, actor)
-                        .await?;
+                    self.revoke_at_ca(key, &cert, reason, actor).await?;
                     revoked = true;
                 }
                 let event = self.notifier.event(
@@ -233,6 +231,7 @@ impl CertService {
         let old = CertKey {
             names: key.names.clone(),
             key: old,
+            profile: key.profile.clone(),
         };
         let by = format!("rotation to {}", key.key);
         let actor = Actor {
@@ -297,13 +296,17 @@ impl CertService {
     async fn revoke_at_ca(
         &self,
         key: &CertKey,
-        cert_pem: &str,
-        serial: &str,
+        cert: &StoredCert,
         reason: RevocationReason,
         actor: Actor<'_>,
     ) -> Result<(), AdminError> {
+        let (cert_pem, serial) = (cert.cert_pem.as_str(), cert.serial.as_str());
         let started = Instant::now();
-        let result = self.issuer.revoke(cert_pem, reason).await;
+        // The CA that issued it: a fallback's certificate is revoked there.
+        let result = self
+            .issuer_of(cert.ca.as_deref())
+            .revoke(cert_pem, reason)
+            .await;
         let outcome = match &result {
             Ok(()) => "success",
             Err(err) => err

@@ -55,6 +55,8 @@ pub type Pending = watch::Receiver<Option<Outcome>>;
 pub struct CertService {
     store: Arc<dyn Store>,
     issuer: Arc<Issuer>,
+    /// `acme.fallback`'s issuer, tried when `issuer` fails for the CA's reasons.
+    fallback: Option<Arc<Issuer>>,
     /// Certificates as the store last gave them, within their share of `server.cacheSize`;
     /// what is dropped is read from the store again when asked for.
     cache: RwLock<SizedCache<CertKey, Arc<StoredCert>>>,
@@ -113,12 +115,30 @@ impl CertService {
         Self {
             store,
             issuer,
+            fallback: None,
             cache: RwLock::new(SizedCache::new(cache_budget)),
             inflight: Mutex::new(HashMap::new()),
             stored: Arc::new(Notify::new()),
             owner: owner_id(),
             lease_ttl,
             notifier,
+        }
+    }
+
+    /// Orders from `fallback` (`acme.fallback`) when the primary issuer fails for the CA's
+    /// reasons: unreachable, a 5xx or an unusable answer, its rate limit.
+    #[must_use]
+    pub fn with_fallback(mut self, fallback: Arc<Issuer>) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    /// The issuer of `ca`, the CA a certificate's row says issued it (ARI and revocation go
+    /// there).
+    pub fn issuer_of(&self, ca: Option<&str>) -> &Issuer {
+        match &self.fallback {
+            Some(fallback) if fallback.issued(ca) => fallback,
+            _ => &self.issuer,
         }
     }
 
@@ -149,7 +169,11 @@ impl CertService {
         let Ok(Some(cert)) = self.store.certificate(key).await else {
             return true;
         };
-        match self.issuer.ari_renewal_time(&cert.cert_pem).await {
+        match self
+            .issuer_of(cert.ca.as_deref())
+            .ari_renewal_time(&cert.cert_pem)
+            .await
+        {
             Some(at) if at > now => {
                 tracing::info!(names = %key.names, renew_after = at, "the CA's renewal window starts later");
                 if let Err(err) = self.store.set_renew_after(key, at, &[]).await {
@@ -422,7 +446,7 @@ impl CertService {
         let announce = |cert: &StoredCert, previous: Option<&str>| {
             vec![self.notifier.stored(cert, previous, trigger)]
         };
-        let result = self.issuer.issue(key, choice, &announce).await;
+        let result = self.issue_with_fallback(key, choice, &announce).await;
         let outcome = match &result {
             Ok(_) => "success",
             // A kind's name is the API code its failure is answered with (`error.rs` checks),
@@ -493,6 +517,41 @@ impl CertService {
             }
         }
         result
+    }
+
+    /// The issuance at the primary CA, then, when it failed for the CA's reasons and no order
+    /// the primary may still finish is kept, at `acme.fallback`'s. An order recorded at the
+    /// fallback (a process stopped during it) is resumed there first.
+    async fn issue_with_fallback(
+        &self,
+        key: &CertKey,
+        choice: ChallengeChoice,
+        announce: crate::acme::Announce<'_>,
+    ) -> Result<StoredCert, IssueError> {
+        let Some(fallback) = &self.fallback else {
+            return self.issuer.issue(key, choice, announce).await;
+        };
+        let recorded = self.store.order(key).await?.and_then(|order| order.url);
+        if recorded.is_some_and(|url| fallback.owns_order(&url)) {
+            return fallback.issue(key, choice, announce).await;
+        }
+        let result = self.issuer.issue(key, choice, announce).await;
+        let Err(err @ (IssueError::Ca(_) | IssueError::RateLimited { .. })) = &result else {
+            return result;
+        };
+        if self.store.order(key).await?.is_some() {
+            // Finalized at the primary, which may still issue: resumed there, never doubled.
+            return result;
+        }
+        tracing::warn!(
+            names = %key.names,
+            primary = self.issuer.directory_url(),
+            fallback = fallback.directory_url(),
+            error = %err,
+            "the primary CA failed; ordering from the fallback CA"
+        );
+        crate::observe::metrics::fallback_issuance();
+        fallback.issue(key, choice, announce).await
     }
 
     fn cached(&self, key: &CertKey) -> Option<Arc<StoredCert>> {

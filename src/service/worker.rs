@@ -151,7 +151,11 @@ async fn ari_round(certs: &CertService, store: &dyn Store) -> Result<(), ()> {
         }
     };
     for cert in due {
-        let window = match certs.issuer().ari_window(&cert.cert_pem).await {
+        let window = match certs
+            .issuer_of(cert.ca.as_deref())
+            .ari_window(&cert.cert_pem)
+            .await
+        {
             Ok(window) => window,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot ask the CA for renewal windows; trying again later");

@@ -13,7 +13,7 @@
 /// transaction. A new migration is one line here and one file per backend.
 macro_rules! migrator {
     ($backend:literal) => {{
-        let migrations: [(i64, &'static str, &'static str); 10] = [
+        let migrations = [
             (
                 1,
                 "init",
@@ -88,6 +88,15 @@ macro_rules! migrator {
                     "/0010_client_keys.sql"
                 )),
             ),
+            (
+                13,
+                "issuing ca",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0013_issuing_ca.sql"
+                )),
+            ),
         ];
         sqlx::migrate::Migrator::with_migrations(
             migrations
@@ -125,7 +134,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::config::{Database, EncryptionKey, SqliteConfig, StorageConfig};
-use crate::domain::{CertKey, FailureKind, KeySpec, NameSet};
+use crate::domain::{CertKey, FailureKind, KeySpec, NameSet, Profile};
 
 /// A failure of the storage backend. Never carries a secret: only the step and the driver's
 /// message (which holds no bound values).
@@ -157,6 +166,8 @@ pub struct StoredCert {
     pub names: NameSet,
     /// Whose private key, and which.
     pub key: KeySpec,
+    /// The profile its identity names (`CertKey::profile`).
+    pub profile: Option<Profile>,
     /// The leaf followed by its chain, PEM.
     pub cert_pem: String,
     /// The private key, PKCS#8 PEM, when certfleet holds it ([`KeySpec::Server`]); `None` for
@@ -174,6 +185,9 @@ pub struct StoredCert {
     pub renew_after: i64,
     /// When certfleet stored it, Unix seconds.
     pub issued_at: i64,
+    /// The ACME directory that issued it (`acme.directoryUrl`, or `acme.fallback`'s); `None`
+    /// for certificates stored before fallbacks existed, which the primary issued.
+    pub ca: Option<String>,
 }
 
 /// When one stored certificate expires and is due for renewal.
@@ -216,6 +230,7 @@ impl StoredCert {
             + self.key_pem.as_ref().map_or(0, String::capacity)
             + self.issuer_pem.capacity()
             + self.serial.capacity()
+            + self.ca.as_ref().map_or(0, String::capacity)
     }
 
     /// Whether the certificate is still within its validity period at `now`.
@@ -228,6 +243,7 @@ impl StoredCert {
         CertKey {
             names: self.names.clone(),
             key: self.key,
+            profile: self.profile.clone(),
         }
     }
 }
@@ -647,6 +663,8 @@ pub struct CertSummary {
     pub renew_after: i64,
     /// When certfleet stored it, Unix seconds.
     pub issued_at: i64,
+    /// The ACME directory that issued it (`None`: the primary, before fallbacks existed).
+    pub ca: Option<String>,
 }
 
 /// One identity as the inventory shows it: its certificate (none when every attempt so far
@@ -687,7 +705,7 @@ impl InventoryEntry {
         InventoryCursor {
             not_after: self.cert.as_ref().map(|c| c.not_after),
             names: self.key.names.key(),
-            key_type: self.key.key.as_str().to_owned(),
+            key_type: self.key.variant().into_owned(),
         }
     }
 }

@@ -157,4 +157,6 @@ pub struct AriCandidate {
     pub not_after: i64,
     /// When its renewal is planned.
     pub renew_after: i64,
+    /// The ACME directory that issued it (`None`: the primary, stored before fallbacks).
+    pub ca: Option<String>,
 }

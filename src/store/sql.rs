@@ -108,7 +108,7 @@ impl<B: Backend> SqlStore<B> {
         if events.is_empty() {
             return self.execute(step, first.0, first.1).await.map(drop);
         }
-        let names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
+        let names = event_columns(events);
         let writes = event_writes(events, &names);
         let mut statements = vec![first];
         statements.extend(writes.iter().map(|(sql, args)| (*sql, args.as_slice())));
@@ -126,7 +126,7 @@ impl<B: Backend> SqlStore<B> {
         first: (&'static str, &[Arg<'_>]),
         events: &[NewEvent],
     ) -> Result<bool, StoreError> {
-        let names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
+        let names = event_columns(events);
         let writes = event_writes(events, &names);
         let mut statements = vec![first];
         statements.extend(writes.iter().map(|(sql, args)| (*sql, args.as_slice())));
@@ -312,7 +312,7 @@ macro_rules! inventory_of_certificates {
           WHERE a.names = c.names AND a.key_type = c.key_type AND a.outcome <> 'success') END, \
          CASE WHEN EXISTS (SELECT 1 FROM orders o WHERE o.names = c.names \
           AND o.key_type = c.key_type) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END, \
-         c.revoked_at, c.revoked_reason \
+         c.revoked_at, c.revoked_reason, c.ca \
          FROM certificates c \
          LEFT JOIN failures f ON f.names = c.names AND f.key_type = c.key_type"
     };
@@ -329,7 +329,7 @@ macro_rules! inventory_of_failures {
           AND a.key_type = f.key_type AND a.outcome <> 'success'), \
          CASE WHEN EXISTS (SELECT 1 FROM orders o WHERE o.names = f.names \
           AND o.key_type = f.key_type) THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END, \
-         CAST(NULL AS BIGINT), CAST(NULL AS TEXT) \
+         CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
          FROM failures f"
     };
 }
@@ -347,16 +347,16 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read certificate",
                 // The columns in the order `cert_from_row` reads them.
                 "SELECT names, key_type, cert_pem, key_pem, issuer_pem, serial, not_before, \
-                 not_after, renew_after, issued_at FROM certificates \
+                 not_after, renew_after, issued_at, ca FROM certificates \
                  WHERE names = $1 AND key_type = $2 AND revoked_at IS NULL",
-                &[Arg::from(&names), Arg::from(key.key.as_str())],
+                &[Arg::from(&names), Arg::from(key.variant().as_ref())],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
         let mut cert = cert_from_row(&row)?;
         cert.key_pem = match (&cert.key, cert.key_pem.take()) {
             (KeySpec::Server(_), Some(sealed)) => {
-                Some(self.open_sealed(&sealed, &cert_context(&names, key.key.as_str()))?)
+                Some(self.open_sealed(&sealed, &cert_context(&names, key.variant().as_ref()))?)
             }
             // A client's key: the column holds '', never a key.
             _ => None,
@@ -370,7 +370,8 @@ impl<B: Backend> Store for SqlStore<B> {
         events: &[NewEvent],
     ) -> Result<(), StoreError> {
         let names = cert.names.key();
-        let key_type = cert.key.as_str();
+        let variant = cert.key.with_profile(cert.profile.as_ref());
+        let key_type = variant.as_ref();
         // A client's key is never stored: its row holds '' where a server key's is sealed.
         let sealed = match &cert.key_pem {
             Some(pem) => self.seal(pem, &cert_context(&names, key_type))?,
@@ -391,17 +392,19 @@ impl<B: Backend> Store for SqlStore<B> {
                 cert.issued_at
                     + crate::schedule::ari_check_interval(cert.not_before, cert.not_after),
             ),
+            Arg::OptionalText(cert.ca.as_deref()),
         ];
         let save = (
             "INSERT INTO certificates (names, key_type, cert_pem, key_pem, issuer_pem, serial, \
-             not_before, not_after, renew_after, issued_at, ari_next_check) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             not_before, not_after, renew_after, issued_at, ari_next_check, ca) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (names, key_type) DO UPDATE SET cert_pem = excluded.cert_pem, \
              key_pem = excluded.key_pem, issuer_pem = excluded.issuer_pem, \
              serial = excluded.serial, not_before = excluded.not_before, \
              not_after = excluded.not_after, renew_after = excluded.renew_after, \
              issued_at = excluded.issued_at, revoked_at = NULL, revoked_reason = NULL, \
-             expiring_notified = NULL, ari_next_check = excluded.ari_next_check",
+             expiring_notified = NULL, ari_next_check = excluded.ari_next_check, \
+             ca = excluded.ca",
             &args[..],
         );
         self.execute_with_events("save certificate", save, events)
@@ -480,8 +483,9 @@ impl<B: Backend> Store for SqlStore<B> {
         now: i64,
         min_interval: i64,
     ) -> Result<RenewalClaim, StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
-        let identity = [Arg::from(&names), Arg::from(key.key.as_str())];
+        let identity = [Arg::from(&names), Arg::from(variant.as_ref())];
         // One statement: the row is written only when no claim exists or the last one is old
         // enough. ON CONFLICT locks the row and checks the condition on its newest version, so
         // two requests (or two replicas) claiming together cannot both be granted.
@@ -522,7 +526,7 @@ impl<B: Backend> Store for SqlStore<B> {
             "record an order",
             "INSERT INTO orders (names, key_type, started_at) VALUES ($1, $2, $3) \
              ON CONFLICT (names, key_type) DO NOTHING",
-            &[Arg::from(&names), key.key.as_str().into(), now.into()],
+            &[Arg::from(&names), key.variant().as_ref().into(), now.into()],
         )
         .await
         .map(drop)
@@ -535,11 +539,11 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read an order",
                 "SELECT order_url, key_pem, started_at FROM orders \
                  WHERE names = $1 AND key_type = $2",
-                &[Arg::from(&names), key.key.as_str().into()],
+                &[Arg::from(&names), key.variant().as_ref().into()],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let context = order_context(&names, key.key.as_str());
+        let context = order_context(&names, key.variant().as_ref());
         let sealed = decode(row.optional_text(1))?;
         Ok(Some(OrderRecord {
             url: decode(row.optional_text(0))?,
@@ -557,7 +561,7 @@ impl<B: Backend> Store for SqlStore<B> {
         self.execute(
             "save the order URL",
             "UPDATE orders SET order_url = $3 WHERE names = $1 AND key_type = $2",
-            &[Arg::from(&names), key.key.as_str().into(), url.into()],
+            &[Arg::from(&names), key.variant().as_ref().into(), url.into()],
         )
         .await
         .map(drop)
@@ -567,7 +571,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let names = key.names.key();
         // A client's order stores '' in the key's place: only that finalize is being sent.
         let sealed = match key_pem {
-            Some(pem) => self.seal(pem, &order_context(&names, key.key.as_str()))?,
+            Some(pem) => self.seal(pem, &order_context(&names, key.variant().as_ref()))?,
             None => String::new(),
         };
         self.execute(
@@ -575,7 +579,7 @@ impl<B: Backend> Store for SqlStore<B> {
             "UPDATE orders SET key_pem = $3 WHERE names = $1 AND key_type = $2",
             &[
                 Arg::from(&names),
-                key.key.as_str().into(),
+                key.variant().as_ref().into(),
                 Arg::from(&sealed),
             ],
         )
@@ -598,7 +602,7 @@ impl<B: Backend> Store for SqlStore<B> {
              SET replaces = COALESCE(excluded.replaces, client_csrs.replaces)",
             &[
                 Arg::from(&names),
-                key.key.as_str().into(),
+                key.variant().as_ref().into(),
                 csr_pem.into(),
                 Arg::OptionalText(replaces.map(KeySpec::as_str)),
                 now.into(),
@@ -614,7 +618,7 @@ impl<B: Backend> Store for SqlStore<B> {
             .fetch_optional(
                 "read a client's CSR",
                 "SELECT csr_pem, replaces FROM client_csrs WHERE names = $1 AND key_type = $2",
-                &[Arg::from(&names), key.key.as_str().into()],
+                &[Arg::from(&names), key.variant().as_ref().into()],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -635,12 +639,26 @@ impl<B: Backend> Store for SqlStore<B> {
                 &[Arg::from(&names)],
             )
             .await?;
-        rows.iter().map(|row| key_spec(&text(row, 0)?)).collect()
+        // One key may have certificates of several profiles: each key once.
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let variant = text(row, 0)?;
+            let key = key_spec(
+                variant
+                    .split_once('@')
+                    .map_or(variant.as_str(), |(key, _)| key),
+            )?;
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
     }
 
     async fn finish_order(&self, key: &CertKey) -> Result<(), StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
-        let identity = [Arg::from(&names), Arg::from(key.key.as_str())];
+        let identity = [Arg::from(&names), Arg::from(variant.as_ref())];
         self.db
             .execute_all(&[
                 (
@@ -679,7 +697,7 @@ impl<B: Backend> Store for SqlStore<B> {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (names, key_type, handle) DO NOTHING",
             &[
                 Arg::from(&names),
-                key.key.as_str().into(),
+                key.variant().as_ref().into(),
                 Arg::from(&record.challenge_type),
                 Arg::from(&record.name),
                 Arg::from(&record.handle),
@@ -696,7 +714,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 "list presented challenges",
                 "SELECT challenge_type, name, handle FROM presented \
                  WHERE names = $1 AND key_type = $2 ORDER BY handle",
-                &[Arg::from(&names), key.key.as_str().into()],
+                &[Arg::from(&names), key.variant().as_ref().into()],
             )
             .await?;
         rows.iter()
@@ -715,7 +733,11 @@ impl<B: Backend> Store for SqlStore<B> {
         self.execute(
             "forget a presented challenge",
             "DELETE FROM presented WHERE names = $1 AND key_type = $2 AND handle = $3",
-            &[Arg::from(&names), key.key.as_str().into(), handle.into()],
+            &[
+                Arg::from(&names),
+                key.variant().as_ref().into(),
+                handle.into(),
+            ],
         )
         .await
         .map(drop)
@@ -728,7 +750,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read a failure",
                 "SELECT count, next_attempt, code, message FROM failures \
                  WHERE names = $1 AND key_type = $2",
-                &[Arg::from(&names), key.key.as_str().into()],
+                &[Arg::from(&names), key.variant().as_ref().into()],
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -746,10 +768,11 @@ impl<B: Backend> Store for SqlStore<B> {
         failure: &Failure,
         events: &[NewEvent],
     ) -> Result<(), StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
         let args = [
             Arg::from(&names),
-            key.key.as_str().into(),
+            variant.as_ref().into(),
             i64::from(failure.count).into(),
             failure.next_attempt.into(),
             failure.kind.as_str().into(),
@@ -773,7 +796,7 @@ impl<B: Backend> Store for SqlStore<B> {
         self.execute(
             "clear a failure",
             "DELETE FROM failures WHERE names = $1 AND key_type = $2",
-            &[Arg::from(&names), key.key.as_str().into()],
+            &[Arg::from(&names), key.variant().as_ref().into()],
         )
         .await
         .map(drop)
@@ -989,8 +1012,9 @@ impl<B: Backend> Store for SqlStore<B> {
         at: i64,
         events: &[NewEvent],
     ) -> Result<(), StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
-        let args = [Arg::from(&names), key.key.as_str().into(), at.into()];
+        let args = [Arg::from(&names), variant.as_ref().into(), at.into()];
         let update = (
             "UPDATE certificates SET renew_after = $3 WHERE names = $1 AND key_type = $2",
             &args[..],
@@ -1082,7 +1106,7 @@ impl<B: Backend> Store for SqlStore<B> {
              duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
                 Arg::from(&names),
-                key.key.as_str().into(),
+                key.variant().as_ref().into(),
                 Arg::from(&attempt.trigger),
                 Arg::from(&attempt.outcome),
                 Arg::OptionalText(attempt.message.as_deref()),
@@ -1104,7 +1128,7 @@ impl<B: Backend> Store for SqlStore<B> {
                  WHERE names = $1 AND key_type = $2 ORDER BY id DESC LIMIT $3",
                 &[
                     Arg::from(&names),
-                    key.key.as_str().into(),
+                    key.variant().as_ref().into(),
                     i64::from(limit).into(),
                 ],
             )
@@ -1138,7 +1162,7 @@ impl<B: Backend> Store for SqlStore<B> {
              SET serial = excluded.serial, delivered_at = excluded.delivered_at",
             &[
                 Arg::from(&names),
-                key.key.as_str().into(),
+                key.variant().as_ref().into(),
                 principal.into(),
                 serial.into(),
                 at.into(),
@@ -1155,7 +1179,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 "read the deliveries",
                 "SELECT principal, serial, delivered_at FROM deliveries \
                  WHERE names = $1 AND key_type = $2 ORDER BY delivered_at DESC, principal",
-                &[Arg::from(&names), key.key.as_str().into()],
+                &[Arg::from(&names), key.variant().as_ref().into()],
             )
             .await?;
         rows.iter()
@@ -1236,8 +1260,9 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn inventory_entry(&self, key: &CertKey) -> Result<Option<InventoryEntry>, StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
-        let args = [Arg::from(&names), key.key.as_str().into()];
+        let args = [Arg::from(&names), variant.as_ref().into()];
         let row = self
             .fetch_optional(
                 "read an inventory entry",
@@ -1274,16 +1299,17 @@ impl<B: Backend> Store for SqlStore<B> {
         replace: bool,
         events: &[NewEvent],
     ) -> Result<bool, StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
         // The key is replaced by a sealed empty string: secure_delete (SQLite) and VACUUM
         // (PostgreSQL) leave no copy of it, and re-sealing still reads every row as sealed.
         let destroyed = match key.key {
-            KeySpec::Server(_) => self.seal("", &cert_context(&names, key.key.as_str()))?,
+            KeySpec::Server(_) => self.seal("", &cert_context(&names, variant.as_ref()))?,
             KeySpec::Client(_) => String::new(),
         };
         let args = [
             Arg::from(&names),
-            key.key.as_str().into(),
+            variant.as_ref().into(),
             serial.into(),
             at.into(),
             reason.into(),
@@ -1301,9 +1327,10 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn delete_identity(&self, key: &CertKey, events: &[NewEvent]) -> Result<(), StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
-        let identity = [Arg::from(&names), Arg::from(key.key.as_str())];
-        let event_names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
+        let identity = [Arg::from(&names), Arg::from(variant.as_ref())];
+        let event_names = event_columns(events);
         let writes = event_writes(events, &event_names);
         let mut statements: Vec<(&'static str, &[Arg<'_>])> = vec![
             (
@@ -1370,7 +1397,7 @@ impl<B: Backend> Store for SqlStore<B> {
         if events.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = events.iter().map(|e| e.key.names.key()).collect();
+        let names = event_columns(events);
         let writes = event_writes(events, &names);
         let statements: Vec<_> = writes
             .iter()
@@ -1417,10 +1444,11 @@ impl<B: Backend> Store for SqlStore<B> {
         left: i64,
         event: &NewEvent,
     ) -> Result<bool, StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
         let args = [
             Arg::from(&names),
-            key.key.as_str().into(),
+            variant.as_ref().into(),
             serial.into(),
             left.into(),
         ];
@@ -1477,10 +1505,11 @@ impl<B: Backend> Store for SqlStore<B> {
         serial: &str,
         event: &NewEvent,
     ) -> Result<bool, StoreError> {
+        let variant = key.variant();
         let names = key.names.key();
         let args = [
             Arg::from(&names),
-            key.key.as_str().into(),
+            variant.as_ref().into(),
             principal.into(),
             serial.into(),
         ];
@@ -1611,14 +1640,14 @@ impl<B: Backend> Store for SqlStore<B> {
                  WHERE names = $1 AND key_type = $2 ORDER BY seq DESC LIMIT $3",
                 &[
                     Arg::from(&names),
-                    key.key.as_str().into(),
+                    key.variant().as_ref().into(),
                     i64::from(limit).into(),
                 ],
             )
             .await?;
         let (mut records, seqs) = event_records(&rows)?;
         drop(rows);
-        self.attach_notifications(&mut records, &seqs, Some((&names, key.key.as_str())))
+        self.attach_notifications(&mut records, &seqs, Some((&names, key.variant().as_ref())))
             .await?;
         Ok(records)
     }
@@ -1689,7 +1718,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let rows = self
             .fetch_all(
                 "list renewal windows to ask again",
-                "SELECT names, key_type, serial, cert_pem, not_before, not_after, renew_after \
+                "SELECT names, key_type, serial, cert_pem, not_before, not_after, renew_after, ca \
                  FROM certificates WHERE ari_next_check <= $1 AND revoked_at IS NULL \
                  AND renew_after > $1 ORDER BY ari_next_check LIMIT $2",
                 &[now.into(), i64::from(limit).into()],
@@ -1704,6 +1733,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     not_before: int(row, 4)?,
                     not_after: int(row, 5)?,
                     renew_after: int(row, 6)?,
+                    ca: decode(row.optional_text(7))?,
                 })
             })
             .collect()
@@ -1722,7 +1752,7 @@ impl<B: Backend> Store for SqlStore<B> {
              WHERE names = $1 AND key_type = $2 AND serial = $3",
             &[
                 Arg::from(&names),
-                key.key.as_str().into(),
+                key.variant().as_ref().into(),
                 serial.into(),
                 at.into(),
             ],
@@ -1755,10 +1785,7 @@ fn event_records(rows: &[impl Row]) -> Result<(Vec<EventRecord>, Vec<i64>), Stor
         records.push(EventRecord {
             id: text(row, 1)?,
             kind: text(row, 2)?,
-            key: CertKey {
-                names: names(&text(row, 3)?)?,
-                key: key_spec(&text(row, 4)?)?,
-            },
+            key: identity(&text(row, 3)?, &text(row, 4)?)?,
             at: int(row, 5)?,
             notifications: Vec::new(),
         });
@@ -1766,15 +1793,23 @@ fn event_records(rows: &[impl Row]) -> Result<(Vec<EventRecord>, Vec<i64>), Stor
     Ok((records, seqs))
 }
 
-/// The statements that write `events` (`names[i]` is `events[i]`'s names column): each event
-/// once (an id already written is skipped), then one pending notification per channel, due at
-/// the event's time.
+/// The identity columns (names, key_type) of each event, for [`event_writes`].
+fn event_columns(events: &[NewEvent]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| (e.key.names.key(), e.key.variant().into_owned()))
+        .collect()
+}
+
+/// The statements that write `events` (`columns[i]` is `events[i]`'s identity columns, from
+/// [`event_columns`]): each event once (an id already written is skipped), then one pending
+/// notification per channel, due at the event's time.
 fn event_writes<'a>(
     events: &'a [NewEvent],
-    names: &'a [String],
+    columns: &'a [(String, String)],
 ) -> Vec<(&'static str, Vec<Arg<'a>>)> {
     let mut writes = Vec::new();
-    for (event, names) in events.iter().zip(names) {
+    for (event, (names, variant)) in events.iter().zip(columns) {
         writes.push((
             "INSERT INTO events (id, type, names, key_type, body, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
@@ -1782,7 +1817,7 @@ fn event_writes<'a>(
                 Arg::from(&event.id),
                 event.kind.as_str().into(),
                 Arg::from(names),
-                event.key.key.as_str().into(),
+                Arg::from(variant),
                 Arg::from(&event.body),
                 event.at.into(),
             ],
@@ -1826,6 +1861,7 @@ fn inventory_from_row(row: &impl Row) -> Result<InventoryEntry, StoreError> {
             not_after: int(row, 4)?,
             renew_after: int(row, 5)?,
             issued_at: int(row, 6)?,
+            ca: decode(row.optional_text(15))?,
         }),
     };
     Ok(InventoryEntry {
@@ -1884,20 +1920,34 @@ fn key_spec(stored: &str) -> Result<KeySpec, StoreError> {
     })
 }
 
+/// An identity from its stored columns `names, key_type`.
+fn identity(names_column: &str, variant: &str) -> Result<CertKey, StoreError> {
+    let (key, profile) = CertKey::parse_variant(variant).ok_or_else(|| {
+        StoreError::new(
+            "decode stored key type",
+            format!("unknown key type {variant:?}"),
+        )
+    })?;
+    Ok(CertKey {
+        names: names(names_column)?,
+        key,
+        profile,
+    })
+}
+
 /// An identity from a row whose first two columns are `names, key_type`.
 fn key_from_row(row: &impl Row) -> Result<CertKey, StoreError> {
-    Ok(CertKey {
-        names: names(&text(row, 0)?)?,
-        key: key_spec(&text(row, 1)?)?,
-    })
+    identity(&text(row, 0)?, &text(row, 1)?)
 }
 
 /// A certificate from a row of every `certificates` column in table order, its key still
 /// sealed.
 fn cert_from_row(row: &impl Row) -> Result<StoredCert, StoreError> {
+    let identity = identity(&text(row, 0)?, &text(row, 1)?)?;
     Ok(StoredCert {
-        names: names(&text(row, 0)?)?,
-        key: key_spec(&text(row, 1)?)?,
+        names: identity.names,
+        key: identity.key,
+        profile: identity.profile,
         cert_pem: text(row, 2)?,
         key_pem: Some(text(row, 3)?),
         issuer_pem: text(row, 4)?,
@@ -1906,5 +1956,6 @@ fn cert_from_row(row: &impl Row) -> Result<StoredCert, StoreError> {
         not_after: int(row, 7)?,
         renew_after: int(row, 8)?,
         issued_at: int(row, 9)?,
+        ca: decode(row.optional_text(10))?,
     })
 }

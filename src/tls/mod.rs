@@ -75,10 +75,7 @@ impl ServerTls {
                 }
             }
             TlsConfig::Acme { acme } => Source::Acme {
-                key: CertKey {
-                    names: acme.hostnames.clone(),
-                    key: KeySpec::Server(key_type),
-                },
+                key: CertKey::new(acme.hostnames.clone(), KeySpec::Server(key_type)),
             },
         };
         let mut server = rustls::ServerConfig::builder_with_provider(Arc::new(

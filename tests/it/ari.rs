@@ -298,3 +298,90 @@ async fn a_window_moved_earlier_advances_the_renewal_with_an_event() {
         ]
     );
 }
+
+/// Pebble 2.10 answers a second order replacing the same certificate with `alreadyReplaced`
+/// (RFC 9773 section 7.4): certfleet's renewal must still be ordered, without `replaces`, when
+/// an earlier order (here made by the test with certfleet's own account, as a crash between
+/// the CA creating the order and certfleet saving its URL would leave) replaces it already.
+#[tokio::test]
+async fn a_renewal_whose_certificate_already_has_a_replacement_is_ordered_without_replaces() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        profiles: vec![("default".to_owned(), 7_776_000)],
+        ..Default::default()
+    })
+    .await;
+    let service = Service::start_with(&pebble, "30s", |yaml| {
+        yaml.replace(
+            "storage:\n",
+            &format!("storage:\n  encryptionKey: \"{KEY}\"\n"),
+        )
+    })
+    .await;
+    let name = "replaced.example.test";
+    let first = service
+        .post("/api/certificate", ADMIN_KEY, json!({"domain": name}))
+        .await;
+    assert_eq!(first.status(), 200);
+    let first_pem = json(first).await["certificate"]
+        .as_str()
+        .expect("certificate")
+        .to_owned();
+
+    // A replacement certfleet never stored: ordered, validated (certfleet's HTTP-01 listener
+    // answers from its store, where the test puts the key authorization) and issued.
+    let account = certfleet_account(&service, &pebble).await;
+    let identifiers = [Identifier::Dns(name.to_owned())];
+    let first_id = ari::identifier(&first_pem).expect("identifier");
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers).replaces(first_id.clone()))
+        .await
+        .expect("the replacement order");
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz.expect("an authorization");
+        let mut challenge = authz
+            .challenge(instant_acme::ChallengeType::Http01)
+            .expect("an HTTP-01 challenge");
+        service
+            .app
+            .api
+            .store
+            .put_http01(
+                &challenge.token,
+                challenge.key_authorization().as_str(),
+                certfleet::util::clock::now(),
+            )
+            .await
+            .expect("the key authorization");
+        challenge.set_ready().await.expect("validate");
+    }
+    let retry = instant_acme::RetryPolicy::new().timeout(std::time::Duration::from_secs(30));
+    order.poll_ready(&retry).await.expect("ready");
+    order.finalize().await.expect("finalize");
+    order
+        .poll_certificate(&retry)
+        .await
+        .expect("the replacement");
+    let err = account
+        .new_order(&NewOrder::new(&identifiers).replaces(first_id))
+        .await
+        .err()
+        .expect("a second replacement of the same certificate is refused");
+    assert!(err.to_string().contains("alreadyReplaced"), "{err}");
+
+    let orders = pebble.orders_count();
+    let renewed = service
+        .post("/api/certificate/renew", ADMIN_KEY, json!({"domain": name}))
+        .await;
+    let status = renewed.status();
+    let body = json(renewed).await;
+    assert_eq!(status, 200, "{body}\n{}", pebble.log());
+    assert_ne!(body["certificate"].as_str(), Some(first_pem.as_str()));
+    assert_eq!(
+        pebble.orders_count(),
+        orders + 1,
+        "one order, without replaces, after the refused one"
+    );
+}

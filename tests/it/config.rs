@@ -1127,7 +1127,15 @@ fn example_config_loads() {
         .collect();
     let loaded = load(&uncommented, &[]);
     assert!(loaded.config.acme.eab.is_some(), "{uncommented}");
-    assert_eq!(loaded.config.acme.profile.as_deref(), Some("shortlived"));
+    assert_eq!(
+        loaded
+            .config
+            .acme
+            .profile
+            .as_ref()
+            .map(certfleet::domain::Profile::as_str),
+        Some("shortlived")
+    );
     // The le-cert-server single key, fleet-a, and the operator's admin key.
     assert_eq!(loaded.config.auth.psk.len(), 3);
     assert!(

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -106,19 +105,9 @@ fn run(command: &mut Command, what: &str) -> Vec<u8> {
 
 /// The leaf's SubjectPublicKeyInfo (DER) and serial (lowercase hex, as certfleet prints it).
 fn leaf(body: &Value) -> (Vec<u8>, String) {
-    let pem = body["certificate"].as_str().expect("certificate");
-    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()
-        .expect("a certificate")
-        .expect("PEM");
+    let der = common::leaf_der(body);
     let (_, cert) = X509Certificate::from_der(&der).expect("parse the leaf");
-    let serial = cert
-        .tbs_certificate
-        .raw_serial()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    (cert.public_key().raw.to_vec(), serial)
+    (cert.public_key().raw.to_vec(), common::serial_hex(&cert))
 }
 
 fn query(names: &[&str], spki: &str) -> String {

@@ -328,6 +328,7 @@ async fn records_a_killed_process_left_behind_are_removed_at_the_next_start() {
     let key = CertKey {
         names: NameSet::parse(&["left.example.test"]).expect("names"),
         key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
+        profile: None,
     };
     {
         let loaded =

@@ -23,6 +23,7 @@ fn cert_key(name: &str) -> certfleet::domain::CertKey {
     certfleet::domain::CertKey {
         names: certfleet::domain::NameSet::parse(&[name]).expect("a name"),
         key: certfleet::domain::KeySpec::Server(certfleet::domain::KeyType::EcdsaP256),
+        profile: None,
     }
 }
 

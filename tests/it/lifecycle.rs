@@ -277,6 +277,8 @@ async fn the_worker_pauses_when_the_ca_fails_a_whole_batch() {
         let cert = StoredCert {
             names: NameSet::parse(&[format!("down-{i}.example.test")]).expect("name"),
             key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
+            profile: None,
+            ca: None,
             cert_pem: "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n".into(),
             key_pem: Some("-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into()),
             issuer_pem: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n".into(),

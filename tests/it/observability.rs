@@ -367,6 +367,8 @@ async fn certificate_series_are_bounded_by_the_configured_choice() {
             let cert = StoredCert {
                 names: NameSet::parse(&[name.as_str()]).expect("name"),
                 key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
+                profile: None,
+                ca: None,
                 cert_pem: "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n".into(),
                 key_pem: Some(
                     "-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into(),
@@ -786,6 +788,8 @@ async fn the_cache_stays_within_its_size_and_serves_every_certificate() {
         let cert = StoredCert {
             names: NameSet::parse(&[name(i)]).expect("name"),
             key: certfleet::domain::KeySpec::Server(KeyType::EcdsaP256),
+            profile: None,
+            ca: None,
             cert_pem: format!("{leaf}{issuer}"),
             key_pem: Some(format!(
                 "-----BEGIN PRIVATE KEY-----\nkey {i}\n-----END PRIVATE KEY-----\n"

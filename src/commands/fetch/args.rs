@@ -92,6 +92,11 @@ pub struct FetchArgs {
     #[arg(long, value_name = "TYPE")]
     pub key_type: Option<String>,
 
+    /// The ACME profile to ask for, one the server's CA offers (such as Let's Encrypt's
+    /// shortlived); default: the server's acme.profile.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
     /// Where the private key is made: `server` (certfleet makes it and sends it with the
     /// certificate) or `local` (made here, kept in DIR/key.pem, never sent: the server gets a
     /// CSR).

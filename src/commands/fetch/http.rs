@@ -18,7 +18,7 @@ use super::bundle::CertBody;
 use super::credential::Credential;
 use super::credential::CredentialError;
 use super::tls::{Trust, TrustError};
-use certfleet::domain::{DomainName, KeyType, NameSet};
+use certfleet::domain::{DomainName, KeyType, NameSet, Profile};
 use certfleet::util::duration::format_duration;
 
 /// Answers are a few KiB; anything much larger is not certfleet.
@@ -265,12 +265,22 @@ impl Api {
     pub(super) async fn fetch(
         &self,
         names: &NameSet,
+        profile: Option<&Profile>,
         ask: Ask<'_>,
         etag: Option<&str>,
         wait: Duration,
     ) -> Result<Answer, HttpError> {
         let deadline = Instant::now() + wait;
         let mut get_url = query_url(&self.certificate_url, names, ask);
+        if let Some(profile) = profile {
+            get_url
+                .query_pairs_mut()
+                .append_pair("profile", profile.as_str());
+        }
+        let mut post = post_body(names, ask);
+        if let Some(profile) = profile {
+            post["profile"] = profile.as_str().into();
+        }
         let mut posted = matches!(ask, Ask::Rotation { .. });
         let mut step = if posted { Step::Post } else { Step::Get };
         loop {
@@ -284,7 +294,7 @@ impl Api {
             let request = match (step, etag) {
                 (Step::Get, Some(etag)) => request.header(IF_NONE_MATCH, etag),
                 (Step::Get, None) => request,
-                (Step::Post, _) => request.json(&post_body(names, ask)),
+                (Step::Post, _) => request.json(&post),
             };
             let response = self.send(request, &call, deadline, wait).await?;
             match response.status() {

@@ -63,3 +63,24 @@ pub fn san_dns_names(der: &[u8]) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The leaf (first certificate, DER) of an API answer's `certificate` chain.
+pub fn leaf_der(body: &serde_json::Value) -> Vec<u8> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = body["certificate"].as_str().expect("certificate");
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .expect("a certificate")
+        .expect("PEM")
+        .to_vec()
+}
+
+/// A certificate's serial in lowercase hex, as certfleet reports it.
+pub fn serial_hex(cert: &x509_parser::certificate::X509Certificate<'_>) -> String {
+    cert.tbs_certificate
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
