@@ -832,6 +832,9 @@ pub enum EventType {
     /// A client has not fetched the current certificate of an identity it fetched before
     /// (`delivery.stale`).
     DeliveryStale,
+    /// A `challenges.dnsPersist` record's `persistUntil` is within the entry's `warnBefore`
+    /// (`dns_persist.expiring`): publish a new record before it passes.
+    DnsPersistExpiring,
     /// The test event of `certfleet notify test` (`certfleet.test`): never in [`EventType::ALL`],
     /// never chosen by an `events` filter, always sent by that command.
     Test,
@@ -840,7 +843,7 @@ pub enum EventType {
 impl EventType {
     /// Every event type an `events` filter may name, in the order they are documented; the test
     /// event is not one of them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::CertificateIssued,
         Self::CertificateRenewed,
         Self::CertificateRenewalFailed,
@@ -849,6 +852,7 @@ impl EventType {
         Self::CertificateDeleted,
         Self::CertificateRenewalAdvanced,
         Self::DeliveryStale,
+        Self::DnsPersistExpiring,
     ];
 
     /// The wire name, as config files, webhook bodies and emails write it.
@@ -862,6 +866,7 @@ impl EventType {
             Self::CertificateDeleted => "certificate.deleted",
             Self::CertificateRenewalAdvanced => "certificate.renewal_advanced",
             Self::DeliveryStale => "delivery.stale",
+            Self::DnsPersistExpiring => "dns_persist.expiring",
             Self::Test => "certfleet.test",
         }
     }

@@ -15,6 +15,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::acme::csr::CsrError;
+use crate::acme::dns_persist01::RecordProblem;
 use crate::acme::{IssueError, NoSolver, UnknownProfile};
 use crate::domain::FailureKind;
 use crate::service::ForceError;
@@ -107,6 +108,9 @@ pub enum ApiError {
     /// 502 `dns_persist_record_mismatch`: its record names another account, lacks
     /// `policy=wildcard`, is past `persistUntil` or is malformed; found before any order.
     DnsPersistRecordMismatch(String),
+    /// 502 `dns_persist_record_expired`: this account's record is past its `persistUntil`;
+    /// found before any order.
+    DnsPersistRecordExpired(String),
     /// 503 `auth_unavailable`: an identity provider's keys cannot be loaded yet.
     AuthUnavailable(String),
     /// 500 `internal_error`: certfleet's own failure; details only in the log.
@@ -135,7 +139,7 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 38] = [
+pub const ERROR_CODES: [&str; 39] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
@@ -170,6 +174,7 @@ pub const ERROR_CODES: [&str; 38] = [
     "dns_error",
     "dns_persist_record_missing",
     "dns_persist_record_mismatch",
+    "dns_persist_record_expired",
     "auth_unavailable",
     "internal_error",
     "issuing",
@@ -233,6 +238,9 @@ impl ApiError {
             Self::DnsPersistRecordMismatch(_) => {
                 (StatusCode::BAD_GATEWAY, "dns_persist_record_mismatch")
             }
+            Self::DnsPersistRecordExpired(_) => {
+                (StatusCode::BAD_GATEWAY, "dns_persist_record_expired")
+            }
             Self::AuthUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             Self::Backoff { inner, .. } => inner.status_and_code(),
@@ -265,6 +273,7 @@ impl ApiError {
             | Self::DnsError(m)
             | Self::DnsPersistRecordMissing(m)
             | Self::DnsPersistRecordMismatch(m)
+            | Self::DnsPersistRecordExpired(m)
             | Self::RateLimited { message: m, .. }
             | Self::RenewTooSoon { message: m, .. } => m,
             Self::MethodNotAllowed => "this method is not allowed on this route",
@@ -342,9 +351,10 @@ impl From<IssueError> for ApiError {
             },
             IssueError::Ca(m) => Self::CaError(m),
             IssueError::Dns(m) => Self::DnsError(m),
-            IssueError::DnsPersist { missing, message } => match missing {
-                true => Self::DnsPersistRecordMissing(message),
-                false => Self::DnsPersistRecordMismatch(message),
+            IssueError::DnsPersist { problem, message } => match problem {
+                RecordProblem::Missing => Self::DnsPersistRecordMissing(message),
+                RecordProblem::Mismatch => Self::DnsPersistRecordMismatch(message),
+                RecordProblem::Expired => Self::DnsPersistRecordExpired(message),
             },
             IssueError::Internal(m) => Self::Internal(m),
             IssueError::BackingOff {
@@ -470,6 +480,7 @@ impl ApiError {
             ApiError::DnsError(String::new()),
             ApiError::DnsPersistRecordMissing(String::new()),
             ApiError::DnsPersistRecordMismatch(String::new()),
+            ApiError::DnsPersistRecordExpired(String::new()),
             ApiError::AuthUnavailable(String::new()),
             ApiError::Internal(String::new()),
             ApiError::Backoff {
@@ -508,6 +519,7 @@ impl ApiError {
                 | ApiError::DnsError(_)
                 | ApiError::DnsPersistRecordMissing(_)
                 | ApiError::DnsPersistRecordMismatch(_)
+                | ApiError::DnsPersistRecordExpired(_)
                 | ApiError::AuthUnavailable(_)
                 | ApiError::Internal(_)
                 | ApiError::Backoff { .. } => {}

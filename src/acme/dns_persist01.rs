@@ -146,8 +146,21 @@ pub struct Found {
 pub enum Refusal {
     /// No record names one of the issuer domain names.
     Missing(String),
-    /// Records for this CA exist, but none for this account, policy and time.
+    /// Records for this CA exist, but none for this account and policy (or one is malformed).
     Mismatch(String),
+    /// This account's record (with the right policy) is past its `persistUntil`.
+    Expired(String),
+}
+
+/// What is wrong with a name's record, as the API tells it (one error code each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordProblem {
+    /// No `_validation-persist` record names the CA: `dns_persist_record_missing`.
+    Missing,
+    /// Records name the CA, none fits: `dns_persist_record_mismatch`.
+    Mismatch,
+    /// This account's record is past its `persistUntil`: `dns_persist_record_expired`.
+    Expired,
 }
 
 /// Checks and answers DNS-PERSIST-01 for the names `challenges.dnsPersist` covers.
@@ -242,6 +255,7 @@ pub fn judge(
 ) -> Result<Found, Refusal> {
     let wildcard = name.starts_with("*.");
     let mut objections = Vec::new();
+    let mut expired = Vec::new();
     for value in values {
         let record = match PersistRecord::parse(value) {
             Ok(record) if issuers.contains(&record.issuer) => record,
@@ -265,7 +279,7 @@ pub fn judge(
                 "\"{value}\" has no policy=wildcard, which the wildcard {name} needs"
             ));
         } else if let Some(until) = record.persist_until.filter(|until| *until <= now) {
-            objections.push(format!(
+            expired.push(format!(
                 "\"{value}\" expired at persistUntil {}",
                 clock::rfc3339(until)
             ));
@@ -275,6 +289,11 @@ pub fn judge(
                 record,
             });
         }
+    }
+    if !expired.is_empty() {
+        // The record that would fit is there, only too old: say that first.
+        expired.extend(objections);
+        return Err(Refusal::Expired(format!("{fqdn}: {}", expired.join("; "))));
     }
     if objections.is_empty() {
         let seen = match values.len() {
@@ -398,7 +417,7 @@ impl Issuer {
             };
             if name.starts_with("*.") && !entry.wildcard {
                 return Err(IssueError::DnsPersist {
-                    missing: false,
+                    problem: RecordProblem::Mismatch,
                     message: format!(
                         "{name}: a wildcard needs policy=wildcard, and challenges.dnsPersist[{index}] \
                          has no policy: wildcard; set it and publish the record `certfleet \
@@ -407,12 +426,13 @@ impl Issuer {
                 });
             }
             let wanted = self.persist_record(name, now).await?;
-            let (missing, seen) = match refusal {
-                Refusal::Missing(seen) => (true, seen),
-                Refusal::Mismatch(seen) => (false, seen),
+            let (problem, seen) = match refusal {
+                Refusal::Missing(seen) => (RecordProblem::Missing, seen),
+                Refusal::Mismatch(seen) => (RecordProblem::Mismatch, seen),
+                Refusal::Expired(seen) => (RecordProblem::Expired, seen),
             };
             return Err(IssueError::DnsPersist {
-                missing,
+                problem,
                 message: format!(
                     "{name} is validated by DNS-PERSIST-01 (challenges.dnsPersist[{index}]), but {seen}; \
                      publish {} (`certfleet dns-persist record {name}` prints it)",
@@ -528,7 +548,16 @@ mod tests {
         );
         assert!(judge_one("*.example.com", &[&format!("{good}; policy=wildcard")]).is_ok());
         let expired = judge_one("example.com", &[&format!("{good}; persistUntil=999")]);
-        assert!(matches!(expired, Err(Refusal::Mismatch(m)) if m.contains("expired")));
+        assert!(matches!(expired, Err(Refusal::Expired(m)) if m.contains("expired")));
+        // Another account's record beside an expired one of ours: the expiry is what to fix.
+        let both = judge_one(
+            "example.com",
+            &[
+                "ca.example; accounturi=https://ca.example/acct/9",
+                &format!("{good}; persistUntil=999"),
+            ],
+        );
+        assert!(matches!(both, Err(Refusal::Expired(m)) if m.contains("acct/9")));
         assert!(judge_one("example.com", &[&format!("{good}; persistUntil=1001")]).is_ok());
         let malformed = judge_one("example.com", &["ca.example; policy=wildcard"]);
         assert!(matches!(malformed, Err(Refusal::Mismatch(m)) if m.contains("malformed")));

@@ -61,12 +61,12 @@ pub enum IssueError {
     /// certfleet itself failed (storage, key generation).
     #[error("{0}")]
     Internal(String),
-    /// A DNS-PERSIST-01 record is missing (`missing`) or does not validate the name for this
-    /// account: found before any order, the message names the record to publish.
+    /// A DNS-PERSIST-01 record is missing, does not validate the name for this account, or is
+    /// past its `persistUntil`: found before any order, the message names the record to publish.
     #[error("{message}")]
     DnsPersist {
-        /// No record names the CA at all (else: records exist, none fits).
-        missing: bool,
+        /// What is wrong with the record.
+        problem: dns_persist01::RecordProblem,
         /// Which name, which record, what was seen and what to publish.
         message: String,
     },
@@ -238,6 +238,15 @@ impl Issuer {
         let mut issuer = Self::new(&own, primary.store.clone())?;
         issuer.http01 = primary.http01.clone();
         issuer.dns01.clone_from(&primary.dns01);
+        // DNS-ACCOUNT-01's label is the fallback account's own; DNS-PERSIST-01's records are
+        // checked against it too.
+        if let Some(dns01) = &primary.dns01 {
+            issuer.dns_account = Some(Arc::new(dns01::DnsAccount01Solver::new(
+                dns01.clone(),
+                issuer.account_uri.clone(),
+            )));
+        }
+        issuer.dns_persist.clone_from(&primary.dns_persist);
         issuer.fallback = true;
         Ok(issuer)
     }

@@ -128,6 +128,23 @@ pub fn describe(message: Message<'_>) -> Text {
             "The machine behind this credential is probably still serving the old \
              certificate: check its fetch job (cron, `certfleet fetch`) and its logs.",
         ),
+        EventType::DnsPersistExpiring => (
+            format!(
+                "DNS-PERSIST-01 record {} expires {}",
+                field(&data["record"]["fqdn"]),
+                field(&data["expiresIn"])
+            ),
+            format!(
+                "The DNS-PERSIST-01 record {} (challenges.dnsPersist[{}]) is accepted by the CA \
+                 only until {} (persistUntil). After that, certificates for {names} cannot be \
+                 issued or renewed through it.",
+                field(&data["record"]["fqdn"]),
+                data["entry"].as_u64().unwrap_or(0),
+                field(&data["record"]["persistUntil"]),
+            ),
+            "Publish the record `certfleet dns-persist record NAME` prints now (it carries a \
+             new persistUntil), beside or instead of the old one.",
+        ),
         EventType::Test => (
             "certfleet test notification".to_owned(),
             "This is a test notification from `certfleet notify test`.".to_owned(),

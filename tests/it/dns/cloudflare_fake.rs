@@ -39,6 +39,8 @@ struct FakeState {
     fault: Fault,
     /// Every call, as `METHOD path`.
     calls: Vec<String>,
+    /// The name of every record created, in order (kept after the record is deleted).
+    created: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,11 @@ impl CloudflareFake {
     /// Every call so far, as `METHOD path`.
     pub fn calls(&self) -> Vec<String> {
         lock(&self.state).calls.clone()
+    }
+
+    /// The name of every record created so far, deleted ones too.
+    pub fn created(&self) -> Vec<String> {
+        lock(&self.state).created.clone()
     }
 }
 
@@ -250,6 +257,7 @@ async fn create_record(
             ttl: body["ttl"].as_u64().unwrap_or(1),
         };
         state.records.insert(id.clone(), record);
+        state.created.push(name.to_owned());
         (id, values_of(&state, name))
     };
     shared.publisher.publish(name, &values).await;
