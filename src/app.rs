@@ -175,6 +175,11 @@ impl App {
             self.api.certs.notifier().clone(),
             stop.clone(),
         ));
+        tokio::spawn(crate::service::dns_persist::watch(
+            self.api.certs.clone(),
+            self.api.store.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(crate::service::worker::watch_ari(
             self.api.certs.clone(),
             self.api.store.clone(),

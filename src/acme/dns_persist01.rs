@@ -205,7 +205,7 @@ impl DnsPersistSolver {
     }
 
     /// The TXT values at `fqdn`, from the first resolver that answers.
-    async fn lookup(&self, fqdn: &str) -> Result<Vec<String>, IssueError> {
+    pub async fn txt_values(&self, fqdn: &str) -> Result<Vec<String>, IssueError> {
         let servers = if self.resolvers.is_empty() {
             zone::system_resolvers()
         } else {
@@ -233,7 +233,7 @@ impl DnsPersistSolver {
         now: i64,
     ) -> Result<Result<Found, Refusal>, IssueError> {
         let fqdn = record_name(name);
-        let values = self.lookup(&fqdn).await?;
+        let values = self.txt_values(&fqdn).await?;
         let verdict = judge(name, &fqdn, &values, account_uri, issuers, now);
         if let (Ok(found), Some((index, _))) = (&verdict, self.entry_for(name))
             && let Ok(mut seen) = self.seen.lock()

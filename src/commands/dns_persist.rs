@@ -40,6 +40,10 @@ pub struct RecordArgs {
     /// "accountUri", "policy", "persistUntil"}.
     #[arg(long)]
     pub json: bool,
+    /// The record for `acme.fallback`'s CA and account instead of the primary's (publish both
+    /// for the fallback CA to validate the name too).
+    #[arg(long)]
+    pub fallback: bool,
 }
 
 /// Runs a `dns-persist` subcommand with the config at `config`.
@@ -80,6 +84,14 @@ fn record(args: &RecordArgs, config: Option<&Path>) -> ExitCode {
         let issuer = Issuer::new(&config.acme, store)
             .map_err(|e| e.to_string())?
             .with_dns_persist(solver);
+        let issuer = match (&config.acme.fallback, args.fallback) {
+            (_, false) => issuer,
+            (Some(fallback), true) => Issuer::fallback(&config.acme, fallback, &issuer)
+                .map_err(|e| e.to_string())?,
+            (None, true) => {
+                return Err("--fallback: there is no acme.fallback in the config".to_owned());
+            }
+        };
         let record = issuer
             .persist_record(&name, clock::now())
             .await

@@ -57,6 +57,8 @@ pub const CACHE_ENTRIES: &str = "certfleet_cache_entries";
 pub const CACHE_BYTES: &str = "certfleet_cache_bytes";
 /// Events written, by type.
 pub const EVENTS: &str = "certfleet_events_total";
+/// `certfleet_dns_persist_expires_seconds{entry}`: see [`dns_persist_expires`].
+pub const DNS_PERSIST_EXPIRES: &str = "certfleet_dns_persist_expires_seconds";
 /// Notification delivery attempts by channel kind, event type and outcome.
 pub const NOTIFICATIONS: &str = "certfleet_notifications_total";
 /// Duration of notification delivery attempts by channel kind.
@@ -159,6 +161,10 @@ fn describe() {
     describe_gauge!(
         CACHE_BYTES,
         "bytes an in-memory cache holds; the caches together stay within server.cacheSize"
+    );
+    describe_gauge!(
+        DNS_PERSIST_EXPIRES,
+        "seconds until the soonest persistUntil of a challenges.dnsPersist entry's records (negative once passed), by entry index"
     );
     describe_counter!(
         EVENTS,
@@ -305,6 +311,13 @@ pub fn cache_size(cache: &'static str, entries: usize, bytes: usize) {
     }
     metrics::gauge!(CACHE_ENTRIES, "cache" => cache).set(entries as f64);
     metrics::gauge!(CACHE_BYTES, "cache" => cache).set(bytes as f64);
+}
+
+/// The seconds left until the soonest `persistUntil` of the records of `challenges.dnsPersist`
+/// entry `entry` (negative once passed).
+#[allow(clippy::cast_precision_loss)]
+pub fn dns_persist_expires(entry: usize, left: i64) {
+    metrics::gauge!(DNS_PERSIST_EXPIRES, "entry" => entry.to_string()).set(left as f64);
 }
 
 /// One event built by this process.

@@ -8,6 +8,7 @@
 //! identities are issued in parallel.
 
 pub mod admin;
+pub mod dns_persist;
 pub mod worker;
 
 use std::collections::HashMap;

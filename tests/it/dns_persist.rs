@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -37,7 +38,12 @@ fn setup(pebble: &Pebble, persist: &str, extra: &str) -> Setup {
         .tempdir()
         .expect("temporary directory");
     let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
-    let yaml = base_yaml(pebble, &db_url, "60s")
+    let email = "  email: \"ops@example.test\"\n";
+    let base = base_yaml(pebble, &db_url, "60s");
+    assert!(base.contains(email), "the base config changed:\n{base}");
+    // Pebble 2.10 picks a random profile for an order that names none.
+    let yaml = base
+        .replace(email, &format!("{email}  profile: default\n"))
         .replace(
             &format!("listen: \"127.0.0.1:{}\"", pebble.http_port()),
             &format!("listen: \"127.0.0.1:{}\"", free_port()),
@@ -124,10 +130,11 @@ async fn the_printed_record_gives_a_certificate_without_dns_credentials_or_http0
         .expect("account");
     assert_eq!(printed["accountUri"], account);
     assert_eq!(service.count_rows("presented").await, 0);
-    assert!(
-        pebble.log().contains("dns-persist-01"),
-        "Pebble validated DNS-PERSIST-01"
-    );
+    // Pebble validated the authorization without any HTTP-01 request (its validation port
+    // has no listener, and there is no DNS provider): through the standing record.
+    let log = pebble.log();
+    assert!(log.contains("set VALID by completed challenge"), "{log}");
+    assert!(!log.contains("Attempting to validate w/ HTTP"), "{log}");
 }
 
 #[tokio::test]
@@ -182,8 +189,8 @@ async fn records_that_do_not_fit_are_refused_before_any_order() {
     assert_eq!((status, body["code"].as_str()), (502, Some("dns_persist_record_missing")), "{body}");
 
     let (status, body) = post(&service, json!({"domain": "old.strict.example.test"})).await;
-    assert_eq!(body["code"], "dns_persist_record_mismatch", "{body}");
-    assert!(body["message"].as_str().expect("message").contains("expired"), "{body}");
+    assert_eq!(body["code"], "dns_persist_record_expired", "{body}");
+    assert!(body["message"].as_str().expect("message").contains("expired at persistUntil"), "{body}");
     assert_eq!(status, 502);
 
     // A wildcard under an entry without `policy: wildcard`: refused, saying what to set.
@@ -240,7 +247,7 @@ async fn dns_account_01_through_a_provider_under_the_account_label() {
         ..PebbleOptions::default()
     })
     .await;
-    let fake = CloudflareFake::start(&["example.test"], Some(pebble.challtestsrv_url())).await;
+    let fake = CloudflareFake::start(&["acct.example.test"], Some(pebble.challtestsrv_url())).await;
     let entry = format!(
         "    - provider: cf\n      apiToken: \"{}\"\n      apiUrl: \"{}\"\n      \
          pollingInterval: 200ms\n      zones: [\"acct.example.test\"]\n      \
@@ -272,12 +279,131 @@ async fn dns_account_01_through_a_provider_under_the_account_label() {
         .await
         .expect("account");
     let label = certfleet::acme::dns01::account_label(&account);
-    let calls = fake.calls().join("\n");
-    for name in ["a.acct.example.test", "b.acct.example.test"] {
-        let record = format!("{label}._acme-challenge.{name}");
-        assert!(calls.contains(&record), "{record} in {calls}");
-    }
-    assert!(!calls.contains("\"_acme-challenge."), "no plain DNS-01 record: {calls}");
+    // The records the provider was asked to create: exactly the two account-scoped ones
+    // (Pebble validated at them: it issued), no plain `_acme-challenge.` record.
+    let created = fake.created();
+    assert_eq!(
+        created,
+        [
+            format!("{label}._acme-challenge.a.acct.example.test"),
+            format!("{label}._acme-challenge.b.acct.example.test"),
+        ],
+        "calls: {:?}",
+        fake.calls()
+    );
     assert_eq!(fake.record_count(), 0, "records removed after issuance");
     assert_eq!(pebble.issued_count(), 2);
+}
+
+#[tokio::test]
+async fn a_persist_until_within_warn_before_is_logged_measured_and_evented() {
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let until = certfleet::util::clock::now() + 86_400;
+    let setup = setup(
+        &pebble,
+        &format!(
+            "    - names: [\"soon.example.test\"]\n      persistUntil: \"{}\"\n      \
+             warnBefore: 30d\n    - names: [\"later.example.test\"]\n      persistUntil: 365d\n",
+            certfleet::util::clock::rfc3339(until)
+        ),
+        "",
+    );
+    let printed = printed_record(&setup.file, "soon.example.test");
+    assert_eq!(printed["persistUntil"], until, "{printed}");
+    let value = printed["value"].as_str().expect("value");
+    assert!(value.ends_with(&format!("; persistUntil={until}")), "{value}");
+    pebble
+        .set_txt("_validation-persist.soon.example.test.", value)
+        .await;
+    let later = printed_record(&setup.file, "later.example.test");
+    pebble
+        .set_txt(
+            "_validation-persist.later.example.test.",
+            later["value"].as_str().expect("value"),
+        )
+        .await;
+
+    // The real binary, with its metrics listener.
+    let (api, metrics_port) = (free_port(), free_port());
+    let yaml = setup.yaml.replace(
+        "server:\n",
+        &format!(
+            "server:\n  listen: \"127.0.0.1:{api}\"\n  metricsListen: \"127.0.0.1:{metrics_port}\"\n"
+        ),
+    );
+    std::fs::write(&setup.file, yaml).expect("write the config");
+    let certfleet = common::process::serve(&setup.file, Some("info"), None);
+    let base = format!("http://127.0.0.1:{api}");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let listed = client
+            .get(format!("{base}/api/events"))
+            .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+            .send()
+            .await;
+        if let Ok(response) = listed
+            && response.status() == 200
+        {
+            let list: Value = response.json().await.expect("JSON body");
+            let expiring: Vec<Value> = list["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|event| event["type"] == "dns_persist.expiring")
+                .collect();
+            if !expiring.is_empty() {
+                break expiring;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dns_persist.expiring event:\n{}",
+            certfleet.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // One event, about the record due within warnBefore; the one a year away is not one.
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0]["id"].as_str().is_some_and(|id| id.starts_with("evt_")));
+    let log = certfleet.log();
+    assert!(
+        log.contains("persistUntil is near") && log.contains("_validation-persist.soon.example.test"),
+        "{log}"
+    );
+    assert!(!log.contains("_validation-persist.later.example.test"), "{log}");
+
+    let scrape = client
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let gauge = |entry: &str| -> f64 {
+        let prefix = format!("certfleet_dns_persist_expires_seconds{{entry=\"{entry}\"}} ");
+        scrape
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{scrape}"))
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    let soon = gauge("0");
+    assert!((86_000.0..=86_400.0).contains(&soon), "{soon}");
+    let year = gauge("1");
+    assert!(year > 364.0 * 86_400.0, "{year}");
+    // The record names the account's URL, never anything secret.
+    assert!(!scrape.contains("accounturi"), "{scrape}");
 }

@@ -23,6 +23,7 @@ mod csr;
 mod dashboard;
 mod dns01;
 mod dns_conformance;
+mod dns_persist;
 mod docs;
 mod fallback;
 mod fetch;
