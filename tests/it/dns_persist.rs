@@ -4,7 +4,9 @@
 //! store as the service) prints, placed in challtestsrv, gives a certificate with no DNS
 //! provider configured and no HTTP-01 listener on Pebble's validation port; records that do not
 //! fit (another account, no `policy=wildcard` for a wildcard, a past `persistUntil`, none at
-//! all) are refused before any order; a `persistUntil` within `warnBefore` is reported.
+//! all) are refused before any order; a `persistUntil` within `warnBefore` is logged, measured
+//! and written as a `dns_persist.expiring` event (the real binary); the fallback CA validates
+//! through the record of its own account (`--fallback`).
 //! DNS-ACCOUNT-01: a certificate through the Cloudflare fake, whose TXT records challtestsrv
 //! serves, under the account-scoped label.
 
@@ -68,8 +70,15 @@ fn setup(pebble: &Pebble, persist: &str, extra: &str) -> Setup {
 
 /// `certfleet dns-persist record NAME --json --config FILE`, by the real binary.
 fn printed_record(config: &Path, name: &str) -> Value {
+    printed_record_of(config, name, &[])
+}
+
+/// [`printed_record`] with more arguments (`--fallback`).
+fn printed_record_of(config: &Path, name: &str, more: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_certfleet"))
-        .args(["dns-persist", "record", name, "--json", "--config"])
+        .args(["dns-persist", "record", name, "--json"])
+        .args(more)
+        .arg("--config")
         .arg(config)
         .env_remove("CERTFLEET_CONFIG")
         .output()
@@ -406,4 +415,62 @@ async fn a_persist_until_within_warn_before_is_logged_measured_and_evented() {
     assert!(year > 364.0 * 86_400.0, "{year}");
     // The record names the account's URL, never anything secret.
     assert!(!scrape.contains("accounturi"), "{scrape}");
+}
+
+#[tokio::test]
+async fn the_fallback_ca_validates_through_its_own_accounts_record() {
+    let primary = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let fallback = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let setup = setup(&primary, "    - names: [\"both.example.test\"]\n", "");
+    let email = "  email: \"ops@example.test\"\n";
+    // The primary's challtestsrv goes with it: certfleet reads records at the fallback's.
+    let resolvers = format!("  resolvers: [\"{}\"]\n", primary.dns_server());
+    assert!(setup.yaml.contains(&resolvers), "{}", setup.yaml);
+    let yaml = setup.yaml.replace(
+        &resolvers,
+        &format!("  resolvers: [\"{}\"]\n", fallback.dns_server()),
+    );
+    let yaml = yaml.replace(
+        email,
+        &format!(
+            "{email}  fallback:\n    directoryUrl: \"{}\"\n    caCertificates: \"{}\"\n    \
+             profile: default\n",
+            fallback.directory_url(),
+            fallback.ca().ca_pem_path().display()
+        ),
+    );
+    std::fs::write(&setup.file, &yaml).expect("write the config");
+    let mine = printed_record(&setup.file, "both.example.test");
+    let theirs = printed_record_of(&setup.file, "both.example.test", &["--fallback"]);
+    assert_ne!(mine["accountUri"], theirs["accountUri"]);
+    let fallback_origin = fallback
+        .directory_url()
+        .trim_end_matches("/dir")
+        .to_owned();
+    assert!(
+        theirs["accountUri"]
+            .as_str()
+            .is_some_and(|uri| uri.starts_with(&fallback_origin)),
+        "{theirs} at {fallback_origin}"
+    );
+    fallback
+        .set_txt(
+            "_validation-persist.both.example.test.",
+            theirs["value"].as_str().expect("value"),
+        )
+        .await;
+
+    let service = Service::start_yaml(&yaml, setup.dir, setup.db_url).await;
+    drop(primary);
+    let (status, body) = post(&service, json!({"domain": "both.example.test"})).await;
+    assert_eq!(status, 200, "{body}\n{}", fallback.log());
+    assert_eq!(fallback.issued_count(), 1);
 }
