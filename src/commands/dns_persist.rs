@@ -86,8 +86,9 @@ fn record(args: &RecordArgs, config: Option<&Path>) -> ExitCode {
             .with_dns_persist(solver);
         let issuer = match (&config.acme.fallback, args.fallback) {
             (_, false) => issuer,
-            (Some(fallback), true) => Issuer::fallback(&config.acme, fallback, &issuer)
-                .map_err(|e| e.to_string())?,
+            (Some(fallback), true) => {
+                Issuer::fallback(&config.acme, fallback, &issuer).map_err(|e| e.to_string())?
+            }
             (None, true) => {
                 return Err("--fallback: there is no acme.fallback in the config".to_owned());
             }

@@ -249,7 +249,9 @@ pub async fn report(
                 written.insert(id);
                 count += 1;
             }
-            Err(err) => tracing::warn!(error = %err, "cannot record the dns_persist.expiring event"),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot record the dns_persist.expiring event")
+            }
         }
     }
     count

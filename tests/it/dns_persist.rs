@@ -195,22 +195,44 @@ async fn records_that_do_not_fit_are_refused_before_any_order() {
     );
 
     let (status, body) = post(&service, json!({"domain": "none.strict.example.test"})).await;
-    assert_eq!((status, body["code"].as_str()), (502, Some("dns_persist_record_missing")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (502, Some("dns_persist_record_missing")),
+        "{body}"
+    );
 
     let (status, body) = post(&service, json!({"domain": "old.strict.example.test"})).await;
     assert_eq!(body["code"], "dns_persist_record_expired", "{body}");
-    assert!(body["message"].as_str().expect("message").contains("expired at persistUntil"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("expired at persistUntil"),
+        "{body}"
+    );
     assert_eq!(status, 502);
 
     // A wildcard under an entry without `policy: wildcard`: refused, saying what to set.
     let (status, body) = post(&service, json!({"domain": "*.x.strict.example.test"})).await;
     assert_eq!(body["code"], "dns_persist_record_mismatch", "{body}");
-    assert!(body["message"].as_str().expect("message").contains("policy: wildcard"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("policy: wildcard"),
+        "{body}"
+    );
     assert_eq!(status, 502);
     // Under one with it, a record without policy=wildcard does not cover the wildcard.
     let (status, body) = post(&service, json!({"domain": "*.w.open.example.test"})).await;
     assert_eq!(body["code"], "dns_persist_record_mismatch", "{body}");
-    assert!(body["message"].as_str().expect("message").contains("policy=wildcard"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("policy=wildcard"),
+        "{body}"
+    );
     assert_eq!(status, 502);
 
     assert_eq!(pebble.orders_count(), orders, "no order was created");
@@ -233,9 +255,15 @@ async fn a_wildcard_and_its_base_through_one_record_with_policy_wildcard() {
     assert_eq!(printed["fqdn"], "_validation-persist.wild.example.test");
     assert_eq!(printed["policy"], "wildcard");
     let until = printed["persistUntil"].as_i64().expect("persistUntil");
-    assert!(until > certfleet::util::clock::now() + 364 * 86_400, "{printed}");
+    assert!(
+        until > certfleet::util::clock::now() + 364 * 86_400,
+        "{printed}"
+    );
     let value = printed["value"].as_str().expect("value");
-    assert!(value.ends_with(&format!("; policy=wildcard; persistUntil={until}")), "{value}");
+    assert!(
+        value.ends_with(&format!("; policy=wildcard; persistUntil={until}")),
+        "{value}"
+    );
     pebble
         .set_txt("_validation-persist.wild.example.test.", value)
         .await;
@@ -265,9 +293,10 @@ async fn dns_account_01_through_a_provider_under_the_account_label() {
         fake.api_url()
     );
     let setup = setup(&pebble, "    - names: [\"unused.example.test\"]\n", "");
-    let yaml = setup
-        .yaml
-        .replace("  dnsPersist:\n", &format!("  dns01:\n{entry}  dnsPersist:\n"));
+    let yaml = setup.yaml.replace(
+        "  dnsPersist:\n",
+        &format!("  dns01:\n{entry}  dnsPersist:\n"),
+    );
     let service = Service::start_yaml(&yaml, setup.dir, setup.db_url).await;
 
     // The entry's `challenge`, and a request's `challenge` for a name of another entry kind.
@@ -324,7 +353,10 @@ async fn a_persist_until_within_warn_before_is_logged_measured_and_evented() {
     let printed = printed_record(&setup.file, "soon.example.test");
     assert_eq!(printed["persistUntil"], until, "{printed}");
     let value = printed["value"].as_str().expect("value");
-    assert!(value.ends_with(&format!("; persistUntil={until}")), "{value}");
+    assert!(
+        value.ends_with(&format!("; persistUntil={until}")),
+        "{value}"
+    );
     pebble
         .set_txt("_validation-persist.soon.example.test.", value)
         .await;
@@ -383,13 +415,21 @@ async fn a_persist_until_within_warn_before_is_logged_measured_and_evented() {
     };
     // One event, about the record due within warnBefore; the one a year away is not one.
     assert_eq!(events.len(), 1, "{events:?}");
-    assert!(events[0]["id"].as_str().is_some_and(|id| id.starts_with("evt_")));
+    assert!(
+        events[0]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("evt_"))
+    );
     let log = certfleet.log();
     assert!(
-        log.contains("persistUntil is near") && log.contains("_validation-persist.soon.example.test"),
+        log.contains("persistUntil is near")
+            && log.contains("_validation-persist.soon.example.test"),
         "{log}"
     );
-    assert!(!log.contains("_validation-persist.later.example.test"), "{log}");
+    assert!(
+        !log.contains("_validation-persist.later.example.test"),
+        "{log}"
+    );
 
     let scrape = client
         .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
@@ -451,10 +491,7 @@ async fn the_fallback_ca_validates_through_its_own_accounts_record() {
     let mine = printed_record(&setup.file, "both.example.test");
     let theirs = printed_record_of(&setup.file, "both.example.test", &["--fallback"]);
     assert_ne!(mine["accountUri"], theirs["accountUri"]);
-    let fallback_origin = fallback
-        .directory_url()
-        .trim_end_matches("/dir")
-        .to_owned();
+    let fallback_origin = fallback.directory_url().trim_end_matches("/dir").to_owned();
     assert!(
         theirs["accountUri"]
             .as_str()

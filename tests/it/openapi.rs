@@ -515,10 +515,11 @@ async fn every_error_code_is_in_the_document() {
 
 #[tokio::test]
 async fn the_documented_key_types_and_challenges_are_accepted() {
-    // An RFC 2136 entry so that `dns-01` has a provider; nothing here reaches it: the CA is
+    // An RFC 2136 entry so that `dns-01` and `dns-account-01` have a provider, a
+    // `dnsPersist` entry for `dns-persist-01`; nothing here reaches them: the CA is
     // unreachable, so every accepted request fails afterwards with 502 `ca_error`.
     let service = service(
-        "  dns01:\n    - provider: rfc2136\n      zones: [\"example.test\"]\n      nameserver: \"127.0.0.1:9\"\n      tsigKeyName: k\n      tsigSecret: \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\"\n",
+        "  dns01:\n    - provider: rfc2136\n      zones: [\"example.test\"]\n      nameserver: \"127.0.0.1:9\"\n      tsigKeyName: k\n      tsigSecret: \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\"\n  dnsPersist:\n    - names: [\"dns-persist-01.example.test\"]\n",
     )
     .await;
     let router = certfleet::api::router(service.app.api.clone());
@@ -533,7 +534,7 @@ async fn the_documented_key_types_and_challenges_are_accepted() {
     for challenge in enum_values(&document, "Challenge") {
         bodies.push(json!({"domain": format!("{challenge}.example.test"), "challenge": challenge}));
     }
-    assert_eq!(bodies.len(), 7);
+    assert_eq!(bodies.len(), 9);
     for body in bodies {
         let answer = send(
             &router,
