@@ -250,7 +250,7 @@ pub async fn report(
                 count += 1;
             }
             Err(err) => {
-                tracing::warn!(error = %err, "cannot record the dns_persist.expiring event")
+                tracing::warn!(error = %err, "cannot record the dns_persist.expiring event");
             }
         }
     }
