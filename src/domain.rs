@@ -709,16 +709,25 @@ pub enum FailureKind {
     Ca,
     /// A DNS provider failed, or a DNS-01 record never became visible.
     Dns,
+    /// No DNS-PERSIST-01 record names the CA (found before ordering).
+    DnsPersistMissing,
+    /// The DNS-PERSIST-01 record does not fit this account or policy.
+    DnsPersistMismatch,
+    /// This account's DNS-PERSIST-01 record is past its `persistUntil`.
+    DnsPersistExpired,
 }
 
 impl FailureKind {
     /// Every kind, for tests that must cover them all.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Rejected,
         Self::ValidationFailed,
         Self::RateLimited,
         Self::Ca,
         Self::Dns,
+        Self::DnsPersistMissing,
+        Self::DnsPersistMismatch,
+        Self::DnsPersistExpired,
     ];
 
     /// The stored form and the issuance metric's `outcome` label: the API code a failure of this
@@ -731,6 +740,9 @@ impl FailureKind {
             Self::RateLimited => "rate_limited",
             Self::Ca => "ca_error",
             Self::Dns => "dns_error",
+            Self::DnsPersistMissing => "dns_persist_record_missing",
+            Self::DnsPersistMismatch => "dns_persist_record_mismatch",
+            Self::DnsPersistExpired => "dns_persist_record_expired",
         }
     }
 

@@ -381,6 +381,9 @@ impl ApiError {
                 retry_after,
             },
             FailureKind::Ca => Self::CaError(message),
+            FailureKind::DnsPersistMissing => Self::DnsPersistRecordMissing(message),
+            FailureKind::DnsPersistMismatch => Self::DnsPersistRecordMismatch(message),
+            FailureKind::DnsPersistExpired => Self::DnsPersistRecordExpired(message),
         }
     }
 }

@@ -93,10 +93,14 @@ impl IssueError {
     pub fn kind(&self) -> Option<FailureKind> {
         match self {
             Self::Rejected(_) => Some(FailureKind::Rejected),
-            // The record would fail the CA's validation: backed off like a failed one.
-            Self::ValidationFailed(_) | Self::DnsPersist { .. } => {
-                Some(FailureKind::ValidationFailed)
-            }
+            Self::ValidationFailed(_) => Some(FailureKind::ValidationFailed),
+            // The record would fail the CA's validation: backed off like a failed one, with
+            // its own code.
+            Self::DnsPersist { problem, .. } => Some(match problem {
+                dns_persist01::RecordProblem::Missing => FailureKind::DnsPersistMissing,
+                dns_persist01::RecordProblem::Mismatch => FailureKind::DnsPersistMismatch,
+                dns_persist01::RecordProblem::Expired => FailureKind::DnsPersistExpired,
+            }),
             Self::RateLimited { .. } => Some(FailureKind::RateLimited),
             Self::Ca(_) => Some(FailureKind::Ca),
             Self::Dns(_) => Some(FailureKind::Dns),

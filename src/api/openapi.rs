@@ -322,7 +322,9 @@ responses! {
     /// 502.
     BadGateway => error(
         "`validation_failed`, `ca_error` or `dns_error`: the CA or a DNS provider failed, or \
-         the CA could not validate a challenge; the message says which step and why. While \
+         the CA could not validate a challenge; `dns_persist_record_missing`, \
+         `dns_persist_record_mismatch` or `dns_persist_record_expired`: a DNS-PERSIST-01 \
+         record does not fit, found before ordering; the message says which step and why. While \
          the same failure backs off, `Retry-After` says when the next attempt runs.",
     )
         .header("Retry-After", seconds_header("Set while the failure backs off."))

@@ -200,6 +200,16 @@ async fn records_that_do_not_fit_are_refused_before_any_order() {
         (502, Some("dns_persist_record_missing")),
         "{body}"
     );
+    // Asked again while that failure backs off: the same code; the message is the first's.
+    let (again, repeated) = post(&service, json!({"domain": "none.strict.example.test"})).await;
+    assert_eq!(again, 502, "{repeated}");
+    assert_eq!(repeated["code"], "dns_persist_record_missing", "{repeated}");
+    assert!(
+        repeated["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("_validation-persist.none.strict.example.test")),
+        "{repeated}"
+    );
 
     let (status, body) = post(&service, json!({"domain": "old.strict.example.test"})).await;
     assert_eq!(body["code"], "dns_persist_record_expired", "{body}");
