@@ -146,6 +146,16 @@ fn entry(
             )
         }),
     };
+    if let Ok(Some(PersistUntil::At(at))) = persist_until
+        && at <= clock::now()
+    {
+        report.warn(format!(
+            "{path}.persistUntil: {} has passed: the CA refuses a record carrying it; set a \
+             later time (or a duration such as 365d) and publish the record `certfleet \
+             dns-persist record NAME` prints",
+            clock::rfc3339(at)
+        ));
+    }
     let warn_before = match non_empty(raw.warn_before) {
         None => Ok(DEFAULT_WARN_BEFORE),
         Some(text) => parse_duration(&text)
@@ -273,6 +283,16 @@ mod tests {
         assert!(entry.wildcard);
         assert_eq!(entry.persist_until, Some(PersistUntil::At(1_798_761_600)));
         assert_eq!(entry.warn_before, Duration::from_secs(7 * 86_400));
+        let yaml = "challenges:\n  dnsPersist:\n    - names: [example.com]\n      \
+                    persistUntil: 2020-01-01T00:00:00Z\n";
+        let loaded = super::super::Config::from_yaml(yaml, std::iter::empty()).expect("valid");
+        assert!(
+            loaded.warnings.iter().any(|w| w.starts_with(
+                "challenges.dnsPersist[0].persistUntil: 2020-01-01T00:00:00Z has passed"
+            )),
+            "{:?}",
+            loaded.warnings
+        );
         let entry = entry_of("    - names: [example.com]\n      persistUntil: 365d\n");
         assert_eq!(
             entry.persist_until.map(|p| p.at(100)),
