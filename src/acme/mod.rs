@@ -14,6 +14,7 @@ pub mod http01;
 mod order;
 pub use order::Announce;
 pub mod solver;
+pub mod tls_alpn01;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,18 +99,54 @@ impl From<StoreError> for IssueError {
     }
 }
 
-/// A name that needs DNS-01 (a wildcard, or a request for `dns-01`) and that no
-/// `challenges.dns01` entry holds.
+/// An identifier that no challenge this server answers can validate as asked.
 #[derive(Debug, Clone, Error)]
-#[error(
-    "{name}: {} DNS-01, and no challenges.dns01 entry of this server has a zone holding it",
-    if *.wildcard { "a wildcard certificate needs" } else { "the request asks for" }
-)]
+#[error("{name}: {why}")]
 pub struct NoSolver {
-    /// The name.
+    /// The name or address.
     pub name: String,
-    /// Whether it is a wildcard (which only DNS-01 can validate).
-    pub wildcard: bool,
+    /// Why.
+    pub why: NoSolverWhy,
+}
+
+/// Why an identifier cannot be validated as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum NoSolverWhy {
+    /// A wildcard, which only DNS-01 validates, and no `challenges.dns01` entry holds it.
+    #[error(
+        "a wildcard certificate needs DNS-01, and no challenges.dns01 entry of this server has a zone holding it"
+    )]
+    Wildcard,
+    /// The request asks for `dns-01`, and no `challenges.dns01` entry holds the name.
+    #[error(
+        "the request asks for DNS-01, and no challenges.dns01 entry of this server has a zone holding it"
+    )]
+    Dns01Missing,
+    /// The request asks for `dns-01` for an IP address (RFC 8738: HTTP-01 and TLS-ALPN-01 only).
+    #[error("an IP address cannot be validated by DNS-01; ask for http-01 or tls-alpn-01")]
+    Dns01ForAddress,
+    /// The request asks for `http-01`, which this server does not answer.
+    #[error("the request asks for HTTP-01, and this server does not answer it (challenges.http01)")]
+    Http01Off,
+    /// The request asks for `tls-alpn-01`, which this server does not answer.
+    #[error(
+        "the request asks for TLS-ALPN-01, and this server does not answer it (challenges.tlsAlpn01)"
+    )]
+    TlsAlpn01Off,
+    /// No challenge this server answers fits: an address, or a name no DNS-01 entry holds,
+    /// with neither HTTP-01 nor TLS-ALPN-01 answered.
+    #[error(
+        "this server answers neither HTTP-01 nor TLS-ALPN-01 (challenges.http01, challenges.tlsAlpn01), and no challenges.dns01 entry holds it"
+    )]
+    NoneAnswered,
+}
+
+impl NoSolverWhy {
+    /// Whether the identifier itself cannot be certified here (else only the request's choice
+    /// of challenge cannot be served).
+    pub fn is_identifier_fault(self) -> bool {
+        matches!(self, Self::Wildcard | Self::NoneAnswered)
+    }
 }
 
 /// A profile the request names that the CA's directory does not list (instant-acme does not
@@ -147,10 +184,14 @@ pub struct Issuer {
     directory_url: String,
     email: Option<String>,
     profile: Option<crate::domain::Profile>,
+    ip_profile: Option<crate::domain::Profile>,
     eab: Option<(String, Vec<u8>)>,
     http: http::AcmeHttp,
     store: Arc<dyn Store>,
-    http01: Arc<dyn Solver>,
+    /// `None` when `challenges.http01` is off.
+    http01: Option<Arc<dyn Solver>>,
+    /// `Some` when `challenges.tlsAlpn01` is set.
+    tls_alpn01: Option<Arc<dyn Solver>>,
     dns01: Option<Arc<dns01::Dns01Solver>>,
     account: Mutex<Option<Account>>,
     orders: AtomicU64,
@@ -185,9 +226,11 @@ impl Issuer {
             directory_url: config.directory_url.clone(),
             email: config.email.clone(),
             profile: config.profile.clone(),
+            ip_profile: config.ip_profile.clone(),
             eab,
             http: http::AcmeHttp::new(http, &config.directory_url),
-            http01: Arc::new(http01::Http01Solver::new(store.clone())),
+            http01: Some(Arc::new(http01::Http01Solver::new(store.clone()))),
+            tls_alpn01: None,
             dns01: None,
             store,
             account: Mutex::new(None),
@@ -211,7 +254,8 @@ impl Issuer {
         own.eab.clone_from(&fallback.eab);
         own.profile.clone_from(&fallback.profile);
         let mut issuer = Self::new(&own, primary.store.clone())?;
-        issuer.http01 = primary.http01.clone();
+        issuer.http01.clone_from(&primary.http01);
+        issuer.tls_alpn01.clone_from(&primary.tls_alpn01);
         issuer.dns01.clone_from(&primary.dns01);
         issuer.fallback = true;
         Ok(issuer)
@@ -250,27 +294,64 @@ impl Issuer {
         self
     }
 
-    /// The solver for `name` (`*.x` for a wildcard): wildcards always DNS-01; a request's
-    /// `dns-01` forces it; otherwise DNS-01 when a `challenges.dns01` entry matches the name,
-    /// HTTP-01 when none does. `Err` says why the name cannot be validated as asked.
+    /// Answers HTTP-01 only when `http01` (`challenges.http01.enabled`), and TLS-ALPN-01 when
+    /// `tls_alpn01` (`challenges.tlsAlpn01` is set).
+    #[must_use]
+    pub fn with_challenges(mut self, http01: bool, tls_alpn01: bool) -> Self {
+        if !http01 {
+            self.http01 = None;
+        }
+        if tls_alpn01 {
+            self.tls_alpn01 = Some(Arc::new(tls_alpn01::TlsAlpn01Solver::new(
+                self.store.clone(),
+            )));
+        }
+        self
+    }
+
+    /// The solver for `name` (`*.x` for a wildcard, or an IP address): wildcards always DNS-01,
+    /// addresses never (RFC 8738); a request's choice forces its challenge; otherwise DNS-01 when
+    /// a `challenges.dns01` entry matches the name, else HTTP-01, else TLS-ALPN-01, whichever
+    /// this server answers. `Err` says why the name cannot be validated as asked.
     pub fn solver_for(
         &self,
         name: &str,
         choice: solver::ChallengeChoice,
     ) -> Result<Arc<dyn Solver>, NoSolver> {
         use solver::ChallengeChoice;
-        let dns = self.dns01.as_ref().filter(|dns| dns.matches(name));
-        let wildcard = name.starts_with("*.");
-        let use_dns = wildcard
-            || choice == ChallengeChoice::Dns01
-            || (choice == ChallengeChoice::Auto && dns.is_some());
-        match dns {
-            _ if !use_dns => Ok(self.http01.clone()),
-            Some(dns) => Ok(dns.clone()),
-            None => Err(NoSolver {
-                name: name.to_owned(),
-                wildcard,
-            }),
+        let address = name.contains(':') || name.parse::<std::net::Ipv4Addr>().is_ok();
+        let dns = self
+            .dns01
+            .as_ref()
+            .filter(|dns| !address && dns.matches(name));
+        let fail = |why| NoSolver {
+            name: name.to_owned(),
+            why,
+        };
+        let http01 = || self.http01.clone().ok_or(fail(NoSolverWhy::Http01Off));
+        let tls_alpn01 = || {
+            self.tls_alpn01
+                .clone()
+                .ok_or(fail(NoSolverWhy::TlsAlpn01Off))
+        };
+        if name.starts_with("*.") {
+            return dns
+                .map(|dns| dns.clone() as Arc<dyn Solver>)
+                .ok_or(fail(NoSolverWhy::Wildcard));
+        }
+        match choice {
+            ChallengeChoice::Dns01 if address => Err(fail(NoSolverWhy::Dns01ForAddress)),
+            ChallengeChoice::Dns01 => dns
+                .map(|dns| dns.clone() as Arc<dyn Solver>)
+                .ok_or(fail(NoSolverWhy::Dns01Missing)),
+            ChallengeChoice::Http01 => http01(),
+            ChallengeChoice::TlsAlpn01 => tls_alpn01(),
+            ChallengeChoice::Auto => match dns {
+                Some(dns) => Ok(dns.clone()),
+                None => http01()
+                    .or_else(|_| tls_alpn01())
+                    .map_err(|_| fail(NoSolverWhy::NoneAnswered)),
+            },
         }
     }
 
@@ -324,6 +405,21 @@ impl Issuer {
         profile: &crate::domain::Profile,
     ) -> Result<Result<(), UnknownProfile>, IssueError> {
         Ok(offers(&self.account().await?, profile))
+    }
+
+    /// The profile for an identity naming an IP address whose request names none:
+    /// `acme.ipProfile`, else `shortlived` when the directory lists it, else `None`
+    /// (`acme.profile`).
+    pub async fn profile_for_addresses(
+        &self,
+    ) -> Result<Option<crate::domain::Profile>, IssueError> {
+        if let Some(profile) = &self.ip_profile {
+            return Ok(Some(profile.clone()));
+        }
+        // The directory's profiles are read once with the account, so this costs no request.
+        let account = self.account().await?;
+        let shortlived = crate::domain::Profile::parse("shortlived");
+        Ok(shortlived.filter(|p| offers(&account, p).is_ok()))
     }
 
     /// `acme.profile` must be one the directory lists (instant-acme does not check).

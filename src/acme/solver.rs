@@ -24,14 +24,17 @@ pub struct Presented {
 }
 
 /// Which challenge a request asks for (`"challenge"` in the body); not part of a certificate's
-/// identity. Wildcard names always use DNS-01.
+/// identity. Wildcard names always use DNS-01, IP addresses never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChallengeChoice {
-    /// DNS-01 when a `challenges.dns01` entry matches the name, else HTTP-01.
+    /// DNS-01 when a `challenges.dns01` entry matches the name, else HTTP-01, else TLS-ALPN-01
+    /// (whichever the server answers).
     #[default]
     Auto,
     /// `"http-01"`.
     Http01,
+    /// `"tls-alpn-01"`.
+    TlsAlpn01,
     /// `"dns-01"`: refused for a name no `challenges.dns01` entry matches.
     Dns01,
 }

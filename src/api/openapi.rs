@@ -202,10 +202,11 @@ impl PartialSchema for Challenge {
             .schema_type(Type::String)
             .description(Some(
                 "Force a challenge type. Absent: DNS-01 for names a `challenges.dns01` entry \
-                 holds, HTTP-01 otherwise; wildcards always use DNS-01. Not part of the \
+                 holds, else HTTP-01 when enabled, else TLS-ALPN-01 (`challenges.tlsAlpn01`); \
+                 wildcards always use DNS-01, IP addresses never. Not part of the \
                  certificate's identity.",
             ))
-            .enum_values(Some(["http-01", "dns-01"]))
+            .enum_values(Some(["http-01", "dns-01", "tls-alpn-01"]))
             .into()
     }
 }

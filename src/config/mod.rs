@@ -46,7 +46,7 @@ pub use self::{
     akash::{AkashConfig, AkashKeySource, AkashPrincipal},
     auth::AuthConfig,
     certificates::{CertificatesConfig, PrivateKeys},
-    challenges::{ChallengesConfig, Http01Config},
+    challenges::{ChallengesConfig, Http01Config, TlsAlpn01Config},
     dns01::{
         CloudflareConfig, Dns01Entry, DnsProviderConfig, GcloudConfig, Rfc2136Config,
         ServiceAccountKey, ServiceAccountKeyError, TsigAlgorithm,

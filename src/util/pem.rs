@@ -71,6 +71,33 @@ pub fn dns_names<'a>(cert: &'a X509Certificate<'_>) -> impl Iterator<Item = &'a 
         })
 }
 
+/// The leaf's subjectAltName identifiers as certfleet writes them: DNS names as they are, IP
+/// addresses in canonical text (`192.0.2.1`, `2001:db8::1`); other kinds are left out.
+pub fn identifiers(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.extensions()
+        .iter()
+        .filter_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => Some(&san.general_names),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => ip_address(bytes).map(|ip| ip.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An address from its subjectAltName bytes (4 for IPv4, 16 for IPv6).
+pub fn ip_address(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
