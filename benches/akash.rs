@@ -374,7 +374,8 @@ auth:
     let task = tokio::spawn(app.serve(
         Listeners {
             api,
-            http01,
+            http01: Some(http01),
+            tls_alpn01: None,
             metrics: None,
         },
         async {

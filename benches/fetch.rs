@@ -218,7 +218,8 @@ async fn start() -> Setup {
     let task = tokio::spawn(app.serve(
         Listeners {
             api,
-            http01,
+            http01: Some(http01),
+            tls_alpn01: None,
             metrics: Some(metrics),
         },
         async {

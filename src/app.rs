@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::acme::dns01::Dns01Solver;
 use crate::acme::http::ClientError;
-use crate::acme::{Issuer, http01};
+use crate::acme::{Issuer, http01, tls_alpn01};
 use crate::api::Shared;
 use crate::auth::akash::{AkashAuth, AkashAuthError, StoreKeyCache};
 use crate::auth::jwks::KeySourceError;
@@ -33,6 +33,9 @@ pub struct App {
     pub api: Arc<Shared>,
     /// The API listener's TLS; `None` serves plain HTTP.
     pub tls: Option<ServerTls>,
+    /// `challenges.tlsAlpn01`: answers `acme-tls/1` handshakes (on its listener, and on the
+    /// API's TLS listener); `None` when TLS-ALPN-01 is off.
+    pub tls_alpn01: Option<tls_alpn01::Responder>,
     /// `server.metricsCertificates`: which certificates `/metrics` lists one by one.
     pub metrics_certificates: CertificateSeries,
 }
@@ -68,8 +71,11 @@ pub enum StartError {
 pub struct Listeners {
     /// `server.listen`: the API.
     pub api: TcpListener,
-    /// `challenges.http01.listen`: HTTP-01 challenges.
-    pub http01: TcpListener,
+    /// `challenges.http01.listen`: HTTP-01 challenges; `None` when HTTP-01 is off.
+    pub http01: Option<TcpListener>,
+    /// `challenges.tlsAlpn01.listen`: TLS-ALPN-01 challenges; `None` when TLS-ALPN-01 is off or
+    /// answered on the API's own TLS listener only.
+    pub tls_alpn01: Option<TcpListener>,
     /// `server.metricsListen`: `GET /metrics`; `None` turns metrics off.
     pub metrics: Option<TcpListener>,
 }
@@ -78,7 +84,10 @@ impl App {
     /// Opens the store (applying migrations) and builds the issuer and the auth chain.
     pub async fn start(config: &Config) -> Result<Arc<Self>, StartError> {
         let store = store::open(&config.storage).await?;
-        let mut issuer = Issuer::new(&config.acme, store.clone())?;
+        let mut issuer = Issuer::new(&config.acme, store.clone())?.with_challenges(
+            config.challenges.http01.enabled,
+            config.challenges.tls_alpn01.is_some(),
+        );
         if !config.challenges.dns01.is_empty() {
             let dns01 = Dns01Solver::new(
                 &config.challenges.dns01,
@@ -121,8 +130,14 @@ impl App {
         let cache_budget = usize::try_from(config.server.cache_size / 2).unwrap_or(usize::MAX);
         let notifier =
             Arc::new(Notifier::new(&config.notifications).map_err(StartError::Notifications)?);
+        let tls_alpn01 = config
+            .challenges
+            .tls_alpn01
+            .as_ref()
+            .map(|_| tls_alpn01::Responder::new(store.clone()));
         Ok(Arc::new(Self {
             tls,
+            tls_alpn01,
             metrics_certificates: config.server.metrics_certificates,
             api: Arc::new(Shared {
                 certs: Arc::new({
@@ -203,6 +218,7 @@ impl App {
         let Listeners {
             api,
             http01,
+            tls_alpn01,
             metrics,
         } = listeners;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -233,7 +249,10 @@ impl App {
         let router = crate::api::router(self.api.clone());
         let api_server = async {
             match &self.tls {
-                Some(tls) => serve_tls(api, tls.acceptor(), router, stop_rx.clone()).await,
+                Some(tls) => {
+                    let alpn = self.tls_alpn01.clone();
+                    serve_tls(api, tls.acceptor(), alpn, router, stop_rx.clone()).await
+                }
                 None => {
                     let service = router.into_make_service_with_connect_info::<SocketAddr>();
                     axum::serve(api, service)
@@ -242,8 +261,13 @@ impl App {
                 }
             }
         };
-        let http01_server = axum::serve(http01, http01::router(self.api.store.clone(), https_port))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
+        let http01_server = http01.map(|http01| {
+            axum::serve(http01, http01::router(self.api.store.clone(), https_port))
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+        });
+        if let (Some(listener), Some(responder)) = (tls_alpn01, &self.tls_alpn01) {
+            tokio::spawn(responder.clone().serve(listener, stop_rx.clone()));
+        }
         if let Some(tls) = &self.tls {
             tls.spawn_reloader(self.api.certs.clone(), stop_rx.clone());
         }
@@ -259,8 +283,14 @@ impl App {
                 None => Ok(()),
             }
         };
+        let http01_server = async {
+            match http01_server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        };
         let (api_result, http01_result, metrics_result) =
-            tokio::join!(api_server, async { http01_server.await }, metrics_server);
+            tokio::join!(api_server, http01_server, metrics_server);
         api_result.and(http01_result).and(metrics_result)
     }
 }

@@ -3,8 +3,8 @@
 //! layers share: [`FailureKind`], [`RevocationReason`], [`EventType`].
 //!
 //! Everything past the API layer holds these types, never raw strings, so a name is normalised
-//! (lowercase, IDNA to punycode, no trailing dot) and checked (lengths, characters, not an IP
-//! address) exactly once.
+//! (lowercase, IDNA to punycode, no trailing dot; an IP address in its canonical text, RFC 5952
+//! for IPv6) and checked (lengths, characters) exactly once.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,9 +22,17 @@ pub enum DomainError {
     /// Empty input.
     #[error("empty domain name")]
     Empty,
-    /// An IP address: ACME DNS identifiers cannot carry one (RFC 8738 is a separate type).
-    #[error("{0:?} is an IP address; only DNS names can be requested")]
+    /// An IP address where only a DNS name fits (a DNS zone, a wildcard's base).
+    #[error("{0:?} is an IP address; a DNS name is needed here")]
     IpAddress(String),
+    /// An IPv6 address with a zone (`fe80::1%eth0`): no certificate can name one.
+    #[error("{0:?} is an IPv6 address with a zone index; give the address without %zone")]
+    IpZone(String),
+    /// A pattern `address/prefix` whose prefix is not a number within the address's length.
+    #[error(
+        "{0:?}: a network is written address/prefix, the prefix at most 32 for IPv4 and 128 for IPv6"
+    )]
+    BadNetwork(String),
     /// More than 253 characters once encoded.
     #[error("{0:?} is longer than 253 characters")]
     TooLong(String),
@@ -54,13 +62,16 @@ pub enum DomainError {
     TooMany(usize),
 }
 
-/// A normalised DNS name, possibly a wildcard (`*.example.com`).
+/// One identifier of a certificate: a normalised DNS name, possibly a wildcard
+/// (`*.example.com`), or an IP address (RFC 8738) in its canonical text (`192.0.2.1`, `2001:db8::1`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DomainName(String);
 
 impl DomainName {
-    /// Parses and normalises a name: trims one trailing dot, lowercases, converts IDNA labels to
-    /// punycode, and checks RFC 1035 lengths and the LDH rule (RFC 5890 for A-labels).
+    /// Parses and normalises an identifier. An IPv4 or IPv6 address (IPv6 also in brackets) is
+    /// kept in canonical form; a name has one trailing dot trimmed, is lowercased, has IDNA
+    /// labels converted to punycode, and is checked for RFC 1035 lengths and the LDH rule (RFC
+    /// 5890 for A-labels).
     pub fn parse(input: &str) -> Result<Self, DomainError> {
         let trimmed = input.trim();
         let trimmed = trimmed.strip_suffix('.').unwrap_or(trimmed);
@@ -84,8 +95,13 @@ impl DomainName {
         let may_be_address = bare
             .bytes()
             .all(|b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'%'));
-        if may_be_address && bare.parse::<IpAddr>().is_ok() {
-            return Err(DomainError::IpAddress(input.to_owned()));
+        if may_be_address && let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(Self(ip.to_string()));
+        }
+        if let Some((address, _zone)) = bare.split_once('%')
+            && address.parse::<std::net::Ipv6Addr>().is_ok()
+        {
+            return Err(DomainError::IpZone(input.to_owned()));
         }
         let (wildcard, rest) = match trimmed.strip_prefix("*.") {
             Some(rest) => (true, rest),
@@ -124,9 +140,31 @@ impl DomainName {
         Ok(Self(name))
     }
 
+    /// Parses a DNS name only: an IP address is refused (DNS zones, names DNS-01 validates).
+    pub fn parse_dns(input: &str) -> Result<Self, DomainError> {
+        let name = Self::parse(input)?;
+        match name.ip() {
+            Some(_) => Err(DomainError::IpAddress(input.to_owned())),
+            None => Ok(name),
+        }
+    }
+
     /// The normalised name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The address, when this identifier is an IP address. A DNS name never has a colon nor an
+    /// all-digit last label (see [`Self::parse`]), so most names are told apart without a parse.
+    pub fn ip(&self) -> Option<IpAddr> {
+        let last = self.0.rsplit('.').next().unwrap_or_default();
+        let may_be = self.0.contains(':') || last.bytes().all(|b| b.is_ascii_digit());
+        if may_be { self.0.parse().ok() } else { None }
+    }
+
+    /// Whether this identifier is an IP address.
+    pub fn is_ip(&self) -> bool {
+        self.ip().is_some()
     }
 
     /// Whether this is a wildcard name (`*.example.com`).
@@ -279,6 +317,11 @@ impl NameSet {
         self.0.iter().any(DomainName::is_wildcard)
     }
 
+    /// Whether any identifier is an IP address.
+    pub fn has_ip(&self) -> bool {
+        self.0.iter().any(DomainName::is_ip)
+    }
+
     /// The stable text form used as a storage key: names joined by commas.
     pub fn key(&self) -> String {
         self.to_string()
@@ -303,16 +346,20 @@ impl fmt::Display for NameSet {
     }
 }
 
-/// A pattern of names a client may request: `*` (any), `*.example.com` (any name below
-/// example.com at any depth, wildcards included, but not example.com itself), or one exact name.
+/// A pattern of identifiers a client may request: `*` (any DNS name), `*.example.com` (any name
+/// below example.com at any depth, wildcards included, but not example.com itself), one exact
+/// name or address, or a network of addresses (`10.0.0.0/8`, `2001:db8::/32`). No DNS pattern
+/// matches an IP address, not even `*`: addresses are allowed only by address patterns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainPattern {
-    /// Every name.
+    /// Every DNS name.
     Any,
     /// Names strictly below this suffix (stored without the `*.`).
     Below(String),
-    /// Exactly this name.
+    /// Exactly this name or address.
     Exact(DomainName),
+    /// The addresses of a network: its first address (host bits zero) and prefix length.
+    Network(IpAddr, u8),
 }
 
 impl DomainPattern {
@@ -320,6 +367,16 @@ impl DomainPattern {
     pub fn parse(input: &str) -> Result<Self, DomainError> {
         if input.trim() == "*" {
             return Ok(Self::Any);
+        }
+        if let Some((address, prefix)) = input.trim().split_once('/') {
+            let bad = || DomainError::BadNetwork(input.to_owned());
+            let address: IpAddr = address.parse().map_err(|_| bad())?;
+            let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+            let bits = if address.is_ipv4() { 32 } else { 128 };
+            if prefix > bits {
+                return Err(bad());
+            }
+            return Ok(Self::Network(network_start(address, prefix), prefix));
         }
         let name = DomainName::parse(input)?;
         Ok(match name.is_wildcard() {
@@ -341,7 +398,10 @@ impl DomainPattern {
     /// Whether `name` falls under this pattern.
     pub fn matches(&self, name: &DomainName) -> bool {
         match self {
-            Self::Any => true,
+            Self::Any => !name.is_ip(),
+            Self::Network(start, prefix) => name
+                .ip()
+                .is_some_and(|ip| network_start(ip, *prefix) == *start),
             Self::Exact(exact) => exact == name,
             Self::Below(suffix) => name
                 .as_str()
@@ -357,6 +417,26 @@ impl fmt::Display for DomainPattern {
             Self::Any => f.write_str("*"),
             Self::Below(suffix) => write!(f, "*.{suffix}"),
             Self::Exact(name) => write!(f, "{name}"),
+            Self::Network(start, prefix) => write!(f, "{start}/{prefix}"),
+        }
+    }
+}
+
+/// The first address of `ip`'s network of `prefix` bits (host bits cleared); an address of the
+/// other family than the network's never compares equal to it.
+fn network_start(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
         }
     }
 }
@@ -1048,9 +1128,11 @@ mod tests {
         let cases: Vec<(&str, Check)> = vec![
             ("", |e| matches!(e, DomainError::Empty)),
             (".", |e| matches!(e, DomainError::Empty)),
-            ("127.0.0.1", |e| matches!(e, DomainError::IpAddress(_))),
-            ("::1", |e| matches!(e, DomainError::IpAddress(_))),
-            ("[::1]", |e| matches!(e, DomainError::IpAddress(_))),
+            ("fe80::1%eth0", |e| matches!(e, DomainError::IpZone(_))),
+            ("*.127.0.0.1", |e| {
+                matches!(e, DomainError::InvalidLabel(..))
+            }),
+            ("127.0.0.01", |e| matches!(e, DomainError::InvalidLabel(..))),
             ("a..b.com", |e| matches!(e, DomainError::EmptyLabel(_))),
             (".a.com", |e| matches!(e, DomainError::EmptyLabel(_))),
             (&long_label, |e| matches!(e, DomainError::LabelTooLong(_))),
@@ -1076,6 +1158,75 @@ mod tests {
         for (input, expected) in cases {
             let err = DomainName::parse(input).expect_err(input);
             assert!(expected(&err), "{input}: got {err:?}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_identifiers_in_canonical_form() {
+        let cases = [
+            ("127.0.0.1", "127.0.0.1"),
+            ("::1", "::1"),
+            ("[::1]", "::1"),
+            ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+            ("2001:db8::0:1", "2001:db8::1"),
+        ];
+        for (input, want) in cases {
+            let name = DomainName::parse(input).expect(input);
+            assert_eq!(name.as_str(), want, "{input}");
+            assert!(name.is_ip(), "{input}");
+            assert!(!name.is_wildcard(), "{input}");
+            assert_eq!(
+                DomainName::parse_dns(input),
+                Err(DomainError::IpAddress(input.to_owned()))
+            );
+        }
+        for dns in ["example.com", "a1.b2", "x.c0m"] {
+            assert!(!DomainName::parse(dns).expect(dns).is_ip(), "{dns}");
+        }
+        let set = NameSet::parse(&["www.example.com", "192.0.2.1"]).expect("mixed");
+        assert!(set.has_ip());
+        assert!(!NameSet::parse(&["example.com"]).expect("dns").has_ip());
+    }
+
+    #[test]
+    fn address_patterns_match_only_addresses_and_no_dns_pattern_matches_one() {
+        let name = |s: &str| DomainName::parse(s).expect("valid name");
+        let pattern = |s: &str| DomainPattern::parse(s).expect("valid pattern");
+        let cases = [
+            ("10.0.0.0/8", "10.200.3.4", true),
+            ("10.1.2.3/8", "10.200.3.4", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("10.0.0.0/8", "::ffff:10.0.0.1", false),
+            ("192.0.2.7/32", "192.0.2.7", true),
+            ("192.0.2.7/32", "192.0.2.8", false),
+            ("0.0.0.0/0", "203.0.113.9", true),
+            ("0.0.0.0/0", "::1", false),
+            ("2001:db8::/32", "2001:db8:ffff::1", true),
+            ("2001:db8::/32", "2001:db9::1", false),
+            ("::/0", "::1", true),
+            ("127.0.0.1", "127.0.0.1", true),
+            ("::1", "[::1]", true),
+            ("*", "127.0.0.1", false),
+            ("*", "::1", false),
+            ("*", "example.com", true),
+            ("10.0.0.0/8", "example.com", false),
+        ];
+        for (p, input, want) in cases {
+            assert_eq!(pattern(p).matches(&name(input)), want, "{p} vs {input}");
+        }
+        assert_eq!(pattern("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.0/x",
+            "example.com/8",
+            "10.0.0.0/",
+        ] {
+            assert_eq!(
+                DomainPattern::parse(bad),
+                Err(DomainError::BadNetwork(bad.to_owned())),
+                "{bad}"
+            );
         }
     }
 

@@ -404,10 +404,11 @@ impl From<UnknownProfile> for ApiError {
 }
 
 impl From<NoSolver> for ApiError {
-    /// A wildcard only DNS-01 can validate is a name this server cannot certify; a plain name
-    /// asked for with `dns-01` is a request it cannot serve.
+    /// A wildcard only DNS-01 can validate, or an identifier no challenge answered here fits, is
+    /// a name this server cannot certify; a challenge the request asks for and that does not fit
+    /// is a request it cannot serve.
     fn from(err: NoSolver) -> Self {
-        match err.wildcard {
+        match err.why.is_identifier_fault() {
             true => Self::InvalidDomain(err.to_string()),
             false => Self::InvalidBody(err.to_string()),
         }

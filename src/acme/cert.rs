@@ -136,7 +136,8 @@ pub fn check_chain(
     if leaf.public_key().raw != spki_der {
         return Err(ChainError::OtherKey);
     }
-    let mut sans: Vec<&str> = pem::dns_names(&leaf).collect();
+    let sans = pem::identifiers(&leaf);
+    let mut sans: Vec<&str> = sans.iter().map(String::as_str).collect();
     sans.sort();
     sans.dedup();
     let wanted: Vec<&str> = names.names().iter().map(DomainName::as_str).collect();

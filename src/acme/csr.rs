@@ -90,8 +90,10 @@ pub enum CsrError {
     /// No name to issue for.
     #[error("the CSR names no DNS name (neither in subjectAltName nor as its common name)")]
     NoNames,
-    /// An IP address, which certfleet does not issue for.
-    #[error("the CSR asks for the IP address {0}; only DNS names are issued")]
+    /// An IP address subjectAltName that is neither 4 (IPv4) nor 16 (IPv6) bytes long.
+    #[error(
+        "the CSR's IP address subjectAltName is {0}; an address is 4 (IPv4) or 16 (IPv6) bytes"
+    )]
     IpAddress(String),
     /// A name that is not a valid DNS name, or another kind of subjectAltName.
     #[error("the CSR's name {0}")]
@@ -220,7 +222,8 @@ fn key(request: &X509CertificationRequest<'_>) -> Result<CsrKey, CsrError> {
     }
 }
 
-/// The DNS names the CSR asks for: its subjectAltName, else its common name.
+/// The identifiers the CSR asks for: its subjectAltName's DNS names and IP addresses, else its
+/// common name.
 fn names(request: &X509CertificationRequest<'_>) -> Result<NameSet, CsrError> {
     let mut names = Vec::new();
     for extension in request.requested_extensions().into_iter().flatten() {
@@ -228,12 +231,15 @@ fn names(request: &X509CertificationRequest<'_>) -> Result<NameSet, CsrError> {
             for name in &san.general_names {
                 match name {
                     GeneralName::DNSName(dns) => names.push((*dns).to_owned()),
-                    GeneralName::IPAddress(bytes) => {
-                        return Err(CsrError::IpAddress(ip_text(bytes)));
-                    }
+                    GeneralName::IPAddress(bytes) => match crate::util::pem::ip_address(bytes) {
+                        Some(ip) => names.push(ip.to_string()),
+                        None => {
+                            return Err(CsrError::IpAddress(format!("{} bytes", bytes.len())));
+                        }
+                    },
                     other => {
                         return Err(CsrError::BadName(format!(
-                            "{other} is not a DNS name; only DNS names are issued"
+                            "{other} is neither a DNS name nor an IP address; only those are issued"
                         )));
                     }
                 }
@@ -253,19 +259,6 @@ fn names(request: &X509CertificationRequest<'_>) -> Result<NameSet, CsrError> {
         return Err(CsrError::NoNames);
     }
     NameSet::parse(&names).map_err(|e| CsrError::BadName(e.to_string()))
-}
-
-/// An IP address from its subjectAltName bytes, as text.
-fn ip_text(bytes: &[u8]) -> String {
-    match bytes.len() {
-        4 => std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).to_string(),
-        16 => {
-            let mut octets = [0u8; 16];
-            octets.copy_from_slice(bytes);
-            std::net::Ipv6Addr::from(octets).to_string()
-        }
-        _ => format!("of {} bytes", bytes.len()),
-    }
 }
 
 #[cfg(test)]
@@ -322,15 +315,35 @@ mod tests {
                 include_str!("testdata/secp256k1.csr"),
                 "csr_unsupported_key",
             ),
-            (include_str!("testdata/ip-address.csr"), "csr_ip_address"),
         ] {
             let err = parse(file).expect_err("refused");
             assert_eq!(err.code(), code, "{err}");
         }
         let err = parse(include_str!("testdata/rsa1024.csr")).expect_err("weak");
         assert!(err.to_string().contains("1024 bits"), "{err}");
-        let err = parse(include_str!("testdata/ip-address.csr")).expect_err("IP");
-        assert!(err.to_string().contains("192.0.2.1"), "{err}");
+    }
+
+    #[test]
+    fn ip_addresses_are_identifiers_and_a_malformed_one_is_refused_with_its_code() {
+        let read = parse(include_str!("testdata/ip-address.csr")).expect("an IP CSR");
+        assert!(read.names.names().iter().any(|n| n.as_str() == "192.0.2.1"));
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("key");
+        let read = parse(&csr(&["2001:DB8::1", "a.example.com"], &key)).expect("v6");
+        assert_eq!(read.names.key(), "2001:db8::1,a.example.com");
+        // subjectAltName = SEQUENCE { [7] five bytes }: no address is five bytes long.
+        let mut params = CertificateParams::default();
+        params.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 17],
+            vec![0x30, 7, 0x87, 5, 192, 0, 2, 1, 9],
+        )];
+        let pem = params
+            .serialize_request(&key)
+            .expect("CSR")
+            .pem()
+            .expect("PEM");
+        let err = parse(&pem).expect_err("five bytes");
+        assert_eq!(err.code(), "csr_ip_address", "{err}");
+        assert!(err.to_string().contains("5 bytes"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod http01;
 mod order;
 pub use order::Announce;
 pub mod solver;
+pub mod tls_alpn01;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -115,23 +116,68 @@ impl From<StoreError> for IssueError {
     }
 }
 
-/// A name that needs a DNS challenge (a wildcard, or a request for `dns-01`,
-/// `dns-account-01` or `dns-persist-01`) and that no entry of the section holding that
-/// challenge covers.
+/// An identifier that no challenge this server answers can validate as asked.
 #[derive(Debug, Clone, Error)]
-#[error(
-    "{name}: {} {challenge}, and no {section} entry of this server holds it",
-    if *.wildcard { "a wildcard certificate needs" } else { "the request asks for" }
-)]
+#[error("{name}: {why}")]
 pub struct NoSolver {
-    /// The name.
+    /// The name or address.
     pub name: String,
-    /// Whether it is a wildcard (which only a DNS challenge can validate).
-    pub wildcard: bool,
-    /// The challenge needed: `DNS-01`, `dns-account-01`, `dns-persist-01`.
-    pub challenge: &'static str,
-    /// The config section whose entries would hold it.
-    pub section: &'static str,
+    /// Why.
+    pub why: NoSolverWhy,
+}
+
+/// Why an identifier cannot be validated as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum NoSolverWhy {
+    /// A wildcard, which only a DNS challenge validates, and no `challenges.dns01` or
+    /// `challenges.dnsPersist` entry holds it.
+    #[error(
+        "a wildcard certificate needs a DNS challenge, and no challenges.dns01 entry of this server has a zone holding it (nor a challenges.dnsPersist entry its names)"
+    )]
+    Wildcard,
+    /// The request asks for `dns-01`, and no `challenges.dns01` entry holds the name.
+    #[error(
+        "the request asks for DNS-01, and no challenges.dns01 entry of this server has a zone holding it"
+    )]
+    Dns01Missing,
+    /// The request (or the entry's `challenge`) asks for `dns-account-01`, and no
+    /// `challenges.dns01` entry holds the name.
+    #[error(
+        "the request asks for dns-account-01, and no challenges.dns01 entry of this server has a zone holding it"
+    )]
+    DnsAccount01Missing,
+    /// The request asks for `dns-persist-01`, and no `challenges.dnsPersist` entry holds the
+    /// name.
+    #[error(
+        "the request asks for dns-persist-01, and no challenges.dnsPersist entry of this server has names holding it"
+    )]
+    DnsPersistMissing,
+    /// The request asks for a DNS challenge for an IP address (RFC 8738: HTTP-01 and
+    /// TLS-ALPN-01 only).
+    #[error("an IP address cannot be validated by a DNS challenge; ask for http-01 or tls-alpn-01")]
+    Dns01ForAddress,
+    /// The request asks for `http-01`, which this server does not answer.
+    #[error("the request asks for HTTP-01, and this server does not answer it (challenges.http01)")]
+    Http01Off,
+    /// The request asks for `tls-alpn-01`, which this server does not answer.
+    #[error(
+        "the request asks for TLS-ALPN-01, and this server does not answer it (challenges.tlsAlpn01)"
+    )]
+    TlsAlpn01Off,
+    /// No challenge this server answers fits: an address, or a name no DNS-01 entry holds,
+    /// with neither HTTP-01 nor TLS-ALPN-01 answered.
+    #[error(
+        "this server answers neither HTTP-01 nor TLS-ALPN-01 (challenges.http01, challenges.tlsAlpn01), and no challenges.dns01 entry holds it"
+    )]
+    NoneAnswered,
+}
+
+impl NoSolverWhy {
+    /// Whether the identifier itself cannot be certified here (else only the request's choice
+    /// of challenge cannot be served).
+    pub fn is_identifier_fault(self) -> bool {
+        matches!(self, Self::Wildcard | Self::NoneAnswered)
+    }
 }
 
 /// A profile the request names that the CA's directory does not list (instant-acme does not
@@ -169,10 +215,14 @@ pub struct Issuer {
     directory_url: String,
     email: Option<String>,
     profile: Option<crate::domain::Profile>,
+    ip_profile: Option<crate::domain::Profile>,
     eab: Option<(String, Vec<u8>)>,
     http: http::AcmeHttp,
     store: Arc<dyn Store>,
-    http01: Arc<dyn Solver>,
+    /// `None` when `challenges.http01` is off.
+    http01: Option<Arc<dyn Solver>>,
+    /// `Some` when `challenges.tlsAlpn01` is set.
+    tls_alpn01: Option<Arc<dyn Solver>>,
     dns01: Option<Arc<dns01::Dns01Solver>>,
     dns_account: Option<Arc<dns01::DnsAccount01Solver>>,
     dns_persist: Option<Arc<dns_persist01::DnsPersistSolver>>,
@@ -211,9 +261,11 @@ impl Issuer {
             directory_url: config.directory_url.clone(),
             email: config.email.clone(),
             profile: config.profile.clone(),
+            ip_profile: config.ip_profile.clone(),
             eab,
             http: http::AcmeHttp::new(http, &config.directory_url),
-            http01: Arc::new(http01::Http01Solver::new(store.clone())),
+            http01: Some(Arc::new(http01::Http01Solver::new(store.clone()))),
+            tls_alpn01: None,
             dns01: None,
             dns_account: None,
             dns_persist: None,
@@ -240,7 +292,8 @@ impl Issuer {
         own.eab.clone_from(&fallback.eab);
         own.profile.clone_from(&fallback.profile);
         let mut issuer = Self::new(&own, primary.store.clone())?;
-        issuer.http01 = primary.http01.clone();
+        issuer.http01.clone_from(&primary.http01);
+        issuer.tls_alpn01.clone_from(&primary.tls_alpn01);
         issuer.dns01.clone_from(&primary.dns01);
         // DNS-ACCOUNT-01's label is the fallback account's own; DNS-PERSIST-01's records are
         // checked against it too.
@@ -293,6 +346,21 @@ impl Issuer {
         self
     }
 
+    /// Answers HTTP-01 only when `http01` (`challenges.http01.enabled`), and TLS-ALPN-01 when
+    /// `tls_alpn01` (`challenges.tlsAlpn01` is set).
+    #[must_use]
+    pub fn with_challenges(mut self, http01: bool, tls_alpn01: bool) -> Self {
+        if !http01 {
+            self.http01 = None;
+        }
+        if tls_alpn01 {
+            self.tls_alpn01 = Some(Arc::new(tls_alpn01::TlsAlpn01Solver::new(
+                self.store.clone(),
+            )));
+        }
+        self
+    }
+
     /// Answers DNS-PERSIST-01 for the names `solver`'s `challenges.dnsPersist` entries cover.
     #[must_use]
     pub fn with_dns_persist(mut self, solver: dns_persist01::DnsPersistSolver) -> Self {
@@ -305,62 +373,83 @@ impl Issuer {
         self.dns_persist.as_deref()
     }
 
-    /// The solver for `name` (`*.x` for a wildcard). A request's `http-01`, `dns-01`,
-    /// `dns-account-01` or `dns-persist-01` is used as asked (a wildcard's `http-01` is read as
-    /// no choice); without one: DNS-PERSIST-01 when a `challenges.dnsPersist` entry covers the
-    /// name (it needs no DNS write), else the `challenge` of the `challenges.dns01` entry whose
-    /// zones hold it (DNS-01 or DNS-ACCOUNT-01), else HTTP-01, which a wildcard cannot use.
-    /// `Err` says why the name cannot be validated as asked.
+    /// The solver for `name` (`*.x` for a wildcard, or an IP address): wildcards always a DNS
+    /// challenge, addresses never (RFC 8738); a request's choice forces its challenge;
+    /// otherwise DNS-PERSIST-01 when a `challenges.dnsPersist` entry covers the name (it needs
+    /// no DNS write), else the `challenge` (DNS-01 or DNS-ACCOUNT-01) of the `challenges.dns01`
+    /// entry whose zones hold it, else HTTP-01, else TLS-ALPN-01, whichever this server
+    /// answers. `Err` says why the name cannot be validated as asked.
     pub fn solver_for(
         &self,
         name: &str,
         choice: solver::ChallengeChoice,
     ) -> Result<Arc<dyn Solver>, NoSolver> {
         use solver::ChallengeChoice;
-        let wildcard = name.starts_with("*.");
-        let dns = self.dns01.as_ref().filter(|dns| dns.matches(name));
-        let persist = self
+        let address = name.contains(':') || name.parse::<std::net::Ipv4Addr>().is_ok();
+        let dns = self
+            .dns01
+            .as_ref()
+            .filter(|dns| !address && dns.matches(name));
+        let persist: Option<Arc<dyn Solver>> = self
             .dns_persist
             .as_ref()
-            .filter(|persist| persist.entry_for(name).is_some());
-        let refuse = |challenge, section| NoSolver {
+            .filter(|persist| !address && persist.entry_for(name).is_some())
+            .map(|persist| persist.clone() as Arc<dyn Solver>);
+        let fail = |why| NoSolver {
             name: name.to_owned(),
-            wildcard,
-            challenge,
-            section,
+            why,
         };
-        let account = || -> Option<Arc<dyn Solver>> {
-            let solver: Arc<dyn Solver> = self.dns_account.as_ref()?.clone();
-            Some(solver).filter(|_| dns.is_some())
+        let account = || -> Result<Arc<dyn Solver>, NoSolver> {
+            match (&self.dns_account, dns) {
+                (Some(account), Some(_)) => Ok(account.clone()),
+                _ => Err(fail(NoSolverWhy::DnsAccount01Missing)),
+            }
         };
+        // The `challenge` of the dns01 entry holding the name.
+        let by_entry = |dns: &Arc<dns01::Dns01Solver>| match dns.default_challenge(name) {
+            crate::config::Dns01Challenge::DnsAccount01 => account(),
+            crate::config::Dns01Challenge::Dns01 => Ok(dns.clone() as Arc<dyn Solver>),
+        };
+        let http01 = || self.http01.clone().ok_or(fail(NoSolverWhy::Http01Off));
+        let tls_alpn01 = || {
+            self.tls_alpn01
+                .clone()
+                .ok_or(fail(NoSolverWhy::TlsAlpn01Off))
+        };
+        let dns_asked = |choice| match choice {
+            ChallengeChoice::Dns01 => dns
+                .map(|dns| dns.clone() as Arc<dyn Solver>)
+                .ok_or(fail(NoSolverWhy::Dns01Missing)),
+            ChallengeChoice::DnsAccount01 => account(),
+            _ => persist.clone().ok_or(fail(NoSolverWhy::DnsPersistMissing)),
+        };
+        let wildcard = name.starts_with("*.");
         match choice {
-            ChallengeChoice::Http01 if !wildcard => Ok(self.http01.clone()),
-            ChallengeChoice::Dns01 => match dns {
-                Some(dns) => Ok(dns.clone()),
-                None => Err(refuse("DNS-01", "challenges.dns01")),
-            },
-            ChallengeChoice::DnsAccount01 => {
-                account().ok_or_else(|| refuse("dns-account-01", "challenges.dns01"))
+            ChallengeChoice::Dns01
+            | ChallengeChoice::DnsAccount01
+            | ChallengeChoice::DnsPersist01
+                if address =>
+            {
+                Err(fail(NoSolverWhy::Dns01ForAddress))
             }
-            ChallengeChoice::DnsPersist01 => match persist {
-                Some(persist) => Ok(persist.clone()),
-                None => Err(refuse("dns-persist-01", "challenges.dnsPersist")),
+            ChallengeChoice::Dns01
+            | ChallengeChoice::DnsAccount01
+            | ChallengeChoice::DnsPersist01 => dns_asked(choice),
+            // A wildcard's `http-01` or `tls-alpn-01` is read as no choice.
+            _ if wildcard => match (&persist, dns) {
+                (Some(persist), _) => Ok(persist.clone()),
+                (None, Some(dns)) => by_entry(dns),
+                (None, None) => Err(fail(NoSolverWhy::Wildcard)),
             },
-            ChallengeChoice::Auto | ChallengeChoice::Http01 => {
-                if let Some(persist) = persist {
-                    return Ok(persist.clone());
-                }
-                match dns {
-                    Some(dns) => match dns.default_challenge(name) {
-                        crate::config::Dns01Challenge::DnsAccount01 => {
-                            account().ok_or_else(|| refuse("dns-account-01", "challenges.dns01"))
-                        }
-                        crate::config::Dns01Challenge::Dns01 => Ok(dns.clone()),
-                    },
-                    None if wildcard => Err(refuse("DNS-01", "challenges.dns01")),
-                    None => Ok(self.http01.clone()),
-                }
-            }
+            ChallengeChoice::Http01 => http01(),
+            ChallengeChoice::TlsAlpn01 => tls_alpn01(),
+            ChallengeChoice::Auto => match (&persist, dns) {
+                (Some(persist), _) => Ok(persist.clone()),
+                (None, Some(dns)) => by_entry(dns),
+                (None, None) => http01()
+                    .or_else(|_| tls_alpn01())
+                    .map_err(|_| fail(NoSolverWhy::NoneAnswered)),
+            },
         }
     }
 
@@ -415,6 +504,21 @@ impl Issuer {
         profile: &crate::domain::Profile,
     ) -> Result<Result<(), UnknownProfile>, IssueError> {
         Ok(offers(&self.account().await?, profile))
+    }
+
+    /// The profile for an identity naming an IP address whose request names none:
+    /// `acme.ipProfile`, else `shortlived` when the directory lists it, else `None`
+    /// (`acme.profile`).
+    pub async fn profile_for_addresses(
+        &self,
+    ) -> Result<Option<crate::domain::Profile>, IssueError> {
+        if let Some(profile) = &self.ip_profile {
+            return Ok(Some(profile.clone()));
+        }
+        // The directory's profiles are read once with the account, so this costs no request.
+        let account = self.account().await?;
+        let shortlived = crate::domain::Profile::parse("shortlived");
+        Ok(shortlived.filter(|p| offers(&account, p).is_ok()))
     }
 
     /// `acme.profile` must be one the directory lists (instant-acme does not check).

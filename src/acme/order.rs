@@ -158,7 +158,10 @@ impl Issuer {
             .names
             .names()
             .iter()
-            .map(|name| Identifier::Dns(name.to_string()))
+            .map(|name| match name.ip() {
+                Some(ip) => Identifier::Ip(ip),
+                None => Identifier::Dns(name.to_string()),
+            })
             .collect();
         // The identity's profile, else `acme.profile`, else the CA's default. A fallback CA
         // uses the identity's profile only when it offers one of that name, else its own
@@ -474,7 +477,11 @@ impl Issuer {
                     tracing::warn!(name = %record.name, handle = %record.handle, "no challenges.dns01 is configured to remove this DNS-01 record; delete it by hand");
                     continue;
                 }
-                _ => self.http01.clone(),
+                // Both keep their responses in the store only: removing them needs no listener.
+                ("tls-alpn-01", _) => {
+                    Arc::new(super::tls_alpn01::TlsAlpn01Solver::new(self.store.clone()))
+                }
+                _ => Arc::new(super::http01::Http01Solver::new(self.store.clone())),
             };
             match tokio::time::timeout(CLEANUP_TIMEOUT, solver.cleanup(&presented)).await {
                 Ok(Ok(())) => {

@@ -24,15 +24,19 @@ pub struct Presented {
 }
 
 /// Which challenge a request asks for (`"challenge"` in the body); not part of a certificate's
-/// identity. Wildcard names always use a DNS challenge (see `Issuer::solver_for`).
+/// identity. Wildcard names always use a DNS challenge, IP addresses never (see
+/// `Issuer::solver_for`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ChallengeChoice {
     /// DNS-PERSIST-01 when a `challenges.dnsPersist` entry matches the name, else the
-    /// `challenge` of the `challenges.dns01` entry that matches it, else HTTP-01.
+    /// `challenge` of the `challenges.dns01` entry that matches it, else HTTP-01, else
+    /// TLS-ALPN-01 (whichever the server answers).
     #[default]
     Auto,
     /// `"http-01"`.
     Http01,
+    /// `"tls-alpn-01"`.
+    TlsAlpn01,
     /// `"dns-01"`: refused for a name no `challenges.dns01` entry matches.
     Dns01,
     /// `"dns-account-01"`: through the `challenges.dns01` entries, under the account label.

@@ -144,7 +144,7 @@ pub async fn revoke(
                 .to_owned(),
         ));
     }
-    let key = CertKey {
+    let mut key = CertKey {
         names: parse_names(&inputs)?,
         key: parse_key_spec(
             request.key_type.as_deref(),
@@ -153,6 +153,7 @@ pub async fn revoke(
         )?,
         profile: parse_profile(request.profile.as_deref(), app.default_profile.as_ref())?,
     };
+    super::certificate::address_profile(app, &mut key).await?;
     let reason = RevocationReason::parse(&request.reason).ok_or_else(|| {
         ApiError::InvalidBody(format!(
             "reason {:?}: use one of {}",
@@ -248,10 +249,11 @@ pub async fn delete(
 ) -> Result<Json<Deletion>, ApiError> {
     require_admin(&principal, "delete")?;
     let app = &state.app;
-    let (key, revoke) = parse_delete(
+    let (mut key, revoke) = parse_delete(
         uri.query().unwrap_or(""),
         (app.default_key_type, app.default_profile.as_ref()),
     )?;
+    super::certificate::address_profile(app, &mut key).await?;
     let actor = Actor {
         name: &principal.name,
         method: principal.method,

@@ -103,8 +103,13 @@ pub async fn post(
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
     let (app, renderings) = (&state.app, &state.renderings);
-    let Asked { key, choice, csr } = parse_request(request, app)?;
+    let Asked {
+        mut key,
+        choice,
+        csr,
+    } = parse_request(request, app)?;
     authorize(&principal, &key)?;
+    address_profile(app, &mut key).await?;
     check_challenges(app, &key, choice)?;
     check_profile(app, &key).await?;
     let now = clock::now();
@@ -156,8 +161,13 @@ pub async fn renew(
     ApiJson(request): ApiJson<CertRequest>,
 ) -> Result<Response, ApiError> {
     let (app, renderings) = (&state.app, &state.renderings);
-    let Asked { key, choice, csr } = parse_request(request, app)?;
+    let Asked {
+        mut key,
+        choice,
+        csr,
+    } = parse_request(request, app)?;
     authorize(&principal, &key)?;
+    address_profile(app, &mut key).await?;
     check_challenges(app, &key, choice)?;
     check_profile(app, &key).await?;
     let now = clock::now();
@@ -209,12 +219,13 @@ pub async fn get(
     IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let (app, renderings) = (&state.app, &state.renderings);
-    let key = parse_query(
+    let mut key = parse_query(
         uri.query().unwrap_or(""),
         app.default_key_type,
         app.default_profile.as_ref(),
     )?;
     authorize(&principal, &key)?;
+    address_profile(app, &mut key).await?;
     let now = clock::now();
     if let Some(cert) = app.certs.valid(&key, now).await? {
         let hit = renderings.of(&key, &cert);
@@ -280,6 +291,19 @@ pub(super) fn authorize(principal: &Principal, key: &CertKey) -> Result<(), ApiE
 
 /// 400 `unknown_profile` unless the CA's directory lists the profile `key` names (no profile:
 /// nothing to check; `acme.profile` was checked when the account was loaded).
+/// An identity naming an IP address, asked for without a profile, takes the profile for
+/// addresses (`acme.ipProfile`, else `shortlived` when the CA lists it): Let's Encrypt issues
+/// for addresses only with short-lived certificates. It is the addresses' default, so it runs
+/// after `authorize`: a credential limited to the default profile may have it.
+pub(super) async fn address_profile(app: &Shared, key: &mut CertKey) -> Result<(), ApiError> {
+    if key.profile.is_some() || !key.names.has_ip() {
+        return Ok(());
+    }
+    let profile = app.certs.issuer().profile_for_addresses().await?;
+    key.profile = profile.filter(|p| Some(p) != app.default_profile.as_ref());
+    Ok(())
+}
+
 async fn check_profile(app: &Shared, key: &CertKey) -> Result<(), ApiError> {
     let Some(profile) = &key.profile else {
         return Ok(());
@@ -306,7 +330,8 @@ pub(super) fn parse_profile(
 }
 
 /// Every name has a solver for the request's challenge choice: a wildcard, or a name asked for
-/// with `dns-01`, needs a `challenges.dns01` entry whose zones hold it.
+/// with `dns-01`, needs a `challenges.dns01` entry whose zones hold it; an address needs
+/// HTTP-01 or TLS-ALPN-01.
 fn check_challenges(app: &Shared, key: &CertKey, choice: ChallengeChoice) -> Result<(), ApiError> {
     for name in key.names.names() {
         app.certs.issuer().solver_for(name.as_str(), choice)?;
@@ -322,11 +347,12 @@ fn parse_request(request: CertRequest, app: &Shared) -> Result<Asked, ApiError> 
         None => ChallengeChoice::Auto,
         Some("http-01") => ChallengeChoice::Http01,
         Some("dns-01") => ChallengeChoice::Dns01,
+        Some("tls-alpn-01") => ChallengeChoice::TlsAlpn01,
         Some("dns-account-01") => ChallengeChoice::DnsAccount01,
         Some("dns-persist-01") => ChallengeChoice::DnsPersist01,
         Some(other) => {
             return Err(ApiError::InvalidBody(format!(
-                "challenge {other:?}: use \"http-01\", \"dns-01\", \"dns-account-01\" or \"dns-persist-01\""
+                "challenge {other:?}: use \"http-01\", \"dns-01\", \"tls-alpn-01\", \"dns-account-01\" or \"dns-persist-01\""
             )));
         }
     };

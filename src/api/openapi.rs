@@ -203,13 +203,14 @@ impl PartialSchema for Challenge {
             .description(Some(
                 "Force a challenge type. Absent: DNS-PERSIST-01 for names a \
                  `challenges.dnsPersist` entry holds, else the `challenge` (DNS-01 or \
-                 DNS-ACCOUNT-01) of the `challenges.dns01` entry holding the name, HTTP-01 \
-                 otherwise; wildcards always use a DNS challenge. Not part of the \
-                 certificate's identity.",
+                 DNS-ACCOUNT-01) of the `challenges.dns01` entry holding the name, else HTTP-01 \
+                 when enabled, else TLS-ALPN-01 (`challenges.tlsAlpn01`); wildcards always use \
+                 a DNS challenge, IP addresses never. Not part of the certificate's identity.",
             ))
             .enum_values(Some([
                 "http-01",
                 "dns-01",
+                "tls-alpn-01",
                 "dns-account-01",
                 "dns-persist-01",
             ]))

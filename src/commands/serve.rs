@@ -47,7 +47,18 @@ async fn serve(loaded: Loaded) -> Result<(), ServeError> {
     }
     let listeners = Listeners {
         api: bind("server.listen", config.server.listen).await?,
-        http01: bind("challenges.http01.listen", config.challenges.http01.listen).await?,
+        http01: match config.challenges.http01.enabled {
+            true => Some(bind("challenges.http01.listen", config.challenges.http01.listen).await?),
+            false => None,
+        },
+        // On server.listen with TLS, the API's own listener answers acme-tls/1.
+        tls_alpn01: match &config.challenges.tls_alpn01 {
+            Some(alpn) if alpn.listen == config.server.listen && config.server.tls.is_some() => {
+                None
+            }
+            Some(alpn) => Some(bind("challenges.tlsAlpn01.listen", alpn.listen).await?),
+            None => None,
+        },
         metrics: match config.server.metrics_listen {
             Some(address) => Some(bind("server.metricsListen", address).await?),
             None => None,
@@ -65,7 +76,8 @@ async fn serve(loaded: Loaded) -> Result<(), ServeError> {
         .map_or_else(|| "off".to_owned(), |address| address.to_string());
     tracing::info!(
         api = %config.server.listen,
-        http01 = %config.challenges.http01.listen,
+        http01 = %if config.challenges.http01.enabled { config.challenges.http01.listen.to_string() } else { "off".to_owned() },
+        tls_alpn01 = %config.challenges.tls_alpn01.as_ref().map_or_else(|| "off".to_owned(), |alpn| alpn.listen.to_string()),
         metrics = %metrics,
         directory = %config.acme.directory_url,
         version = env!("CARGO_PKG_VERSION"),

@@ -46,6 +46,10 @@ pub struct AcmeConfig {
     pub key_type: KeyType,
     /// `acme.profile`: an ACME profile name, checked against the directory later.
     pub profile: Option<Profile>,
+    /// `acme.ipProfile`: the profile of a certificate naming an IP address whose request names
+    /// none; unset: `shortlived` when the directory lists it (Let's Encrypt issues for
+    /// addresses only with it), else `acme.profile`.
+    pub ip_profile: Option<Profile>,
     /// `acme.maxConcurrentOrders`: how many orders this process drives at the CA at once
     /// (1 to 1000); more issuances wait for a free slot, in the order they came.
     pub max_concurrent_orders: usize,
@@ -131,6 +135,7 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
                     })
             });
     let profile = super::report::profile("acme.profile", raw.profile, report);
+    let ip_profile = super::report::profile("acme.ipProfile", raw.ip_profile, report);
     Ok(AcmeConfig {
         directory_url: directory_url?,
         email: email?,
@@ -138,6 +143,7 @@ pub(super) fn acme(raw: RawAcme, report: &mut Report<'_>) -> Result<AcmeConfig, 
         eab: eab?,
         key_type: key_type?,
         profile: profile?,
+        ip_profile: ip_profile?,
         max_concurrent_orders: max_concurrent_orders?,
         fallback: fallback?,
     })

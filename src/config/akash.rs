@@ -328,11 +328,11 @@ fn domains(
              [\"*.provider.example.com\"] ([\"*\"] for every domain)",
         ));
     }
-    if list.len() > 1 && list.iter().any(|item| item.trim() == "*") {
+    if super::report::star_with_name_patterns(&list) {
         return Err(report.error(
             &key,
-            "lists \"*\" (every domain) together with other patterns; keep only \"*\" or only \
-             the patterns",
+            "lists \"*\" (every domain) together with other name patterns; keep only \"*\" \
+             (address patterns such as 10.0.0.0/8 may join it) or only the patterns",
         ));
     }
     let mut patterns = Vec::with_capacity(list.len());
@@ -345,7 +345,8 @@ fn domains(
                     &format!("{key}[{j}]"),
                     format!(
                         "\"{text}\" is not a domain pattern: {e}; write a name such as \
-                         a.example.com or a wildcard such as *.example.com"
+                         a.example.com, a wildcard such as *.example.com, or an address or \
+                         network such as 192.0.2.1 or 10.0.0.0/8"
                     ),
                 ));
             }

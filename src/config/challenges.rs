@@ -1,5 +1,5 @@
-//! `challenges`: where HTTP-01 is answered, the DNS-01 providers, the DNS-PERSIST-01 records,
-//! and where DNS records are checked.
+//! `challenges`: where HTTP-01 and TLS-ALPN-01 are answered, the DNS-01 providers, the
+//! DNS-PERSIST-01 records, and where DNS records are checked.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -14,6 +14,8 @@ use super::{
 };
 
 const DEFAULT_HTTP01_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
+const DEFAULT_TLS_ALPN01_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 443);
 
 /// `challenges`.
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +23,8 @@ const DEFAULT_HTTP01_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::U
 pub struct ChallengesConfig {
     /// `challenges.http01`.
     pub http01: Http01Config,
+    /// `challenges.tlsAlpn01`: `None` when TLS-ALPN-01 is not answered.
+    pub tls_alpn01: Option<TlsAlpn01Config>,
     /// `challenges.dns01`: DNS providers, the first whose zones match a name handles it.
     pub dns01: Vec<Dns01Entry>,
     /// `challenges.dnsPersist`: names validated by a standing `_validation-persist` record (no
@@ -36,8 +40,23 @@ pub struct ChallengesConfig {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Http01Config {
+    /// `challenges.http01.enabled`: whether HTTP-01 is answered and its listener opened; off
+    /// when `false`, or by default when `challenges.tlsAlpn01` is set without a
+    /// `challenges.http01` section.
+    pub enabled: bool,
     /// `challenges.http01.listen`: where `/.well-known/acme-challenge/{token}` is served
     /// (default `0.0.0.0:80`).
+    #[serde(serialize_with = "as_display")]
+    pub listen: SocketAddr,
+}
+
+/// `challenges.tlsAlpn01`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsAlpn01Config {
+    /// `challenges.tlsAlpn01.listen`: where `acme-tls/1` handshakes are answered (default
+    /// `0.0.0.0:443`). When it is `server.listen` and the API has TLS, the API's listener answers
+    /// them and no other socket is opened.
     #[serde(serialize_with = "as_display")]
     pub listen: SocketAddr,
 }
@@ -47,6 +66,20 @@ pub(super) fn challenges(
     raw: RawChallenges,
     report: &mut Report<'_>,
 ) -> Result<ChallengesConfig, Reported> {
+    let tls_alpn01 = match raw.tls_alpn01 {
+        Some(alpn) => Some(TlsAlpn01Config {
+            listen: listen_addr(
+                alpn.listen,
+                "challenges.tlsAlpn01.listen",
+                DEFAULT_TLS_ALPN01_LISTEN,
+                report,
+            )?,
+        }),
+        None => None,
+    };
+    // HTTP-01 is on by default, unless only TLS-ALPN-01 is configured (an operator who can
+    // expose 443 alone must not need port 80 to start).
+    let http01_default = raw.http01.is_some() || tls_alpn01.is_none();
     let http01 = raw.http01.unwrap_or_default();
     let listen = listen_addr(
         http01.listen,
@@ -54,13 +87,24 @@ pub(super) fn challenges(
         DEFAULT_HTTP01_LISTEN,
         report,
     )?;
+    let enabled = http01.enabled.unwrap_or(http01_default);
     let dns01 = dns01::entries(raw.dns01, report);
     let dns_persist = dns_persist::entries(raw.dns_persist, report);
     let resolvers = dns01::resolvers(raw.resolvers, report);
+    let (dns01, dns_persist, resolvers) = (dns01?, dns_persist?, resolvers?);
+    if !enabled && tls_alpn01.is_none() && dns01.is_empty() && dns_persist.is_empty() {
+        return Err(report.error(
+            "challenges.http01.enabled",
+            "is false, and neither challenges.tlsAlpn01 nor challenges.dns01 is set (nor \
+             challenges.dnsPersist): no challenge could be answered; enable HTTP-01 or \
+             configure another challenge",
+        ));
+    }
     Ok(ChallengesConfig {
-        http01: Http01Config { listen },
-        dns01: dns01?,
-        dns_persist: dns_persist?,
-        resolvers: resolvers?,
+        http01: Http01Config { enabled, listen },
+        tls_alpn01,
+        dns01,
+        dns_persist,
+        resolvers,
     })
 }

@@ -47,7 +47,7 @@ pub use self::{
     akash::{AkashConfig, AkashKeySource, AkashPrincipal},
     auth::AuthConfig,
     certificates::{CertificatesConfig, PrivateKeys},
-    challenges::{ChallengesConfig, Http01Config},
+    challenges::{ChallengesConfig, Http01Config, TlsAlpn01Config},
     dns_persist::{DnsPersistEntry, PersistUntil},
     dns01::{
         CloudflareConfig, Dns01Challenge, Dns01Entry, DnsProviderConfig, GcloudConfig,

@@ -99,6 +99,7 @@ pub(super) struct RawAcme {
     pub eab: Option<RawEab>,
     pub key_type: Option<String>,
     pub profile: Option<String>,
+    pub ip_profile: Option<String>,
     pub max_concurrent_orders: Option<String>,
     pub fallback: Option<RawAcmeFallback>,
 }
@@ -128,6 +129,7 @@ pub(super) struct RawEab {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawChallenges {
     pub http01: Option<RawHttp01>,
+    pub tls_alpn01: Option<RawTlsAlpn01>,
     /// Each entry's keys depend on its provider: see `dns01/`.
     pub dns01: Option<Vec<RawDns01Entry>>,
     pub dns_persist: Option<Vec<RawDnsPersistEntry>>,
@@ -138,6 +140,14 @@ pub(super) struct RawChallenges {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(super) struct RawHttp01 {
+    pub listen: Option<String>,
+    pub enabled: Option<bool>,
+}
+
+/// `challenges.tlsAlpn01`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawTlsAlpn01 {
     pub listen: Option<String>,
 }
 

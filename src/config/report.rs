@@ -201,3 +201,16 @@ pub(super) fn listen_addr(
         )
     })
 }
+
+/// Whether a `domains` list holds `*` together with other name patterns (address patterns such
+/// as `10.0.0.0/8` may join `*`, which matches no address).
+pub(super) fn star_with_name_patterns(list: &[String]) -> bool {
+    let is_address = |item: &str| {
+        let bare = item.trim().trim_start_matches('[').trim_end_matches(']');
+        item.contains('/') || bare.parse::<std::net::IpAddr>().is_ok()
+    };
+    list.iter().any(|item| item.trim() == "*")
+        && list
+            .iter()
+            .any(|item| item.trim() != "*" && !is_address(item))
+}

@@ -89,6 +89,15 @@ macro_rules! migrator {
                 )),
             ),
             (
+                12,
+                "tls-alpn-01",
+                include_str!(concat!(
+                    "../../migrations/",
+                    $backend,
+                    "/0012_tls_alpn01.sql"
+                )),
+            ),
+            (
                 13,
                 "issuing ca",
                 include_str!(concat!(
@@ -302,6 +311,22 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Removes an HTTP-01 token; a token already gone is not an error.
     async fn delete_http01(&self, token: &str) -> Result<(), StoreError>;
+
+    /// Records a key authorization to present by TLS-ALPN-01 for `name` (a DNS name or an
+    /// address in certfleet's form) under the challenge's `token`.
+    async fn put_tls_alpn01(
+        &self,
+        name: &str,
+        token: &str,
+        key_authorization: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The newest key authorization being presented by TLS-ALPN-01 for `name`.
+    async fn tls_alpn01(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Removes one TLS-ALPN-01 key authorization; already gone is not an error.
+    async fn delete_tls_alpn01(&self, name: &str, token: &str) -> Result<(), StoreError>;
 
     /// The ACME account credentials (JSON) for a directory URL.
     async fn account(&self, directory_url: &str) -> Result<Option<String>, StoreError>;

@@ -448,6 +448,51 @@ impl<B: Backend> Store for SqlStore<B> {
         .map(drop)
     }
 
+    async fn put_tls_alpn01(
+        &self,
+        name: &str,
+        token: &str,
+        key_authorization: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "save TLS-ALPN-01 key authorization",
+            "INSERT INTO tls_alpn01_challenges (name, token, key_authorization, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name, token) DO UPDATE SET \
+             key_authorization = excluded.key_authorization, created_at = excluded.created_at",
+            &[
+                name.into(),
+                token.into(),
+                key_authorization.into(),
+                now.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn tls_alpn01(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.fetch_optional(
+            "read TLS-ALPN-01 key authorization",
+            "SELECT key_authorization FROM tls_alpn01_challenges WHERE name = $1 \
+             ORDER BY created_at DESC LIMIT 1",
+            &[name.into()],
+        )
+        .await?
+        .map(|row| text(&row, 0))
+        .transpose()
+    }
+
+    async fn delete_tls_alpn01(&self, name: &str, token: &str) -> Result<(), StoreError> {
+        self.execute(
+            "delete TLS-ALPN-01 key authorization",
+            "DELETE FROM tls_alpn01_challenges WHERE name = $1 AND token = $2",
+            &[name.into(), token.into()],
+        )
+        .await
+        .map(drop)
+    }
+
     async fn account(&self, directory_url: &str) -> Result<Option<String>, StoreError> {
         let row = self
             .fetch_optional(

@@ -11,7 +11,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 use tower::ServiceExt as _;
 
 /// A handshake slower than this is dropped: it holds a connection slot for nothing.
@@ -20,10 +20,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long requests in progress may take to finish after shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `router` over TLS on `listener` until `stop` turns true, then drains.
+/// Serves `router` over TLS on `listener` until `stop` turns true, then drains. With `alpn`, a
+/// hello offering `acme-tls/1` gets the TLS-ALPN-01 challenge certificate instead.
 pub async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    alpn: Option<crate::acme::tls_alpn01::Responder>,
     router: Router,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -44,15 +46,27 @@ pub async fn serve_tls(
             }
         };
         let (acceptor, router, builder) = (acceptor.clone(), router.clone(), builder.clone());
+        let alpn = alpn.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
+            let handshake = async {
+                let start =
+                    LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+                if let Some(alpn) = &alpn
+                    && crate::acme::tls_alpn01::wants_challenge(&start.client_hello())
+                {
+                    alpn.answer(start).await;
+                    return Ok(None);
+                }
+                start.into_stream(acceptor.config().clone()).await.map(Some)
+            };
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(Some(tls))) => tls,
+                Ok(Ok(None)) | Err(_) => return,
                 Ok(Err(err)) => {
                     tracing::debug!(error = %err, "TLS handshake failed");
                     return;
                 }
-                Err(_) => return,
             };
             // The client's address for the audit line, as `axum::serve` gives it without TLS.
             let router =

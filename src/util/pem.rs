@@ -58,6 +58,26 @@ pub fn private_key(text: &str) -> Result<PrivateKeyDer<'static>, PemError> {
 /// The DNS names in a certificate's subjectAltName extension, as written (callers that compare
 /// case-insensitively lowercase them).
 pub fn dns_names<'a>(cert: &'a X509Certificate<'_>) -> impl Iterator<Item = &'a str> {
+    alt_names(cert).filter_map(|name| match name {
+        GeneralName::DNSName(dns) => Some(*dns),
+        _ => None,
+    })
+}
+
+/// The leaf's subjectAltName identifiers as certfleet writes them: DNS names as they are, IP
+/// addresses in canonical text (`192.0.2.1`, `2001:db8::1`); other kinds are left out.
+pub fn identifiers(cert: &X509Certificate<'_>) -> Vec<String> {
+    alt_names(cert)
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => ip_address(bytes).map(|ip| ip.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every general name of the certificate's subjectAltName extensions.
+fn alt_names<'a>(cert: &'a X509Certificate<'_>) -> impl Iterator<Item = &'a GeneralName<'a>> {
     cert.extensions()
         .iter()
         .filter_map(|ext| match ext.parsed_extension() {
@@ -65,10 +85,15 @@ pub fn dns_names<'a>(cert: &'a X509Certificate<'_>) -> impl Iterator<Item = &'a 
             _ => None,
         })
         .flatten()
-        .filter_map(|name| match name {
-            GeneralName::DNSName(dns) => Some(*dns),
-            _ => None,
-        })
+}
+
+/// An address from its subjectAltName bytes (4 for IPv4, 16 for IPv6).
+pub fn ip_address(bytes: &[u8]) -> Option<std::net::IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(std::net::IpAddr::from),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

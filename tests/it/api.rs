@@ -169,8 +169,12 @@ async fn bad_names_are_400_invalid_domain() {
     refuse(
         &service,
         &[
-            Refusal::post(&json!({"domain": "127.0.0.1"}), 400, "invalid_domain"),
-            Refusal::post(&json!({"domain": "::1"}), 400, "invalid_domain"),
+            Refusal::post(&json!({"domain": "127.0.0.01"}), 400, "invalid_domain"),
+            Refusal::post(&json!({"domain": "fe80::1%eth0"}), 400, "invalid_domain")
+                .mentioning("zone"),
+            // An address is an identifier, but no name pattern holds it, not even `*`.
+            Refusal::post(&json!({"domain": "127.0.0.1"}), 403, "domain_not_allowed")
+                .mentioning("127.0.0.1"),
             Refusal::post(&json!({"domain": "a..b.com"}), 400, "invalid_domain")
                 .mentioning("a..b.com"),
             Refusal::post(&json!({"domain": long}), 400, "invalid_domain"),

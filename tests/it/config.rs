@@ -316,6 +316,66 @@ fn metrics_listener_defaults_to_loopback_and_turns_off_with_empty() {
 }
 
 #[test]
+fn tls_alpn01_alone_turns_http01_off_and_no_challenge_at_all_is_an_error() {
+    let config = load("", &[]).config;
+    assert!(config.challenges.http01.enabled);
+    assert!(config.challenges.tls_alpn01.is_none());
+    let alone = load("challenges:\n  tlsAlpn01: {}\n", &[]).config;
+    assert!(
+        !alone.challenges.http01.enabled,
+        "no challenges.http01 section"
+    );
+    assert_eq!(
+        alone.challenges.tls_alpn01.map(|a| a.listen.to_string()),
+        Some("0.0.0.0:443".to_owned())
+    );
+    let both = load(
+        "challenges:\n  http01: {}\n  tlsAlpn01:\n    listen: \"127.0.0.1:8443\"\n",
+        &[],
+    )
+    .config;
+    assert!(both.challenges.http01.enabled);
+    let m = message("challenges:\n  http01:\n    enabled: false\n", &[]);
+    assert!(
+        m.contains("challenges.http01.enabled: is false, and neither challenges.tlsAlpn01 nor challenges.dns01 is set"),
+        "{m}"
+    );
+    let m = message("challenges:\n  tlsAlpn01:\n    listen: x\n", &[]);
+    assert!(
+        m.contains("challenges.tlsAlpn01.listen: \"x\" is not an IP address and port"),
+        "{m}"
+    );
+}
+
+#[test]
+fn address_patterns_in_credentials_and_the_address_profile() {
+    let yaml = |domains: &str| {
+        format!(
+            "acme:\n  ipProfile: shortlived\nauth:\n  psk:\n    keys:\n      - name: k\n        key: \"{}\"\n        domains: {domains}\n",
+            "k".repeat(40)
+        )
+    };
+    let config = load(&yaml("[\"*\", \"10.0.0.0/8\", \"::1\"]"), &[]).config;
+    assert_eq!(
+        config.acme.ip_profile.as_ref().map(ToString::to_string),
+        Some("shortlived".to_owned())
+    );
+    let m = message(&yaml("[\"*\", \"a.example.com\"]"), &[]);
+    assert!(m.contains("together with other name patterns"), "{m}");
+    let m = message(&yaml("[\"10.0.0.0/33\"]"), &[]);
+    assert!(
+        m.contains("auth.psk.keys[0].domains[0]: \"10.0.0.0/33\" is not a domain pattern")
+            && m.contains("10.0.0.0/8"),
+        "{m}"
+    );
+    let m = message(
+        "challenges:\n  dns01:\n    - provider: cloudflare\n      apiToken: t\n      zones: [\"192.0.2.1\"]\n",
+        &[],
+    );
+    assert!(m.contains("challenges.dns01[0].zones[0]"), "{m}");
+}
+
+#[test]
 fn metrics_certificates_chooses_the_per_certificate_series() {
     use certfleet::config::CertificateSeries;
     assert_eq!(

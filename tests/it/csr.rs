@@ -337,10 +337,10 @@ async fn bad_csrs_are_refused_with_their_codes_and_nothing_is_ordered() {
             "csr_unsupported_key",
         ),
         (
-            "an IP address",
+            "an IP address the key's patterns do not hold",
             json!({"csr": include_str!("../../src/acme/testdata/ip-address.csr")}),
-            400,
-            "csr_ip_address",
+            403,
+            "domain_not_allowed",
         ),
         (
             "an empty name list",

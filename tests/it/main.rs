@@ -11,6 +11,7 @@ mod common;
 mod dns;
 
 // The tests, one module per subject.
+mod addresses;
 mod admin;
 mod akash;
 mod akash_chain;

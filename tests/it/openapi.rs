@@ -519,7 +519,7 @@ async fn the_documented_key_types_and_challenges_are_accepted() {
     // `dnsPersist` entry for `dns-persist-01`; nothing here reaches them: the CA is
     // unreachable, so every accepted request fails afterwards with 502 `ca_error`.
     let service = service(
-        "  dns01:\n    - provider: rfc2136\n      zones: [\"example.test\"]\n      nameserver: \"127.0.0.1:9\"\n      tsigKeyName: k\n      tsigSecret: \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\"\n  dnsPersist:\n    - names: [\"dns-persist-01.example.test\"]\n",
+        "  dns01:\n    - provider: rfc2136\n      zones: [\"example.test\"]\n      nameserver: \"127.0.0.1:9\"\n      tsigKeyName: k\n      tsigSecret: \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==\"\n  dnsPersist:\n    - names: [\"dns-persist-01.example.test\"]\n  tlsAlpn01:\n    listen: \"127.0.0.1:0\"\n",
     )
     .await;
     let router = certfleet::api::router(service.app.api.clone());
@@ -534,7 +534,7 @@ async fn the_documented_key_types_and_challenges_are_accepted() {
     for challenge in enum_values(&document, "Challenge") {
         bodies.push(json!({"domain": format!("{challenge}.example.test"), "challenge": challenge}));
     }
-    assert_eq!(bodies.len(), 9);
+    assert_eq!(bodies.len(), 10);
     for body in bodies {
         let answer = send(
             &router,
@@ -555,7 +555,7 @@ async fn the_documented_key_types_and_challenges_are_accepted() {
     // A value outside the enums is refused before anything is attempted.
     for body in [
         json!({"domain": "x.example.test", "keyType": "ed25519"}),
-        json!({"domain": "x.example.test", "challenge": "tls-alpn-01"}),
+        json!({"domain": "x.example.test", "challenge": "tls-alpn-02"}),
     ] {
         let answer = send(
             &router,

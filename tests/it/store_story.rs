@@ -198,6 +198,7 @@ async fn story(backend: &Backend) {
 
     certificates(backend, &*store, &a, &a_rsa).await;
     http01_tokens(&*store).await;
+    tls_alpn01_key_authorizations(&*store).await;
     account(backend, &*store).await;
     forced_renewals(&*store, &a, &b, &d).await;
     orders(backend, &*store, &a, &b).await;
@@ -352,6 +353,56 @@ async fn certificates(backend: &Backend, store: &dyn Store, a: &CertKey, a_rsa: 
         &store.certificate(a).await.expect("read").expect("saved"),
         &second,
     );
+}
+
+/// TLS-ALPN-01 key authorizations by identifier: the newest of two orders' is served, each is
+/// removed by its own token, and addresses are identifiers like names.
+async fn tls_alpn01_key_authorizations(store: &dyn Store) {
+    let name = "alpn.example.test";
+    assert_eq!(store.tls_alpn01(name).await.expect("read"), None);
+    store
+        .put_tls_alpn01(name, "tok-a", "tok-a.thumb", T)
+        .await
+        .expect("put");
+    store
+        .put_tls_alpn01(name, "tok-b", "tok-b.thumb", T + 5)
+        .await
+        .expect("put a second order's");
+    store
+        .put_tls_alpn01("::1", "tok-c", "tok-c.thumb", T)
+        .await
+        .expect("put an address's");
+    assert_eq!(
+        store.tls_alpn01(name).await.expect("read").as_deref(),
+        Some("tok-b.thumb"),
+        "the newest is served"
+    );
+    store
+        .delete_tls_alpn01(name, "tok-b")
+        .await
+        .expect("delete");
+    assert_eq!(
+        store.tls_alpn01(name).await.expect("read").as_deref(),
+        Some("tok-a.thumb"),
+        "the other order's stays"
+    );
+    store
+        .delete_tls_alpn01(name, "tok-b")
+        .await
+        .expect("already gone is not an error");
+    store
+        .delete_tls_alpn01(name, "tok-a")
+        .await
+        .expect("delete");
+    assert_eq!(store.tls_alpn01(name).await.expect("read"), None);
+    assert_eq!(
+        store.tls_alpn01("::1").await.expect("read").as_deref(),
+        Some("tok-c.thumb")
+    );
+    store
+        .delete_tls_alpn01("::1", "tok-c")
+        .await
+        .expect("delete");
 }
 
 /// HTTP-01 key authorizations: any process sharing the store answers the CA.

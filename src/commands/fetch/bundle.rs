@@ -165,8 +165,9 @@ impl Bundle {
         if not_after <= now {
             return Err(BundleError::Expired { not_after });
         }
-        let sans: Vec<String> = pem::dns_names(&parsed)
-            .map(str::to_ascii_lowercase)
+        let sans: Vec<String> = pem::identifiers(&parsed)
+            .iter()
+            .map(|san| san.to_ascii_lowercase())
             .collect();
         let missing: Vec<String> = names
             .names()

@@ -426,7 +426,7 @@ fn zones(
     }
     let mut zones = Vec::new();
     for (j, text) in list.iter().enumerate() {
-        match DomainName::parse(text.trim_end_matches('.')) {
+        match DomainName::parse_dns(text.trim_end_matches('.')) {
             Ok(name) if !name.is_wildcard() => zones.push(name.as_str().to_owned()),
             _ => {
                 return Err(report.error(

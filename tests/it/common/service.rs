@@ -91,18 +91,44 @@ impl Service {
         let loaded = Config::from_yaml(yaml, std::iter::empty()).expect("the test config is valid");
         let config = loaded.config;
         let app = App::start(&config).await.expect("certfleet starts");
-        let api = TcpListener::bind("127.0.0.1:0")
+        // TLS-ALPN-01 on the API's own TLS listener (as `serve` does): the API binds that address.
+        let shared_alpn = config.server.tls.is_some()
+            && config
+                .challenges
+                .tls_alpn01
+                .as_ref()
+                .is_some_and(|alpn| alpn.listen == config.server.listen);
+        let api_address = match shared_alpn {
+            true => config.server.listen,
+            false => "127.0.0.1:0".parse().expect("address"),
+        };
+        let api = TcpListener::bind(api_address)
             .await
             .expect("bind the API listener");
         let base = format!("http://{}", api.local_addr().expect("API address"));
-        let http01 = TcpListener::bind(config.challenges.http01.listen)
-            .await
-            .expect("bind the HTTP-01 listener on the Pebble's httpPort");
+        let http01 = match config.challenges.http01.enabled {
+            true => Some(
+                TcpListener::bind(config.challenges.http01.listen)
+                    .await
+                    .expect("bind the HTTP-01 listener on the Pebble's httpPort"),
+            ),
+            false => None,
+        };
+        let tls_alpn01 = match &config.challenges.tls_alpn01 {
+            Some(_) if shared_alpn => None,
+            Some(alpn) => Some(
+                TcpListener::bind(alpn.listen)
+                    .await
+                    .expect("bind the TLS-ALPN-01 listener on the Pebble's tlsPort"),
+            ),
+            None => None,
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.clone().serve(
             Listeners {
                 api,
                 http01,
+                tls_alpn01,
                 metrics: None,
             },
             async {
