@@ -132,7 +132,7 @@ pub enum NoSolverWhy {
     /// A wildcard, which only a DNS challenge validates, and no `challenges.dns01` or
     /// `challenges.dnsPersist` entry holds it.
     #[error(
-        "a wildcard certificate needs a DNS challenge, and no challenges.dns01 entry of this server has a zone holding it (nor a challenges.dnsPersist entry its names)"
+        "a wildcard certificate needs DNS-01 (or DNS-PERSIST-01), and no challenges.dns01 entry of this server has a zone holding it (nor a challenges.dnsPersist entry its names)"
     )]
     Wildcard,
     /// The request asks for `dns-01`, and no `challenges.dns01` entry holds the name.
@@ -154,7 +154,9 @@ pub enum NoSolverWhy {
     DnsPersistMissing,
     /// The request asks for a DNS challenge for an IP address (RFC 8738: HTTP-01 and
     /// TLS-ALPN-01 only).
-    #[error("an IP address cannot be validated by a DNS challenge; ask for http-01 or tls-alpn-01")]
+    #[error(
+        "an IP address cannot be validated by DNS-01 (or another DNS challenge); ask for http-01 or tls-alpn-01"
+    )]
     Dns01ForAddress,
     /// The request asks for `http-01`, which this server does not answer.
     #[error("the request asks for HTTP-01, and this server does not answer it (challenges.http01)")]
