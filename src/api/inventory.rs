@@ -124,7 +124,8 @@ pub struct EventEntry {
     pub(super) id: String,
     /// `certificate.issued`, `certificate.renewed`, `certificate.renewal_failed`,
     /// `certificate.expiring`, `certificate.revoked`, `certificate.deleted`,
-    /// `certificate.renewal_advanced` or `delivery.stale`.
+    /// `certificate.renewal_advanced`, `delivery.stale` or `dns_persist.expiring` (its
+    /// certificate is the record's name alone).
     #[serde(rename = "type")]
     pub(super) kind: String,
     /// The certificate's id.
