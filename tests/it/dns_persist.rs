@@ -245,6 +245,29 @@ async fn records_that_do_not_fit_are_refused_before_any_order() {
     );
     assert_eq!(status, 502);
 
+    // Asking for a challenge no entry answers for the name: the client's mistake, 400.
+    for (challenge, section) in [
+        ("dns-persist-01", "challenges.dnsPersist"),
+        ("dns-account-01", "challenges.dns01"),
+    ] {
+        let (status, body) = post(
+            &service,
+            json!({"domain": "elsewhere.example.test", "challenge": challenge}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("invalid_body")),
+            "{body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(challenge) && m.contains(section)),
+            "{body}"
+        );
+    }
+
     assert_eq!(pebble.orders_count(), orders, "no order was created");
 }
 
