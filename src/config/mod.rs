@@ -24,6 +24,7 @@ mod de;
 mod dns01;
 mod error;
 mod jwt;
+mod limits;
 mod log;
 mod notifications;
 mod print;
@@ -53,6 +54,7 @@ pub use self::{
     },
     error::{ConfigError, Problem},
     jwt::JwtConfig,
+    limits::{Limit, LimitsConfig},
     log::{LogConfig, LogFormat},
     notifications::{
         EmailConfig, ExpiryThreshold, NotificationsConfig, SmtpTls, WebhookConfig, WebhookFormat,
@@ -85,6 +87,9 @@ pub struct Config {
     /// `certificates`: who holds private keys (CSR mode), and how many client keys a name set
     /// may have.
     pub certificates: CertificatesConfig,
+    /// `limits`: the CA's limits certfleet keeps to before asking (Let's Encrypt's by default
+    /// for its directories).
+    pub limits: LimitsConfig,
 }
 
 /// A loaded configuration and the warnings to log at start (weak but accepted settings).
