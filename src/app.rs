@@ -127,6 +127,11 @@ impl App {
                         cache_budget,
                         notifier,
                     );
+                    let certs = certs.with_limits(crate::service::limits::Limits::new(
+                        config.limits.clone(),
+                        &config.acme.directory_url,
+                        store.clone(),
+                    ));
                     match fallback {
                         Some(fallback) => certs.with_fallback(fallback),
                         None => certs,

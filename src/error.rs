@@ -95,6 +95,14 @@ pub enum ApiError {
         /// How long until the next forced renewal is allowed.
         retry_after: Duration,
     },
+    /// 429 `ca_limit`: a new certificate would exceed a CA limit certfleet keeps to (`limits`,
+    /// a credential's `quota`); refused before the CA is asked.
+    CaLimit {
+        /// The limit, the count and the window.
+        message: String,
+        /// How long until the oldest counted order leaves the window.
+        retry_after: Duration,
+    },
     /// 502 `validation_failed`: the CA could not validate a challenge.
     ValidationFailed(String),
     /// 502 `ca_error`: the CA failed or could not be reached.
@@ -129,7 +137,7 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 36] = [
+pub const ERROR_CODES: [&str; 37] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
@@ -159,6 +167,7 @@ pub const ERROR_CODES: [&str; 36] = [
     "headers_too_large",
     "rate_limited",
     "renew_too_soon",
+    "ca_limit",
     "validation_failed",
     "ca_error",
     "dns_error",
@@ -216,6 +225,7 @@ impl ApiError {
             ),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::RenewTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renew_too_soon"),
+            Self::CaLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "ca_limit"),
             Self::ValidationFailed(_) => (StatusCode::BAD_GATEWAY, "validation_failed"),
             Self::CaError(_) => (StatusCode::BAD_GATEWAY, "ca_error"),
             Self::DnsError(_) => (StatusCode::BAD_GATEWAY, "dns_error"),
@@ -250,7 +260,8 @@ impl ApiError {
             | Self::CaError(m)
             | Self::DnsError(m)
             | Self::RateLimited { message: m, .. }
-            | Self::RenewTooSoon { message: m, .. } => m,
+            | Self::RenewTooSoon { message: m, .. }
+            | Self::CaLimit { message: m, .. } => m,
             Self::MethodNotAllowed => "this method is not allowed on this route",
             Self::BodyTooLarge => "the request body is too large",
             Self::UnsupportedMediaType => {
@@ -299,6 +310,7 @@ impl IntoResponse for ApiError {
             }
             Self::RateLimited { retry_after, .. }
             | Self::RenewTooSoon { retry_after, .. }
+            | Self::CaLimit { retry_after, .. }
             | Self::Backoff { retry_after, .. } => {
                 headers.insert(
                     header::RETRY_AFTER,
@@ -327,6 +339,14 @@ impl From<IssueError> for ApiError {
             IssueError::Ca(m) => Self::CaError(m),
             IssueError::Dns(m) => Self::DnsError(m),
             IssueError::Internal(m) => Self::Internal(m),
+            IssueError::Limited {
+                message,
+                retry_after,
+                ..
+            } => Self::CaLimit {
+                message,
+                retry_after,
+            },
             IssueError::BackingOff {
                 kind,
                 message,
@@ -445,6 +465,10 @@ impl ApiError {
                 message: String::new(),
                 retry_after,
             },
+            ApiError::CaLimit {
+                message: String::new(),
+                retry_after,
+            },
             ApiError::ValidationFailed(String::new()),
             ApiError::CaError(String::new()),
             ApiError::DnsError(String::new()),
@@ -481,6 +505,7 @@ impl ApiError {
                 | ApiError::HeadersTooLarge
                 | ApiError::RateLimited { .. }
                 | ApiError::RenewTooSoon { .. }
+                | ApiError::CaLimit { .. }
                 | ApiError::ValidationFailed(_)
                 | ApiError::CaError(_)
                 | ApiError::DnsError(_)

@@ -3,8 +3,7 @@
 
 use super::{
     Config, Loaded, acme, auth, certificates, challenges, error::ConfigError, limits, log,
-    notifications,
-    raw::RawConfig, report::Report, server, storage, tree::Origins,
+    notifications, raw::RawConfig, report::Report, server, storage, tree::Origins,
 };
 
 /// Builds the typed config, or every problem found.

@@ -1,0 +1,446 @@
+//! CA limits known in advance: certfleet counts what it orders from its CA (per registered
+//! domain, per exact name set, per account, per credential) and the authorizations that failed
+//! (per name), and refuses a new certificate that would exceed a limit before the CA is asked
+//! (`limits` in the config; Let's Encrypt's published limits for its directories).
+//!
+//! The counts live in the store (`ca_usage`), so every replica sharing it counts the same
+//! orders. Renewals are counted too but never refused: a share of the per-domain and
+//! per-account limits (`limits.renewalReserve`) is theirs alone, which new certificates stop
+//! short of. The decision is [`decide`], a pure function of the counts, the limit and the time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::acme::IssueError;
+use crate::config::{Limit, LimitsConfig};
+use crate::domain::CertKey;
+use crate::store::{Store, StoreError, Usage, UsageDimension};
+
+/// How often one process prunes counts older than the longest window, in seconds.
+const PRUNE_EVERY: i64 = 3600;
+
+/// Who asks for a certificate, as the limits see it: a credential's `method:name` and its
+/// `quota`; the renewal worker has neither.
+#[derive(Debug, Clone, Default)]
+pub struct Asker {
+    /// `method:name` of the credential.
+    pub credential: Option<String>,
+    /// The credential's quota of new certificates.
+    pub quota: Option<Limit>,
+}
+
+/// How one limit is applied in [`decide`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// The limit.
+    pub limit: Limit,
+    /// The percentage of it only renewals may use (0: none).
+    pub reserve: u8,
+    /// Whether renewals' uses count toward what a new certificate may use.
+    pub counts_renewals: bool,
+}
+
+/// Whether a new certificate fits `rule` given what was counted in its window (`usage`), at
+/// `now`: `None` if it fits, else how long until the oldest counted use leaves the window.
+/// A renewal always fits: the reserve is there for it.
+pub fn decide(rule: Rule, usage: Usage, renewal: bool, now: i64) -> Option<Duration> {
+    if renewal {
+        return None;
+    }
+    let max = u64::from(rule.limit.count);
+    let reserved = max * u64::from(rule.reserve.min(100)) / 100;
+    let allowed = max - reserved;
+    let (used, oldest) = if rule.counts_renewals {
+        (usage.total, usage.oldest)
+    } else {
+        (usage.total.saturating_sub(usage.renewals), usage.oldest_new)
+    };
+    if used < allowed {
+        return None;
+    }
+    let window = i64::try_from(rule.limit.window.as_secs()).unwrap_or(i64::MAX);
+    let frees_at = oldest.map_or(now.saturating_add(window), |at| at.saturating_add(window));
+    let wait = u64::try_from(frees_at.saturating_sub(now))
+        .unwrap_or(0)
+        .max(1);
+    Some(Duration::from_secs(wait))
+}
+
+/// The registered domain of `name` by the Public Suffix List (`a.example.co.uk` ->
+/// `example.co.uk`), a wildcard's without its `*.`; a name that is a public suffix itself (or an
+/// IP address: each counts alone, as Let's Encrypt counts IPv4 addresses) is its own.
+pub fn registered_domain(name: &str) -> String {
+    use psl::Psl as _;
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return name.to_owned();
+    }
+    psl::List
+        .domain(name.as_bytes())
+        .and_then(|domain| std::str::from_utf8(domain.as_bytes()).ok())
+        .map_or_else(|| name.to_owned(), str::to_owned)
+}
+
+/// `limits.renewalPace`: the renewal worker starts at most `count` renewals in any `window`,
+/// so a batch due at once is spread out rather than fired together. Per process.
+#[derive(Debug)]
+pub struct Pacer {
+    pace: Option<Limit>,
+    started: std::collections::VecDeque<tokio::time::Instant>,
+}
+
+impl Pacer {
+    /// A pacer of `pace`; `None` never waits.
+    pub fn new(pace: Option<Limit>) -> Self {
+        Self {
+            pace,
+            started: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Waits until one more renewal may start within the pace, and counts it as started.
+    pub async fn turn(&mut self) {
+        let Some(pace) = self.pace else {
+            return;
+        };
+        let count = usize::try_from(pace.count).unwrap_or(usize::MAX).max(1);
+        loop {
+            let now = tokio::time::Instant::now();
+            while self
+                .started
+                .front()
+                .is_some_and(|at| now.duration_since(*at) >= pace.window)
+            {
+                self.started.pop_front();
+            }
+            match self.started.front() {
+                Some(oldest) if self.started.len() >= count => {
+                    tokio::time::sleep_until(*oldest + pace.window).await;
+                }
+                _ => break,
+            }
+        }
+        self.started.push_back(tokio::time::Instant::now());
+    }
+}
+
+/// The counting and the refusals for one ACME directory.
+#[derive(Debug)]
+pub struct Limits {
+    config: LimitsConfig,
+    directory: String,
+    store: Arc<dyn Store>,
+    /// Held from the check to the record, so that this process's concurrent issuances cannot
+    /// both take the last place (replicas can, between their check and their record: the
+    /// window is one store round trip).
+    gate: tokio::sync::Mutex<()>,
+    last_prune: AtomicI64,
+}
+
+impl Limits {
+    /// The limits of `config` for orders from `directory`, counted in `store`.
+    pub fn new(config: LimitsConfig, directory: &str, store: Arc<dyn Store>) -> Self {
+        Self {
+            config,
+            directory: directory.to_owned(),
+            store,
+            gate: tokio::sync::Mutex::new(()),
+            last_prune: AtomicI64::new(0),
+        }
+    }
+
+    /// `limits.renewalPace`, for the renewal worker.
+    pub fn renewal_pace(&self) -> Option<Limit> {
+        self.config.renewal_pace
+    }
+
+    /// Admits an order for `key` at `now`, asked by `asker`, and counts it; or refuses it with
+    /// [`IssueError::Limited`] (counted in `certfleet_ca_limit_refusals_total`), nothing
+    /// counted. A renewal is always admitted and counted.
+    pub async fn admit(
+        &self,
+        key: &CertKey,
+        renewal: bool,
+        asker: &Asker,
+        now: i64,
+    ) -> Result<(), IssueError> {
+        let _gate = self.gate.lock().await;
+        let set = key.names.key();
+        let domains = self.domains(key);
+        if !renewal {
+            if let Err(err) = self.check(key, &set, &domains, asker, now).await {
+                if let IssueError::Limited { limit, .. } = &err {
+                    crate::observe::metrics::ca_limit_refusal(limit);
+                    tracing::warn!(names = %key.names, limit, error = %err, "a CA limit refuses the new certificate");
+                }
+                return Err(err);
+            }
+        }
+        let mut counted: Vec<(UsageDimension, &str)> = vec![
+            (UsageDimension::Account, ""),
+            (UsageDimension::NameSet, set.as_str()),
+        ];
+        counted.extend(domains.iter().map(|d| (UsageDimension::Domain, d.as_str())));
+        // A credential's quota counts the new certificates it asked for, not renewals.
+        if let (Some(credential), false) = (&asker.credential, renewal) {
+            counted.push((UsageDimension::Credential, credential.as_str()));
+        }
+        self.store
+            .record_ca_usage(&self.directory, now, renewal, &counted)
+            .await?;
+        self.prune(now).await;
+        Ok(())
+    }
+
+    /// Counts a failed validation of each of `key`'s names (the CA's limit is per identifier;
+    /// which of the names failed is not told apart, so all are counted).
+    pub async fn failed_validation(&self, key: &CertKey, now: i64) {
+        let names: Vec<String> = key.names.names().iter().map(ToString::to_string).collect();
+        let counted: Vec<(UsageDimension, &str)> = names
+            .iter()
+            .map(|name| (UsageDimension::FailedValidation, name.as_str()))
+            .collect();
+        if let Err(err) = self
+            .store
+            .record_ca_usage(&self.directory, now, false, &counted)
+            .await
+        {
+            tracing::warn!(error = %err, "cannot count a failed validation for the CA limits");
+        }
+    }
+
+    fn domains(&self, key: &CertKey) -> Vec<String> {
+        let mut domains: Vec<String> = key
+            .names
+            .names()
+            .iter()
+            .map(|name| registered_domain(name.as_str()))
+            .collect();
+        domains.sort();
+        domains.dedup();
+        domains
+    }
+
+    /// Every limit a new certificate for `key` must fit.
+    async fn check(
+        &self,
+        key: &CertKey,
+        set: &str,
+        domains: &[String],
+        asker: &Asker,
+        now: i64,
+    ) -> Result<(), IssueError> {
+        let reserve = self.config.renewal_reserve;
+        let shared = |limit| Rule {
+            limit,
+            reserve,
+            counts_renewals: true,
+        };
+        let plain = |limit| Rule {
+            limit,
+            reserve: 0,
+            counts_renewals: true,
+        };
+        let mut checks: Vec<(&'static str, Rule, UsageDimension, String, String)> = Vec::new();
+        if let Some(limit) = self.config.per_account {
+            let what = "new orders of the ACME account".to_owned();
+            checks.push((
+                "perAccount",
+                shared(limit),
+                UsageDimension::Account,
+                String::new(),
+                what,
+            ));
+        }
+        if let Some(limit) = self.config.per_registered_domain {
+            for domain in domains {
+                let what = format!("new certificates under the registered domain {domain}");
+                checks.push((
+                    "perRegisteredDomain",
+                    shared(limit),
+                    UsageDimension::Domain,
+                    domain.clone(),
+                    what,
+                ));
+            }
+        }
+        if let Some(limit) = self.config.per_exact_set {
+            let what = format!("new certificates for exactly {}", key.names);
+            checks.push((
+                "perExactSet",
+                plain(limit),
+                UsageDimension::NameSet,
+                set.to_owned(),
+                what,
+            ));
+        }
+        if let Some(limit) = self.config.failed_validations {
+            for name in key.names.names() {
+                let what = format!("failed validations of {name}");
+                checks.push((
+                    "failedValidations",
+                    plain(limit),
+                    UsageDimension::FailedValidation,
+                    name.to_string(),
+                    what,
+                ));
+            }
+        }
+        if let (Some(limit), Some(credential)) = (asker.quota, &asker.credential) {
+            let rule = Rule {
+                limit,
+                reserve: 0,
+                counts_renewals: false,
+            };
+            let what = format!("new certificates for the credential {credential} (its quota)");
+            checks.push((
+                "quota",
+                rule,
+                UsageDimension::Credential,
+                credential.clone(),
+                what,
+            ));
+        }
+        for (name, rule, dimension, subject, what) in checks {
+            let since =
+                now.saturating_sub(i64::try_from(rule.limit.window.as_secs()).unwrap_or(i64::MAX));
+            let usage = self
+                .store
+                .ca_usage(&self.directory, dimension, &subject, since)
+                .await?;
+            if let Some(retry_after) = decide(rule, usage, false, now) {
+                return Err(refusal(name, rule, usage, &what, retry_after));
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops counts older than the longest window, at most hourly per process.
+    async fn prune(&self, now: i64) {
+        let last = self.last_prune.load(Ordering::Relaxed);
+        if now - last < PRUNE_EVERY
+            || self
+                .last_prune
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let longest = i64::try_from(self.config.longest_window().as_secs()).unwrap_or(i64::MAX);
+        let result: Result<u64, StoreError> = self
+            .store
+            .prune_ca_usage(now.saturating_sub(longest.max(86_400)))
+            .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "cannot prune the CA limits' counts");
+        }
+    }
+}
+
+/// The refusal of `limit`: what it allows, what was counted, and when it frees up.
+fn refusal(
+    name: &'static str,
+    rule: Rule,
+    usage: Usage,
+    what: &str,
+    retry_after: Duration,
+) -> IssueError {
+    let window = crate::util::duration::format_duration(rule.limit.window);
+    let used = if rule.counts_renewals {
+        usage.total
+    } else {
+        usage.total - usage.renewals
+    };
+    let reserve = match rule.reserve {
+        0 => String::new(),
+        share => format!(" ({share}% of them kept for renewals)"),
+    };
+    IssueError::Limited {
+        limit: name,
+        message: format!(
+            "the CA limit {name} allows {} {what} per {window}{reserve}; {used} were ordered in \
+             the last {window}: retry in {}s",
+            rule.limit.count,
+            retry_after.as_secs()
+        ),
+        retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(count: u32, reserve: u8, counts_renewals: bool) -> Rule {
+        Rule {
+            limit: Limit {
+                count,
+                window: Duration::from_secs(100),
+            },
+            reserve,
+            counts_renewals,
+        }
+    }
+
+    fn usage(total: u64, renewals: u64, oldest: i64, oldest_new: i64) -> Usage {
+        Usage {
+            total,
+            renewals,
+            oldest: Some(oldest),
+            oldest_new: Some(oldest_new),
+        }
+    }
+
+    #[test]
+    fn decide_under_at_and_over_the_limit_with_the_reserve() {
+        let now = 1_000;
+        // (rule, usage, renewal, expected wait)
+        let cases = [
+            // Nothing counted yet.
+            (rule(3, 0, true), Usage::default(), false, None),
+            // Under, at, over.
+            (rule(3, 0, true), usage(2, 0, 950, 950), false, None),
+            (rule(3, 0, true), usage(3, 0, 950, 950), false, Some(50)),
+            (rule(3, 0, true), usage(5, 0, 901, 901), false, Some(1)),
+            // A renewal always fits, even over the limit.
+            (rule(3, 0, true), usage(9, 0, 950, 950), true, None),
+            // 20% of 10 kept for renewals: new certificates stop at 8.
+            (rule(10, 20, true), usage(7, 0, 990, 990), false, None),
+            (rule(10, 20, true), usage(8, 0, 990, 990), false, Some(90)),
+            // Renewals eat into the shared count but never get refused.
+            (rule(10, 20, true), usage(8, 5, 920, 990), false, Some(20)),
+            (rule(10, 20, true), usage(10, 10, 920, 990), true, None),
+            // A 20% reserve of 3 rounds down to nothing kept.
+            (rule(3, 20, true), usage(2, 0, 950, 950), false, None),
+            // A quota counts only new certificates, and waits for the oldest new one.
+            (rule(2, 0, false), usage(5, 4, 910, 960), false, None),
+            (rule(2, 0, false), usage(6, 4, 910, 960), false, Some(60)),
+            // Nothing is ever allowed with a 100% reserve.
+            (rule(3, 100, true), Usage::default(), false, Some(100)),
+        ];
+        for (i, (rule, usage, renewal, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                decide(rule, usage, renewal, now),
+                expected.map(Duration::from_secs),
+                "case {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn registered_domains_follow_the_public_suffix_list() {
+        for (name, domain) in [
+            ("a.example.co.uk", "example.co.uk"),
+            ("example.co.uk", "example.co.uk"),
+            ("new.blog.example.com", "example.com"),
+            ("*.api.example.org", "example.org"),
+            ("a.b.example.test", "example.test"),
+            ("user.github.io", "user.github.io"),
+            ("co.uk", "co.uk"),
+            ("127.0.0.1", "127.0.0.1"),
+        ] {
+            assert_eq!(registered_domain(name), domain, "{name}");
+        }
+    }
+}
