@@ -89,6 +89,11 @@ macro_rules! migrator {
                 )),
             ),
             (
+                11,
+                "ca usage",
+                include_str!(concat!("../../migrations/", $backend, "/0011_ca_usage.sql")),
+            ),
+            (
                 13,
                 "issuing ca",
                 include_str!(concat!(

@@ -1,0 +1,261 @@
+//! CA limits known in advance, against Pebble 2.10: a new certificate past a configured limit
+//! (per registered domain, per exact set, a credential's quota) gets 429 `ca_limit` with a
+//! `Retry-After`, and the CA sees no order for it; renewals still go through; a batch of
+//! renewals due at once starts no faster than `limits.renewalPace`.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::RETRY_AFTER;
+use serde_json::{Value, json};
+
+use crate::common;
+use common::service::{ADMIN_KEY, Service, json};
+use common::{Pebble, PebbleOptions};
+
+const CERT: &str = "/api/certificate";
+/// A key with a quota of two new certificates a week.
+const QUOTA_KEY: &str = "quota-key-0123456789abcdef0123456789abcdef";
+
+async fn pebble() -> Pebble {
+    Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await
+}
+
+/// certfleet with `limits` appended (YAML at the top level) and the quota key added.
+async fn service(pebble: &Pebble, limits: &str) -> Service {
+    Service::start_with(pebble, "30s", |yaml| {
+        let anchor = "        domains: [\"*.a.example.test\", \"a.example.test\"]\n";
+        assert!(yaml.contains(anchor), "the base config changed:\n{yaml}");
+        let yaml = yaml.replace(
+            anchor,
+            &format!(
+                "{anchor}      - name: quota\n        key: \"{QUOTA_KEY}\"\n        \
+                 quota: {{count: 2, window: 7d}}\n"
+            ),
+        );
+        format!("{yaml}limits:\n{limits}")
+    })
+    .await
+}
+
+async fn status_and_body(service: &Service, path: &str, key: &str, body: Value) -> (u16, Value) {
+    let response = service.post(path, key, body).await;
+    let status = response.status().as_u16();
+    (status, json(response).await)
+}
+
+async fn ok(service: &Service, key: &str, body: Value) -> Value {
+    let (status, answer) = status_and_body(service, CERT, key, body.clone()).await;
+    assert_eq!(status, 200, "{body}: {answer}");
+    answer
+}
+
+/// Asks for `body` and expects 429 `ca_limit` naming `limit`; returns the `Retry-After`.
+async fn refused(service: &Service, key: &str, body: Value, limit: &str) -> u64 {
+    let response = service.post(CERT, key, body.clone()).await;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .map(|v| v.to_str().expect("ascii").parse::<u64>().expect("seconds"));
+    let answer = json(response).await;
+    assert_eq!(status, 429, "{body}: {answer}");
+    assert_eq!(answer["code"], "ca_limit", "{answer}");
+    let message = answer["message"].as_str().expect("message");
+    assert!(message.contains(limit), "{message}");
+    retry_after.unwrap_or_else(|| panic!("no Retry-After with {answer}"))
+}
+
+#[tokio::test]
+async fn the_fourth_new_name_under_a_registered_domain_is_refused_before_ordering() {
+    let pebble = pebble().await;
+    let service = service(&pebble, "  perRegisteredDomain: {count: 3, window: 7d}\n").await;
+    for name in ["one", "two", "three"] {
+        ok(
+            &service,
+            ADMIN_KEY,
+            json!({"domain": format!("{name}.example.test")}),
+        )
+        .await;
+    }
+    assert_eq!(pebble.orders_count(), 3);
+
+    let retry_after = refused(
+        &service,
+        ADMIN_KEY,
+        json!({"domain": "four.example.test"}),
+        "perRegisteredDomain",
+    )
+    .await;
+    // The oldest of the three leaves the 7-day window in about 7 days.
+    assert!(
+        retry_after > 7 * 86_400 - 120 && retry_after <= 7 * 86_400,
+        "{retry_after}"
+    );
+    assert_eq!(pebble.orders_count(), 3, "the CA saw no fourth order");
+
+    // Another registered domain has its own count; `www.four` is under example.test again.
+    ok(&service, ADMIN_KEY, json!({"domain": "one.example.org"})).await;
+    refused(
+        &service,
+        ADMIN_KEY,
+        json!({"domains": ["www.four.example.test", "one.example.org"]}),
+        "example.test",
+    )
+    .await;
+    assert_eq!(pebble.orders_count(), 4);
+
+    // A forced renewal of one of the three is a renewal: it goes through.
+    let (status, renewed) = status_and_body(
+        &service,
+        "/api/certificate/renew",
+        ADMIN_KEY,
+        json!({"domain": "two.example.test"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(pebble.orders_count(), 5);
+    assert_eq!(
+        service
+            .count_rows("ca_usage WHERE dimension = 'domain' AND renewal = 1")
+            .await,
+        1,
+        "the renewal is counted, as a renewal"
+    );
+}
+
+#[tokio::test]
+async fn a_third_certificate_for_the_same_names_is_refused_per_exact_set() {
+    let pebble = pebble().await;
+    let service = service(&pebble, "  perExactSet: {count: 2, window: 1h}\n").await;
+    let names = json!(["set.example.test", "www.set.example.test"]);
+    // Two identities of the same names (one per key type), then a third.
+    ok(&service, ADMIN_KEY, json!({"domains": names})).await;
+    ok(
+        &service,
+        ADMIN_KEY,
+        json!({"domains": names, "keyType": "rsa-2048"}),
+    )
+    .await;
+    let retry_after = refused(
+        &service,
+        ADMIN_KEY,
+        json!({"domains": names, "keyType": "ecdsa-p384"}),
+        "perExactSet",
+    )
+    .await;
+    assert!(retry_after > 3000 && retry_after <= 3600, "{retry_after}");
+    assert_eq!(pebble.orders_count(), 2);
+    // Another set of names is not this limit's business.
+    ok(
+        &service,
+        ADMIN_KEY,
+        json!({"domains": ["set.example.test"], "keyType": "ecdsa-p384"}),
+    )
+    .await;
+    assert_eq!(pebble.orders_count(), 3);
+}
+
+#[tokio::test]
+async fn a_credential_past_its_quota_is_refused_and_others_are_not() {
+    let pebble = pebble().await;
+    // No limit but the quota of `auth.psk.keys[].quota`.
+    let service = service(&pebble, "  renewalReserve: 20%\n").await;
+    ok(&service, QUOTA_KEY, json!({"domain": "q1.example.test"})).await;
+    ok(&service, QUOTA_KEY, json!({"domain": "q2.example.test"})).await;
+    // What the key already has is delivered without counting.
+    let again = ok(&service, QUOTA_KEY, json!({"domain": "q1.example.test"})).await;
+    assert_eq!(again["cached"], true);
+    let retry_after = refused(
+        &service,
+        QUOTA_KEY,
+        json!({"domain": "q3.example.test"}),
+        "quota",
+    )
+    .await;
+    assert!(retry_after > 7 * 86_400 - 120, "{retry_after}");
+    assert_eq!(pebble.orders_count(), 2);
+    // The quota is the key's own: another key gets the same name.
+    ok(&service, ADMIN_KEY, json!({"domain": "q3.example.test"})).await;
+    assert_eq!(pebble.orders_count(), 3);
+}
+
+/// Twelve certificates due at once, with a pace of 4 renewals per 3 s: the renewals start in
+/// three waves, never more than four in any 3 s (without the pace all twelve start at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewals_due_at_once_start_no_faster_than_the_pace() {
+    use certfleet::domain::{KeySpec, KeyType, NameSet};
+    use certfleet::store::StoredCert;
+    const DUE: usize = 12;
+    const PACE: usize = 4;
+    const WINDOW: i64 = 3;
+    let pebble = pebble().await;
+    let service = service(&pebble, "  renewalPace: {count: 4, window: 3s}\n").await;
+    let now = certfleet::util::clock::now();
+    let store = service.app.api.store.clone();
+    for i in 0..DUE {
+        // Placeholders the CA has no renewal window for: due now, renewed for real.
+        let cert = StoredCert {
+            names: NameSet::parse(&[format!("pace-{i}.example.test")]).expect("name"),
+            key: KeySpec::Server(KeyType::EcdsaP256),
+            profile: None,
+            ca: None,
+            cert_pem: "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n".into(),
+            key_pem: Some("-----BEGIN PRIVATE KEY-----\nkey\n-----END PRIVATE KEY-----\n".into()),
+            issuer_pem: "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n".into(),
+            serial: format!("{i:x}"),
+            not_before: now - 86_400,
+            not_after: now + 20 * 86_400,
+            renew_after: now - 60,
+            issued_at: now - 86_400,
+        };
+        store.save_certificate(&cert, &[]).await.expect("save");
+    }
+    let begun = Instant::now();
+    service.app.api.certs.stored().notify_one();
+    let done = "attempts WHERE cause = 'renewal' AND outcome = 'success'";
+    let deadline = begun + Duration::from_secs(60);
+    while service.count_rows(done).await < i64::try_from(DUE).expect("small") {
+        assert!(
+            Instant::now() < deadline,
+            "the renewals did not finish\n{}",
+            pebble.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = begun.elapsed();
+    let pool = sqlx::SqlitePool::connect(&service.db_url)
+        .await
+        .expect("open the database");
+    let mut starts: Vec<i64> = sqlx::query_scalar(
+        "SELECT started_at FROM attempts WHERE cause = 'renewal' ORDER BY started_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("read the attempts");
+    starts.sort_unstable();
+    assert_eq!(starts.len(), DUE, "one attempt each");
+    // Whole seconds: renewals started a window apart are at least WINDOW - 1 apart as read.
+    for (i, pair) in starts.windows(PACE + 1).enumerate() {
+        assert!(
+            pair[PACE] - pair[0] >= WINDOW - 1,
+            "renewals {i}..={} started within {} s: {starts:?}",
+            i + PACE,
+            pair[PACE] - pair[0]
+        );
+    }
+    assert!(
+        elapsed >= Duration::from_secs(6),
+        "three waves take two windows: {elapsed:?}"
+    );
+    assert_eq!(
+        service
+            .count_rows("ca_usage WHERE dimension = 'account' AND renewal = 1")
+            .await,
+        i64::try_from(DUE).expect("small"),
+        "each renewal counted"
+    );
+}
