@@ -125,7 +125,7 @@ pub(super) fn limits(
     };
     let mut one = |key: &str, value: Option<RawLimit>, default: Option<Limit>| match value {
         None => Ok(default),
-        Some(value) => limit(&format!("limits.{key}"), value, report),
+        Some(value) => limit(&format!("limits.{key}"), &value, report),
     };
     let per_registered_domain = one(
         "perRegisteredDomain",
@@ -171,7 +171,7 @@ pub(super) fn limits(
 /// longer than zero. `Ok(None)` for a count of 0.
 pub(super) fn limit(
     key: &str,
-    raw: RawLimit,
+    raw: &RawLimit,
     report: &mut Report<'_>,
 ) -> Result<Option<Limit>, Reported> {
     let count = match raw.count.as_deref().map(str::trim) {
@@ -212,7 +212,7 @@ pub(super) fn quota(
     raw: Option<RawLimit>,
     report: &mut Report<'_>,
 ) -> Result<Option<Limit>, Reported> {
-    raw.map_or(Ok(None), |raw| limit(key, raw, report))
+    raw.map_or(Ok(None), |raw| limit(key, &raw, report))
 }
 
 /// `20%` (or `20`) as 20, when from 0 to 100.

@@ -168,14 +168,12 @@ impl Limits {
         let _gate = self.gate.lock().await;
         let set = key.names.key();
         let domains = self.domains(key);
-        if !renewal {
-            if let Err(err) = self.check(key, &set, &domains, asker, now).await {
-                if let IssueError::Limited { limit, .. } = &err {
-                    crate::observe::metrics::ca_limit_refusal(limit);
-                    tracing::warn!(names = %key.names, limit, error = %err, "a CA limit refuses the new certificate");
-                }
-                return Err(err);
+        if !renewal && let Err(err) = self.check(key, &set, &domains, asker, now).await {
+            if let IssueError::Limited { limit, .. } = &err {
+                crate::observe::metrics::ca_limit_refusal(limit);
+                tracing::warn!(names = %key.names, limit, error = %err, "a CA limit refuses the new certificate");
             }
+            return Err(err);
         }
         let mut counted: Vec<(UsageDimension, &str)> = vec![
             (UsageDimension::Account, ""),

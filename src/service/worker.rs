@@ -31,7 +31,8 @@ pub async fn run(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut pacer = super::limits::Pacer::new(certs.limits().and_then(|l| l.renewal_pace()));
+    let mut pacer =
+        super::limits::Pacer::new(certs.limits().and_then(super::limits::Limits::renewal_pace));
     loop {
         if *shutdown.borrow() {
             return;
