@@ -73,7 +73,7 @@ pub struct AkashPrincipal {
     /// The ACME profiles it may ask for besides the default; absent: any.
     pub profiles: Option<Vec<crate::domain::Profile>>,
     /// `quota`: the most new certificates it may obtain per window; absent: no quota.
-    pub quota: Option<super::Limit>,
+    pub quota: Option<super::limits::Limit>,
 }
 
 /// Resolves `auth.akash`, reporting every problem in it; `None` when the section is absent.

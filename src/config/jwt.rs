@@ -82,7 +82,7 @@ pub struct JwtConfig {
     pub profiles: Option<Vec<crate::domain::Profile>>,
     /// `auth.jwt.quota`: the most new certificates each token subject may obtain per window;
     /// absent: no quota.
-    pub quota: Option<super::Limit>,
+    pub quota: Option<super::limits::Limit>,
 }
 
 /// Resolves `auth.jwt`, reporting every problem in it; `None` when the section is absent.

@@ -31,7 +31,7 @@ pub struct PskKey {
     /// `profiles`: the ACME profiles the key may ask for besides the default; absent: any.
     pub profiles: Option<Vec<Profile>>,
     /// `quota`: the most new certificates the key may obtain per window; absent: no quota.
-    pub quota: Option<super::Limit>,
+    pub quota: Option<super::limits::Limit>,
 }
 
 /// The length below which `auth.psk.key` is refused (le-cert-server accepted it).
