@@ -259,3 +259,104 @@ async fn renewals_due_at_once_start_no_faster_than_the_pace() {
         "each renewal counted"
     );
 }
+
+/// A name whose validation failed is refused for another identity while the failure counts
+/// (the failed identity itself is backing off: its own answer is the failure repeated).
+#[tokio::test]
+async fn a_name_that_failed_validation_is_refused_until_the_failure_leaves_the_window() {
+    let pebble = pebble().await;
+    let service = service(&pebble, "  failedValidations: {count: 1, window: 1h}\n").await;
+    let name = "fails.example.test";
+    // Pebble's validator dials an address nothing listens on.
+    pebble.add_a(name, "127.0.0.2").await;
+    let (status, answer) =
+        status_and_body(&service, CERT, ADMIN_KEY, json!({"domain": name})).await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["code"], "validation_failed", "{answer}");
+    assert_eq!(pebble.orders_count(), 1);
+    let retry_after = refused(
+        &service,
+        ADMIN_KEY,
+        json!({"domain": name, "keyType": "rsa-2048"}),
+        "failedValidations",
+    )
+    .await;
+    assert!(retry_after > 3000 && retry_after <= 3600, "{retry_after}");
+    assert_eq!(pebble.orders_count(), 1, "no order for the refused name");
+    ok(&service, ADMIN_KEY, json!({"domain": "fine.example.test"})).await;
+}
+
+/// With the real binary: each refusal is counted in `certfleet_ca_limit_refusals_total` by
+/// limit, with no name or credential among the labels.
+#[tokio::test]
+async fn refusals_are_counted_by_limit_in_the_metrics() {
+    use common::service::base_yaml;
+    use common::{free_port, process};
+    let pebble = pebble().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+    let (api, metrics_port) = (free_port(), free_port());
+    let yaml = base_yaml(&pebble, &db_url, "30s").replace(
+        "server:\n",
+        &format!(
+            "server:\n  listen: \"127.0.0.1:{api}\"\n  metricsListen: \"127.0.0.1:{metrics_port}\"\n"
+        ),
+    ) + "limits:\n  perExactSet: {count: 1, window: 1h}\n";
+    let config = dir.path().join("certfleet.yaml");
+    std::fs::write(&config, yaml).expect("write the config");
+    let certfleet = process::serve(&config, None, None);
+    let base = format!("http://127.0.0.1:{api}");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "certfleet did not become ready:\n{}",
+            certfleet.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let post = |body: Value| {
+        client
+            .post(format!("{base}{CERT}"))
+            .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+            .json(&body)
+            .send()
+    };
+    let name = "metered.example.test";
+    let first = post(json!({"domain": name})).await.expect("first");
+    assert_eq!(first.status(), 200, "{}", certfleet.log());
+    for key_type in ["rsa-2048", "ecdsa-p384"] {
+        let refused = post(json!({"domain": name, "keyType": key_type}))
+            .await
+            .expect("refused");
+        assert_eq!(refused.status(), 429);
+    }
+    let scrape = client
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics text");
+    let lines: Vec<&str> = scrape
+        .lines()
+        .filter(|line| line.starts_with("certfleet_ca_limit_refusals_total"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["certfleet_ca_limit_refusals_total{limit=\"perExactSet\"} 2"],
+        "{scrape}"
+    );
+    assert!(!scrape.contains(name), "no name in the metrics");
+}
