@@ -621,6 +621,22 @@ mod tests {
     }
 
     #[test]
+    fn ca_limits_are_429_with_retry_after() {
+        let err = ApiError::from(IssueError::Limited {
+            limit: "perRegisteredDomain",
+            message: "the CA limit perRegisteredDomain allows 3".to_owned(),
+            retry_after: Duration::from_secs(604_000),
+        });
+        assert_eq!(
+            err.status_and_code(),
+            (StatusCode::TOO_MANY_REQUESTS, "ca_limit")
+        );
+        assert_eq!(err.message(), "the CA limit perRegisteredDomain allows 3");
+        let response = err.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "604000");
+    }
+
+    #[test]
     fn rate_limits_carry_retry_after() {
         let response = ApiError::from(IssueError::RateLimited {
             detail: "slow down".to_owned(),
