@@ -68,13 +68,20 @@ pub fn decide(rule: Rule, usage: Usage, renewal: bool, now: i64) -> Option<Durat
 }
 
 /// The registered domain of `name` by the Public Suffix List (`a.example.co.uk` ->
-/// `example.co.uk`), a wildcard's without its `*.`; a name that is a public suffix itself (or an
-/// IP address: each counts alone, as Let's Encrypt counts IPv4 addresses) is its own.
+/// `example.co.uk`), a wildcard's without its `*.`; a name that is a public suffix itself is its
+/// own. An IP address counts as Let's Encrypt counts it: an IPv4 address alone, an IPv6 address
+/// with its /64.
 pub fn registered_domain(name: &str) -> String {
     use psl::Psl as _;
+    use std::net::{IpAddr, Ipv6Addr};
     let name = name.strip_prefix("*.").unwrap_or(name);
-    if name.parse::<std::net::IpAddr>().is_ok() {
-        return name.to_owned();
+    match name.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => return name.to_owned(),
+        Ok(IpAddr::V6(address)) => {
+            let [a, b, c, d, ..] = address.segments();
+            return format!("{}/64", Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0));
+        }
+        Err(_) => {}
     }
     psl::List
         .domain(name.as_bytes())
@@ -437,6 +444,8 @@ mod tests {
             ("user.github.io", "user.github.io"),
             ("co.uk", "co.uk"),
             ("127.0.0.1", "127.0.0.1"),
+            ("2001:db8:1:2::5", "2001:db8:1:2::/64"),
+            ("::1", "::/64"),
         ] {
             assert_eq!(registered_domain(name), domain, "{name}");
         }
