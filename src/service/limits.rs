@@ -19,6 +19,12 @@ use crate::store::{Store, StoreError, Usage, UsageDimension};
 
 /// How often one process prunes counts older than the longest window, in seconds.
 const PRUNE_EVERY: i64 = 3600;
+/// How long the CA limits' lease lasts unreleased (a process that died holding it), seconds.
+const LEASE_SECS: i64 = 30;
+/// How often a process waiting for the lease asks again.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+/// How long a process waits for the lease before giving up on the issuance.
+const LEASE_WAIT: Duration = Duration::from_secs(45);
 
 /// Who asks for a certificate, as the limits see it: a credential's `method:name` and its
 /// `quota`; the renewal worker has neither.
@@ -138,10 +144,13 @@ pub struct Limits {
     config: LimitsConfig,
     directory: String,
     store: Arc<dyn Store>,
-    /// Held from the check to the record, so that this process's concurrent issuances cannot
-    /// both take the last place (replicas can, between their check and their record: the
-    /// window is one store round trip).
+    /// Held from the check to the record, so that this process's concurrent issuances wait
+    /// here rather than on the store's lease.
     gate: tokio::sync::Mutex<()>,
+    /// The lease (`ca-limits:DIRECTORY`) held from the check to the record across every
+    /// process sharing the store, and this process's name on it.
+    lease_name: String,
+    owner: String,
     last_prune: AtomicI64,
 }
 
@@ -153,6 +162,8 @@ impl Limits {
             directory: directory.to_owned(),
             store,
             gate: tokio::sync::Mutex::new(()),
+            lease_name: format!("ca-limits:{directory}"),
+            owner: super::owner_id(),
             last_prune: AtomicI64::new(0),
         }
     }
@@ -173,15 +184,65 @@ impl Limits {
         now: i64,
     ) -> Result<(), IssueError> {
         let _gate = self.gate.lock().await;
+        // A renewal is never refused: it needs no check, and so no lease.
+        if renewal {
+            return self.record(key, true, asker, now).await;
+        }
+        self.lease().await?;
+        let result = match self.check(key, asker, now).await {
+            Ok(()) => self.record(key, false, asker, now).await,
+            Err(err) => {
+                if let IssueError::Limited { limit, .. } = &err {
+                    crate::observe::metrics::ca_limit_refusal(limit);
+                    tracing::warn!(names = %key.names, limit, error = %err, "a CA limit refuses the new certificate");
+                }
+                Err(err)
+            }
+        };
+        if let Err(err) = self
+            .store
+            .release_lease(&self.lease_name, &self.owner)
+            .await
+        {
+            tracing::warn!(error = %err, "cannot release the CA limits' lease; it expires by itself");
+        }
+        result
+    }
+
+    /// Takes the lease every process sharing the store checks and counts under, so that two
+    /// replicas cannot both take the last place.
+    async fn lease(&self) -> Result<(), IssueError> {
+        let started = tokio::time::Instant::now();
+        while !self
+            .store
+            .try_lease(
+                &self.lease_name,
+                &self.owner,
+                crate::util::clock::now(),
+                LEASE_SECS,
+            )
+            .await?
+        {
+            if started.elapsed() > LEASE_WAIT {
+                return Err(IssueError::Internal(
+                    "the CA limits' lease stayed taken; is another process stuck?".to_owned(),
+                ));
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+        Ok(())
+    }
+
+    /// Counts the order for `key` in every dimension it belongs to.
+    async fn record(
+        &self,
+        key: &CertKey,
+        renewal: bool,
+        asker: &Asker,
+        now: i64,
+    ) -> Result<(), IssueError> {
         let set = key.names.key();
         let domains = self.domains(key);
-        if !renewal && let Err(err) = self.check(key, &set, &domains, asker, now).await {
-            if let IssueError::Limited { limit, .. } = &err {
-                crate::observe::metrics::ca_limit_refusal(limit);
-                tracing::warn!(names = %key.names, limit, error = %err, "a CA limit refuses the new certificate");
-            }
-            return Err(err);
-        }
         let mut counted: Vec<(UsageDimension, &str)> = vec![
             (UsageDimension::Account, ""),
             (UsageDimension::NameSet, set.as_str()),
@@ -228,14 +289,9 @@ impl Limits {
     }
 
     /// Every limit a new certificate for `key` must fit.
-    async fn check(
-        &self,
-        key: &CertKey,
-        set: &str,
-        domains: &[String],
-        asker: &Asker,
-        now: i64,
-    ) -> Result<(), IssueError> {
+    async fn check(&self, key: &CertKey, asker: &Asker, now: i64) -> Result<(), IssueError> {
+        let set = key.names.key();
+        let domains = self.domains(key);
         let reserve = self.config.renewal_reserve;
         let shared = |limit| Rule {
             limit,
@@ -259,7 +315,7 @@ impl Limits {
             ));
         }
         if let Some(limit) = self.config.per_registered_domain {
-            for domain in domains {
+            for domain in &domains {
                 let what = format!("new certificates under the registered domain {domain}");
                 checks.push((
                     "perRegisteredDomain",

@@ -360,3 +360,38 @@ async fn refusals_are_counted_by_limit_in_the_metrics() {
     );
     assert!(!scrape.contains(name), "no name in the metrics");
 }
+
+/// Two processes sharing one store count the same orders: of six new names under one registered
+/// domain asked of both at once, with a limit of three, exactly three are ordered (the check
+/// and the count are taken under a lease in the store, so neither replica takes a place the
+/// other took).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_the_store_share_the_counts() {
+    use futures_util::future::join_all;
+    let pebble = pebble().await;
+    let limits = "  perRegisteredDomain: {count: 3, window: 7d}\n";
+    let first = service(&pebble, limits).await;
+    // The second on the same database; its HTTP-01 listener elsewhere (the CA reaches the
+    // first, which answers from the shared store).
+    let listen = format!("127.0.0.1:{}", pebble.http_port());
+    let yaml = common::service::base_yaml(&pebble, &first.db_url, "30s")
+        .replace(&listen, &format!("127.0.0.2:{}", pebble.http_port()))
+        + &format!("limits:\n{limits}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let second = Service::start_yaml(&yaml, dir, first.db_url.clone()).await;
+    let asks = (0..6).map(|i| {
+        let service = if i % 2 == 0 { &first } else { &second };
+        let body = json!({"domain": format!("r{i}.example.test")});
+        async move { status_and_body(service, CERT, ADMIN_KEY, body).await }
+    });
+    let answers = join_all(asks).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429], "{answers:?}");
+    for (status, body) in &answers {
+        if *status == 429 {
+            assert_eq!(body["code"], "ca_limit", "{body}");
+        }
+    }
+    assert_eq!(pebble.orders_count(), 3);
+}
