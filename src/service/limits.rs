@@ -332,7 +332,7 @@ impl Limits {
                 "perExactSet",
                 plain(limit),
                 UsageDimension::NameSet,
-                set.to_owned(),
+                set.clone(),
                 what,
             ));
         }
