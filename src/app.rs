@@ -131,6 +131,7 @@ impl App {
                         config.limits.clone(),
                         &config.acme.directory_url,
                         store.clone(),
+                        config.auth.longest_quota(),
                     ));
                     match fallback {
                         Some(fallback) => certs.with_fallback(fallback),

@@ -152,12 +152,22 @@ pub struct Limits {
     lease_name: String,
     owner: String,
     last_prune: AtomicI64,
+    /// How long counts are kept: the longest window.
+    keep: Duration,
 }
 
 impl Limits {
-    /// The limits of `config` for orders from `directory`, counted in `store`.
-    pub fn new(config: LimitsConfig, directory: &str, store: Arc<dyn Store>) -> Self {
+    /// The limits of `config` for orders from `directory`, counted in `store`; counts are kept
+    /// for the longest of `config`'s windows and `longest_quota` (the credentials' quotas').
+    pub fn new(
+        config: LimitsConfig,
+        directory: &str,
+        store: Arc<dyn Store>,
+        longest_quota: Duration,
+    ) -> Self {
+        let keep = config.longest_window().max(longest_quota);
         Self {
+            keep,
             config,
             directory: directory.to_owned(),
             store,
@@ -290,88 +300,71 @@ impl Limits {
 
     /// Every limit a new certificate for `key` must fit.
     async fn check(&self, key: &CertKey, asker: &Asker, now: i64) -> Result<(), IssueError> {
-        let set = key.names.key();
-        let domains = self.domains(key);
         let reserve = self.config.renewal_reserve;
-        let shared = |limit| Rule {
+        let rule = |limit, reserve, counts_renewals| Rule {
             limit,
             reserve,
-            counts_renewals: true,
+            counts_renewals,
         };
-        let plain = |limit| Rule {
-            limit,
-            reserve: 0,
-            counts_renewals: true,
-        };
-        let mut checks: Vec<(&'static str, Rule, UsageDimension, String, String)> = Vec::new();
+        let mut checks = Vec::new();
         if let Some(limit) = self.config.per_account {
-            let what = "new orders of the ACME account".to_owned();
-            checks.push((
-                "perAccount",
-                shared(limit),
-                UsageDimension::Account,
-                String::new(),
-                what,
-            ));
+            checks.push(Check {
+                name: "perAccount",
+                rule: rule(limit, reserve, true),
+                dimension: UsageDimension::Account,
+                subject: String::new(),
+                what: "new orders of the ACME account".to_owned(),
+            });
         }
         if let Some(limit) = self.config.per_registered_domain {
-            for domain in &domains {
-                let what = format!("new certificates under the registered domain {domain}");
-                checks.push((
-                    "perRegisteredDomain",
-                    shared(limit),
-                    UsageDimension::Domain,
-                    domain.clone(),
-                    what,
-                ));
-            }
+            checks.extend(self.domains(key).into_iter().map(|domain| Check {
+                name: "perRegisteredDomain",
+                rule: rule(limit, reserve, true),
+                dimension: UsageDimension::Domain,
+                what: format!("new certificates under the registered domain {domain}"),
+                subject: domain,
+            }));
         }
         if let Some(limit) = self.config.per_exact_set {
-            let what = format!("new certificates for exactly {}", key.names);
-            checks.push((
-                "perExactSet",
-                plain(limit),
-                UsageDimension::NameSet,
-                set.clone(),
-                what,
-            ));
+            checks.push(Check {
+                name: "perExactSet",
+                rule: rule(limit, 0, true),
+                dimension: UsageDimension::NameSet,
+                subject: key.names.key(),
+                what: format!("new certificates for exactly {}", key.names),
+            });
         }
         if let Some(limit) = self.config.failed_validations {
-            for name in key.names.names() {
-                let what = format!("failed validations of {name}");
-                checks.push((
-                    "failedValidations",
-                    plain(limit),
-                    UsageDimension::FailedValidation,
-                    name.to_string(),
-                    what,
-                ));
-            }
+            checks.extend(key.names.names().iter().map(|name| Check {
+                name: "failedValidations",
+                rule: rule(limit, 0, true),
+                dimension: UsageDimension::FailedValidation,
+                subject: name.to_string(),
+                what: format!("failed validations of {name}"),
+            }));
         }
         if let (Some(limit), Some(credential)) = (asker.quota, &asker.credential) {
-            let rule = Rule {
-                limit,
-                reserve: 0,
-                counts_renewals: false,
-            };
-            let what = format!("new certificates for the credential {credential} (its quota)");
-            checks.push((
-                "quota",
-                rule,
-                UsageDimension::Credential,
-                credential.clone(),
-                what,
-            ));
+            checks.push(Check {
+                name: "quota",
+                rule: rule(limit, 0, false),
+                dimension: UsageDimension::Credential,
+                subject: credential.clone(),
+                what: format!("new certificates for the credential {credential} (its quota)"),
+            });
         }
-        for (name, rule, dimension, subject, what) in checks {
-            let since =
-                now.saturating_sub(i64::try_from(rule.limit.window.as_secs()).unwrap_or(i64::MAX));
+        for check in checks {
+            let window = i64::try_from(check.rule.limit.window.as_secs()).unwrap_or(i64::MAX);
             let usage = self
                 .store
-                .ca_usage(&self.directory, dimension, &subject, since)
+                .ca_usage(
+                    &self.directory,
+                    check.dimension,
+                    &check.subject,
+                    now.saturating_sub(window),
+                )
                 .await?;
-            if let Some(retry_after) = decide(rule, usage, false, now) {
-                return Err(refusal(name, rule, usage, &what, retry_after));
+            if let Some(retry_after) = decide(check.rule, usage, false, now) {
+                return Err(refusal(&check, usage, retry_after));
             }
         }
         Ok(())
@@ -388,7 +381,7 @@ impl Limits {
         {
             return;
         }
-        let longest = i64::try_from(self.config.longest_window().as_secs()).unwrap_or(i64::MAX);
+        let longest = i64::try_from(self.keep.as_secs()).unwrap_or(i64::MAX);
         let result: Result<u64, StoreError> = self
             .store
             .prune_ca_usage(now.saturating_sub(longest.max(86_400)))
@@ -399,14 +392,20 @@ impl Limits {
     }
 }
 
-/// The refusal of `limit`: what it allows, what was counted, and when it frees up.
-fn refusal(
+/// One limit to check a new certificate against.
+struct Check {
+    /// The limit's config name (the metric label).
     name: &'static str,
     rule: Rule,
-    usage: Usage,
-    what: &str,
-    retry_after: Duration,
-) -> IssueError {
+    dimension: UsageDimension,
+    subject: String,
+    /// What is counted, for the message.
+    what: String,
+}
+
+/// The refusal of `check`: what it allows, what was counted, and when it frees up.
+fn refusal(check: &Check, usage: Usage, retry_after: Duration) -> IssueError {
+    let (name, rule, what) = (check.name, check.rule, &check.what);
     let window = crate::util::duration::format_duration(rule.limit.window);
     let used = if rule.counts_renewals {
         usage.total
