@@ -709,6 +709,20 @@ mod tests {
             ("client-a", "jwt", now + 300)
         );
         assert_eq!(principal.domains.len(), 1);
+        assert_eq!(principal.quota, None);
+        // `auth.jwt.quota` is every token subject's.
+        let quota = crate::config::Limit {
+            count: 5,
+            window: std::time::Duration::from_secs(604_800),
+        };
+        let limited = Rules {
+            quota: Some(quota),
+            ..rules(Some("domains"))
+        };
+        let (principal, _) = limited
+            .check(&claims(good.clone()), &set, now)
+            .expect("valid");
+        assert_eq!(principal.quota, Some(quota));
         let (anyone, _) = rules(None)
             .check(&claims(good.clone()), &set, now)
             .expect("valid");
