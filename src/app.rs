@@ -148,6 +148,12 @@ impl App {
                         cache_budget,
                         notifier,
                     );
+                    let certs = certs.with_limits(crate::service::limits::Limits::new(
+                        config.limits.clone(),
+                        &config.acme.directory_url,
+                        store.clone(),
+                        config.auth.longest_quota(),
+                    ));
                     match fallback {
                         Some(fallback) => certs.with_fallback(fallback),
                         None => certs,

@@ -96,6 +96,14 @@ pub enum ApiError {
         /// How long until the next forced renewal is allowed.
         retry_after: Duration,
     },
+    /// 429 `ca_limit`: a new certificate would exceed a CA limit certfleet keeps to (`limits`,
+    /// a credential's `quota`); refused before the CA is asked.
+    CaLimit {
+        /// The limit, the count and the window.
+        message: String,
+        /// How long until the oldest counted order leaves the window.
+        retry_after: Duration,
+    },
     /// 502 `validation_failed`: the CA could not validate a challenge.
     ValidationFailed(String),
     /// 502 `ca_error`: the CA failed or could not be reached.
@@ -139,7 +147,7 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 39] = [
+pub const ERROR_CODES: [&str; 40] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
@@ -169,6 +177,7 @@ pub const ERROR_CODES: [&str; 39] = [
     "headers_too_large",
     "rate_limited",
     "renew_too_soon",
+    "ca_limit",
     "validation_failed",
     "ca_error",
     "dns_error",
@@ -229,6 +238,7 @@ impl ApiError {
             ),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::RenewTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renew_too_soon"),
+            Self::CaLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "ca_limit"),
             Self::ValidationFailed(_) => (StatusCode::BAD_GATEWAY, "validation_failed"),
             Self::CaError(_) => (StatusCode::BAD_GATEWAY, "ca_error"),
             Self::DnsError(_) => (StatusCode::BAD_GATEWAY, "dns_error"),
@@ -275,7 +285,8 @@ impl ApiError {
             | Self::DnsPersistRecordMismatch(m)
             | Self::DnsPersistRecordExpired(m)
             | Self::RateLimited { message: m, .. }
-            | Self::RenewTooSoon { message: m, .. } => m,
+            | Self::RenewTooSoon { message: m, .. }
+            | Self::CaLimit { message: m, .. } => m,
             Self::MethodNotAllowed => "this method is not allowed on this route",
             Self::BodyTooLarge => "the request body is too large",
             Self::UnsupportedMediaType => {
@@ -324,6 +335,7 @@ impl IntoResponse for ApiError {
             }
             Self::RateLimited { retry_after, .. }
             | Self::RenewTooSoon { retry_after, .. }
+            | Self::CaLimit { retry_after, .. }
             | Self::Backoff { retry_after, .. } => {
                 headers.insert(
                     header::RETRY_AFTER,
@@ -357,6 +369,14 @@ impl From<IssueError> for ApiError {
                 RecordProblem::Expired => Self::DnsPersistRecordExpired(message),
             },
             IssueError::Internal(m) => Self::Internal(m),
+            IssueError::Limited {
+                message,
+                retry_after,
+                ..
+            } => Self::CaLimit {
+                message,
+                retry_after,
+            },
             IssueError::BackingOff {
                 kind,
                 message,
@@ -479,6 +499,10 @@ impl ApiError {
                 message: String::new(),
                 retry_after,
             },
+            ApiError::CaLimit {
+                message: String::new(),
+                retry_after,
+            },
             ApiError::ValidationFailed(String::new()),
             ApiError::CaError(String::new()),
             ApiError::DnsError(String::new()),
@@ -518,6 +542,7 @@ impl ApiError {
                 | ApiError::HeadersTooLarge
                 | ApiError::RateLimited { .. }
                 | ApiError::RenewTooSoon { .. }
+                | ApiError::CaLimit { .. }
                 | ApiError::ValidationFailed(_)
                 | ApiError::CaError(_)
                 | ApiError::DnsError(_)
@@ -633,6 +658,22 @@ mod tests {
             ApiError::Internal("database path /secret/x".to_owned()).message(),
             "internal error; the server log has the details"
         );
+    }
+
+    #[test]
+    fn ca_limits_are_429_with_retry_after() {
+        let err = ApiError::from(IssueError::Limited {
+            limit: "perRegisteredDomain",
+            message: "the CA limit perRegisteredDomain allows 3".to_owned(),
+            retry_after: Duration::from_secs(604_000),
+        });
+        assert_eq!(
+            err.status_and_code(),
+            (StatusCode::TOO_MANY_REQUESTS, "ca_limit")
+        );
+        assert_eq!(err.message(), "the CA limit perRegisteredDomain allows 3");
+        let response = err.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "604000");
     }
 
     #[test]

@@ -71,6 +71,17 @@ pub enum IssueError {
         /// Which name, which record, what was seen and what to publish.
         message: String,
     },
+    /// A CA limit certfleet keeps to (`limits`, a credential's `quota`) would be exceeded:
+    /// refused before the CA is asked (`service/limits.rs`).
+    #[error("{message}")]
+    Limited {
+        /// The limit's config name (`perRegisteredDomain`, ..., `quota`), a metric label.
+        limit: &'static str,
+        /// The limit, the count and the window.
+        message: String,
+        /// How long until the oldest counted order leaves the window.
+        retry_after: Duration,
+    },
     /// An earlier failure is backing off: no order until `retry_after` has passed.
     #[error("{message}")]
     BackingOff {
@@ -105,7 +116,8 @@ impl IssueError {
             Self::RateLimited { .. } => Some(FailureKind::RateLimited),
             Self::Ca(_) => Some(FailureKind::Ca),
             Self::Dns(_) => Some(FailureKind::Dns),
-            Self::Internal(_) | Self::BackingOff { .. } => None,
+            // A limit refusal is certfleet's own arithmetic: nothing to back off from.
+            Self::Internal(_) | Self::Limited { .. } | Self::BackingOff { .. } => None,
         }
     }
 }

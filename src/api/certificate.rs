@@ -126,7 +126,11 @@ pub async fn post(
         return Ok(deliver(principal, &hit, cert, true));
     }
     check_client_key(app, &key, csr.is_some()).await?;
-    let pending = app.certs.issue(&key, now, choice);
+    let asker = service::limits::Asker {
+        credential: Some(format!("{}:{}", principal.method, principal.name)),
+        quota: principal.quota,
+    };
+    let pending = app.certs.issue_for(&key, now, choice, asker);
     wait_for(app, renderings, principal, &key, pending).await
 }
 

@@ -309,8 +309,10 @@ responses! {
         `Content-Type: application/json`.").build();
     /// 429.
     RateLimited => error(
-        "`rate_limited` (the CA's rate limit, or an earlier one backing off) or \
-         `renew_too_soon` (a forced renewal less than an hour ago).",
+        "`rate_limited` (the CA's rate limit, or an earlier one backing off), \
+         `renew_too_soon` (a forced renewal less than an hour ago) or `ca_limit` (a new \
+         certificate would exceed a CA limit certfleet keeps to, or the credential's quota: \
+         nothing was ordered).",
     )
         .header("Retry-After", seconds_header("Seconds until a new attempt is allowed."))
         .build();

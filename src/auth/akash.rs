@@ -111,6 +111,7 @@ impl AkashAuth {
                     // certfleet: Akash tokens never administer.
                     admin: false,
                     profiles: p.profiles.as_deref().map(Arc::from),
+                    quota: p.quota,
                 };
                 (p.address.clone(), principal)
             })
@@ -270,6 +271,7 @@ mod tests {
             domains: Arc::from(vec![DomainPattern::any()]),
             admin: false,
             profiles: None,
+            quota: None,
         }
     }
 

@@ -60,6 +60,8 @@ struct Rules {
     every_domain: Arc<[DomainPattern]>,
     /// `auth.jwt.profiles`, shared by every principal.
     profiles: Option<Arc<[crate::domain::Profile]>>,
+    /// `auth.jwt.quota`, per token subject.
+    quota: Option<crate::config::Limit>,
 }
 
 /// Why a token was not accepted.
@@ -88,6 +90,7 @@ impl JwtAuth {
                 leeway,
                 every_domain: Arc::from(vec![DomainPattern::any()]),
                 profiles: config.profiles.as_deref().map(Arc::from),
+                quota: config.quota,
             },
             algorithms: config.algorithms.clone(),
             max_token_bytes: config.max_token_bytes,
@@ -372,6 +375,7 @@ impl Rules {
                 .as_deref()
                 .is_some_and(|scope| granted.contains(scope)),
             profiles: self.profiles.clone(),
+            quota: self.quota,
         };
         Ok((principal, exp))
     }
@@ -651,6 +655,7 @@ mod tests {
             leeway: 60,
             every_domain: Arc::from(vec![DomainPattern::any()]),
             profiles: None,
+            quota: None,
         }
     }
 
@@ -704,6 +709,20 @@ mod tests {
             ("client-a", "jwt", now + 300)
         );
         assert_eq!(principal.domains.len(), 1);
+        assert_eq!(principal.quota, None);
+        // `auth.jwt.quota` is every token subject's.
+        let quota = crate::config::Limit {
+            count: 5,
+            window: std::time::Duration::from_secs(604_800),
+        };
+        let limited = Rules {
+            quota: Some(quota),
+            ..rules(Some("domains"))
+        };
+        let (principal, _) = limited
+            .check(&claims(good.clone()), &set, now)
+            .expect("valid");
+        assert_eq!(principal.quota, Some(quota));
         let (anyone, _) = rules(None)
             .check(&claims(good.clone()), &set, now)
             .expect("valid");
@@ -757,6 +776,7 @@ mod tests {
             domains: Arc::from(vec![]),
             admin: false,
             profiles: None,
+            quota: None,
         };
         cache.insert(sha256("t1"), &principal, 1_000, 7, 900);
         assert!(cache.get(&sha256("t1"), 999, 7).is_some());

@@ -39,6 +39,9 @@ pub struct Principal {
     /// The ACME profiles it may ask for besides the default; `None`: every profile the CA
     /// offers (`profiles` of a PSK key or Akash principal, `auth.jwt.profiles`).
     pub profiles: Option<Arc<[crate::domain::Profile]>>,
+    /// The most new certificates it may obtain per window, counted per credential by the CA
+    /// limits (`quota` of a PSK key or Akash principal, `auth.jwt.quota`); `None`: no quota.
+    pub quota: Option<crate::config::Limit>,
 }
 
 /// What one method made of a credential.

@@ -43,6 +43,7 @@ impl PskAuth {
                     domains: Arc::from(key.domains.clone()),
                     admin: key.admin,
                     profiles: key.profiles.as_deref().map(Arc::from),
+                    quota: key.quota,
                 },
             })
             .collect();

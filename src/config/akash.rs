@@ -72,6 +72,8 @@ pub struct AkashPrincipal {
     pub domains: Vec<DomainPattern>,
     /// The ACME profiles it may ask for besides the default; absent: any.
     pub profiles: Option<Vec<crate::domain::Profile>>,
+    /// `quota`: the most new certificates it may obtain per window; absent: no quota.
+    pub quota: Option<super::limits::Limit>,
 }
 
 /// Resolves `auth.akash`, reporting every problem in it; `None` when the section is absent.
@@ -299,7 +301,8 @@ fn principal(
     };
     let domains = domains(&path, raw.domains, report);
     let profiles = super::report::profiles(&format!("{path}.profiles"), raw.profiles, report);
-    let (address, domains, profiles) = (address?, domains?, profiles?);
+    let quota = super::limits::quota(&format!("{path}.quota"), raw.quota, report);
+    let (address, domains, profiles, quota) = (address?, domains?, profiles?, quota?);
     if domains.iter().any(DomainPattern::is_any) {
         report.warn(format!(
             "{path} ({address}) may request certificates for every domain"
@@ -309,6 +312,7 @@ fn principal(
         address,
         domains,
         profiles,
+        quota,
     })
 }
 

@@ -23,6 +23,24 @@ pub struct AuthConfig {
     pub akash: Option<AkashConfig>,
 }
 
+impl AuthConfig {
+    /// The longest window of any credential's `quota` (zero without quotas): how long the CA
+    /// limits must keep what credentials ordered.
+    pub fn longest_quota(&self) -> std::time::Duration {
+        let psk = self.psk.iter().filter_map(|key| key.quota);
+        let akash = self
+            .akash
+            .iter()
+            .flat_map(|akash| akash.principals.iter().filter_map(|p| p.quota));
+        let jwt = self.jwt.iter().filter_map(|jwt| jwt.quota);
+        psk.chain(akash)
+            .chain(jwt)
+            .map(|quota| quota.window)
+            .max()
+            .unwrap_or_default()
+    }
+}
+
 /// `auth`: every configured method; warns when there is none, since then every request is
 /// refused.
 pub(super) fn auth(raw: RawAuth, report: &mut Report<'_>) -> Result<AuthConfig, Reported> {

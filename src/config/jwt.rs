@@ -80,6 +80,9 @@ pub struct JwtConfig {
     /// `auth.jwt.profiles`: the ACME profiles every token may ask for besides the default;
     /// absent: any.
     pub profiles: Option<Vec<crate::domain::Profile>>,
+    /// `auth.jwt.quota`: the most new certificates each token subject may obtain per window;
+    /// absent: no quota.
+    pub quota: Option<super::limits::Limit>,
 }
 
 /// Resolves `auth.jwt`, reporting every problem in it; `None` when the section is absent.
@@ -118,6 +121,7 @@ pub(super) fn jwt(
         })
         .transpose();
     let profiles = super::report::profiles("auth.jwt.profiles", raw.profiles, report);
+    let quota = super::limits::quota("auth.jwt.quota", raw.quota, report);
     let config = JwtConfig {
         issuer_url: issuer_url?,
         audiences: audiences?,
@@ -130,6 +134,7 @@ pub(super) fn jwt(
         max_token_bytes: max_token_bytes?,
         ca_certificates: ca_certificates?,
         profiles: profiles?,
+        quota: quota?,
     };
     if config.domains_claim.is_none() {
         report.warn(format!(

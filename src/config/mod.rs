@@ -25,6 +25,7 @@ mod dns01;
 mod dns_persist;
 mod error;
 mod jwt;
+mod limits;
 mod log;
 mod notifications;
 mod print;
@@ -55,6 +56,7 @@ pub use self::{
     },
     error::{ConfigError, Problem},
     jwt::JwtConfig,
+    limits::{Limit, LimitsConfig},
     log::{LogConfig, LogFormat},
     notifications::{
         EmailConfig, ExpiryThreshold, NotificationsConfig, SmtpTls, WebhookConfig, WebhookFormat,
@@ -87,6 +89,9 @@ pub struct Config {
     /// `certificates`: who holds private keys (CSR mode), and how many client keys a name set
     /// may have.
     pub certificates: CertificatesConfig,
+    /// `limits`: the CA's limits certfleet keeps to before asking (Let's Encrypt's by default
+    /// for its directories).
+    pub limits: LimitsConfig,
 }
 
 /// A loaded configuration and the warnings to log at start (weak but accepted settings).

@@ -30,6 +30,8 @@ pub struct PskKey {
     pub admin: bool,
     /// `profiles`: the ACME profiles the key may ask for besides the default; absent: any.
     pub profiles: Option<Vec<Profile>>,
+    /// `quota`: the most new certificates the key may obtain per window; absent: no quota.
+    pub quota: Option<super::limits::Limit>,
 }
 
 /// The length below which `auth.psk.key` is refused (le-cert-server accepted it).
@@ -113,6 +115,7 @@ fn single_key(
             // The single key of le-cert-server's form fetches; administration needs a named key.
             admin: false,
             profiles: None,
+            quota: None,
         },
     }))
 }
@@ -145,7 +148,8 @@ fn entry(i: usize, raw: RawPskEntry, report: &mut Report<'_>) -> Result<Entry, R
     };
     let domains = domains(&path, raw.domains, report);
     let profiles = super::report::profiles(&format!("{path}.profiles"), raw.profiles, report);
-    let (name, key, domains, profiles) = (name?, key?, domains?, profiles?);
+    let quota = super::limits::quota(&format!("{path}.quota"), raw.quota, report);
+    let (name, key, domains, profiles, quota) = (name?, key?, domains?, profiles?, quota?);
     if domains.iter().any(DomainPattern::is_any) {
         report.warn(format!(
             "{path} ({name}) may request certificates for every domain"
@@ -160,6 +164,7 @@ fn entry(i: usize, raw: RawPskEntry, report: &mut Report<'_>) -> Result<Entry, R
             domains,
             admin: raw.admin.unwrap_or(false),
             profiles,
+            quota,
         },
     })
 }

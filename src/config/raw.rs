@@ -27,6 +27,28 @@ pub(super) struct RawConfig {
     pub log: Option<RawLog>,
     pub notifications: Option<RawNotifications>,
     pub certificates: Option<RawCertificates>,
+    pub limits: Option<RawLimits>,
+}
+
+/// `limits`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawLimits {
+    pub enabled: Option<bool>,
+    pub per_registered_domain: Option<RawLimit>,
+    pub per_exact_set: Option<RawLimit>,
+    pub per_account: Option<RawLimit>,
+    pub failed_validations: Option<RawLimit>,
+    pub renewal_reserve: Option<String>,
+    pub renewal_pace: Option<RawLimit>,
+}
+
+/// A `{count, window}` limit (`limits.*`, a credential's `quota`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawLimit {
+    pub count: Option<String>,
+    pub window: Option<String>,
 }
 
 /// `certificates`.
@@ -179,6 +201,7 @@ pub(super) struct RawPskEntry {
     pub domains: Option<Vec<String>>,
     pub admin: Option<bool>,
     pub profiles: Option<Vec<String>>,
+    pub quota: Option<RawLimit>,
 }
 
 /// `auth.jwt`.
@@ -196,6 +219,7 @@ pub(super) struct RawJwt {
     pub max_token_bytes: Option<String>,
     pub ca_certificates: Option<String>,
     pub profiles: Option<Vec<String>>,
+    pub quota: Option<RawLimit>,
 }
 
 /// `auth.akash`.
@@ -218,6 +242,7 @@ pub(super) struct RawAkashPrincipal {
     pub address: Option<String>,
     pub domains: Option<Vec<String>>,
     pub profiles: Option<Vec<String>>,
+    pub quota: Option<RawLimit>,
 }
 
 /// `notifications`.

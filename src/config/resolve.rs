@@ -2,8 +2,8 @@
 //! collected into one [`Report`] so that one run lists them all.
 
 use super::{
-    Config, Loaded, acme, auth, certificates, challenges, error::ConfigError, log, notifications,
-    raw::RawConfig, report::Report, server, storage, tree::Origins,
+    Config, Loaded, acme, auth, certificates, challenges, error::ConfigError, limits, log,
+    notifications, raw::RawConfig, report::Report, server, storage, tree::Origins,
 };
 
 /// Builds the typed config, or every problem found.
@@ -19,6 +19,8 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
         notifications::notifications(raw.notifications.unwrap_or_default(), &mut report);
     let certificates =
         certificates::certificates(&raw.certificates.unwrap_or_default(), &mut report);
+    let directory_url = acme.as_ref().map_or("", |acme| acme.directory_url.as_str());
+    let limits = limits::limits(raw.limits.unwrap_or_default(), directory_url, &mut report);
     let (problems, warnings) = report.finish();
     match (
         server,
@@ -29,6 +31,7 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
         log,
         notifications,
         certificates,
+        limits,
     ) {
         (
             Ok(server),
@@ -39,6 +42,7 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
             Ok(log),
             Ok(notifications),
             Ok(certificates),
+            Ok(limits),
         ) if problems.is_empty() => Ok(Loaded {
             config: Config {
                 server,
@@ -49,6 +53,7 @@ pub(super) fn resolve(raw: RawConfig, origins: &Origins) -> Result<Loaded, Confi
                 log,
                 notifications,
                 certificates,
+                limits,
             },
             warnings,
         }),

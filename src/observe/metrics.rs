@@ -33,6 +33,8 @@ pub const CERTIFICATE_RENEWAL: &str = "certfleet_certificate_renewal_timestamp_s
 pub const ISSUANCES: &str = "certfleet_issuances_total";
 /// Issuances sent to `acme.fallback` after the primary CA failed for its own reasons.
 pub const FALLBACK_ISSUANCES: &str = "certfleet_fallback_issuances_total";
+/// New certificates refused before ordering because a CA limit would be exceeded, by limit.
+pub const CA_LIMIT_REFUSALS: &str = "certfleet_ca_limit_refusals_total";
 /// Stored certificates by state.
 pub const CERTIFICATES: &str = "certfleet_certificates";
 /// The earliest notAfter of any stored certificate, Unix seconds.
@@ -125,6 +127,10 @@ fn describe() {
         "issuance attempts by trigger (request, renewal, forced, resume) and outcome (success or the error code)"
     );
     describe_counter!(
+        CA_LIMIT_REFUSALS,
+        "new certificates refused before ordering because a CA limit (limits.*, a credential's quota) would be exceeded"
+    );
+    describe_counter!(
         FALLBACK_ISSUANCES,
         "issuances ordered from acme.fallback after the primary CA failed (unreachable, 5xx, rate limit)"
     );
@@ -193,6 +199,13 @@ fn describe() {
 /// `resume`; `outcome` is `success` or the API error code of the failure.
 pub fn issuance(trigger: &'static str, outcome: &'static str) {
     counter!(ISSUANCES, "trigger" => trigger, "outcome" => outcome).increment(1);
+}
+
+/// One new certificate refused by a CA limit; `limit` is the limit's config name
+/// (`perRegisteredDomain`, `perExactSet`, `perAccount`, `failedValidations`, `quota`): never a
+/// name or a credential.
+pub fn ca_limit_refusal(limit: &'static str) {
+    counter!(CA_LIMIT_REFUSALS, "limit" => limit).increment(1);
 }
 
 /// One issuance sent to the fallback CA after the primary failed.

@@ -138,7 +138,13 @@ impl CertService {
         let replacement = if replaces {
             // The operator's action overrides an earlier failure's back-off.
             self.store.clear_failure(key).await?;
-            Some(self.start(key, Need::Replace, at, ChallengeChoice::Auto))
+            Some(self.start(
+                key,
+                Need::Replace,
+                at,
+                ChallengeChoice::Auto,
+                super::limits::Asker::default(),
+            ))
         } else {
             None
         };

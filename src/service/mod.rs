@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod dns_persist;
+pub mod limits;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use crate::notify::Notifier;
 use crate::schedule::backoff;
 use crate::store::{Attempt, Failure, RenewalClaim, Store, StoreError, StoredCert};
 use crate::util::sized_cache::SizedCache;
+use limits::{Asker, Limits};
 
 /// A forced renewal runs at most once per identity in this many seconds.
 const FORCED_RENEWAL_INTERVAL: i64 = 3600;
@@ -69,6 +71,8 @@ pub struct CertService {
     lease_ttl: std::time::Duration,
     /// Builds the events every change here is written with.
     notifier: Arc<Notifier>,
+    /// The CA limits new orders are admitted by and counted in (`limits`).
+    limits: Option<Arc<Limits>>,
 }
 
 /// How often a process waiting for another's lease looks again.
@@ -123,7 +127,20 @@ impl CertService {
             owner: owner_id(),
             lease_ttl,
             notifier,
+            limits: None,
         }
+    }
+
+    /// Admits every new order by `limits` (the CA limits known in advance) and counts it.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(Arc::new(limits));
+        self
+    }
+
+    /// The CA limits, when configured (the renewal worker reads its pace there).
+    pub fn limits(&self) -> Option<&Limits> {
+        self.limits.as_deref()
     }
 
     /// Orders from `fallback` (`acme.fallback`) when the primary issuer fails for the CA's
@@ -161,7 +178,7 @@ impl CertService {
     /// Renews `key` now (or joins the renewal under way), unless it is backing off or another
     /// process renewed it meanwhile.
     pub fn renew(self: &Arc<Self>, key: &CertKey, now: i64) -> Pending {
-        self.start(key, Need::Due, now, ChallengeChoice::Auto)
+        self.start(key, Need::Due, now, ChallengeChoice::Auto, Asker::default())
     }
 
     /// Whether a certificate the store says is due should be renewed now. With ARI, the CA's
@@ -198,6 +215,7 @@ impl CertService {
                 Need::Resume,
                 crate::util::clock::now(),
                 ChallengeChoice::Auto,
+                Asker::default(),
             ));
         }
         Ok(keys.len())
@@ -236,7 +254,20 @@ impl CertService {
     /// is not part of the identity: a request joining an issuance under way gets that issuance
     /// as it runs.
     pub fn issue(self: &Arc<Self>, key: &CertKey, now: i64, choice: ChallengeChoice) -> Pending {
-        self.start(key, Need::Valid, now, choice)
+        self.start(key, Need::Valid, now, choice, Asker::default())
+    }
+
+    /// [`CertService::issue`] for a client: a new certificate also counts toward `asker`'s
+    /// quota (and is refused past it). A request joining an issuance under way is not counted
+    /// again: it orders nothing.
+    pub fn issue_for(
+        self: &Arc<Self>,
+        key: &CertKey,
+        now: i64,
+        choice: ChallengeChoice,
+        asker: Asker,
+    ) -> Pending {
+        self.start(key, Need::Valid, now, choice, asker)
     }
 
     /// Forces a new certificate for `key` (a new key, a new order), at most once per identity
@@ -261,7 +292,7 @@ impl CertService {
                 });
             }
         }
-        Ok(self.start(key, Need::New, now, choice))
+        Ok(self.start(key, Need::New, now, choice, Asker::default()))
     }
 
     fn start(
@@ -270,6 +301,7 @@ impl CertService {
         need: Need,
         now: i64,
         choice: ChallengeChoice,
+        asker: Asker,
     ) -> Pending {
         let force = need != Need::Valid;
         let mut inflight = lock(&self.inflight);
@@ -292,7 +324,7 @@ impl CertService {
             // The order runs in its own task so that a panic in it still ends the issuance.
             let order = tokio::spawn({
                 let (service, key) = (service.clone(), key.clone());
-                async move { service.leased(&key, need, now, choice).await }
+                async move { service.leased(&key, need, now, choice, &asker).await }
             });
             let outcome = match order.await {
                 Ok(result) => result,
@@ -333,6 +365,7 @@ impl CertService {
         need: Need,
         started: i64,
         choice: ChallengeChoice,
+        asker: &Asker,
     ) -> Result<StoredCert, IssueError> {
         let lease = admin::issuance_lease(key);
         let mut waited = false;
@@ -371,7 +404,7 @@ impl CertService {
         });
         let result = match self.done_elsewhere(key, need, started).await {
             Ok(Some(cert)) => Ok(cert),
-            Ok(None) => self.attempt(key, need, choice).await,
+            Ok(None) => self.attempt(key, need, choice, asker).await,
             Err(err) => Err(err.into()),
         };
         keeper.abort();
@@ -431,6 +464,7 @@ impl CertService {
         key: &CertKey,
         need: Need,
         choice: ChallengeChoice,
+        asker: &Asker,
     ) -> Result<StoredCert, IssueError> {
         let now = crate::util::clock::now();
         let previous = self.store.failure(key).await?;
@@ -441,6 +475,9 @@ impl CertService {
                 message: failure.message.clone(),
                 retry_after: std::time::Duration::from_secs(wait),
             });
+        }
+        if let Some(limits) = &self.limits {
+            self.admit(limits, key, need, asker, now).await?;
         }
         let started = std::time::Instant::now();
         let trigger = need.trigger();
@@ -455,6 +492,9 @@ impl CertService {
             Err(err) => err.kind().map_or("internal_error", FailureKind::as_str),
         };
         crate::observe::metrics::issuance(need.trigger(), outcome);
+        if let (Some(limits), Err(IssueError::ValidationFailed(_))) = (&self.limits, &result) {
+            limits.failed_validation(key, now).await;
+        }
         let attempt = Attempt {
             trigger: need.trigger().to_owned(),
             outcome: outcome.to_owned(),
@@ -518,6 +558,30 @@ impl CertService {
             }
         }
         result
+    }
+
+    /// Admits (and counts) the order this attempt is about to make, by the CA limits. An order
+    /// the CA already knows (its URL recorded: resumed) orders nothing new and is not counted.
+    /// Everything but a client's first certificate for an identity is a renewal, which the
+    /// limits count and never refuse.
+    async fn admit(
+        &self,
+        limits: &Limits,
+        key: &CertKey,
+        need: Need,
+        asker: &Asker,
+        now: i64,
+    ) -> Result<(), IssueError> {
+        if self
+            .store
+            .order(key)
+            .await?
+            .is_some_and(|o| o.url.is_some())
+        {
+            return Ok(());
+        }
+        let renewal = need != Need::Valid || self.store.certificate(key).await?.is_some();
+        limits.admit(key, renewal, asker, now).await
     }
 
     /// The issuance at the primary CA, then, when it failed for the CA's reasons and no order

@@ -31,6 +31,8 @@ pub async fn run(
     wake: Arc<Notify>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut pacer =
+        super::limits::Pacer::new(certs.limits().and_then(super::limits::Limits::renewal_pace));
     loop {
         if *shutdown.borrow() {
             return;
@@ -48,6 +50,11 @@ pub async fn run(
                 let mut pending = Vec::new();
                 for key in &due {
                     if certs.still_due(key, now).await {
+                        // `limits.renewalPace`: a batch due at once starts spread out.
+                        tokio::select! {
+                            () = pacer.turn() => {}
+                            _ = shutdown.changed() => break,
+                        }
                         tracing::info!(names = %key.names, key_type = %key.key, "renewing");
                         pending.push(certs.renew(key, now));
                     }

@@ -89,6 +89,11 @@ macro_rules! migrator {
                 )),
             ),
             (
+                11,
+                "ca usage",
+                include_str!(concat!("../../migrations/", $backend, "/0011_ca_usage.sql")),
+            ),
+            (
                 12,
                 "tls-alpn-01",
                 include_str!(concat!(
@@ -633,6 +638,71 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         serial: &str,
         at: i64,
     ) -> Result<(), StoreError>;
+
+    /// Records one use of `directory` at `at` counted in each `(dimension, subject)` (an order,
+    /// or a failed authorization), all in one transaction: what the CA limits count
+    /// (`service/limits.rs`).
+    async fn record_ca_usage(
+        &self,
+        directory: &str,
+        at: i64,
+        renewal: bool,
+        counted: &[(UsageDimension, &str)],
+    ) -> Result<(), StoreError>;
+
+    /// What `directory` saw of `subject` in `dimension` after `since`.
+    async fn ca_usage(
+        &self,
+        directory: &str,
+        dimension: UsageDimension,
+        subject: &str,
+        since: i64,
+    ) -> Result<Usage, StoreError>;
+
+    /// Deletes the uses recorded before `before` (older than the longest window); returns how
+    /// many rows.
+    async fn prune_ca_usage(&self, before: i64) -> Result<u64, StoreError>;
+}
+
+/// One dimension the CA limits count a use in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UsageDimension {
+    /// Orders of the account (the directory itself; the subject is empty).
+    Account,
+    /// Orders holding a name under one registered domain (the subject).
+    Domain,
+    /// Orders for one exact name set (the subject is its key).
+    NameSet,
+    /// Orders asked for by one credential (the subject is `method:name`).
+    Credential,
+    /// Failed authorizations of one name (the subject).
+    FailedValidation,
+}
+
+impl UsageDimension {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Domain => "domain",
+            Self::NameSet => "set",
+            Self::Credential => "credential",
+            Self::FailedValidation => "failed",
+        }
+    }
+}
+
+/// What one dimension counted in a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Every use counted.
+    pub total: u64,
+    /// The uses by renewals.
+    pub renewals: u64,
+    /// When the oldest use counted happened, Unix seconds.
+    pub oldest: Option<i64>,
+    /// When the oldest use by a new certificate (not a renewal) happened.
+    pub oldest_new: Option<i64>,
 }
 
 /// One issuance attempt, as the history keeps it.

@@ -17,7 +17,8 @@ use super::{
     AriCandidate, Attempt, Census, CertSummary, ClientCsrRecord, Delivery, EventRecord,
     ExpiryCandidate, Failure, InventoryCursor, InventoryEntry, NewEvent, NotificationAttempt,
     NotificationOutcome, NotificationState, OrderRecord, PendingNotification, PresentedRecord,
-    RenewalClaim, ScheduleEntry, StaleCandidate, Store, StoreError, StoredCert,
+    RenewalClaim, ScheduleEntry, StaleCandidate, Store, StoreError, StoredCert, Usage,
+    UsageDimension,
 };
 use crate::domain::{CertKey, FailureKind, KeySpec, NameSet};
 
@@ -1804,6 +1805,79 @@ impl<B: Backend> Store for SqlStore<B> {
         )
         .await
         .map(drop)
+    }
+
+    async fn record_ca_usage(
+        &self,
+        directory: &str,
+        at: i64,
+        renewal: bool,
+        counted: &[(UsageDimension, &str)],
+    ) -> Result<(), StoreError> {
+        const INSERT: &str = "INSERT INTO ca_usage (directory, dimension, subject, renewal, at) \
+                              VALUES ($1, $2, $3, $4, $5)";
+        let args: Vec<[Arg<'_>; 5]> = counted
+            .iter()
+            .map(|(dimension, subject)| {
+                [
+                    directory.into(),
+                    dimension.as_str().into(),
+                    (*subject).into(),
+                    i64::from(renewal).into(),
+                    at.into(),
+                ]
+            })
+            .collect();
+        let statements: Vec<(&'static str, &[Arg<'_>])> =
+            args.iter().map(|row| (INSERT, &row[..])).collect();
+        self.db
+            .execute_all(&statements)
+            .await
+            .map_err(|e| StoreError::new("record an order for the CA limits", e))
+    }
+
+    async fn ca_usage(
+        &self,
+        directory: &str,
+        dimension: UsageDimension,
+        subject: &str,
+        since: i64,
+    ) -> Result<Usage, StoreError> {
+        // The literals keep SUM an integer on PostgreSQL (SUM of a BIGINT column is NUMERIC).
+        let row = self
+            .fetch_optional(
+                "count orders for the CA limits",
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN renewal = 1 THEN 1 ELSE 0 END), 0), \
+                        MIN(at), MIN(CASE WHEN renewal = 0 THEN at END) \
+                 FROM ca_usage \
+                 WHERE dimension = $1 AND subject = $2 AND directory = $3 AND at > $4",
+                &[
+                    dimension.as_str().into(),
+                    subject.into(),
+                    directory.into(),
+                    since.into(),
+                ],
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(Usage::default());
+        };
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        Ok(Usage {
+            total: count(int(&row, 0)?),
+            renewals: count(int(&row, 1)?),
+            oldest: decode(row.optional_int(2))?,
+            oldest_new: decode(row.optional_int(3))?,
+        })
+    }
+
+    async fn prune_ca_usage(&self, before: i64) -> Result<u64, StoreError> {
+        self.execute(
+            "prune the CA limits' counts",
+            "DELETE FROM ca_usage WHERE at < $1",
+            &[before.into()],
+        )
+        .await
     }
 
     async fn pending_notifications(&self) -> Result<u64, StoreError> {

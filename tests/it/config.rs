@@ -5,8 +5,8 @@ use std::{fs, io::Write as _, path::Path, time::Duration};
 
 use certfleet::{
     config::{
-        Config, ConfigError, Database, ExpiryThreshold, Loaded, LogFormat, PostgresConfig,
-        PrivateKeys, Secret, SmtpTls, WebhookFormat,
+        Config, ConfigError, Database, ExpiryThreshold, Limit, LimitsConfig, Loaded, LogFormat,
+        PostgresConfig, PrivateKeys, Secret, SmtpTls, WebhookFormat,
     },
     domain::{DomainPattern, EventType, KeyType},
     util::duration::{format_duration, parse_duration},
@@ -2028,5 +2028,82 @@ fn notification_secrets_are_redacted() {
     assert!(
         printed.contains("name: ops") && printed.contains("username: certfleet"),
         "{printed}"
+    );
+}
+
+#[test]
+fn limits_default_to_lets_encrypts_for_its_directories_and_name_the_key_when_wrong() {
+    // Another CA: no limit unless configured; the reserve's default.
+    let config = load("acme:\n  directoryUrl: https://ca.example/dir\n", &[]).config;
+    assert_eq!(config.limits.per_registered_domain, None);
+    assert_eq!(config.limits.per_account, None);
+    assert_eq!(config.limits.renewal_reserve, 20);
+    // Let's Encrypt's directory (the default one): its published limits.
+    assert_eq!(
+        load("", &[]).config.limits,
+        load(
+            "acme:\n  directoryUrl: https://acme-staging-v02.api.letsencrypt.org/directory\n",
+            &[]
+        )
+        .config
+        .limits
+    );
+    let le = "acme:\n  directoryUrl: https://acme-v02.api.letsencrypt.org/directory\n";
+    let config = load(le, &[]).config;
+    let week = Duration::from_secs(7 * 86_400);
+    let limit = |count, window| Some(Limit { count, window });
+    assert_eq!(config.limits.per_registered_domain, limit(50, week));
+    assert_eq!(config.limits.per_exact_set, limit(5, week));
+    assert_eq!(
+        config.limits.per_account,
+        limit(300, Duration::from_secs(3 * 3600))
+    );
+    assert_eq!(
+        config.limits.failed_validations,
+        limit(5, Duration::from_secs(3600))
+    );
+    // Configured keys override one at a time; a count of 0 turns one off; `enabled: false` all.
+    let config = load(
+        &format!(
+            "{le}limits:\n  perExactSet: {{count: 0, window: 1d}}\n  renewalReserve: 10%\n  \
+             renewalPace: {{count: 10, window: 1m}}\n  perAccount: {{count: 7, window: 1h}}\n"
+        ),
+        &[("CERTFLEET_LIMITS__PER_ACCOUNT__COUNT", "100")],
+    )
+    .config;
+    assert_eq!(config.limits.per_exact_set, None);
+    assert_eq!(
+        config.limits.per_account,
+        limit(100, Duration::from_secs(3600))
+    );
+    assert_eq!(config.limits.renewal_reserve, 10);
+    assert_eq!(
+        config.limits.renewal_pace,
+        limit(10, Duration::from_secs(60))
+    );
+    let config = load(&format!("{le}limits:\n  enabled: false\n"), &[]).config;
+    assert_eq!(config.limits, LimitsConfig::default());
+    // Mistakes name the key and the fix.
+    let m = message(
+        "limits:\n  perRegisteredDomain: {count: lots, window: 7d}\n  perAccount: {count: 3}\n  \
+         failedValidations: {count: 5, window: 5 hours}\n  renewalReserve: 150%\n",
+        &[],
+    );
+    for expected in [
+        "limits.perRegisteredDomain.count: \"lots\" is not a count; give a whole number",
+        "limits.perAccount.window: is missing; give the window",
+        "limits.failedValidations.window",
+        "limits.renewalReserve: \"150%\" is not a share; write a percentage from 0% to 100%",
+    ] {
+        assert!(m.contains(expected), "{expected}\nin\n{m}");
+    }
+    let m = message(
+        "auth:\n  psk:\n    keys:\n      - name: q\n        key: \"0123456789abcdef0123456789abcdef\"\n        \
+         quota: {count: 2, window: 0}\n",
+        &[],
+    );
+    assert!(
+        m.contains("auth.psk.keys[0].quota.window: \"0\" is too short"),
+        "{m}"
     );
 }

@@ -32,6 +32,7 @@ mod inventory;
 mod issuance;
 mod layers;
 mod lifecycle;
+mod limits;
 mod notify;
 mod notify_cli;
 mod notify_harness;

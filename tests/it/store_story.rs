@@ -207,6 +207,7 @@ async fn story(backend: &Backend) {
     server_identity(backend, &*store).await;
     akash_pubkeys(&*store).await;
     leases(&*store).await;
+    ca_usage(&*store).await;
 
     // An order in flight holds a sealed key too: the rotation must carry it over.
     store.begin_order(&c, T).await.expect("begin");
@@ -813,6 +814,122 @@ async fn akash_pubkeys(store: &dyn Store) {
         .await
         .expect("save again");
     assert_eq!(store.akash_pubkey(address).await.expect("read"), Some(key));
+}
+
+/// The CA limits' counts: each use counted in every dimension it names, per directory, after a
+/// time (strictly), renewals told apart, the oldest of each kind; pruning by age.
+async fn ca_usage(store: &dyn Store) {
+    use certfleet::store::{Usage, UsageDimension};
+    const DIR: &str = "https://ca.example/dir";
+    let empty = store
+        .ca_usage(DIR, UsageDimension::Account, "", 0)
+        .await
+        .expect("count nothing");
+    assert_eq!(empty, Usage::default());
+    let order = |at, renewal, domain: &'static str| async move {
+        store
+            .record_ca_usage(
+                DIR,
+                at,
+                renewal,
+                &[
+                    (UsageDimension::Account, ""),
+                    (UsageDimension::Domain, domain),
+                    (UsageDimension::NameSet, "x.example.com"),
+                    (UsageDimension::Credential, "psk:fleet-a"),
+                ],
+            )
+            .await
+            .expect("record");
+    };
+    order(T - 300, true, "example.com").await;
+    order(T - 200, false, "example.com").await;
+    order(T - 100, false, "example.org").await;
+    store
+        .record_ca_usage(
+            "https://other.example/dir",
+            T,
+            false,
+            &[(UsageDimension::Account, "")],
+        )
+        .await
+        .expect("record at another CA");
+    store
+        .record_ca_usage(
+            DIR,
+            T,
+            false,
+            &[(UsageDimension::FailedValidation, "x.example.com")],
+        )
+        .await
+        .expect("record a failure");
+    let count = |dimension, subject: &'static str, since| async move {
+        store
+            .ca_usage(DIR, dimension, subject, since)
+            .await
+            .expect("count")
+    };
+    assert_eq!(
+        count(UsageDimension::Account, "", 0).await,
+        Usage {
+            total: 3,
+            renewals: 1,
+            oldest: Some(T - 300),
+            oldest_new: Some(T - 200),
+        }
+    );
+    assert_eq!(
+        count(UsageDimension::Domain, "example.com", 0).await,
+        Usage {
+            total: 2,
+            renewals: 1,
+            oldest: Some(T - 300),
+            oldest_new: Some(T - 200),
+        }
+    );
+    // After a time, strictly: the use at T - 300 has left a window starting there.
+    assert_eq!(
+        count(UsageDimension::NameSet, "x.example.com", T - 300).await,
+        Usage {
+            total: 2,
+            renewals: 0,
+            oldest: Some(T - 200),
+            oldest_new: Some(T - 200),
+        }
+    );
+    assert_eq!(
+        count(UsageDimension::Credential, "psk:fleet-a", 0)
+            .await
+            .total,
+        3
+    );
+    assert_eq!(
+        count(UsageDimension::Domain, "example.org", 0).await.total,
+        1
+    );
+    assert_eq!(
+        count(UsageDimension::FailedValidation, "x.example.com", 0)
+            .await
+            .total,
+        1
+    );
+    assert_eq!(
+        count(UsageDimension::FailedValidation, "y.example.com", 0)
+            .await
+            .total,
+        0
+    );
+    // Pruning drops what is older than the time given, whatever its dimension or CA.
+    assert_eq!(store.prune_ca_usage(T - 150).await.expect("prune"), 8);
+    assert_eq!(count(UsageDimension::Account, "", 0).await.total, 1);
+    assert_eq!(
+        store
+            .ca_usage("https://other.example/dir", UsageDimension::Account, "", 0)
+            .await
+            .expect("count")
+            .total,
+        1
+    );
 }
 
 /// Leases: one owner at a time, extended by its owner, taken over once expired, released only
