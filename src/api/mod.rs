@@ -11,6 +11,7 @@ mod dashboard;
 mod health;
 mod inventory;
 mod openapi;
+pub mod watch;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -115,6 +116,8 @@ pub struct Shared {
     pub ui: bool,
     /// Whether the API is served over TLS (the dashboard's cookie is then `Secure`).
     pub tls: bool,
+    /// `server.watch`: the requests waiting for their certificate to change.
+    pub watchers: Arc<watch::Watchers>,
 }
 
 /// Every API route, each with its OpenAPI documentation; the document is rendered here, once.

@@ -44,3 +44,4 @@ mod profiles;
 mod replicas;
 mod store_story;
 mod tls;
+mod watch;
