@@ -7,11 +7,12 @@
 #                          /metrics scrapes, every certificate fetched once, the renewal scan,
 #   - benches/renewal_scan.rs  the renewal scan over 100,000 stored certificates,
 #   - benches/auth.rs, benches/akash.rs  cached fetch with an OIDC / Akash token vs a PSK,
+#   - benches/watch.rs     1,000 clients waiting on one server: memory per waiter, wake-up time,
 #   - bench/idle-rss.sh    idle memory of the real `certfleet serve` binary,
 # then prints every ratio against its target. Speed is only judged as ratios against a baseline
 # measured in the same run (several rounds, median): the machines are shared and noisy.
 #
-# Usage: bench/run.sh            (fetch, issuance, renewal_scan, auth, akash, rss, scale)
+# Usage: bench/run.sh            (fetch, issuance, renewal_scan, auth, akash, watch, rss, scale)
 #        bench/run.sh fetch rss  (any of: rss, or the name of a benches/*.rs target)
 # Exit status: non-zero when a benchmark fails (a wrong answer, a missing tool); a figure below
 # its target is reported in the summary, not turned into a failure.
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=("$@")
-[ ${#what[@]} -gt 0 ] || what=(fetch issuance renewal_scan auth akash rss scale)
+[ ${#what[@]} -gt 0 ] || what=(fetch issuance renewal_scan auth akash watch rss scale)
 
 CERTFLEET_BENCH_DEPS=1 scripts/install-test-deps.sh
 cargo build --release --locked

@@ -48,6 +48,12 @@ impl Process {
         &self.name
     }
 
+    /// Its process id (to read its memory under /proc: benches/watch.rs).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the process has written so far.
     pub fn log(&self) -> String {
         self.log
