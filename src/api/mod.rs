@@ -11,6 +11,7 @@ mod dashboard;
 mod health;
 mod inventory;
 mod openapi;
+mod servers;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -126,6 +127,7 @@ pub fn router(app: Arc<Shared>) -> Router {
         .routes(routes!(inventory::list))
         .routes(routes!(inventory::show))
         .routes(routes!(inventory::events))
+        .routes(routes!(servers::caddy))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(openapi::document))
