@@ -42,5 +42,6 @@ mod openapi;
 mod pebble_harness;
 mod profiles;
 mod replicas;
+mod servers;
 mod store_story;
 mod tls;
