@@ -712,7 +712,7 @@ fn accepted(key: &CertKey) -> Response {
 /// The request's `If-None-Match` values, the one header GET reads: taken alone, where the
 /// `HeaderMap` extractor would copy every header of every request.
 #[derive(Debug)]
-pub struct IfNoneMatch(Vec<HeaderValue>);
+pub struct IfNoneMatch(pub(super) Vec<HeaderValue>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     type Rejection = Infallible;

@@ -128,6 +128,7 @@ pub fn router(app: Arc<Shared>) -> Router {
         .routes(routes!(inventory::show))
         .routes(routes!(inventory::events))
         .routes(routes!(servers::caddy))
+        .routes(routes!(servers::traefik))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(openapi::document))

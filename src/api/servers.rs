@@ -7,13 +7,21 @@
 //!   makes Caddy go on with its other certificate sources. Caddy sends no headers of its own,
 //!   so the API key rides in the URL (`key=`); see docs/recipes/caddy.md for the tradeoff.
 //!   Answered from the certificate service's memory: it never issues, never waits.
+//! - `GET /api/servers/traefik`: Traefik's HTTP provider. Traefik polls it (with the API key
+//!   in its `headers` option) for a dynamic configuration whose `tls.certificates` hold every
+//!   valid certificate the key may read, PEM inline in `certFile` and `keyFile`; an `ETag` of
+//!   the serials, and 304 on `If-None-Match`, make an unchanged poll cheap.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
+use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use super::ApiState;
-use super::certificate::parse_key_type;
+use super::certificate::{IfNoneMatch, parse_key_type};
 use crate::auth::{Principal, policy};
 use crate::domain::{CertKey, DomainName, KeySpec, NameSet};
 use crate::error::ApiError;
@@ -209,6 +217,151 @@ async fn authenticate(
                 .to_owned(),
         )),
     }
+}
+
+/// The most identities one Traefik document reads from the inventory: a fleet with more
+/// splits them over several keys (and several `http` providers).
+const TRAEFIK_MAX_SCAN: usize = 10_000;
+
+/// One inventory page read while building the Traefik document.
+const TRAEFIK_BATCH: u32 = 500;
+
+/// `GET /api/servers/traefik`: Traefik's HTTP provider.
+#[utoipa::path(
+    get,
+    path = "/api/servers/traefik",
+    tag = "servers",
+    operation_id = "traefikConfiguration",
+    summary = "Traefik's dynamic configuration: every certificate the key may read",
+    description = "A Traefik dynamic configuration (HTTP provider) whose `tls.certificates` \
+        hold every valid certificate the credential may read (its `domains` patterns; an admin \
+        credential reads all), each with the chain in `certFile` and the private key in \
+        `keyFile`, PEM inline. CSR-mode certificates (no key at certfleet), expired and revoked \
+        ones are left out. The `ETag` changes when a certificate does; with `If-None-Match` \
+        naming it, 304. Traefik sends the credential with the provider's `headers` option.",
+    params(
+        ("If-None-Match" = Option<String>, Header,
+            description = "The `ETag` of the document Traefik holds: 304 while it is current."),
+    ),
+    security(("APIKey" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The dynamic configuration.",
+            content_type = "application/json", body = TraefikConfig,
+            headers(("ETag" = String, description = "A tag of the certificates' serials."))),
+        (status = 304, response = super::openapi::NotModified),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 500, response = super::openapi::InternalError),
+        (status = 503, response = super::openapi::AuthUnavailable),
+    ),
+)]
+pub async fn traefik(
+    State(state): State<ApiState>,
+    principal: Principal,
+    IfNoneMatch(tags): IfNoneMatch,
+) -> Result<Response, ApiError> {
+    let app = &state.app;
+    let now = clock::now();
+    let mut certs = Vec::new();
+    let mut cursor = None;
+    let mut scanned = 0;
+    loop {
+        let batch = app.store.inventory(cursor.as_ref(), TRAEFIK_BATCH).await?;
+        let full = batch.len() >= TRAEFIK_BATCH as usize;
+        for entry in batch {
+            scanned += 1;
+            cursor = Some(entry.cursor());
+            let readable = principal.admin
+                || policy::first_denied(&principal.domains, &entry.key.names).is_none();
+            if !readable || entry.revoked.is_some() || entry.cert.is_none() {
+                continue;
+            }
+            if let Some(cert) = app.certs.valid(&entry.key, now).await?
+                && cert.key_pem.is_some()
+            {
+                certs.push(cert);
+            }
+        }
+        if !full || scanned >= TRAEFIK_MAX_SCAN {
+            break;
+        }
+    }
+    let mut context = digest::Context::new(&digest::SHA256);
+    for cert in &certs {
+        context.update(cert.names.to_string().as_bytes());
+        context.update(b"\0");
+        context.update(cert.key.as_str().as_bytes());
+        context.update(b"\0");
+        context.update(cert.serial.as_bytes());
+        context.update(b"\n");
+    }
+    let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(context.finish().as_ref()));
+    let etag_header = HeaderValue::from_str(&etag).map_err(|_| {
+        ApiError::Internal("the Traefik document's ETag is not a header value".to_owned())
+    })?;
+    let current = tags
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag);
+    if current {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response.headers_mut().insert(header::ETAG, etag_header);
+        return Ok(response);
+    }
+    let document = TraefikConfig {
+        tls: TraefikTls {
+            certificates: certs
+                .iter()
+                .map(|cert| TraefikCertificate {
+                    cert_file: &cert.cert_pem,
+                    key_file: cert.key_pem.as_deref().unwrap_or_default(),
+                })
+                .collect(),
+        },
+    };
+    let mut response = axum::Json(&document).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::ETAG, etag_header);
+    for cert in &certs {
+        // The audit line names one certificate per request: this route hands out several.
+        tracing::info!(
+            principal = %principal.name,
+            method = principal.method,
+            names = %cert.names,
+            key_type = cert.key.as_str(),
+            serial = %cert.serial,
+            "traefik: private key handed out"
+        );
+    }
+    Ok(response)
+}
+
+/// Traefik's dynamic configuration, the part certfleet fills: `tls.certificates`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TraefikConfig<'a> {
+    #[schema(inline)]
+    tls: TraefikTls<'a>,
+}
+
+/// `tls` of Traefik's dynamic configuration.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct TraefikTls<'a> {
+    /// Every certificate the credential may read; Traefik picks one by the client's SNI.
+    #[schema(inline)]
+    certificates: Vec<TraefikCertificate<'a>>,
+}
+
+/// One of Traefik's `tls.certificates`: Traefik takes the PEM itself in place of a file path.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct TraefikCertificate<'a> {
+    /// The leaf and its chain, PEM.
+    cert_file: &'a str,
+    /// The private key, PKCS#8 PEM.
+    key_file: &'a str,
 }
 
 fn no_content() -> Response {
