@@ -184,8 +184,10 @@ async fn caddy_serves_certfleets_certificate_and_its_renewal_without_a_restart()
     let second = issued_serial(&json(response).await);
     assert_ne!(first, second);
     let renewed = Instant::now();
+    let mut connections = 0;
     loop {
         let served = served_serial(https_port, NAME).await;
+        connections += 1;
         if served.as_deref() == Some(second.as_str()) {
             break;
         }
@@ -197,8 +199,153 @@ async fn caddy_serves_certfleets_certificate_and_its_renewal_without_a_restart()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     eprintln!(
-        "caddy: the renewed certificate served {} ms after the renewal",
+        "caddy: the renewed certificate served {} ms after the renewal, on connection {connections}",
         renewed.elapsed().as_millis()
     );
+    // Caddy keeps no copy of what the manager answers: the first new connection has it.
+    assert_eq!(connections, 1, "Caddy served the old certificate after the renewal");
+    assert!(
+        !caddy.log().contains(FLEET_A_KEY),
+        "Caddy logged the key:\n{}",
+        caddy.log()
+    );
     drop(caddy);
+}
+
+/// The private key's PEM matches the leaf's public key.
+fn key_matches_leaf(cert_pem: &str, key_pem: &str) -> bool {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let leaf = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .expect("a certificate")
+        .expect("PEM");
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("a PEM private key");
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .expect("a key rustls loads");
+    let (_, cert) = X509Certificate::from_der(&leaf).expect("parse the leaf");
+    signing
+        .public_key()
+        .is_some_and(|spki| spki.as_ref() == cert.tbs_certificate.subject_pki.raw)
+}
+
+/// Traefik cannot be installed here: the document is checked against Traefik's published
+/// dynamic-configuration format (the HTTP provider takes the file provider's; `tls.certificates`
+/// entries with `certFile` and `keyFile`, which take the PEM content in place of a path).
+#[tokio::test]
+async fn traefik_gets_every_certificate_its_key_may_read_with_an_etag() {
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let service = Service::start(&pebble).await;
+    let route = format!("{}/api/servers/traefik", service.base);
+    let get = |key: &'static str, tag: Option<String>| {
+        let mut request = service
+            .client()
+            .get(&route)
+            .header("Authorization", format!("APIKey {key}"));
+        if let Some(tag) = tag {
+            request = request.header("If-None-Match", tag);
+        }
+        async move { request.send().await.expect("GET") }
+    };
+
+    // No credential: 401; nothing issued yet: an empty list, valid for Traefik.
+    let response = service.client().get(&route).send().await.expect("GET");
+    assert_eq!(response.status(), 401);
+    let response = get(FLEET_A_KEY, None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(json(response).await, json!({"tls": {"certificates": []}}));
+
+    // One certificate fleet-a may read, one it may not.
+    for (key, name) in [
+        (FLEET_A_KEY, "t1.a.example.test"),
+        (common::service::ADMIN_KEY, "other.example.test"),
+    ] {
+        let response = service
+            .post("/api/certificate", key, json!({ "domain": name }))
+            .await;
+        assert_eq!(response.status(), 200, "{name}");
+    }
+    let response = get(FLEET_A_KEY, None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let document = json(response).await;
+    // The shape Traefik reads: only `tls.certificates`, each with exactly certFile and keyFile.
+    let top: Vec<&String> = document.as_object().expect("an object").keys().collect();
+    assert_eq!(top, ["tls"]);
+    let tls: Vec<&String> = document["tls"].as_object().expect("tls").keys().collect();
+    assert_eq!(tls, ["certificates"]);
+    let certificates = document["tls"]["certificates"].as_array().expect("a list");
+    assert_eq!(certificates.len(), 1, "fleet-a reads only its own: {document}");
+    let entry = certificates[0].as_object().expect("an entry");
+    let mut fields: Vec<&String> = entry.keys().collect();
+    fields.sort();
+    assert_eq!(fields, ["certFile", "keyFile"]);
+    let cert_pem = entry["certFile"].as_str().expect("certFile");
+    let key_pem = entry["keyFile"].as_str().expect("keyFile");
+    assert_eq!(cert_pem.matches("-----BEGIN CERTIFICATE-----").count(), 2, "the chain");
+    let der = common::leaf_der(&json!({ "certificate": cert_pem }));
+    assert_eq!(common::san_dns_names(&der), ["t1.a.example.test"]);
+    assert!(key_matches_leaf(cert_pem, key_pem), "keyFile is the leaf's key");
+
+    // The admin reads both.
+    let response = get(common::service::ADMIN_KEY, None).await;
+    let all = json(response).await;
+    let mut names: Vec<Vec<String>> = all["tls"]["certificates"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|entry| {
+            let der = common::leaf_der(&json!({ "certificate": entry["certFile"] }));
+            common::san_dns_names(&der)
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, [["other.example.test"], ["t1.a.example.test"]]);
+
+    // Unchanged: 304 with the same tag. A renewal changes the tag.
+    let response = get(FLEET_A_KEY, Some(etag.clone())).await;
+    assert_eq!(response.status(), 304);
+    assert_eq!(response.headers()["etag"], etag.as_str());
+    let response = service
+        .post(
+            "/api/certificate/renew",
+            FLEET_A_KEY,
+            json!({ "domain": "t1.a.example.test" }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let renewed = common::leaf_der(&json(response).await);
+    let response = get(FLEET_A_KEY, Some(etag.clone())).await;
+    assert_eq!(response.status(), 200, "a renewal is a new document");
+    assert_ne!(response.headers()["etag"], etag.as_str());
+    let document = json(response).await;
+    let served = common::leaf_der(&json!({
+        "certificate": document["tls"]["certificates"][0]["certFile"]
+    }));
+    assert_eq!(served, renewed, "the renewed certificate");
+    // A renewal by the other identity does not change fleet-a's document.
+    let response = get(FLEET_A_KEY, None).await;
+    let tag = response.headers()["etag"].to_str().expect("ascii").to_owned();
+    let response = service
+        .post(
+            "/api/certificate/renew",
+            common::service::ADMIN_KEY,
+            json!({ "domain": "other.example.test" }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let response = get(FLEET_A_KEY, Some(tag)).await;
+    assert_eq!(response.status(), 304, "fleet-a's certificates did not change");
 }
