@@ -55,9 +55,7 @@ impl CaddyQuery {
             match name.as_ref() {
                 "key" => parsed.key = Some(value.into_owned()),
                 "server_name" => parsed.server_name = Some(value.into_owned()),
-                "domain" => parsed
-                    .domains
-                    .extend(value.split(',').map(str::to_owned)),
+                "domain" => parsed.domains.extend(value.split(',').map(str::to_owned)),
                 "keyType" => parsed.key_type = Some(value.into_owned()),
                 _ => {}
             }

@@ -27,7 +27,10 @@ const NAME: &str = "caddy.a.example.test";
 /// The first ```caddyfile block of the recipe.
 fn recipe_caddyfile() -> String {
     let text = std::fs::read_to_string(RECIPE).expect("read docs/recipes/caddy.md");
-    let start = text.find("```caddyfile\n").expect("the recipe has a caddyfile block") + 13;
+    let start = text
+        .find("```caddyfile\n")
+        .expect("the recipe has a caddyfile block")
+        + 13;
     let end = start + text[start..].find("```").expect("the block ends");
     text[start..end].to_owned()
 }
@@ -35,7 +38,11 @@ fn recipe_caddyfile() -> String {
 /// The recipe's Caddyfile pointed at this test's certfleet, name and ports.
 fn caddyfile(service: &Service, https_port: u16, admin_port: u16) -> String {
     let recipe = recipe_caddyfile();
-    for part in ["https://certfleet.example.com", "www.example.com {", "\tauto_https disable_certs\n"] {
+    for part in [
+        "https://certfleet.example.com",
+        "www.example.com {",
+        "\tauto_https disable_certs\n",
+    ] {
         assert!(recipe.contains(part), "the recipe lost {part:?}:\n{recipe}");
     }
     recipe
@@ -151,7 +158,11 @@ async fn caddy_serves_certfleets_certificate_and_its_renewal_without_a_restart()
     assert_eq!(response.headers()["content-type"], "application/x-pem-file");
     assert_eq!(response.headers()["cache-control"], "no-store");
     let pem = response.text().await.expect("body");
-    assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 2, "{pem}");
+    assert_eq!(
+        pem.matches("-----BEGIN CERTIFICATE-----").count(),
+        2,
+        "{pem}"
+    );
     assert!(pem.contains("-----BEGIN PRIVATE KEY-----"), "{pem}");
     // A name the key may not read is "not managed" (204), not a handshake failure; a bad key
     // is an error Caddy logs.
@@ -178,7 +189,11 @@ async fn caddy_serves_certfleets_certificate_and_its_renewal_without_a_restart()
 
     // A forced renewal: the next handshake gets the new serial, Caddy untouched.
     let response = service
-        .post("/api/certificate/renew", FLEET_A_KEY, json!({ "domain": NAME }))
+        .post(
+            "/api/certificate/renew",
+            FLEET_A_KEY,
+            json!({ "domain": NAME }),
+        )
         .await;
     assert_eq!(response.status(), 200);
     let second = issued_serial(&json(response).await);
@@ -203,7 +218,10 @@ async fn caddy_serves_certfleets_certificate_and_its_renewal_without_a_restart()
         renewed.elapsed().as_millis()
     );
     // Caddy keeps no copy of what the manager answers: the first new connection has it.
-    assert_eq!(connections, 1, "Caddy served the old certificate after the renewal");
+    assert_eq!(
+        connections, 1,
+        "Caddy served the old certificate after the renewal"
+    );
     assert!(
         !caddy.log().contains(FLEET_A_KEY),
         "Caddy logged the key:\n{}",
@@ -287,17 +305,28 @@ async fn traefik_gets_every_certificate_its_key_may_read_with_an_etag() {
     let tls: Vec<&String> = document["tls"].as_object().expect("tls").keys().collect();
     assert_eq!(tls, ["certificates"]);
     let certificates = document["tls"]["certificates"].as_array().expect("a list");
-    assert_eq!(certificates.len(), 1, "fleet-a reads only its own: {document}");
+    assert_eq!(
+        certificates.len(),
+        1,
+        "fleet-a reads only its own: {document}"
+    );
     let entry = certificates[0].as_object().expect("an entry");
     let mut fields: Vec<&String> = entry.keys().collect();
     fields.sort();
     assert_eq!(fields, ["certFile", "keyFile"]);
     let cert_pem = entry["certFile"].as_str().expect("certFile");
     let key_pem = entry["keyFile"].as_str().expect("keyFile");
-    assert_eq!(cert_pem.matches("-----BEGIN CERTIFICATE-----").count(), 2, "the chain");
+    assert_eq!(
+        cert_pem.matches("-----BEGIN CERTIFICATE-----").count(),
+        2,
+        "the chain"
+    );
     let der = common::leaf_der(&json!({ "certificate": cert_pem }));
     assert_eq!(common::san_dns_names(&der), ["t1.a.example.test"]);
-    assert!(key_matches_leaf(cert_pem, key_pem), "keyFile is the leaf's key");
+    assert!(
+        key_matches_leaf(cert_pem, key_pem),
+        "keyFile is the leaf's key"
+    );
 
     // The admin reads both.
     let response = get(common::service::ADMIN_KEY, None).await;
@@ -337,7 +366,10 @@ async fn traefik_gets_every_certificate_its_key_may_read_with_an_etag() {
     assert_eq!(served, renewed, "the renewed certificate");
     // A renewal by the other identity does not change fleet-a's document.
     let response = get(FLEET_A_KEY, None).await;
-    let tag = response.headers()["etag"].to_str().expect("ascii").to_owned();
+    let tag = response.headers()["etag"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let response = service
         .post(
             "/api/certificate/renew",
@@ -347,5 +379,9 @@ async fn traefik_gets_every_certificate_its_key_may_read_with_an_etag() {
         .await;
     assert_eq!(response.status(), 200);
     let response = get(FLEET_A_KEY, Some(tag)).await;
-    assert_eq!(response.status(), 304, "fleet-a's certificates did not change");
+    assert_eq!(
+        response.status(),
+        304,
+        "fleet-a's certificates did not change"
+    );
 }
