@@ -87,7 +87,7 @@ impl CaddyQuery {
             description = "The identity's names, when it holds more than the SNI name."),
         ("keyType" = Option<super::openapi::KeyTypeName>, Query),
     ),
-    security((), ("APIKey" = [])),
+    security(("APIKey" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The leaf, its chain and the private key, PEM.",
             content_type = "application/x-pem-file", body = String),
