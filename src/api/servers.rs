@@ -168,12 +168,12 @@ fn candidates(sni: &DomainName, domains: &[String]) -> Result<Vec<NameSet>, ApiE
         let covers = names.names().iter().any(|name| covers(name, sni));
         return Ok(if covers { vec![names] } else { Vec::new() });
     }
-    let mut sets = vec![NameSet::new(vec![sni.clone()]).map_err(invalid)?];
+    let mut sets = vec![NameSet::new(vec![sni.clone()]).map_err(|e| invalid(&e))?];
     if let Some((_, parent)) = sni.as_str().split_once('.')
         && parent.contains('.')
         && let Ok(wildcard) = DomainName::parse(&format!("*.{parent}"))
     {
-        sets.push(NameSet::new(vec![wildcard]).map_err(invalid)?);
+        sets.push(NameSet::new(vec![wildcard]).map_err(|e| invalid(&e))?);
     }
     Ok(sets)
 }
@@ -191,7 +191,7 @@ fn covers(name: &DomainName, sni: &DomainName) -> bool {
             .is_some_and(|(_, parent)| parent == name.base())
 }
 
-fn invalid(err: crate::domain::DomainError) -> ApiError {
+fn invalid(err: &crate::domain::DomainError) -> ApiError {
     ApiError::InvalidDomain(err.to_string())
 }
 
