@@ -391,8 +391,8 @@ mod tests {
         let sets = candidates(&name("www.a.example.test"), &[]).expect("sets");
         let texts: Vec<String> = sets.iter().map(ToString::to_string).collect();
         assert_eq!(texts, ["www.a.example.test", "*.a.example.test"]);
-        let sets = candidates(&name("example"), &[]).expect("sets");
-        assert_eq!(sets.len(), 1, "no wildcard of a top-level name");
+        let sets = candidates(&name("example.test"), &[]).expect("sets");
+        assert_eq!(sets.len(), 1, "no wildcard of a whole top-level domain");
         let named = ["*.a.example.test".to_owned(), "a.example.test".to_owned()];
         assert_eq!(
             candidates(&name("x.a.example.test"), &named)
