@@ -385,3 +385,80 @@ async fn traefik_gets_every_certificate_its_key_may_read_with_an_etag() {
         "fleet-a's certificates did not change"
     );
 }
+
+/// The key Caddy sends in the URL is in no line of certfleet's log, at `debug` and at `trace`
+/// (the real binary, as an operator runs it): not on a delivery (whose audit line names the
+/// key by its name), a refusal, or a wrong key.
+#[tokio::test]
+async fn the_key_in_caddys_url_is_never_logged() {
+    let pebble = Pebble::start(PebbleOptions {
+        v2_10: true,
+        ..PebbleOptions::default()
+    })
+    .await;
+    let wrong = "wrong-caddy-key-0123456789abcdef0123456789";
+    for level in ["debug", "trace"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db_url = format!("sqlite://{}", dir.path().join("certfleet.db").display());
+        let port = common::free_port();
+        let yaml = common::service::base_yaml(&pebble, &db_url, "30s").replace(
+            "server:\n",
+            &format!("server:\n  listen: \"127.0.0.1:{port}\"\n  metricsListen: \"\"\n"),
+        );
+        let config = dir.path().join("certfleet.yaml");
+        std::fs::write(&config, yaml).expect("write the config");
+        let certfleet = common::process::serve(&config, Some(level), None);
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "not ready:\n{}", certfleet.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let response = client
+            .post(format!("{base}/api/certificate"))
+            .header("Authorization", format!("APIKey {FLEET_A_KEY}"))
+            .json(&json!({ "domain": NAME }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), 200, "{}", certfleet.log());
+        for (query, status) in [
+            (format!("key={FLEET_A_KEY}&server_name={NAME}"), 200),
+            (format!("key={FLEET_A_KEY}&server_name=b.example.test"), 204),
+            (format!("key={wrong}&server_name={NAME}"), 401),
+        ] {
+            let response = client
+                .get(format!("{base}{ROUTE}?{query}"))
+                .send()
+                .await
+                .expect("GET");
+            assert_eq!(response.status(), status, "{query}");
+        }
+        // The log is written by the time the answer is read; give the drains a moment.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let log = certfleet.log();
+        assert!(
+            log.contains("fleet-a") && log.contains(NAME),
+            "the delivery is logged ({level}):\n{log}"
+        );
+        assert!(
+            !log.contains(FLEET_A_KEY),
+            "the key is logged ({level}):\n{log}"
+        );
+        assert!(
+            !log.contains(wrong),
+            "a wrong key is logged ({level}):\n{log}"
+        );
+        drop(certfleet);
+    }
+}
