@@ -665,7 +665,7 @@ fn deliver(
 /// Records in the store that `principal` received `rendered`'s serial (the inventory's "who
 /// has which serial"): a write the first time, then at most hourly; every other fetch only
 /// looks at the rendering's short list. A failed write is logged; the fetch goes on.
-async fn note_delivery(
+pub(super) async fn note_delivery(
     app: &Shared,
     principal: &Principal,
     key: &CertKey,

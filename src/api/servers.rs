@@ -21,7 +21,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::ApiState;
-use super::certificate::{IfNoneMatch, parse_key_type};
+use super::certificate::{IfNoneMatch, note_delivery, parse_key_type};
 use crate::auth::{Principal, policy};
 use crate::domain::{CertKey, DomainName, KeySpec, NameSet};
 use crate::error::ApiError;
@@ -140,6 +140,9 @@ pub async fn caddy(
         let Some(private_key) = cert.key_pem.as_deref() else {
             continue;
         };
+        // The inventory's "who has which serial": a store write at most hourly per key.
+        let rendered = state.renderings.of(&key, &cert);
+        note_delivery(app, &principal, &key, &rendered, now).await;
         let mut body = String::with_capacity(cert.cert_pem.len() + private_key.len() + 1);
         body.push_str(&cert.cert_pem);
         if !body.ends_with('\n') {
@@ -324,6 +327,13 @@ pub async fn traefik(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::ETAG, etag_header);
     for cert in &certs {
+        let key = CertKey {
+            names: cert.names.clone(),
+            key: cert.key.clone(),
+            profile: cert.profile.clone(),
+        };
+        let rendered = state.renderings.of(&key, cert);
+        note_delivery(app, &principal, &key, &rendered, now).await;
         // The audit line names one certificate per request: this route hands out several.
         tracing::info!(
             principal = %principal.name,

@@ -342,6 +342,14 @@ async fn traefik_gets_every_certificate_its_key_may_read_with_an_etag() {
         .collect();
     names.sort();
     assert_eq!(names, [["other.example.test"], ["t1.a.example.test"]]);
+    // The inventory notes who has which serial, as for any delivery.
+    let noted = service
+        .count_rows("deliveries WHERE principal = 'psk:admin' AND names LIKE '%t1.a.example.test%'")
+        .await;
+    assert_eq!(
+        noted, 1,
+        "the admin's Traefik delivery of t1 is in the inventory"
+    );
 
     // Unchanged: 304 with the same tag. A renewal changes the tag.
     let response = get(FLEET_A_KEY, Some(etag.clone())).await;
