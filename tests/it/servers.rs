@@ -176,6 +176,38 @@ async fn caddy_serves_certfleets_certificate_and_its_renewal_without_a_restart()
         assert_eq!(response.status(), status, "{query}");
     }
 
+    // A certificate of several names is named in the URL (`domain`), for any SNI name it holds.
+    let set = "caddy2.a.example.test,caddy3.a.example.test";
+    let response = service
+        .post(
+            "/api/certificate",
+            FLEET_A_KEY,
+            json!({ "domains": ["caddy2.a.example.test", "caddy3.a.example.test"] }),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    for (query, status) in [
+        (
+            format!("key={FLEET_A_KEY}&server_name=caddy3.a.example.test&domain={set}"),
+            200,
+        ),
+        (
+            format!("key={FLEET_A_KEY}&server_name=caddy3.a.example.test"),
+            204,
+        ),
+        (
+            format!("key={FLEET_A_KEY}&server_name={NAME}&domain={set}"),
+            204,
+        ),
+        (
+            format!("key={FLEET_A_KEY}&server_name={NAME}&keyType=dsa"),
+            400,
+        ),
+    ] {
+        let response = client.get(url(&query)).send().await.expect("GET");
+        assert_eq!(response.status(), status, "{query}");
+    }
+
     // Real Caddy with the recipe's Caddyfile, a real TLS client.
     let dir = tempfile::tempdir().expect("temporary directory");
     let (https_port, admin_port) = (common::free_port(), common::free_port());
