@@ -3,8 +3,8 @@
 # Pebble and pebble-challtestsrv (ACME CA), BIND (RFC 2136 DNS-01 tests), openssl (demo), wrk and certbot (benchmarks),
 # PostgreSQL (tests/it/store_story.rs and the replica tests start their own server from its binaries),
 # Chromium and chromedriver (the dashboard's browser tests),
-# Debian trixie's pebble 2.6 (ARI tests) and forky's 2.10 (the 2026 ACME features), unpacked under
-# target/test-tools;
+# Debian trixie's pebble 2.6 (ARI tests) and forky's 2.10 (the 2026 ACME features), and forky's
+# caddy 2.11 (tests/it/servers.rs), unpacked under target/test-tools;
 # the npm packages of the tests' OpenID provider (tests/oidc) and Akash SDK (tests/akash); and
 # the PyPI packages of the notification tests (tests/notify: aiosmtpd, a real SMTP server, and
 # standardwebhooks, the webhook signature check), installed with pip under target/test-tools.
