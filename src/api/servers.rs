@@ -329,7 +329,7 @@ pub async fn traefik(
     for cert in &certs {
         let key = CertKey {
             names: cert.names.clone(),
-            key: cert.key.clone(),
+            key: cert.key,
             profile: cert.profile.clone(),
         };
         let rendered = state.renderings.of(&key, cert);
