@@ -169,6 +169,7 @@ impl App {
                 renderings_budget: cache_budget,
                 ui: config.server.ui,
                 tls: config.server.tls.is_some(),
+                watchers: Arc::new(crate::api::watch::Watchers::new(config.server.watch)),
             }),
         }))
     }

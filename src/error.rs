@@ -104,6 +104,14 @@ pub enum ApiError {
         /// How long until the oldest counted order leaves the window.
         retry_after: Duration,
     },
+    /// 429 `watch_limit`: too many requests wait (`wait=`) on this server or for this
+    /// credential (`server.watch`).
+    WatchLimit {
+        /// Which bound, and how many wait.
+        message: String,
+        /// When to ask again.
+        retry_after: Duration,
+    },
     /// 502 `validation_failed`: the CA could not validate a challenge.
     ValidationFailed(String),
     /// 502 `ca_error`: the CA failed or could not be reached.
@@ -147,7 +155,7 @@ pub struct ErrorBody<'a> {
 /// Every stable `code` of an error body: each [`ApiError`]'s (`tests/it/openapi.rs` checks that
 /// none is missing), then the two bodies answered outside it: `issuing` (202 from the
 /// certificate routes) and `not_ready` (503 from `/readyz`).
-pub const ERROR_CODES: [&str; 40] = [
+pub const ERROR_CODES: [&str; 41] = [
     "invalid_body",
     "invalid_domain",
     "domain_rejected",
@@ -178,6 +186,7 @@ pub const ERROR_CODES: [&str; 40] = [
     "rate_limited",
     "renew_too_soon",
     "ca_limit",
+    "watch_limit",
     "validation_failed",
     "ca_error",
     "dns_error",
@@ -239,6 +248,7 @@ impl ApiError {
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::RenewTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renew_too_soon"),
             Self::CaLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "ca_limit"),
+            Self::WatchLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "watch_limit"),
             Self::ValidationFailed(_) => (StatusCode::BAD_GATEWAY, "validation_failed"),
             Self::CaError(_) => (StatusCode::BAD_GATEWAY, "ca_error"),
             Self::DnsError(_) => (StatusCode::BAD_GATEWAY, "dns_error"),
@@ -286,7 +296,8 @@ impl ApiError {
             | Self::DnsPersistRecordExpired(m)
             | Self::RateLimited { message: m, .. }
             | Self::RenewTooSoon { message: m, .. }
-            | Self::CaLimit { message: m, .. } => m,
+            | Self::CaLimit { message: m, .. }
+            | Self::WatchLimit { message: m, .. } => m,
             Self::MethodNotAllowed => "this method is not allowed on this route",
             Self::BodyTooLarge => "the request body is too large",
             Self::UnsupportedMediaType => {
@@ -336,6 +347,7 @@ impl IntoResponse for ApiError {
             Self::RateLimited { retry_after, .. }
             | Self::RenewTooSoon { retry_after, .. }
             | Self::CaLimit { retry_after, .. }
+            | Self::WatchLimit { retry_after, .. }
             | Self::Backoff { retry_after, .. } => {
                 headers.insert(
                     header::RETRY_AFTER,
@@ -503,6 +515,10 @@ impl ApiError {
                 message: String::new(),
                 retry_after,
             },
+            ApiError::WatchLimit {
+                message: String::new(),
+                retry_after,
+            },
             ApiError::ValidationFailed(String::new()),
             ApiError::CaError(String::new()),
             ApiError::DnsError(String::new()),
@@ -543,6 +559,7 @@ impl ApiError {
                 | ApiError::RateLimited { .. }
                 | ApiError::RenewTooSoon { .. }
                 | ApiError::CaLimit { .. }
+                | ApiError::WatchLimit { .. }
                 | ApiError::ValidationFailed(_)
                 | ApiError::CaError(_)
                 | ApiError::DnsError(_)

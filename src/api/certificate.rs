@@ -199,6 +199,10 @@ pub async fn renew(
         ("spkiSha256" = Option<String>, Query,
             description = "CSR mode, instead of `keyType`: the base64url SHA-256 of the \
                 client's public key (its DER SubjectPublicKeyInfo)."),
+        ("wait" = Option<String>, Query,
+            description = "With `If-None-Match` naming the current certificate: hold the \
+                request until another is stored (then 200 with it) or this long has passed \
+                (then 304), such as `60s`; at most `server.watch.maxWait`."),
         ("If-None-Match" = Option<String>, Header,
             description = "The `ETag` of the certificate the client holds: 304 while it is current."),
     ),
@@ -211,6 +215,7 @@ pub async fn renew(
         (status = 401, response = super::openapi::Unauthorized),
         (status = 403, response = super::openapi::Forbidden),
         (status = 404, response = super::openapi::NotFound),
+        (status = 429, response = super::openapi::RateLimited),
         (status = 500, response = super::openapi::InternalError),
         (status = 503, response = super::openapi::AuthUnavailable),
     ),
@@ -223,16 +228,32 @@ pub async fn get(
     IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let (app, renderings) = (&state.app, &state.renderings);
-    let mut key = parse_query(
+    let mut wait = None;
+    let mut key = parse_identity_query(
         uri.query().unwrap_or(""),
-        app.default_key_type,
-        app.default_profile.as_ref(),
+        (app.default_key_type, app.default_profile.as_ref()),
+        "domain (repeatable), keyType or spkiSha256, profile, wait",
+        |name, value| match name {
+            "wait" => {
+                wait = Some(app.watchers.wait(value)?);
+                Ok(true)
+            }
+            _ => Ok(false),
+        },
     )?;
     authorize(&principal, &key)?;
     address_profile(app, &mut key).await?;
     let now = clock::now();
     if let Some(cert) = app.certs.valid(&key, now).await? {
-        let hit = renderings.of(&key, &cert);
+        let mut hit = renderings.of(&key, &cert);
+        let mut cert = cert;
+        // A watch holding the current certificate waits for the next one.
+        if let Some(wait) = wait.filter(|_| if_none_match(&tags, &hit.etag))
+            && let Some(changed) =
+                wait_for_change(&state, &principal, &key, &hit.etag, wait).await?
+        {
+            (cert, hit) = changed;
+        }
         if if_none_match(&tags, &hit.etag) {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             response
@@ -249,6 +270,35 @@ pub async fn get(
     Err(ApiError::NotFound(format!(
         "no valid certificate for {key}; POST /api/certificate to obtain one"
     )))
+}
+
+/// Holds a watch (`wait=`) until `key`'s certificate is another than the one of `etag`, or
+/// `wait` has passed (`None`: unchanged, answered 304).
+async fn wait_for_change(
+    state: &ApiState,
+    principal: &Principal,
+    key: &CertKey,
+    etag: &str,
+    wait: std::time::Duration,
+) -> Result<Option<(Arc<StoredCert>, Arc<Rendered>)>, ApiError> {
+    let _slot = state.app.watchers.enter(&principal.name)?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = state.app.certs.changes();
+    loop {
+        // Subscribed before looking, so a change between the look and the wait is not missed.
+        changes.mark_unchanged();
+        if let Some(cert) = state.app.certs.valid(key, clock::now()).await? {
+            let hit = state.renderings.of(key, &cert);
+            if hit.etag != etag {
+                return Ok(Some((cert, hit)));
+            }
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            // The wait is over, or the service is going away: the client holds the current one.
+            Ok(Err(_)) | Err(_) => return Ok(None),
+        }
+    }
 }
 
 /// Waits `server.issueWait` for the issuance: 200 with the certificate, its error, or 202.
@@ -516,6 +566,7 @@ async fn keep_csr(
     Ok(())
 }
 
+#[cfg(test)]
 fn parse_query(
     query: &str,
     default_key_type: KeyType,

@@ -12,6 +12,7 @@ mod health;
 mod inventory;
 mod openapi;
 mod servers;
+pub mod watch;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -116,6 +117,8 @@ pub struct Shared {
     pub ui: bool,
     /// Whether the API is served over TLS (the dashboard's cookie is then `Secure`).
     pub tls: bool,
+    /// `server.watch`: the requests waiting for their certificate to change.
+    pub watchers: Arc<watch::Watchers>,
 }
 
 /// Every API route, each with its OpenAPI documentation; the document is rendered here, once.

@@ -314,7 +314,8 @@ responses! {
         "`rate_limited` (the CA's rate limit, or an earlier one backing off), \
          `renew_too_soon` (a forced renewal less than an hour ago) or `ca_limit` (a new \
          certificate would exceed a CA limit certfleet keeps to, or the credential's quota: \
-         nothing was ordered).",
+         nothing was ordered), or `watch_limit` (too many requests wait with `wait=` on this \
+         server or for this credential).",
     )
         .header("Retry-After", seconds_header("Seconds until a new attempt is allowed."))
         .build();

@@ -18,6 +18,11 @@
 //!
 //! Any failure is one line on stderr, exit status 1, and the old files as they were (an
 //! unfinished rotation keeps its `.key.next.pem` for the next run).
+//!
+//! With `--watch` the run repeats for good: each later GET asks the server to hold it until
+//! the certificate changes (`wait=`, `--watch-hold`), so a renewal is written and `--exec` run
+//! within a second; a failure is printed and retried with back-off (1 s doubling to 60 s), so a
+//! restarting server is waited out.
 
 mod args;
 mod bundle;
@@ -130,6 +135,15 @@ pub enum PlanError {
     /// `--wait` is below one second.
     #[error("--wait: give at least 1s (the default is 10m)")]
     WaitTooShort,
+    /// `--watch-hold` is not a duration.
+    #[error("--watch-hold: {source}")]
+    WatchHold {
+        /// What is wrong with it.
+        source: DurationError,
+    },
+    /// `--watch-hold` is below one second.
+    #[error("--watch-hold: give at least 1s (the default is 5m)")]
+    WatchHoldTooShort,
 }
 
 /// `--exec` did not succeed after the files were updated; it is owed to the next run.
@@ -169,17 +183,53 @@ pub fn main(args: FetchArgs) -> std::process::ExitCode {
     super::run_async(run(args))
 }
 
-/// Brings `--out` up to date with the server's certificate. The error's `Display` is the one
-/// line to print.
+/// The back-off of `--watch` after a failure: doubling from the first to the last.
+const WATCH_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
+
+/// Brings `--out` up to date with the server's certificate (and with `--watch` keeps it so).
+/// The error's `Display` is the one line to print.
 pub async fn run(args: FetchArgs) -> Result<(), FetchError> {
     let plan = Plan::new(args, |name| std::env::var(name).ok())?;
     warn(&plan.warnings);
     let out = OutDir::open(&plan.out)?;
     let api = Api::new(&plan.server, &plan.credential, &plan.trust)?;
+    let Some(hold) = plan.watch else {
+        return once(&plan, &out, &api, None).await;
+    };
+    let mut retry = WATCH_RETRY.0;
+    let mut held = None;
+    loop {
+        match once(&plan, &out, &api, held).await {
+            Ok(()) => {
+                retry = WATCH_RETRY.0;
+                held = Some(hold);
+            }
+            Err(err) => {
+                eprintln!(
+                    "certfleet: {err}; --watch tries again in {}s",
+                    retry.as_secs()
+                );
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(WATCH_RETRY.1);
+                // After a failure, a plain run first: the server may have restarted with
+                // another certificate, or the files may need rewriting.
+                held = None;
+            }
+        }
+    }
+}
+
+/// One run: `hold`, the watch's request held until the certificate changes.
+async fn once(
+    plan: &Plan,
+    out: &OutDir,
+    api: &Api,
+    hold: Option<Duration>,
+) -> Result<(), FetchError> {
     let mut warnings = Vec::new();
     let keys = plan
         .local
-        .map(|rotation| KeyStep::prepare(&out, &plan.names, plan.key_type, rotation, &mut warnings))
+        .map(|rotation| KeyStep::prepare(out, &plan.names, plan.key_type, rotation, &mut warnings))
         .transpose()?;
     warn(&warnings);
     let ask = keys
@@ -197,12 +247,13 @@ pub async fn run(args: FetchArgs) -> Result<(), FetchError> {
             ask,
             etag.as_deref(),
             plan.wait,
+            hold,
         )
         .await?;
     let changed = match answer {
         Answer::NotModified => false,
         Answer::Certificate { body, etag } => {
-            install(&plan, &out, keys.as_ref(), &body, etag.as_deref())?
+            install(plan, out, keys.as_ref(), &body, etag.as_deref())?
         }
     };
     match &plan.exec {
@@ -270,6 +321,8 @@ struct Plan {
     out: PathBuf,
     exec: Option<String>,
     wait: Duration,
+    /// `--watch`, with `--watch-hold`.
+    watch: Option<Duration>,
     warnings: Vec<String>,
 }
 
@@ -306,6 +359,17 @@ impl Plan {
         if wait < Duration::from_secs(1) {
             return Err(PlanError::WaitTooShort);
         }
+        let watch = match args.watch {
+            false => None,
+            true => {
+                let hold = parse_duration(&args.watch_hold)
+                    .map_err(|source| PlanError::WatchHold { source })?;
+                if hold < Duration::from_secs(1) {
+                    return Err(PlanError::WatchHoldTooShort);
+                }
+                Some(hold)
+            }
+        };
         Ok(Self {
             server,
             names,
@@ -317,6 +381,7 @@ impl Plan {
             out: args.out,
             exec: args.exec,
             wait,
+            watch,
             warnings,
         })
     }

@@ -38,6 +38,7 @@ mod server;
 mod storage;
 mod tls;
 mod tree;
+mod watch;
 
 use std::{fs, path::Path};
 
@@ -66,6 +67,7 @@ pub use self::{
     server::{CertificateSeries, ServerConfig},
     storage::{Database, EncryptionKey, PostgresConfig, SqliteConfig, StorageConfig},
     tls::{TlsAcmeConfig, TlsConfig},
+    watch::WatchConfig,
 };
 
 /// The whole configuration, with defaults applied and every value checked.

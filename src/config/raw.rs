@@ -78,6 +78,16 @@ pub(super) struct RawServer {
     pub cache_size: Option<String>,
     pub ui: Option<bool>,
     pub tls: Option<RawTls>,
+    pub watch: Option<RawWatch>,
+}
+
+/// `server.watch`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawWatch {
+    pub max_wait: Option<String>,
+    pub max_waiters: Option<String>,
+    pub max_per_credential: Option<String>,
 }
 
 /// `server.tls`.

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub ui: bool,
     /// `server.tls`: certfleet's own certificate; `None` serves plain HTTP (warned at start).
     pub tls: Option<TlsConfig>,
+    /// `server.watch`: the long-poll of `GET /api/certificate?...&wait=`.
+    pub watch: super::watch::WatchConfig,
 }
 
 /// Which certificates `/metrics` describes one by one. Every mode also exports the counts by
@@ -109,6 +111,7 @@ pub(super) fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerCo
         Some(Err(message)) => Err(report.error("server.cacheSize", message)),
     };
     let tls = super::tls::tls(raw.tls, report);
+    let watch = super::watch::watch(raw.watch, report);
     let (listen, metrics_listen) = (listen?, metrics_listen?);
     if metrics_listen == Some(listen) {
         return Err(report.error(
@@ -127,6 +130,7 @@ pub(super) fn server(raw: RawServer, report: &mut Report<'_>) -> Result<ServerCo
         cache_size: cache_size?,
         ui: raw.ui.unwrap_or(true),
         tls: tls?,
+        watch: watch?,
     })
 }
 

@@ -33,6 +33,8 @@ pub const CERTIFICATE_RENEWAL: &str = "certfleet_certificate_renewal_timestamp_s
 pub const ISSUANCES: &str = "certfleet_issuances_total";
 /// Issuances sent to `acme.fallback` after the primary CA failed for its own reasons.
 pub const FALLBACK_ISSUANCES: &str = "certfleet_fallback_issuances_total";
+/// Requests waiting for a certificate to change (`GET /api/certificate?...&wait=`).
+pub const WATCHERS: &str = "certfleet_watchers";
 /// New certificates refused before ordering because a CA limit would be exceeded, by limit.
 pub const CA_LIMIT_REFUSALS: &str = "certfleet_ca_limit_refusals_total";
 /// Stored certificates by state.
@@ -130,6 +132,10 @@ fn describe() {
         CA_LIMIT_REFUSALS,
         "new certificates refused before ordering because a CA limit (limits.*, a credential's quota) would be exceeded"
     );
+    describe_gauge!(
+        WATCHERS,
+        "requests waiting (GET /api/certificate with wait=) for their certificate to change"
+    );
     describe_counter!(
         FALLBACK_ISSUANCES,
         "issuances ordered from acme.fallback after the primary CA failed (unreachable, 5xx, rate limit)"
@@ -206,6 +212,12 @@ pub fn issuance(trigger: &'static str, outcome: &'static str) {
 /// name or a credential.
 pub fn ca_limit_refusal(limit: &'static str) {
     counter!(CA_LIMIT_REFUSALS, "limit" => limit).increment(1);
+}
+
+/// How many requests wait for a certificate to change, now.
+#[allow(clippy::cast_precision_loss)] // a count of requests, far below 2^52
+pub fn watchers(count: usize) {
+    metrics::gauge!(WATCHERS).set(count as f64);
 }
 
 /// One issuance sent to the fallback CA after the primary failed.

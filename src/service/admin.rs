@@ -264,6 +264,8 @@ impl CertService {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.remove(key);
         crate::observe::metrics::cache_size("certificates", cache.len(), cache.bytes());
+        drop(cache);
+        self.changed();
     }
 
     /// Runs `work` holding `key`'s issuance lease, which no process then holds for an order:
@@ -390,8 +392,9 @@ fn audit(actor: Actor<'_>, action: &str, key: &CertKey, serial: Option<&str>, de
 }
 
 /// Until `shutdown`, every [`RETIREMENT_POLL`], drops from `certs`' cache the identities any
-/// process sharing `store` revoked or deleted since the last look (with a few seconds of overlap
-/// for clocks that differ between machines).
+/// process sharing `store` revoked, deleted or stored a new certificate for since the last look
+/// (with a few seconds of overlap for clocks that differ between machines), which also wakes
+/// the watchers waiting on them.
 pub async fn watch_retirements(
     certs: Arc<CertService>,
     store: Arc<dyn Store>,
@@ -404,14 +407,18 @@ pub async fn watch_retirements(
             _ = shutdown.changed() => return,
         }
         let now = clock::now();
-        match store.retired_since(since - 5).await {
-            Ok(keys) => {
-                for key in &keys {
+        let retired = store.retired_since(since - 5).await;
+        let stored = store.stored_since(since - 5).await;
+        match (retired, stored) {
+            (Ok(retired), Ok(stored)) => {
+                for key in retired.iter().chain(&stored) {
                     certs.forget(key);
                 }
                 since = now;
             }
-            Err(err) => tracing::warn!(error = %err, "cannot read revocations and deletions"),
+            (Err(err), _) | (_, Err(err)) => {
+                tracing::warn!(error = %err, "cannot read revocations, deletions and renewals");
+            }
         }
     }
 }

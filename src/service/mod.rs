@@ -65,6 +65,10 @@ pub struct CertService {
     cache: RwLock<SizedCache<CertKey, Arc<StoredCert>>>,
     inflight: Mutex<HashMap<CertKey, Pending>>,
     stored: Arc<Notify>,
+    /// Bumped whenever a certificate this process serves may have changed (stored here, or
+    /// dropped from the cache: revoked, deleted, renewed by another process): what waiting
+    /// watchers (`GET ...&wait=`) wake on, each then comparing its own certificate.
+    changes: watch::Sender<u64>,
     /// This process's name on leases: unique per start.
     owner: String,
     /// `storage.leaseTtl`: how long a lease lasts unrenewed (renewed every third of it).
@@ -124,6 +128,7 @@ impl CertService {
             cache: RwLock::new(SizedCache::new(cache_budget)),
             inflight: Mutex::new(HashMap::new()),
             stored: Arc::new(Notify::new()),
+            changes: watch::Sender::new(0),
             owner: owner_id(),
             lease_ttl,
             notifier,
@@ -173,6 +178,18 @@ impl CertService {
     /// Notified whenever a certificate is stored (the renewal worker's wake-up).
     pub fn stored(&self) -> Arc<Notify> {
         self.stored.clone()
+    }
+
+    /// Changes whenever a certificate may have changed; subscribe before looking at the
+    /// current one, so that no change is missed in between.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Wakes the watchers: some certificate may have changed.
+    fn changed(&self) {
+        self.changes
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
     /// Renews `key` now (or joins the renewal under way), unless it is backing off or another
@@ -338,6 +355,7 @@ impl CertService {
                 let fresh = matches!(need, Need::Valid | Need::New | Need::Replace);
                 service.remember(&key, entry.clone(), fresh);
                 service.stored.notify_one();
+                service.changed();
                 entry
             });
             if let Err(err) = &outcome {

@@ -547,6 +547,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// `since`, from the history: what other processes must drop from their caches.
     async fn retired_since(&self, since: i64) -> Result<Vec<CertKey>, StoreError>;
 
+    /// The identities that got a new certificate (by any process sharing the store) at or after
+    /// `since`, from the events: what other processes must read again and tell their watchers.
+    async fn stored_since(&self, since: i64) -> Result<Vec<CertKey>, StoreError>;
+
     /// Writes `events` on their own (what a scan noticed), each once: an id already written is
     /// skipped.
     async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError>;

@@ -1439,6 +1439,18 @@ impl<B: Backend> Store for SqlStore<B> {
         rows.iter().map(key_from_row).collect()
     }
 
+    async fn stored_since(&self, since: i64) -> Result<Vec<CertKey>, StoreError> {
+        let rows = self
+            .fetch_all(
+                "list identities with a new certificate",
+                "SELECT DISTINCT names, key_type FROM events \
+                 WHERE created_at >= $1 AND type IN ('certificate.issued', 'certificate.renewed')",
+                &[since.into()],
+            )
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
     async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());

@@ -235,7 +235,7 @@ fn unknown_env_key_names_the_variable() {
     assert_eq!(
         m,
         "invalid configuration: server.lisen (from CERTFLEET_SERVER__LISEN): unknown key; \
-         expected one of listen, metricsListen, metricsCertificates, issueWait, cacheSize, ui, tls"
+         expected one of listen, metricsListen, metricsCertificates, issueWait, cacheSize, ui, tls, watch"
     );
     let m = message("", &[("CERTFLEET_SREVER__LISTEN", "0.0.0.0:1")]);
     assert!(
@@ -261,7 +261,7 @@ fn unknown_yaml_keys_name_the_path_and_the_valid_keys() {
     let m = message("server:\n  lisen: \"0.0.0.0:1\"\n", &[]);
     assert_eq!(
         m,
-        "invalid configuration: server.lisen: unknown key; expected one of listen, metricsListen, metricsCertificates, issueWait, cacheSize, ui, tls"
+        "invalid configuration: server.lisen: unknown key; expected one of listen, metricsListen, metricsCertificates, issueWait, cacheSize, ui, tls, watch"
     );
     let e = error(
         "srever: {}\nacme:\n  eab:\n    kid: x\n    hmac: y\nauth:\n  psk:\n    keys:\n      - name: a\n        keys: z\n",
@@ -493,7 +493,7 @@ fn certificates_private_keys_and_the_client_key_bound() {
 fn type_errors_name_the_path_without_the_value() {
     let m = message("server: 5\n", &[]);
     assert!(
-        m.contains("server: expected a mapping with keys listen, metricsListen, metricsCertificates, issueWait, cacheSize, ui, tls, found a number"),
+        m.contains("server: expected a mapping with keys listen, metricsListen, metricsCertificates, issueWait, cacheSize, ui, tls, watch, found a number"),
         "{m}"
     );
     let m = message(

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
@@ -954,4 +954,152 @@ async fn usage_errors_name_the_flag() {
         !Path::new(&out).exists(),
         "nothing created before the flags are valid"
     );
+}
+
+/// The serial of `DIR/cert.pem`, if it is there and readable.
+fn file_serial(scratch: &Scratch) -> Option<String> {
+    let pem = std::fs::read_to_string(scratch.out().join("cert.pem")).ok()?;
+    let der = pem_certs(&pem).into_iter().next()?;
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    Some(common::serial_hex(&cert))
+}
+
+/// Polls `done` every 20 ms until it holds or `within` has passed; how long it took.
+async fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+/// `certfleet fetch --watch` against the real `certfleet serve`: one held request, a renewal
+/// written and `--exec` run within a second, nothing run while nothing changes, and the server
+/// restarted under it.
+#[tokio::test]
+async fn watch_writes_a_renewal_at_once_and_outlives_a_server_restart() {
+    use common::process::{self, Process};
+    let pebble = Pebble::start(PebbleOptions::default()).await;
+    let scratch = Scratch::new();
+    let db_url = format!(
+        "sqlite://{}",
+        scratch.dir.path().join("certfleet.db").display()
+    );
+    let port = free_port();
+    let yaml = common::service::base_yaml(&pebble, &db_url, "30s").replace(
+        "server:\n",
+        &format!("server:\n  listen: \"127.0.0.1:{port}\"\n"),
+    );
+    let config = scratch.dir.path().join("certfleet.yaml");
+    std::fs::write(&config, yaml).expect("write the config");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let ready = |client: reqwest::Client, base: String| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(std::time::Instant::now() < deadline, "certfleet not ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let mut server = process::serve(&config, None, None);
+    ready(client.clone(), base.clone()).await;
+    let name = "watch.fetch.example.test";
+    let renew = || {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let response = client
+                .post(format!("{base}/api/certificate/renew"))
+                .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+                .json(&json!({"domain": name}))
+                .send()
+                .await
+                .expect("renew");
+            assert_eq!(response.status(), 200);
+        }
+    };
+
+    let key_file = scratch.secret("api-key", ADMIN_KEY);
+    let (out, exec) = (scratch.out_str(), scratch.exec());
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_certfleet"));
+    command
+        .args(["fetch", "--server", &base, "--domain", name, "--out", &out])
+        .args(["--api-key-file", &key_file, "--exec", &exec])
+        .args(["--watch", "--watch-hold", "30s"])
+        .env_remove("CERTFLEET_API_KEY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy");
+    let watcher = Process::spawn("certfleet fetch --watch", &mut command).expect("start fetch");
+
+    until(Duration::from_secs(30), "the first certificate", || {
+        scratch.exec_runs() == 1
+    })
+    .await;
+    let first = file_serial(&scratch).expect("cert.pem");
+    // Held, nothing changes: no write, no --exec.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(scratch.exec_runs(), 1, "{}", watcher.log());
+
+    renew().await;
+    // Counted from the renewal's answer: the new certificate is stored by then.
+    let lag = until(Duration::from_secs(10), "the renewal written", || {
+        scratch.exec_runs() == 2
+    })
+    .await;
+    let second = file_serial(&scratch).expect("cert.pem");
+    assert_ne!(second, first, "the renewed certificate is in DIR");
+    println!("--watch wrote the renewal and ran --exec {lag:?} after the renewal answered");
+    assert!(lag < Duration::from_secs(1), "{lag:?}\n{}", watcher.log());
+
+    // The server restarts: the watch reconnects with back-off and gets the next renewal.
+    server.kill();
+    drop(server);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _server = process::serve(&config, None, None);
+    ready(client.clone(), base.clone()).await;
+    // A forced renewal is allowed once an hour: a new certificate comes from deleting the
+    // identity and asking again, which the held watch sees as a change too.
+    let admin = |request: reqwest::RequestBuilder| async move {
+        let response = request
+            .header("Authorization", format!("APIKey {ADMIN_KEY}"))
+            .send()
+            .await
+            .expect("admin request");
+        assert_eq!(response.status(), 200);
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    admin(client.delete(format!("{base}/api/certificate?domain={name}"))).await;
+    admin(
+        client
+            .post(format!("{base}/api/certificate"))
+            .json(&json!({"domain": name})),
+    )
+    .await;
+    until(
+        Duration::from_secs(30),
+        "the renewal after the restart",
+        || scratch.exec_runs() == 3,
+    )
+    .await;
+    let third = file_serial(&scratch).expect("cert.pem");
+    assert_ne!(third, second);
+    assert!(
+        watcher.log().contains("--watch tries again"),
+        "the restart was seen: {}",
+        watcher.log()
+    );
+    assert!(
+        !watcher.log().contains(ADMIN_KEY),
+        "no secret in the output"
+    );
+    assert_eq!(scratch.exec_runs(), 3, "one --exec per change");
 }

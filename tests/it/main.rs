@@ -45,3 +45,4 @@ mod replicas;
 mod servers;
 mod store_story;
 mod tls;
+mod watch;

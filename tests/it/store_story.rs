@@ -1236,6 +1236,12 @@ async fn outbox(store: &dyn Store) {
         .await
         .expect("save with its event");
     assert_eq!(store.pending_notifications().await.expect("count"), 2);
+    // What other processes read to refresh their caches and wake their watchers.
+    assert_eq!(
+        store.stored_since(T).await.expect("stored"),
+        vec![e.clone()]
+    );
+    assert_eq!(store.stored_since(T + 1).await.expect("stored"), vec![]);
 
     // One claimer gets both channels' notifications; another, at once, none.
     let first = store

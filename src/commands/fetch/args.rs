@@ -120,4 +120,21 @@ pub struct FetchArgs {
     /// The longest a run may take, waiting for an issuance included (90s, 10m, 1h).
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub wait: String,
+
+    /// Keep running: after bringing DIR up to date, hold one request open that the server
+    /// answers as soon as the certificate is renewed (`wait=`), then write and run --exec at
+    /// once; reconnect with back-off when the server is away. Stop it with SIGTERM or Ctrl-C.
+    #[arg(long, conflicts_with = "rotate_key")]
+    pub watch: bool,
+
+    /// With --watch: how long one held request lasts before it is asked again (keep it under
+    /// the idle timeout of any proxy in between; the server holds at most its
+    /// server.watch.maxWait).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        requires = "watch"
+    )]
+    pub watch_hold: String,
 }

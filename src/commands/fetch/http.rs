@@ -260,8 +260,9 @@ impl Api {
         })
     }
 
-    /// GET the certificate (conditional on `etag`); POST once when the server has none (a
-    /// rotation POSTs at once); follow 202s until `wait` has passed.
+    /// GET the certificate (conditional on `etag`, and with `hold` held by the server until it
+    /// changes: the watch); POST once when the server has none (a rotation POSTs at once);
+    /// follow 202s until `wait` has passed.
     pub(super) async fn fetch(
         &self,
         names: &NameSet,
@@ -269,13 +270,20 @@ impl Api {
         ask: Ask<'_>,
         etag: Option<&str>,
         wait: Duration,
+        hold: Option<Duration>,
     ) -> Result<Answer, HttpError> {
-        let deadline = Instant::now() + wait;
+        let hold = hold.filter(|_| etag.is_some());
+        let deadline = Instant::now() + wait + hold.unwrap_or_default();
         let mut get_url = query_url(&self.certificate_url, names, ask);
         if let Some(profile) = profile {
             get_url
                 .query_pairs_mut()
                 .append_pair("profile", profile.as_str());
+        }
+        if let Some(hold) = hold {
+            get_url
+                .query_pairs_mut()
+                .append_pair("wait", &format!("{}s", hold.as_secs().max(1)));
         }
         let mut post = post_body(names, ask);
         if let Some(profile) = profile {
