@@ -322,6 +322,35 @@ async fn traefik_gets_every_certificate_its_key_may_read_with_an_etag() {
             .await;
         assert_eq!(response.status(), 200, "{name}");
     }
+    // A CSR-mode certificate fleet-a may read: certfleet has no key to give Traefik.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let output = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .args(["-subj", "/CN=csr.a.example.test"])
+        .args(["-addext", "subjectAltName=DNS:csr.a.example.test"])
+        .output()
+        .expect("run openssl req");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let csr = String::from_utf8(output.stdout).expect("PEM");
+    let response = service
+        .post("/api/certificate", FLEET_A_KEY, json!({ "csr": csr }))
+        .await;
+    assert_eq!(response.status(), 200, "{}", json(response).await);
+
     let response = get(FLEET_A_KEY, None).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
