@@ -53,7 +53,11 @@ fn caddyfile(service: &Service, https_port: u16, admin_port: u16) -> String {
         )
         .replace(
             "\tauto_https disable_certs\n",
-            &format!("\tauto_https disable_certs\n\tadmin 127.0.0.1:{admin_port}\n"),
+            // The HTTP port of Caddy's redirects too: not port 80, which other tests' servers use.
+            &format!(
+                "\tauto_https disable_certs\n\tadmin 127.0.0.1:{admin_port}\n\thttp_port {}\n",
+                common::free_port()
+            ),
         )
 }
 
