@@ -3,8 +3,8 @@
 # Pebble and pebble-challtestsrv (ACME CA), BIND (RFC 2136 DNS-01 tests), openssl (demo), wrk and certbot (benchmarks),
 # PostgreSQL (tests/it/store_story.rs and the replica tests start their own server from its binaries),
 # Chromium and chromedriver (the dashboard's browser tests),
-# Debian trixie's pebble 2.6 (ARI tests) and forky's 2.10 (the 2026 ACME features), unpacked under
-# target/test-tools;
+# Debian trixie's pebble 2.6 (ARI tests) and forky's 2.10 (the 2026 ACME features), and forky's
+# caddy 2.11 (tests/it/servers.rs), unpacked under target/test-tools;
 # the npm packages of the tests' OpenID provider (tests/oidc) and Akash SDK (tests/akash); and
 # the PyPI packages of the notification tests (tests/notify: aiosmtpd, a real SMTP server, and
 # standardwebhooks, the webhook signature check), installed with pip under target/test-tools.
@@ -102,6 +102,32 @@ unpack_pebble() { # release version
 }
 unpack_pebble trixie 2.6
 unpack_pebble forky 2.10
+
+# Caddy 2.11 (tests/it/servers.rs: its `get_certificate http` manager; bookworm's 2.6 predates
+# what the test relies on), Debian forky's package unpacked the same way under
+# target/test-tools/caddy-2.11. A single static Go binary: it runs on Debian 12.
+unpack_caddy() {
+  local dir="$tools_dir/caddy-2.11"
+  [ -x "$dir/usr/bin/caddy" ] && return 0
+  echo "installing caddy 2.11 (Debian forky) into $dir" >&2
+  local apt_dir
+  apt_dir=$(mktemp -d)
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian forky main" \
+    > "$apt_dir/sources.list"
+  local apt_opts=(-o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=/dev/null"
+    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
+  apt-get "${apt_opts[@]}" update -qq
+  (cd "$apt_dir" && apt-get "${apt_opts[@]}" download -qq caddy)
+  mkdir -p "$dir"
+  dpkg-deb -x "$apt_dir"/caddy_*.deb "$dir"
+  rm -rf "$apt_dir"
+  "$dir/usr/bin/caddy" version | grep -Eq '^v?2\.11\.' || {
+    echo "the unpacked caddy is not 2.11: $("$dir/usr/bin/caddy" version)" >&2
+    exit 1
+  }
+}
+unpack_caddy
 
 # The notification tests' PyPI packages (tests/notify/requirements.txt: aiosmtpd, the SMTP
 # server tests/it/common/smtp.rs starts, and standardwebhooks, which checks certfleet's webhook

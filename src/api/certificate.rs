@@ -716,7 +716,7 @@ fn deliver(
 /// Records in the store that `principal` received `rendered`'s serial (the inventory's "who
 /// has which serial"): a write the first time, then at most hourly; every other fetch only
 /// looks at the rendering's short list. A failed write is logged; the fetch goes on.
-async fn note_delivery(
+pub(super) async fn note_delivery(
     app: &Shared,
     principal: &Principal,
     key: &CertKey,
@@ -763,7 +763,7 @@ fn accepted(key: &CertKey) -> Response {
 /// The request's `If-None-Match` values, the one header GET reads: taken alone, where the
 /// `HeaderMap` extractor would copy every header of every request.
 #[derive(Debug)]
-pub struct IfNoneMatch(Vec<HeaderValue>);
+pub struct IfNoneMatch(pub(super) Vec<HeaderValue>);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
     type Rejection = Infallible;

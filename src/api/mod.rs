@@ -11,6 +11,7 @@ mod dashboard;
 mod health;
 mod inventory;
 mod openapi;
+mod servers;
 pub mod watch;
 
 use std::convert::Infallible;
@@ -129,6 +130,8 @@ pub fn router(app: Arc<Shared>) -> Router {
         .routes(routes!(inventory::list))
         .routes(routes!(inventory::show))
         .routes(routes!(inventory::events))
+        .routes(routes!(servers::caddy))
+        .routes(routes!(servers::traefik))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(openapi::document))

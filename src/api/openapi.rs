@@ -53,6 +53,8 @@ Every error body is `{\"code\": \"...\", \"message\": \"...\"}` with a stable `c
         (name = "certificates", description = "Get, read and renew certificates."),
         (name = "inventory", description = "What certfleet manages: every certificate's status, \
             last failure, history and who received which serial."),
+        (name = "servers", description = "Certificates in the protocols of the TLS servers \
+            that use them: Caddy's get_certificate http, Traefik's HTTP provider."),
         (name = "health", description = "Liveness and readiness, without credentials."),
         (name = "meta", description = "This document."),
     ),

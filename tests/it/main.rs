@@ -42,6 +42,7 @@ mod openapi;
 mod pebble_harness;
 mod profiles;
 mod replicas;
+mod servers;
 mod store_story;
 mod tls;
 mod watch;

@@ -257,6 +257,8 @@ async fn the_document_lists_exactly_the_routes() {
         ("GET", "/api/certificates"),
         ("GET", "/api/certificates/{id}"),
         ("GET", "/api/events"),
+        ("GET", "/api/servers/caddy"),
+        ("GET", "/api/servers/traefik"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
         ("GET", "/openapi.json"),
