@@ -28,6 +28,7 @@ mod dns_persist;
 mod docs;
 mod fallback;
 mod fetch;
+mod fetch_formats;
 mod inventory;
 mod issuance;
 mod layers;
