@@ -42,6 +42,7 @@ mod oidc;
 mod openapi;
 mod pebble_harness;
 mod profiles;
+mod recipes;
 mod replicas;
 mod store_story;
 mod tls;
