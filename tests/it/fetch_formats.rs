@@ -40,9 +40,12 @@ async fn fetch(args: Vec<String>) -> Output {
 
 /// Runs a tool the test needs (openssl, keytool): a missing one fails the test with a hint.
 fn tool(program: &str, args: &[&str]) -> Output {
-    Command::new(program).args(args).output().unwrap_or_else(|e| {
-        panic!("{program} is needed (scripts/install-test-deps.sh installs it): {e}")
-    })
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} is needed (scripts/install-test-deps.sh installs it): {e}")
+        })
 }
 
 fn ok(output: Output, what: &str) -> String {
@@ -201,7 +204,10 @@ fn check_combined(dir: &Dir) {
     let combined = std::fs::read_to_string(dir.out("combined.pem")).expect("combined.pem");
     let fullchain = std::fs::read_to_string(dir.out("fullchain.pem")).expect("fullchain");
     assert!(combined.starts_with("-----BEGIN PRIVATE KEY-----\n"));
-    assert!(combined.ends_with(&fullchain), "the full chain after the key");
+    assert!(
+        combined.ends_with(&fullchain),
+        "the full chain after the key"
+    );
     let combined_file = Dir::s(&dir.out("combined.pem"));
     assert_eq!(
         public_of_key(&combined_file),
@@ -288,7 +294,11 @@ async fn p12_and_combined_are_read_by_openssl_and_keytool_and_follow_renewals() 
     // A forced renewal: both files follow it.
     let old_serial = serial_of(&Dir::s(&dir.out("cert.pem")));
     let renewed = service
-        .post("/api/certificate/renew", ADMIN_KEY, json!({"domains": [name]}))
+        .post(
+            "/api/certificate/renew",
+            ADMIN_KEY,
+            json!({"domains": [name]}),
+        )
         .await;
     assert_eq!(renewed.status(), 200);
     ok(fetch(args.clone()).await, "fetch after the renewal");
@@ -362,7 +372,10 @@ async fn format_usage_errors_name_the_flag_and_create_nothing() {
         &out,
     ];
     for (extra, want) in [
-        (&["--format", "p12"][..], "--format p12 needs --p12-password-file"),
+        (
+            &["--format", "p12"][..],
+            "--format p12 needs --p12-password-file",
+        ),
         (&["--format", "jks"], "--format \"jks\": use pem"),
         (&["--p12-password-file", empty.as_str()], "add --format p12"),
         (

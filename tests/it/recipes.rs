@@ -61,8 +61,11 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// SIGTERM, so that nginx's master stops its workers too (a SIGKILL would orphan them).
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -241,19 +244,27 @@ async fn nginx_serves_the_fetched_certificate_and_the_renewed_one_after_exec_rel
 
     // The first fetch, before nginx starts (its configuration names the files): the --exec's
     // reload fails (no nginx yet) and is owed; nginx then starts with the files.
-    let first = Command::new(env!("CARGO_BIN_EXE_certfleet"))
+    let mut first = Command::new(env!("CARGO_BIN_EXE_certfleet"));
+    first
         .arg("fetch")
         .args(&args)
         .args(["--wait", "60s"])
-        .env_remove("CERTFLEET_API_KEY")
-        .output()
+        .env_remove("CERTFLEET_API_KEY");
+    // Off the runtime's thread: the in-process service answers on it.
+    let first = tokio::task::spawn_blocking(move || first.output())
+        .await
+        .expect("task")
         .expect("first fetch");
     assert!(!first.status.success(), "no nginx to reload yet: {first:?}");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("were updated, but --exec"), "{stderr}");
     let mut server = Server {
         child: Command::new(&nginx)
             .args(["-p", &prefix, "-c", &conf, "-e"])
             .arg(format!("{prefix}/error.log"))
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start nginx"),
     };
@@ -360,6 +371,8 @@ async fn haproxy_takes_the_renewed_certificate_over_its_runtime_api_without_a_re
         child: Command::new(&haproxy)
             .args(["-db", "-f", &conf])
             .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
             .expect("start haproxy"),
     };
