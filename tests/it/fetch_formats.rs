@@ -48,7 +48,7 @@ fn tool(program: &str, args: &[&str]) -> Output {
         })
 }
 
-fn ok(output: Output, what: &str) -> String {
+fn ok(output: &Output, what: &str) -> String {
     assert!(
         output.status.success(),
         "{what} failed: {}\n{}",
@@ -108,7 +108,7 @@ impl Dir {
 /// The public key (PEM) of the private key in `key_file`, by openssl.
 fn public_of_key(key_file: &str) -> String {
     ok(
-        tool("openssl", &["pkey", "-in", key_file, "-pubout"]),
+        &tool("openssl", &["pkey", "-in", key_file, "-pubout"]),
         "openssl pkey",
     )
 }
@@ -116,14 +116,14 @@ fn public_of_key(key_file: &str) -> String {
 /// The public key (PEM) of the first certificate in `cert_file`, by openssl.
 fn public_of_cert(cert_file: &str) -> String {
     ok(
-        tool("openssl", &["x509", "-in", cert_file, "-pubkey", "-noout"]),
+        &tool("openssl", &["x509", "-in", cert_file, "-pubkey", "-noout"]),
         "openssl x509",
     )
 }
 
 fn serial_of(cert_file: &str) -> String {
     ok(
-        tool("openssl", &["x509", "-in", cert_file, "-serial", "-noout"]),
+        &tool("openssl", &["x509", "-in", cert_file, "-serial", "-noout"]),
         "openssl x509 -serial",
     )
     .trim()
@@ -136,7 +136,7 @@ fn check_p12(dir: &Dir, password_file: &str) {
     let p12 = Dir::s(&dir.out("cert.p12"));
     let passin = format!("file:{password_file}");
     let dumped = ok(
-        tool(
+        &tool(
             "openssl",
             &["pkcs12", "-in", &p12, "-passin", &passin, "-nodes"],
         ),
@@ -151,7 +151,7 @@ fn check_p12(dir: &Dir, password_file: &str) {
         "the key in cert.p12 is the leaf's"
     );
     let certs = ok(
-        tool(
+        &tool(
             "openssl",
             &[
                 "pkcs12", "-in", &p12, "-passin", &passin, "-nokeys", "-clcerts",
@@ -171,7 +171,7 @@ fn check_p12(dir: &Dir, password_file: &str) {
     assert_eq!(dumped.matches("BEGIN CERTIFICATE").count(), want);
 
     let listed = ok(
-        tool(
+        &tool(
             "keytool",
             &[
                 "-list",
@@ -247,7 +247,7 @@ async fn p12_and_combined_are_read_by_openssl_and_keytool_and_follow_renewals() 
     .collect();
 
     let first = fetch(args.clone()).await;
-    let stdout = ok(first.clone(), "first fetch");
+    let stdout = ok(&first, "first fetch");
     let stderr = String::from_utf8_lossy(&first.stderr);
     assert!(
         !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
@@ -275,7 +275,7 @@ async fn p12_and_combined_are_read_by_openssl_and_keytool_and_follow_renewals() 
     // Nothing changed: a 304, cert.p12 and combined.pem untouched, no --exec.
     let p12_before = std::fs::read(dir.out("cert.p12")).expect("p12");
     let combined_before = std::fs::read(dir.out("combined.pem")).expect("combined");
-    ok(fetch(args.clone()).await, "second fetch");
+    ok(&fetch(args.clone()).await, "second fetch");
     assert_eq!(std::fs::read(dir.out("cert.p12")).expect("p12"), p12_before);
     assert_eq!(
         std::fs::read(dir.out("combined.pem")).expect("combined"),
@@ -286,7 +286,7 @@ async fn p12_and_combined_are_read_by_openssl_and_keytool_and_follow_renewals() 
 
     // cert.p12 removed: the next run makes it again (no 304 is trusted without it).
     std::fs::remove_file(dir.out("cert.p12")).expect("remove p12");
-    ok(fetch(args.clone()).await, "fetch after removing cert.p12");
+    ok(&fetch(args.clone()).await, "fetch after removing cert.p12");
     check_p12(&dir, &password_file);
     assert_eq!(dir.exec_runs(), 2, "a file made again is a change");
     assert_eq!(pebble.issued_count(), 1, "the same certificate");
@@ -301,7 +301,7 @@ async fn p12_and_combined_are_read_by_openssl_and_keytool_and_follow_renewals() 
         )
         .await;
     assert_eq!(renewed.status(), 200);
-    ok(fetch(args.clone()).await, "fetch after the renewal");
+    ok(&fetch(args.clone()).await, "fetch after the renewal");
     let new_serial = serial_of(&Dir::s(&dir.out("cert.pem")));
     assert_ne!(new_serial, old_serial);
     check_p12(&dir, &password_file);
@@ -340,7 +340,7 @@ async fn p12_with_a_local_key_holds_this_machines_key() {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    ok(fetch(args.clone()).await, "fetch --key local");
+    ok(&fetch(args.clone()).await, "fetch --key local");
     check_p12(&dir, &password_file);
     check_combined(&dir);
     let key_pem = Dir::s(&dir.out("key.pem"));
@@ -351,7 +351,7 @@ async fn p12_with_a_local_key_holds_this_machines_key() {
     let old_key = public_of_key(&key_pem);
     let mut rotate = args.clone();
     rotate.push("--rotate-key".to_owned());
-    ok(fetch(rotate).await, "fetch --rotate-key");
+    ok(&fetch(rotate).await, "fetch --rotate-key");
     let new_key = public_of_key(&key_pem);
     assert_ne!(new_key, old_key);
     check_p12(&dir, &password_file);

@@ -137,7 +137,7 @@ impl Formats {
             let key = pkcs8(P12)?;
             let certs = pem::certificates(&bundle.fullchain_pem)
                 .map_err(|source| RenderError::Certificates { source })?;
-            let chain: Vec<&[u8]> = certs.iter().map(|der| der.as_ref()).collect();
+            let chain: Vec<&[u8]> = certs.iter().map(AsRef::as_ref).collect();
             let salts = p12::Salts::random().map_err(|_| RenderError::Crypto)?;
             let der =
                 p12::encode(&key, &chain, &password.0, salts).map_err(|_| RenderError::Crypto)?;
@@ -212,8 +212,8 @@ mod tests {
         let file = file.to_str().expect("utf-8");
 
         assert!(formats(&[]).expect("default").files().is_empty());
-        let ok = formats(&["--format", "p12", "--p12-password-file", file, "--combined"])
-            .expect("p12");
+        let ok =
+            formats(&["--format", "p12", "--p12-password-file", file, "--combined"]).expect("p12");
         assert_eq!(ok.files(), vec![P12, COMBINED]);
         assert_eq!(ok.p12.as_ref().map(|p| p.0.as_str()), Some("hunter2"));
         assert!(!format!("{ok:?}").contains("hunter2"), "{ok:?}");
@@ -223,7 +223,10 @@ mod tests {
         let empty = empty.to_str().expect("utf-8");
         for (flags, want) in [
             (&["--format", "pfx"][..], "--format \"pfx\": use pem"),
-            (&["--format", "p12"], "--format p12 needs --p12-password-file"),
+            (
+                &["--format", "p12"],
+                "--format p12 needs --p12-password-file",
+            ),
             (&["--p12-password-file", file], "add --format p12"),
             (
                 &["--format", "p12", "--p12-password-file", empty],

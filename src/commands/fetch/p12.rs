@@ -150,8 +150,7 @@ fn attributes(w: DERWriter<'_>, key_id: &[u8]) {
     w.write_set_of(|w| {
         w.next().write_sequence(|w| {
             w.next().write_oid(&oid(FRIENDLY_NAME));
-            w.next()
-                .write_set_of(|w| w.next().write_bmp_string(ALIAS));
+            w.next().write_set_of(|w| w.next().write_bmp_string(ALIAS));
         });
         w.next().write_sequence(|w| {
             w.next().write_oid(&oid(LOCAL_KEY_ID));
@@ -240,6 +239,10 @@ fn oid(arcs: &[u64]) -> ObjectIdentifier {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::redundant_closure_for_method_calls,
+    reason = "yasna's reader methods as paths are not general over the reader's lifetime"
+)]
 mod tests {
     use super::*;
 
