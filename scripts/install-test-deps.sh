@@ -60,6 +60,11 @@ command -v tsig-keygen >/dev/null 2>&1 || need+=(bind9-utils)
 command -v dig >/dev/null 2>&1 || need+=(dnsutils)
 # PostgreSQL: initdb and postgres are not on PATH, they live in /usr/lib/postgresql/<version>/bin.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# Real TLS servers for the fetch recipes (tests/it/recipes.rs): nginx, HAProxy and socat
+# (the HAProxy hook talks to its runtime API).
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v socat >/dev/null 2>&1 || need+=(socat)
 # A real browser for the dashboard's tests (tests/it/dashboard.rs drives it over WebDriver).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)

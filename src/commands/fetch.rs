@@ -28,8 +28,10 @@ mod args;
 mod bundle;
 mod credential;
 mod files;
+mod formats;
 mod http;
 mod key;
+mod p12;
 mod tls;
 
 use std::path::{Path, PathBuf};
@@ -45,7 +47,9 @@ use self::args::{API_KEY_ENV, TOKEN_ENV, UrlError};
 pub use self::args::{FetchArgs, ServerArgs};
 use self::bundle::{Bundle, BundleError, CertBody, LeafKey};
 use self::credential::{Credential, CredentialError};
-use self::files::{FilesError, OutDir};
+use self::files::{FilesError, KEY, NEXT_KEY, OutDir};
+use self::formats::Formats;
+pub use self::formats::{FormatError, RenderError};
 pub use self::http::HttpError;
 use self::http::{Answer, Api, Ask};
 pub use self::key::LocalKeyError;
@@ -70,6 +74,9 @@ pub enum FetchError {
     /// The server's 200 failed the checks; the files were left alone.
     #[error("refused the server's certificate for {names}: {source}; nothing was written")]
     Refused { names: NameSet, source: BundleError },
+    /// `cert.p12` or `combined.pem` could not be made; nothing was written.
+    #[error("{0}; nothing was written")]
+    Render(#[from] RenderError),
     /// The files were written but `--exec` did not succeed.
     #[error(transparent)]
     Exec(#[from] ExecError),
@@ -126,6 +133,9 @@ pub enum PlanError {
     /// `--ca-file` or `--pin-sha256` is unusable.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// `--format`, `--p12-password-file` or `--combined` is unusable.
+    #[error(transparent)]
+    Format(#[from] FormatError),
     /// `--wait` is not a duration.
     #[error("--wait: {source}")]
     Wait {
@@ -240,6 +250,13 @@ async fn once(
         Some(step) if step.rotating() => None,
         _ => out.etag(),
     };
+    // A missing cert.p12 or combined.pem is made again from a full answer.
+    let etag = etag.filter(|_| {
+        plan.formats
+            .files()
+            .iter()
+            .all(|name| out.path(name).is_file())
+    });
     let answer = api
         .fetch(
             &plan.names,
@@ -288,8 +305,22 @@ fn install(
             names: plan.names.clone(),
             source,
         })?;
+    // The key of the extra files: the server's, or this machine's (a rotation's new one).
+    let key_file = match keys {
+        Some(step) if step.rotating() => NEXT_KEY,
+        _ => KEY,
+    };
+    let local_pem;
+    let key_pem = match &bundle.key_pem {
+        Some(pem) => pem.as_str(),
+        None => {
+            local_pem = out.read(key_file)?.unwrap_or_default();
+            local_pem.as_str()
+        }
+    };
+    let extras = plan.formats.render(&bundle, key_pem, key_file)?;
     let client_key = keys.map(KeyStep::client_key);
-    let changed = out.install(&bundle, client_key, etag, plan.exec.is_some())?;
+    let changed = out.install_with(&bundle, &extras, client_key, etag, plan.exec.is_some())?;
     if changed {
         let new_key = if keys.is_some_and(KeyStep::rotating) {
             " with a new key"
@@ -320,6 +351,8 @@ struct Plan {
     trust: Trust,
     out: PathBuf,
     exec: Option<String>,
+    /// `--format p12` and `--combined`.
+    formats: Formats,
     wait: Duration,
     /// `--watch`, with `--watch-hold`.
     watch: Option<Duration>,
@@ -355,6 +388,7 @@ impl Plan {
             })
             .transpose()?;
         let local = local_key(&args)?;
+        let formats = Formats::new(&args)?;
         let wait = parse_duration(&args.wait).map_err(|source| PlanError::Wait { source })?;
         if wait < Duration::from_secs(1) {
             return Err(PlanError::WaitTooShort);
@@ -380,6 +414,7 @@ impl Plan {
             trust,
             out: args.out,
             exec: args.exec,
+            formats,
             wait,
             watch,
             warnings,

@@ -117,6 +117,22 @@ pub struct FetchArgs {
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
 
+    /// The output format: `pem` (cert.pem, chain.pem, fullchain.pem, key.pem) or `p12`
+    /// (also DIR/cert.p12, a PKCS#12 file with the key and the full chain, for Java and
+    /// Windows; its password from --p12-password-file).
+    #[arg(long, value_name = "FORMAT", default_value = "pem")]
+    pub format: String,
+
+    /// With --format p12: the file holding the PKCS#12 password (its first line, surrounding
+    /// whitespace removed). The password is never printed.
+    #[arg(long, value_name = "FILE")]
+    pub p12_password_file: Option<PathBuf>,
+
+    /// Also write DIR/combined.pem: the private key then the full chain in one file, mode 0600
+    /// (what HAProxy's `crt` takes).
+    #[arg(long)]
+    pub combined: bool,
+
     /// The longest a run may take, waiting for an issuance included (90s, 10m, 1h).
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     pub wait: String,

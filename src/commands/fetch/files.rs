@@ -94,6 +94,18 @@ pub enum OpenProblem {
     Lock(#[source] io::Error),
 }
 
+/// A file of `--format p12` or `--combined`, mode 0600 (it holds the key).
+#[derive(Debug)]
+pub(super) struct Extra {
+    /// Its name in the directory.
+    pub(super) name: &'static str,
+    /// Its content.
+    pub(super) content: Vec<u8>,
+    /// Salted afresh on every rendering (PKCS#12): written only when a PEM file changed or it
+    /// is missing, never compared by content.
+    pub(super) salted: bool,
+}
+
 /// With `--key local`, what [`OutDir::install`] is told about the certificate's key, which is
 /// this machine's and not in the body.
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +156,7 @@ impl OutDir {
     /// `client_key`, records the serial in `.renewals`; then `.etag` (removed when the server
     /// sent none). With `exec`, marks an `--exec` owed before the first rename. Returns whether
     /// any PEM file changed.
+    #[cfg(test)]
     pub(super) fn install(
         &self,
         bundle: &Bundle,
@@ -151,24 +164,50 @@ impl OutDir {
         etag: Option<&str>,
         exec: bool,
     ) -> Result<bool, FilesError> {
+        self.install_with(bundle, &[], client_key, etag, exec)
+    }
+
+    /// [`install`](Self::install) with the `extras` of `--format p12` / `--combined`, staged
+    /// and renamed with the PEM files: a salted one when any PEM file changes or it is
+    /// missing, the others when their content differs.
+    pub(super) fn install_with(
+        &self,
+        bundle: &Bundle,
+        extras: &[Extra],
+        client_key: Option<ClientKey<'_>>,
+        etag: Option<&str>,
+        exec: bool,
+    ) -> Result<bool, FilesError> {
         let mut files = vec![
-            (CERT, bundle.leaf_pem.as_str(), PUBLIC),
-            (CHAIN, bundle.chain_pem.as_str(), PUBLIC),
-            (FULLCHAIN, bundle.fullchain_pem.as_str(), PUBLIC),
+            (CERT, bundle.leaf_pem.as_bytes(), PUBLIC),
+            (CHAIN, bundle.chain_pem.as_bytes(), PUBLIC),
+            (FULLCHAIN, bundle.fullchain_pem.as_bytes(), PUBLIC),
         ];
         if let Some(key) = &bundle.key_pem {
-            files.push((KEY, key.as_str(), PRIVATE));
+            files.push((KEY, key.as_bytes(), PRIVATE));
         }
-        let stale: Vec<_> = files
+        let mut stale: Vec<_> = files
             .iter()
-            .filter(|(name, content, _)| !self.holds(name, content))
+            .filter(|(name, content, _)| !self.holds_bytes(name, content))
+            .copied()
             .collect();
         let rotating = client_key.is_some_and(|key| key.rotating);
+        let pem_changed = !stale.is_empty() || rotating;
+        for extra in extras {
+            let write = if extra.salted {
+                pem_changed || !self.path.join(extra.name).is_file()
+            } else {
+                !self.holds_bytes(extra.name, &extra.content)
+            };
+            if write {
+                stale.push((extra.name, extra.content.as_slice(), PRIVATE));
+            }
+        }
         let changed = !stale.is_empty() || rotating;
         if changed {
             let staged = stale
                 .iter()
-                .map(|(name, content, mode)| self.stage(name, content.as_bytes(), *mode))
+                .map(|(name, content, mode)| self.stage(name, content, *mode))
                 .collect::<Result<Vec<_>, _>>()?;
             if exec {
                 self.stage(EXEC_PENDING, b"", PRIVATE)?.commit()?;
@@ -249,7 +288,12 @@ impl OutDir {
 
     /// Whether `name` holds exactly `content`.
     fn holds(&self, name: &str, content: &str) -> bool {
-        fs::read(self.path.join(name)).ok().as_deref() == Some(content.as_bytes())
+        self.holds_bytes(name, content.as_bytes())
+    }
+
+    /// Whether `name` holds exactly the bytes `content`.
+    fn holds_bytes(&self, name: &str, content: &[u8]) -> bool {
+        fs::read(self.path.join(name)).ok().as_deref() == Some(content)
     }
 
     /// A file of the directory, as messages name it.
