@@ -287,6 +287,48 @@ async fn nginx_serves_the_fetched_certificate_and_the_renewed_one_after_exec_rel
     assert_ne!(renewed, serial);
     wait_for_serial(port, name, &renewed).await;
     assert!(server.running(), "nginx reloaded, not restarted");
+
+    // The recipe's long-running form: `certfleet fetch --watch` with the same --exec. Nothing
+    // changes: no reload. A new certificate (the identity deleted and asked again: a forced
+    // renewal is once an hour) is served by nginx within seconds, with no other run.
+    let mut watching = Command::new(env!("CARGO_BIN_EXE_certfleet"));
+    watching
+        .arg("fetch")
+        .args(&args)
+        .args(["--watch", "--watch-hold", "30s"])
+        .env_remove("CERTFLEET_API_KEY");
+    let watcher =
+        common::process::Process::spawn("certfleet fetch --watch", &mut watching).expect("start");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(scratch.lines("reloads"), 2, "no reload without a change");
+    let deleted = service
+        .delete(&format!("/api/certificate?domain={name}"), ADMIN_KEY)
+        .await;
+    assert_eq!(deleted.status(), 200);
+    let reissued = service
+        .post("/api/certificate", ADMIN_KEY, json!({"domain": name}))
+        .await;
+    assert_eq!(reissued.status(), 200);
+    let since = Instant::now();
+    let deadline = since + Duration::from_secs(10);
+    let newest = loop {
+        let on_disk = file_serial(&scratch.path("out/cert.pem"));
+        if on_disk != renewed {
+            break on_disk;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "--watch did not write the new certificate:\n{}",
+            watcher.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    wait_for_serial(port, name, &newest).await;
+    let served_after = since.elapsed();
+    println!("nginx served the new certificate {served_after:?} after it was issued (--watch)");
+    assert!(served_after < Duration::from_secs(5), "{served_after:?}");
+    assert_eq!(scratch.lines("reloads"), 3, "one reload for the change");
+    assert!(server.running());
 }
 
 /// The hook script of docs/recipes/haproxy.md: its code block starting with `#!/bin/sh`.
