@@ -65,6 +65,8 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# Java's keytool reads the PKCS#12 files `certfleet fetch --format p12` writes (fetch_formats.rs).
+command -v keytool >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 # A real browser for the dashboard's tests (tests/it/dashboard.rs drives it over WebDriver).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
