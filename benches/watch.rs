@@ -77,20 +77,7 @@ async fn run() {
         .timeout(Duration::from_secs(180))
         .build()
         .expect("client");
-    let started = Instant::now();
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "certfleet did not start:\n{}",
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    process::wait_ready(&client, &base, &server).await;
     let first = client
         .post(format!("{base}/api/certificate"))
         .header("Authorization", format!("APIKey {ADMIN_KEY}"))

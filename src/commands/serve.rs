@@ -51,11 +51,8 @@ async fn serve(loaded: Loaded) -> Result<(), ServeError> {
             true => Some(bind("challenges.http01.listen", config.challenges.http01.listen).await?),
             false => None,
         },
-        // On server.listen with TLS, the API's own listener answers acme-tls/1.
         tls_alpn01: match &config.challenges.tls_alpn01 {
-            Some(alpn) if alpn.listen == config.server.listen && config.server.tls.is_some() => {
-                None
-            }
+            Some(_) if config.tls_alpn01_on_api_listener() => None,
             Some(alpn) => Some(bind("challenges.tlsAlpn01.listen", alpn.listen).await?),
             None => None,
         },

@@ -106,6 +106,17 @@ pub struct Loaded {
 }
 
 impl Config {
+    /// Whether TLS-ALPN-01 is answered by the API's own TLS listener (`challenges.tlsAlpn01.listen`
+    /// is `server.listen`, with `server.tls`): then it opens no socket of its own.
+    pub fn tls_alpn01_on_api_listener(&self) -> bool {
+        self.server.tls.is_some()
+            && self
+                .challenges
+                .tls_alpn01
+                .as_ref()
+                .is_some_and(|alpn| alpn.listen == self.server.listen)
+    }
+
     /// Loads the config file at `path` (or, with `None`, the defaults) and applies the
     /// `CERTFLEET_*` overrides found in `env` (the caller passes `std::env::vars()`).
     pub fn load(

@@ -265,6 +265,8 @@ impl CertService {
         cache.remove(key);
         crate::observe::metrics::cache_size("certificates", cache.len(), cache.bytes());
         drop(cache);
+        // Watchers wake even when nothing was cached: with `server.cacheSize: 0`, or after an
+        // eviction, a waiter's certificate is not in the cache.
         self.changed();
     }
 

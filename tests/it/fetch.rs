@@ -999,20 +999,8 @@ async fn watch_writes_a_renewal_at_once_and_outlives_a_server_restart() {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
-    let ready = |client: reqwest::Client, base: String| async move {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(std::time::Instant::now() < deadline, "certfleet not ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
     let mut server = process::serve(&config, None, None);
-    ready(client.clone(), base.clone()).await;
+    process::wait_ready(&client, &base, &server).await;
     let name = "watch.fetch.example.test";
     let renew = || {
         let (client, base) = (client.clone(), base.clone());
@@ -1064,8 +1052,8 @@ async fn watch_writes_a_renewal_at_once_and_outlives_a_server_restart() {
     server.kill();
     drop(server);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let _server = process::serve(&config, None, None);
-    ready(client.clone(), base.clone()).await;
+    let server = process::serve(&config, None, None);
+    process::wait_ready(&client, &base, &server).await;
     // A forced renewal is allowed once an hour: a new certificate comes from deleting the
     // identity and asking again, which the held watch sees as a change too.
     let admin = |request: reqwest::RequestBuilder| async move {

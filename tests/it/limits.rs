@@ -313,20 +313,7 @@ async fn refusals_are_counted_by_limit_in_the_metrics() {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "certfleet did not become ready:\n{}",
-            certfleet.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    process::wait_ready(&client, &base, &certfleet).await;
     let post = |body: Value| {
         client
             .post(format!("{base}{CERT}"))

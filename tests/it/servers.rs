@@ -487,16 +487,7 @@ async fn the_key_in_caddys_url_is_never_logged() {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("client");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(Instant::now() < deadline, "not ready:\n{}", certfleet.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        common::process::wait_ready(&client, &base, &certfleet).await;
         let response = client
             .post(format!("{base}/api/certificate"))
             .header("Authorization", format!("APIKey {FLEET_A_KEY}"))

@@ -143,3 +143,23 @@ pub fn serve(config: &Path, rust_log: Option<&str>, failpoint: Option<&str>) -> 
     }
     Process::spawn("certfleet", &mut command).expect("start the certfleet binary")
 }
+
+/// Polls `base`'s `/readyz` until it answers 200; panics with `server`'s log after 20 s.
+#[allow(dead_code)] // not every crate including this harness starts the binary
+pub async fn wait_ready(client: &reqwest::Client, base: &str, server: &Process) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not become ready:\n{}",
+            server.name(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

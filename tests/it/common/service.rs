@@ -92,12 +92,7 @@ impl Service {
         let config = loaded.config;
         let app = App::start(&config).await.expect("certfleet starts");
         // TLS-ALPN-01 on the API's own TLS listener (as `serve` does): the API binds that address.
-        let shared_alpn = config.server.tls.is_some()
-            && config
-                .challenges
-                .tls_alpn01
-                .as_ref()
-                .is_some_and(|alpn| alpn.listen == config.server.listen);
+        let shared_alpn = config.tls_alpn01_on_api_listener();
         let api_address = match shared_alpn {
             true => config.server.listen,
             false => "127.0.0.1:0".parse().expect("address"),
