@@ -157,8 +157,14 @@ impl DomainName {
     /// The address, when this identifier is an IP address. A DNS name never has a colon nor an
     /// all-digit last label (see [`Self::parse`]), so most names are told apart without a parse.
     pub fn ip(&self) -> Option<IpAddr> {
-        let last = self.0.rsplit('.').next().unwrap_or_default();
-        let may_be = self.0.contains(':') || last.bytes().all(|b| b.is_ascii_digit());
+        // Only the last label is looked at (every fetch asks): an IPv6 address without a dot
+        // is all last label, with its colons; one ending in IPv4 ends in digits, as IPv4 does.
+        let bytes = self.0.as_bytes();
+        let last = &bytes[bytes
+            .iter()
+            .rposition(|&b| b == b'.')
+            .map_or(0, |dot| dot + 1)..];
+        let may_be = last.iter().all(u8::is_ascii_digit) || last.contains(&b':');
         if may_be { self.0.parse().ok() } else { None }
     }
 
