@@ -19,7 +19,7 @@
 //! Then the split per layer: the same GET in-process through the router, without sockets, with
 //! each layer of observability added in turn (see [`split`]).
 //!
-//! `wrk -t1 -c32 -d3s` with the same `Authorization: APIKey ...` header loads one, then the other,
+//! `wrk -t1 -c32 -d2s` with the same `Authorization: APIKey ...` header loads one, then the other,
 //! alternating for several rounds; the result is the median of the per-round ratios
 //! certfleet / bare (requests per second), against the target. Speed is only ever judged as that
 //! ratio, measured in the same run: these machines are shared and noisy.
@@ -50,10 +50,12 @@ use tokio::net::TcpListener;
 mod util;
 use util::{WRK_ARGS, median};
 
-/// Measured rounds (each: bare, then certfleet).
-const ROUNDS: usize = 5;
-/// `wrk` settings: one thread (the machine has 2 cores), 32 connections; 3 seconds a run.
-const DURATION: &str = "3s";
+/// Measured rounds (each: bare, then certfleet). Nine short rounds rather than five long ones:
+/// the two runs of a round are closer in time (the machine's speed drifts over seconds), and
+/// the median of nine moves less with one disturbed round.
+const ROUNDS: usize = 9;
+/// `wrk` settings: one thread (the machine has 2 cores), 32 connections; 2 seconds a run.
+const DURATION: &str = "2s";
 /// certfleet must serve at least this fraction of the bare handler's requests per second.
 const TARGET_RATIO: f64 = 0.8;
 /// Idle resident memory target, MiB (VmRSS's "kB" are KiB).
