@@ -239,7 +239,8 @@ const TRAEFIK_BATCH: u32 = 500;
         credential reads all), each with the chain in `certFile` and the private key in \
         `keyFile`, PEM inline. CSR-mode certificates (no key at certfleet), expired and revoked \
         ones are left out. The `ETag` changes when a certificate does; with `If-None-Match` \
-        naming it, 304. Traefik sends the credential with the provider's `headers` option.",
+        naming it, 304. Traefik sends the credential with the provider's `headers` option. \
+        Each private key in a 200 writes its own audit line.",
     params(
         ("If-None-Match" = Option<String>, Header,
             description = "The `ETag` of the document Traefik holds: 304 while it is current."),
@@ -334,15 +335,12 @@ pub async fn traefik(
         };
         let rendered = state.renderings.of(&key, cert);
         note_delivery(app, &principal, &key, &rendered, now).await;
-        // The audit line names one certificate per request: this route hands out several.
-        tracing::info!(
-            principal = %principal.name,
-            method = principal.method,
-            names = %cert.names,
-            key_type = cert.key.as_str(),
-            serial = %cert.serial,
-            "traefik: private key handed out"
-        );
+        // One audit line for each private key in the document.
+        observe::key_handed_out(KeyDelivery {
+            principal: principal.name.clone(),
+            method: principal.method,
+            cert: cert.clone(),
+        });
     }
     Ok(response)
 }

@@ -50,19 +50,53 @@ pub struct KeyDelivery {
     pub cert: Arc<StoredCert>,
 }
 
+/// The private keys a response carries: one for a certificate, several for the Traefik
+/// document (`GET /api/servers/traefik`), which holds every certificate a credential may read.
+#[derive(Debug, Default)]
+pub enum Delivered {
+    /// No private key.
+    #[default]
+    None,
+    /// One, noted without an allocation.
+    One(KeyDelivery),
+    /// Several, in the order they were handed out.
+    Many(Vec<KeyDelivery>),
+}
+
+impl Delivered {
+    fn add(self, delivery: KeyDelivery) -> Self {
+        match self {
+            Self::None => Self::One(delivery),
+            Self::One(first) => Self::Many(vec![first, delivery]),
+            Self::Many(mut all) => {
+                all.push(delivery);
+                Self::Many(all)
+            }
+        }
+    }
+
+    fn as_slice(&self) -> &[KeyDelivery] {
+        match self {
+            Self::None => &[],
+            Self::One(one) => std::slice::from_ref(one),
+            Self::Many(all) => all,
+        }
+    }
+}
+
 tokio::task_local! {
-    /// The private key the request's handler handed out, if any: a slot in the request's own
-    /// future, so noting a delivery allocates nothing (a response extension would: a map and a
-    /// box, on every fetch).
-    static DELIVERY: Cell<Option<KeyDelivery>>;
+    /// The private keys the request's handler handed out: a slot in the request's own future,
+    /// so noting a delivery allocates nothing (a response extension would: a map and a box, on
+    /// every fetch).
+    static DELIVERY: Cell<Delivered>;
 }
 
 /// Notes that the response the handler is building carries a private key, for the audit line
-/// [`Observe`] writes when it leaves. Call it only for the response the handler returns. Outside
-/// [`Observe`] (a router without the layer) there is no audit line to write, and nothing is
-/// noted.
+/// [`Observe`] writes when it leaves (one line per key: call it once for each). Call it only
+/// for the response the handler returns. Outside [`Observe`] (a router without the layer)
+/// there is no audit line to write, and nothing is noted.
 pub fn key_handed_out(delivery: KeyDelivery) {
-    let _ = DELIVERY.try_with(|slot| slot.set(Some(delivery)));
+    let _ = DELIVERY.try_with(|slot| slot.set(slot.take().add(delivery)));
 }
 
 /// The layer that observes every route ([`Observe`]). Applied with `Router::layer`, so the
@@ -117,7 +151,7 @@ where
         // polled inside the span.
         ObserveFuture {
             inner: DELIVERY
-                .scope(Cell::new(None), self.inner.call(request))
+                .scope(Cell::new(Delivered::None), self.inner.call(request))
                 .instrument(span),
             request: Some(Seen {
                 started,
@@ -147,7 +181,7 @@ pin_project_lite::pin_project! {
         // The span lives in the instrumented future and is borrowed back, not cloned: a clone
         // goes through the subscriber, on every request.
         #[pin]
-        inner: Instrumented<TaskLocalFuture<Cell<Option<KeyDelivery>>, F>>,
+        inner: Instrumented<TaskLocalFuture<Cell<Delivered>, F>>,
         request: Option<Seen>,
     }
 }
@@ -173,9 +207,10 @@ where
             let status = response.status();
             metrics::http_request(seen.route, &seen.method, status, seen.started.elapsed());
             let delivered = this.inner.as_mut().inner_pin_mut().take_value();
-            if let Some(delivery) = delivered.and_then(Cell::into_inner) {
+            let delivered = delivered.map(Cell::into_inner).unwrap_or_default();
+            for delivery in delivered.as_slice() {
                 metrics::key_delivered(delivery.method);
-                audit(&delivery, seen.remote, &seen.id, this.inner.span());
+                audit(delivery, seen.remote, &seen.id, this.inner.span());
             }
             response.headers_mut().insert(REQUEST_ID, seen.id);
         }

@@ -461,9 +461,10 @@ async fn traefik_gets_every_certificate_its_key_may_read_with_an_etag() {
 
 /// The key Caddy sends in the URL is in no line of certfleet's log, at `debug` and at `trace`
 /// (the real binary, as an operator runs it): not on a delivery (whose audit line names the
-/// key by its name), a refusal, or a wrong key.
+/// key by its name), a refusal, or a wrong key. And the Traefik document, which holds several
+/// private keys, writes one audit line for each.
 #[tokio::test]
-async fn the_key_in_caddys_url_is_never_logged() {
+async fn the_key_in_caddys_url_is_never_logged_and_every_key_handed_out_is_audited() {
     let pebble = Pebble::start(PebbleOptions {
         v2_10: true,
         ..PebbleOptions::default()
@@ -496,6 +497,26 @@ async fn the_key_in_caddys_url_is_never_logged() {
             .await
             .expect("POST");
         assert_eq!(response.status(), 200, "{}", certfleet.log());
+        let second = "second.a.example.test";
+        let response = client
+            .post(format!("{base}/api/certificate"))
+            .header("Authorization", format!("APIKey {FLEET_A_KEY}"))
+            .json(&json!({ "domain": second }))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), 200, "{}", certfleet.log());
+        let response = client
+            .get(format!("{base}/api/servers/traefik"))
+            .header("Authorization", format!("APIKey {FLEET_A_KEY}"))
+            .send()
+            .await
+            .expect("GET the Traefik document");
+        assert_eq!(response.status(), 200);
+        let traefik_request = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
         for (query, status) in [
             (format!("key={FLEET_A_KEY}&server_name={NAME}"), 200),
             (format!("key={FLEET_A_KEY}&server_name=b.example.test"), 204),
@@ -514,6 +535,23 @@ async fn the_key_in_caddys_url_is_never_logged() {
         assert!(
             log.contains("fleet-a") && log.contains(NAME),
             "the delivery is logged ({level}):\n{log}"
+        );
+        let mut audited: Vec<&str> = log
+            .lines()
+            .filter(|line| {
+                line.contains("certfleet::audit: private key delivered")
+                    && line.contains(&format!("request_id={traefik_request}"))
+            })
+            .map(|line| {
+                let names = line.split(" names=").nth(1).unwrap_or_default();
+                names.split(' ').next().unwrap_or_default()
+            })
+            .collect();
+        audited.sort_unstable();
+        assert_eq!(
+            audited,
+            [NAME, second],
+            "one audit line per key in the Traefik document ({level}):\n{log}"
         );
         assert!(
             !log.contains(FLEET_A_KEY),
