@@ -160,6 +160,11 @@ def value_sets() -> list[tuple[str, dict[str, Any]]]:
         "config": {"acme": {"eab": {"kid": "kid-from-your-ca"}}},
         "podDisruptionBudget": {"enabled": True, "minAvailable": 1},
     }))
+    sets.append(("TLS-ALPN-01 on a port of its own", {"containerPorts": {"tlsAlpn01": 8444}}))
+    sets.append(("TLS-ALPN-01 on the API's TLS listener", {
+        "containerPorts": {"tlsAlpn01": 8443},
+        "tls": {"secretName": "certfleet-tls"},
+    }))
     sets.append(("existing Secret for everything, SQLite", {
         "existingSecret": {"name": "certfleet-operator", "keys": {
             "encryptionKey": "encryption-key", "previousEncryptionKeys": "previous-keys",
@@ -185,6 +190,12 @@ MUST_FAIL = [
     ("config.server.listen against the chart's port",
      {"config": {"server": {"listen": "0.0.0.0:1234"}}}, "set by the chart"),
     ("RollingUpdate on the SQLite volume", {"strategy": {"type": "RollingUpdate"}}, "Recreate"),
+    ("config.challenges.tlsAlpn01 without containerPorts.tlsAlpn01",
+     {"config": {"challenges": {"tlsAlpn01": {}}}}, "containerPorts.tlsAlpn01"),
+    ("config.challenges.tlsAlpn01.listen against the chart's port",
+     {"containerPorts": {"tlsAlpn01": 8444}, "config": {"challenges": {"tlsAlpn01": {"listen": "0.0.0.0:9"}}}},
+     "set by the chart"),
+    ("TLS-ALPN-01 on the API's port without server.tls", {"containerPorts": {"tlsAlpn01": 8443}}, "tls.secretName"),
 ]
 
 
@@ -358,6 +369,21 @@ def invariants(name: str, values: dict[str, Any], docs: list[dict[str, Any]]) ->
     expect(sports.get("api") == (8443, "api"), f"Service api {sports.get('api')}")
     expect(sports.get("http01") == (80, "http01"), f"Service http01 {sports.get('http01')}")
     expect((sports.get("metrics") == (9090, "metrics")) if metrics_on else ("metrics" not in sports), "Service metrics")
+    # TLS-ALPN-01: off unless containerPorts.tlsAlpn01; then the config, the pod and the Service agree
+    alpn_port = int(values.get("containerPorts", {}).get("tlsAlpn01", 0))
+    alpn_listen = config.get("challenges", {}).get("tlsAlpn01", {}).get("listen")
+    sport_alpn = sports.get("tls-alpn-01")
+    if alpn_port == 0:
+        expect(alpn_listen is None and "tls-alpn-01" not in cports and sport_alpn is None,
+               f"TLS-ALPN-01 without containerPorts.tlsAlpn01: {alpn_listen!r} {cports} {sport_alpn}")
+    else:
+        expect(alpn_listen == f"0.0.0.0:{alpn_port}", f"challenges.tlsAlpn01.listen is {alpn_listen!r}")
+        on_api = alpn_port == cports.get("api")
+        expect(on_api == (alpn_listen == server.get("listen")), "TLS-ALPN-01 on the API listener or its own")
+        expect(("tls-alpn-01" not in cports) if on_api else (cports.get("tls-alpn-01") == alpn_port),
+               f"container port tls-alpn-01 {cports.get('tls-alpn-01')}")
+        expect(sport_alpn == (443, "api" if on_api else "tls-alpn-01"), f"Service tls-alpn-01 {sport_alpn}")
+        expect(not on_api or https, "TLS-ALPN-01 on the API listener without server.tls")
     if 0 < http01_port < 1024:
         sysctls = {s["name"]: s["value"] for s in psc.get("sysctls", [])}
         expect(sysctls.get("net.ipv4.ip_unprivileged_port_start") == str(http01_port),

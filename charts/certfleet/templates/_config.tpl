@@ -14,7 +14,8 @@ ConfigMap never holds one. The only secret certfleet reads without an `xFile` fo
   env         [{name, key, existing}]: environment variables read from a Secret key
   postgres    whether storage is PostgreSQL
   https       whether the API listener speaks TLS (server.tls)
-  ports       {api, http01, metrics} container ports (metrics 0 = disabled)
+  ports       {api, http01, metrics, tlsAlpn01} container ports (0 = disabled)
+  tlsAlpn01OnApi  whether TLS-ALPN-01 is answered on the API's own TLS listener
 */}}
 
 {{/*
@@ -113,6 +114,18 @@ Arguments: m, key, path, from (where the other value comes from), file.
   {{- fail (printf "config.challenges.http01.listen is set by the chart (%s, from containerPorts.http01 or letsEncrypt.acme.httpChallengePort); remove it from config" $http01Listen) -}}
 {{- end -}}
 {{- $_ := set $challenges.http01 "listen" $http01Listen -}}
+{{- $tlsAlpn01Port := int (default 0 $ports.tlsAlpn01) -}}
+{{- if gt $tlsAlpn01Port 0 -}}
+  {{- include "certfleet.ensureMap" (dict "m" $challenges "key" "tlsAlpn01" "path" "config.challenges.tlsAlpn01") -}}
+  {{- $tlsAlpn01Listen := printf "0.0.0.0:%d" $tlsAlpn01Port -}}
+  {{- if and (hasKey $challenges.tlsAlpn01 "listen") (ne (toString $challenges.tlsAlpn01.listen) $tlsAlpn01Listen) -}}
+    {{- fail (printf "config.challenges.tlsAlpn01.listen is set by the chart (%s, from containerPorts.tlsAlpn01); remove it from config" $tlsAlpn01Listen) -}}
+  {{- end -}}
+  {{- $_ := set $challenges.tlsAlpn01 "listen" $tlsAlpn01Listen -}}
+{{- else if hasKey $challenges "tlsAlpn01" -}}
+  {{- fail "config.challenges.tlsAlpn01 needs a port the pod and the Service open: set containerPorts.tlsAlpn01 (the chart then sets challenges.tlsAlpn01.listen)" -}}
+{{- end -}}
+{{- $tlsAlpn01OnApi := and (gt $tlsAlpn01Port 0) (eq $tlsAlpn01Port $apiPort) -}}
 
 {{- /* ---------------------------------------------------------------- server.tls */ -}}
 {{- $tlsValues := default dict $v.tls -}}
@@ -305,6 +318,9 @@ Arguments: m, key, path, from (where the other value comes from), file.
 {{- range $section := list "server" "storage" "acme" "challenges" "auth" -}}
   {{- if empty (index $cfg $section) }}{{ $_ := unset $cfg $section }}{{ end -}}
 {{- end -}}
-{{- $portsOut := dict "api" $apiPort "http01" $http01Port "metrics" $metricsPort -}}
-{{- toJson (dict "config" $cfg "files" $files "env" $env "postgres" $postgres "https" $https "ports" $portsOut) -}}
+{{- if and $tlsAlpn01OnApi (not $https) -}}
+  {{- fail "containerPorts.tlsAlpn01 is the API's port, where TLS-ALPN-01 is answered only over the API's own TLS: set tls.secretName (server.tls), or give TLS-ALPN-01 a port of its own" -}}
+{{- end -}}
+{{- $portsOut := dict "api" $apiPort "http01" $http01Port "metrics" $metricsPort "tlsAlpn01" (ternary 0 $tlsAlpn01Port $tlsAlpn01OnApi) -}}
+{{- toJson (dict "config" $cfg "files" $files "env" $env "postgres" $postgres "https" $https "ports" $portsOut "tlsAlpn01OnApi" $tlsAlpn01OnApi) -}}
 {{- end -}}
