@@ -341,9 +341,8 @@ impl HttpSeries {
 
 /// What one thread observed of the per-request series since they were last folded into the
 /// recorder's. The recorder's counters and histograms are atomics that every core's requests
-/// would otherwise write, on every request (a cache line passed between the cores each time,
-/// which cost the cached fetch about 4% of its requests per second on 2 cores); a shard is
-/// locked by its own thread for every request and by others only to fold it.
+/// would otherwise write, on every request (a cache line passed between the cores each time);
+/// a shard is locked by its own thread for every request and by others only to fold it.
 #[derive(Default)]
 struct Shard {
     /// [`http_request`]'s series: a handful of routes, methods and statuses.
@@ -365,7 +364,8 @@ impl Shard {
     }
 }
 
-/// Durations a thread holds before it folds them itself (2 KiB), between scrapes.
+/// Durations a thread holds for one series before it folds them itself (2 KiB), between
+/// scrapes.
 const FOLD_AT: usize = 256;
 
 /// Every thread's shard, to fold.

@@ -53,7 +53,7 @@ pub struct KeyDelivery {
 /// The private keys a response carries: one for a certificate, several for the Traefik
 /// document (`GET /api/servers/traefik`), which holds every certificate a credential may read.
 #[derive(Debug, Default)]
-pub enum Delivered {
+enum Delivered {
     /// No private key.
     #[default]
     None,

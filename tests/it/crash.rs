@@ -14,18 +14,6 @@ use common::{Pebble, PebbleOptions, free_port};
 
 const ISSUANCES: usize = 50;
 
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let response = client.get(format!("{base}/readyz")).send().await;
-        if response.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("certfleet did not become ready");
-}
-
 async fn count(db_url: &str, table: &str) -> i64 {
     let pool = sqlx::SqlitePool::connect(db_url)
         .await
@@ -67,7 +55,7 @@ async fn every_kill_point_recovers_without_a_second_certificate() {
         let name = format!("crash{i}.example.test");
 
         let mut doomed = process::serve(&config, Some("warn"), Some(point));
-        wait_ready(&client, &base).await;
+        process::wait_ready(&client, &base, &doomed).await;
         let response = client
             .post(format!("{base}/api/certificate"))
             .header("Authorization", format!("APIKey {ADMIN_KEY}"))
@@ -87,7 +75,7 @@ async fn every_kill_point_recovers_without_a_second_certificate() {
         doomed.kill();
 
         let mut survivor = process::serve(&config, Some("warn"), None);
-        wait_ready(&client, &base).await;
+        process::wait_ready(&client, &base, &survivor).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let response = client

@@ -113,20 +113,7 @@ async fn metrics_and_audit_lines_account_for_each_delivery() {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("client");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !client
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "certfleet did not become ready:\n{}",
-            certfleet.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    process::wait_ready(&client, &base, &certfleet).await;
 
     // Issue, with the client's own request id.
     let response = client
